@@ -1,0 +1,112 @@
+/**
+ * The one error class of the MIC stack, with an errno-like code.
+ *
+ * Codes and their meaning follow Linux `include/uapi/asm-generic/errno-base.h` and `errno.h`,
+ * so a reader of the kernel sources finds the same names (`-EINVAL` becomes `code: 'EINVAL'`).
+ */
+
+/** Errno values by name, as Linux defines them (x86 and generic). */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOSPC: 28,
+  ERANGE: 34,
+  ENOSYS: 38,
+  ELOOP: 40,
+  ENODATA: 61,
+  EPROTO: 71,
+  EBADMSG: 74,
+  EOVERFLOW: 75,
+  EOPNOTSUPP: 95,
+  ECONNRESET: 104,
+  ENOTCONN: 107,
+  ESHUTDOWN: 108,
+  ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
+  ECANCELED: 125,
+} as const;
+
+/** An errno-like code name, e.g. `'EINVAL'`. */
+export type ErrnoCode = keyof typeof ERRNO;
+
+/** Options of {@link MicError}: the standard `cause`, plus structured details for logs. */
+export interface MicErrorOptions {
+  /** The error that led to this one. */
+  readonly cause?: unknown;
+  /** Machine-readable facts about the failure (the bad value, the limit, the index, ...). */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * An error with an errno-like {@link ErrnoCode}. The message says what was wrong and with which
+ * value, e.g. `queue size 100 is not a power of two`.
+ *
+ * @example
+ * throw new MicError('EINVAL', `queue size ${num} is not a power of two`, { details: { num } });
+ */
+export class MicError extends Error {
+  override readonly name = 'MicError';
+  /** The errno-like code. */
+  readonly code: ErrnoCode;
+  /** The positive errno number of {@link code}. */
+  readonly errno: number;
+  /** Structured facts about the failure. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrnoCode, message: string, options: MicErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.errno = ERRNO[code];
+    this.details = options.details ?? {};
+  }
+
+  /** The message prefixed with the code, as logs show it: `EINVAL: queue size 100 ...`. */
+  override toString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** True when `err` is a {@link MicError}, optionally with the given code. */
+export function isMicError(err: unknown, code?: ErrnoCode): err is MicError {
+  return err instanceof MicError && (code === undefined || err.code === code);
+}
+
+/**
+ * Wraps any thrown value in a {@link MicError} with `code`, keeping it as `cause`. A `MicError`
+ * is returned unchanged.
+ */
+export function toMicError(err: unknown, code: ErrnoCode, message: string): MicError {
+  if (err instanceof MicError) return err;
+  return new MicError(code, `${message}: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
+}
+
+/** Throws `EINVAL` naming `what` when `value` is not an integer in `[min, max]`. */
+export function checkInt(what: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new MicError('EINVAL', `${what} ${String(value)} is not an integer in [${min}, ${max}]`, {
+      details: { [what]: value, min, max },
+    });
+  }
+}
+
+/** Throws `ECANCELED` (with the signal's reason as cause) when `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) {
+    throw new MicError('ECANCELED', `${what} was cancelled`, { cause: signal.reason });
+  }
+}
