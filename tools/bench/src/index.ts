@@ -1,0 +1,20 @@
+/**
+ * The benchmark suites of the MIC stack by name, and the record format they print.
+ */
+import type { Suite } from './common.js';
+import { ringSuite } from './suites/ring.js';
+
+export {
+  type BenchRecord,
+  type Regime,
+  type Suite,
+  type SuiteOptions,
+  median,
+  regimeOf,
+  record,
+} from './common.js';
+
+/** Every suite by name. */
+export const suites: Record<string, Suite> = {
+  ring: ringSuite,
+};
