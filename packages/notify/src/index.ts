@@ -29,6 +29,12 @@ export interface WaitOptions {
   readonly spinNs?: number;
   /** Give up after this long (ms). Default: wait forever. */
   readonly timeoutMs?: number;
+  /**
+   * Called once when polling ends without success, before the waiter announces that it sleeps;
+   * `ready()` is checked again after it. Use it to ask the peer for a signal only when about to
+   * sleep (e.g. re-enable virtio notifications), so that a polling waiter costs the peer nothing.
+   */
+  readonly beforeSleep?: () => void;
 }
 
 const now = (): number => performance.now();
@@ -97,6 +103,7 @@ export class EventWord {
   waitSync(ready: () => boolean, options: WaitOptions = {}): boolean {
     const deadline = options.timeoutMs === undefined ? Infinity : now() + options.timeoutMs;
     if (this.#spin(ready, options.spinNs ?? DEFAULT_SPIN_NS, deadline)) return true;
+    options.beforeSleep?.();
     const i32 = this.#i32;
     for (;;) {
       const seq = Atomics.load(i32, SEQ);
@@ -124,6 +131,7 @@ export class EventWord {
   async waitAsync(ready: () => boolean, options: WaitOptions = {}): Promise<boolean> {
     const deadline = options.timeoutMs === undefined ? Infinity : now() + options.timeoutMs;
     if (this.#spin(ready, options.spinNs ?? DEFAULT_SPIN_NS, deadline)) return true;
+    options.beforeSleep?.();
     const i32 = this.#i32;
     for (;;) {
       const seq = Atomics.load(i32, SEQ);

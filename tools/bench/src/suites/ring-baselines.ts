@@ -16,6 +16,8 @@ export interface TrialSpec {
   readonly batch: number;
   readonly requests: number;
   readonly slots: number;
+  /** Untimed requests first (JIT warm-up). */
+  readonly warmup: number;
 }
 
 export interface TrialResult {
@@ -54,11 +56,13 @@ export function runPlainProducer(sab: SharedArrayBuffer, spec: TrialSpec): Trial
   let sent = 0;
   let received = 0;
   let mismatches = 0;
-  const t0 = performance.now();
-  while (received < spec.requests) {
+  const total = spec.requests + spec.warmup;
+  let t0 = performance.now();
+  while (received < total) {
+    if (received === spec.warmup) t0 = performance.now();
     let tail = Atomics.load(idx, REQ_TAIL);
     let n = 0;
-    while (n < batch && sent < spec.requests) {
+    while (n < batch && sent < total && (sent !== spec.warmup || received === sent)) {
       u8.set(msg, reqBase + (tail % spec.slots) * spec.payload);
       tail++;
       n++;
@@ -83,7 +87,7 @@ export function runPlainProducer(sab: SharedArrayBuffer, spec: TrialSpec): Trial
   const elapsedMs = performance.now() - t0;
   Atomics.store(idx, STOP, 1);
   reqWord.signal();
-  return { elapsedMs, requests: received, mismatches };
+  return { elapsedMs, requests: received - spec.warmup, mismatches };
 }
 
 /** Consumer (main thread): answers every request with its inverse until the producer stops. */
@@ -129,9 +133,11 @@ export function runPortClient(port: MessagePort, spec: TrialSpec): Promise<Trial
     let received = 0;
     let outstanding = 0;
     let mismatches = 0;
-    const t0 = performance.now();
+    const total = spec.requests + spec.warmup;
+    let t0 = performance.now();
     const sendBatch = (): void => {
-      for (let n = 0; n < spec.batch && sent < spec.requests; n++, sent++) {
+      if (sent === spec.warmup) t0 = performance.now();
+      for (let n = 0; n < spec.batch && sent < total && (n === 0 || sent !== spec.warmup); n++, sent++) {
         port.postMessage(msg);
         outstanding++;
       }
@@ -140,10 +146,10 @@ export function runPortClient(port: MessagePort, spec: TrialSpec): Promise<Trial
       if (reply[0] !== 0xa5) mismatches++;
       received++;
       if (--outstanding === 0) {
-        if (received >= spec.requests) {
+        if (received >= total) {
           port.removeAllListeners('message');
           port.postMessage('stop');
-          resolve({ elapsedMs: performance.now() - t0, requests: received, mismatches });
+          resolve({ elapsedMs: performance.now() - t0, requests: received - spec.warmup, mismatches });
         } else {
           sendBatch();
         }

@@ -19,7 +19,12 @@ port.postMessage({ tid: currentTid() });
 port.once('message', () => {
   const { mode, sab, config, spec } = data;
   if (mode === 'virtio') {
-    const r = runLoopbackDriver(sab, config, { requests: spec.requests, batch: spec.batch, verify: false });
+    const r = runLoopbackDriver(sab, config, {
+      requests: spec.requests,
+      batch: spec.batch,
+      verify: false,
+      warmup: spec.warmup,
+    });
     port.postMessage({ elapsedMs: r.elapsedMs, requests: r.requests, mismatches: r.mismatches });
   } else if (mode === 'plain') {
     port.postMessage(runPlainProducer(sab, spec));

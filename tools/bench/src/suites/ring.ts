@@ -75,12 +75,15 @@ export async function ringSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   for (const payload of [64, 4096]) {
     for (const batch of [1, 32]) {
-      const base = batch === 1 ? 20_000 : payload === 64 ? 400_000 : 100_000;
+      const base = batch === 1 ? 50_000 : payload === 64 ? 400_000 : 100_000;
       const requests = Math.max(1000, Math.round(base * options.scale));
-      const spec: TrialSpec = { payload, batch, requests, slots: NUM / 2 };
+      const warmup = Math.max(1000, Math.round(requests / 4));
+      const spec: TrialSpec = { payload, batch, requests, slots: NUM / 2, warmup };
+      const portRequests = Math.max(500, Math.round(requests / (batch === 1 ? 4 : 10)));
       const portSpec: TrialSpec = {
         ...spec,
-        requests: Math.max(500, Math.round(requests / (batch === 1 ? 4 : 10))),
+        requests: portRequests,
+        warmup: Math.max(500, Math.round(portRequests / 4)),
       };
       const rates: Record<Mode, number[]> = { virtio: [], plain: [], port: [] };
       const place: string[] = [];
