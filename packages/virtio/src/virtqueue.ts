@@ -252,7 +252,9 @@ export class Virtqueue<T> {
     if (added === 0) return false;
     const used = this.#w.used;
     if (this.eventIdx) {
-      return vringNeedEvent(used.loadU16(availEventOffset(this.num)), newIdx, oldIdx);
+      // After more than 0xffff adds the u16 window [old, new) no longer covers them all, so
+      // avail_event may have been passed unseen: kick (Linux kicks by itself at num_added 0xffff).
+      return added > 0xffff || vringNeedEvent(used.loadU16(availEventOffset(this.num)), newIdx, oldIdx);
     }
     return (used.loadU16(USED.FLAGS) & VRING_USED_F_NO_NOTIFY) === 0;
   }

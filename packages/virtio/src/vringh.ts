@@ -63,7 +63,10 @@ export interface VringhOptions extends VringParts {
   readonly dataMem?: Memory;
   /** Which guest addresses a chain may name (default: all of `dataMem`, identity-mapped). */
   readonly getRange?: GetRange;
-  /** Most descriptors in one chain, indirect ones included (default and maximum: `num`). */
+  /**
+   * Most descriptors in one chain, those of an indirect table included but not the INDIRECT
+   * descriptor pointing to it (default and maximum: `num`).
+   */
   readonly maxChainLength?: number;
   /** Called by {@link Vringh.notify} (the transport's interrupt). */
   readonly notify?: () => void;
@@ -244,9 +247,6 @@ export class Vringh {
     let total = 0;
     let sawWritable = false;
     for (;;) {
-      if (++count > this.#maxChain) {
-        return bad('ELOOP', `chain from head ${head} is longer than ${this.#maxChain} descriptors`, { head });
-      }
       const base = i * VRING_DESC_SIZE;
       // Read every field once: the driver may change the descriptor while we look at it.
       const addr = table.readU64(base + DESC.ADDR);
@@ -293,6 +293,12 @@ export class Vringh {
         continue;
       }
 
+      // Counted after the INDIRECT branch, as vringh counts: the descriptor that points to a table
+      // is not a buffer, so a table of `num` entries fits. It occurs once per walk (a second one is
+      // nested), so the walk stays bounded.
+      if (++count > this.#maxChain) {
+        return bad('ELOOP', `chain from head ${head} is longer than ${this.#maxChain} descriptors`, { head });
+      }
       total += len;
       if (total > 0xffffffff) {
         return bad('EOVERFLOW', `chain from head ${head} is longer than 2^32 - 1 bytes`, { head });
