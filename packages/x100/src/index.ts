@@ -1,1 +1,97 @@
-export {};
+/**
+ * `@mic/x100`: the Intel Xeon Phi X100 card as hardware (memory, aperture, SMPT, MMIO
+ * registers, doorbells, scratchpads, interrupt lines) on two platforms, `inProcess` and
+ * `worker`. It imports no bus and no driver.
+ */
+export { RangeAllocator } from './allocator.js';
+export {
+  cardDpInit,
+  bootparamInit,
+  hostDpInit,
+  hostDpUninit,
+  readDpAddress,
+  writeDpAddress,
+} from './bootparam.js';
+export type { DevicePage } from './bootparam.js';
+export { X100CardView } from './card-view.js';
+export type { CardBuffer, X100CardViewOptions } from './card-view.js';
+export {
+  MIC_BOOTPARAM,
+  MIC_DP_SIZE,
+  MIC_MAGIC,
+  X100_APICICR_SEND,
+  X100_BAR,
+  X100_BSP_INTERRUPT_VECTOR,
+  X100_CARD_MMIO_BASE,
+  X100_CARD_NUM_DOORBELLS,
+  X100_CARD_ALLOC_DOORBELLS,
+  X100_DMA,
+  X100_DMA_REG,
+  X100_HOST_NUM_DOORBELLS,
+  X100_INTR,
+  X100_MMIO_SIZE,
+  X100_NUM_RDMASR,
+  X100_PCI_DEVICE_IDS,
+  X100_PCI_VENDOR_INTEL,
+  X100_REG,
+  X100_RGCR_RESET,
+  X100_SBOX_BASE,
+  X100_SDBIC_DBREQ,
+  X100_SMPT,
+  X100_SPAD,
+  X100_STEPPING,
+  apicIcrReg,
+  cardDmaSrc,
+  decodeSpad2,
+  dmaChanReg,
+  encodeSpad2,
+  hostDmaSrc,
+  rdmasrReg,
+  sdbicReg,
+  smptReg,
+  spadReg,
+} from './constants.js';
+export type { Spad2 } from './constants.js';
+export { CardDoorbellAllocator, HostDoorbellAllocator, NO_DOORBELL } from './doorbells.js';
+export {
+  X100_CARD_SOURCES,
+  X100_CARD_STATE,
+  X100_HOST_SOURCES,
+  X100Hardware,
+  resolveX100Config,
+} from './hardware.js';
+export type {
+  X100Buffers,
+  X100CardState,
+  X100Config,
+  X100HardwareHooks,
+  X100HardwareOptions,
+} from './hardware.js';
+export { X100HostView } from './host-view.js';
+export type { DmaBuffer, X100HostViewOptions, X100PciId } from './host-view.js';
+export { InterruptLine, IrqController } from './irq.js';
+export type {
+  InterruptLineLayout,
+  IrqControllerOptions,
+  IrqCookie,
+  IrqDelivery,
+  IrqHandler,
+  X100Side,
+} from './irq.js';
+export { MmioRegisters } from './mmio.js';
+export type { MmioWriteHandler } from './mmio.js';
+export type {
+  CardMain,
+  CardMethod,
+  CardMethods,
+  X100CardHandle,
+  X100Platform,
+  X100PlatformKind,
+  X100PlatformOptions,
+} from './platform.js';
+export { createInProcessPlatform } from './platform-in-process.js';
+export type { InProcessPlatform, InProcessPlatformOptions } from './platform-in-process.js';
+export { createWorkerPlatform } from './platform-worker.js';
+export type { WorkerPlatform, WorkerPlatformOptions } from './platform-worker.js';
+export { SmptTable, isSystemAddr, smptRegValue } from './smpt.js';
+export type { SmptEntry } from './smpt.js';

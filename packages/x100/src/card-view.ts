@@ -1,0 +1,223 @@
+/**
+ * The card's view of an X100, what the card OS and its drivers get:
+ * - its local memory (GDDR) and a page allocator over it;
+ * - host memory only through the SMPT: {@link X100CardView.cardMap} turns a card address in the
+ *   system window (`≥ 0x80_0000_0000`) into a bounds-checked window of host RAM, and refuses
+ *   (`EFAULT`) addresses no mapped SMPT entry covers;
+ * - its own MMIO registers: scratchpads (`SPAD14/15` hold the device page address), host
+ *   doorbells (`SDBIC`);
+ * - its interrupt line: `requestIrq` / `freeIrq` / `ackInterrupt` on doorbells 0–15 and DMA
+ *   sources 16–23.
+ *
+ * A view belongs to one boot of the card. After a reset it is dead: doorbells, interrupts,
+ * scratchpads and {@link X100CardView.cardMap} throw `ENODEV` and {@link X100CardView.signal}
+ * is aborted. Memory windows handed out before stay usable (nothing revokes a mapping in
+ * JavaScript), so card code should stop when the signal aborts.
+ *
+ * @see drivers/misc/mic/card/mic_x100.c
+ * @see drivers/misc/mic/card/mic_device.c
+ */
+import type { Clock } from '@mic/clock';
+import { MicError, checkInt } from '@mic/errors';
+import { nullLogger } from '@mic/logger';
+import type { Logger } from '@mic/logger';
+import type { Memory } from '@mic/memory';
+import { RangeAllocator, viewOffset } from './allocator.js';
+import { X100_HOST_NUM_DOORBELLS, X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
+import { NO_DOORBELL } from './doorbells.js';
+import { X100_CARD_SOURCES } from './hardware.js';
+import type { X100Hardware } from './hardware.js';
+import { IrqController } from './irq.js';
+import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { MmioRegisters } from './mmio.js';
+
+/** A buffer in card memory. */
+export interface CardBuffer {
+  /** Card physical address (what the host reaches through the aperture at the same offset). */
+  readonly addr: number;
+  /** Bytes. */
+  readonly size: number;
+  /** The bytes, bounds-checked to the buffer. */
+  readonly mem: Memory;
+}
+
+/** Options of {@link X100CardView}. */
+export interface X100CardViewOptions {
+  /** How the card's interrupts are delivered. */
+  readonly delivery: IrqDelivery;
+  /** For `wait`: poll this long before sleeping (ns). */
+  readonly spinNs?: number;
+  /** The card's logger (default: nowhere). */
+  readonly logger?: Logger;
+  /** The card's clock. */
+  readonly clock: Clock;
+  /** The hardware generation this boot belongs to. */
+  readonly generation: number;
+}
+
+/** The card's side of the hardware. See the module comment. */
+export class X100CardView {
+  /** Card GDDR. */
+  readonly memory: Memory;
+  /** The card's MMIO registers (no liveness check on raw accesses). */
+  readonly mmio: MmioRegisters;
+  /** The card's clock (virtual on `inProcess`, real on `worker`). */
+  readonly clock: Clock;
+  /** The card's logger (on `worker`, records go to the host platform's logger). */
+  readonly logger: Logger;
+  /** Aborted when this boot of the card ends (reset or platform close). */
+  readonly signal: AbortSignal;
+  /** The boot this view belongs to. */
+  readonly generation: number;
+  readonly #hw: X100Hardware;
+  readonly #pages: RangeAllocator;
+  readonly #irq: IrqController;
+  readonly #controller = new AbortController();
+
+  constructor(hw: X100Hardware, options: X100CardViewOptions) {
+    this.#hw = hw;
+    this.memory = hw.cardMemory;
+    this.mmio = hw.mmio;
+    this.clock = options.clock;
+    this.logger = options.logger ?? nullLogger;
+    this.generation = options.generation;
+    this.signal = this.#controller.signal;
+    // Page 0 is never handed out: 0 means "no address" in several device page fields.
+    this.#pages = new RangeAllocator(4096, hw.config.cardMemorySize, 'card memory');
+    this.#irq = new IrqController(hw.cardLine, {
+      delivery: options.delivery,
+      validSources: X100_CARD_SOURCES,
+      logger: this.logger,
+      alive: () => this.alive,
+      ...(options.spinNs === undefined ? {} : { spinNs: options.spinNs }),
+    });
+  }
+
+  /** False once the card was reset or the platform closed. */
+  get alive(): boolean {
+    return !this.#controller.signal.aborted && this.#hw.generation === this.generation;
+  }
+
+  #live(): void {
+    if (!this.alive) {
+      throw new MicError(
+        'ENODEV',
+        'the card was reset: this card view is no longer attached to the hardware',
+        {
+          details: { generation: this.generation, current: this.#hw.generation },
+        },
+      );
+    }
+  }
+
+  /**
+   * Allocates zeroed card memory (`__get_free_pages`); the host reaches it through the aperture
+   * at `addr`.
+   * @param align - a power of two (default 4096)
+   * @throws MicError ENOMEM when card memory is exhausted
+   */
+  allocPages(size: number, align = 4096): CardBuffer {
+    this.#live();
+    const addr = this.#pages.alloc(size, align);
+    const mem = this.#hw.cardMemory.window(addr, size);
+    mem.fill(0, size, 0);
+    return { addr, size, mem };
+  }
+
+  /** Frees a buffer from {@link allocPages}. @throws MicError EINVAL when it is not live */
+  freePages(buffer: CardBuffer | number): void {
+    this.#pages.free(typeof buffer === 'number' ? buffer : buffer.addr);
+  }
+
+  /**
+   * The card physical address of a view of card memory, e.g. a window of a {@link CardBuffer}
+   * (what the card's `dma_map_single` returns: there is no translation on the card).
+   * @throws MicError EINVAL for memory that is not a view of card memory
+   */
+  physAddrOf(mem: Memory): number {
+    return viewOffset(mem, this.#hw.buffers.cardMemory, 'card memory');
+  }
+
+  /**
+   * Maps `length` bytes of host memory at card address `micAddr` (`mic_card_map`): the address
+   * must lie in the SMPT system window and every SMPT entry it touches must be mapped by the
+   * host. The window is resolved now; later SMPT changes do not move it.
+   * @throws MicError EFAULT when no mapped SMPT entry covers the range or it leaves host RAM
+   */
+  cardMap(micAddr: number, length: number): Memory {
+    this.#live();
+    const hostAddr = this.#hw.smptTranslate(micAddr, length);
+    return this.#hw.hostRam.window(hostAddr, length);
+  }
+
+  /**
+   * The host-physical address behind card address `micAddr` (same checks as {@link cardMap}).
+   * @throws MicError EFAULT when unmapped
+   */
+  smptTranslate(micAddr: number, length = 1): number {
+    this.#live();
+    return this.#hw.smptTranslate(micAddr, length);
+  }
+
+  /** Reads scratchpad `idx` (`mic_read_spad`). */
+  readSpad(idx: number): number {
+    this.#live();
+    return this.mmio.read32(spadReg(idx));
+  }
+
+  /** Writes scratchpad `idx`. */
+  writeSpad(idx: number, value: number): void {
+    this.#live();
+    this.mmio.write32(spadReg(idx), value);
+  }
+
+  /**
+   * Rings host doorbell `db` (0–3): writes DBREQ to its `SDBIC` register (`mic_send_intr`).
+   * The host's handler runs later, never inside this call.
+   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
+   * @throws MicError EINVAL for another value outside 0–3, ENODEV after a reset
+   */
+  sendIntr(db: number): boolean {
+    if (db === NO_DOORBELL) return false;
+    this.#live();
+    checkInt('host doorbell', db, 0, X100_HOST_NUM_DOORBELLS - 1);
+    this.mmio.write32(sdbicReg(db), X100_SDBIC_DBREQ);
+    return true;
+  }
+
+  /**
+   * Installs `handler` on card interrupt source `src` (doorbells 0–15, DMA channel ch at 16 + ch). Several handlers
+   * may share a source; they run asynchronously after the source is raised.
+   * @throws MicError EINVAL for another source, ENODEV after a reset
+   */
+  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+    this.#live();
+    return this.#irq.requestIrq(src, handler, name);
+  }
+
+  /** Removes a handler. @throws MicError EINVAL when it is not installed */
+  freeIrq(cookie: IrqCookie): void {
+    this.#irq.freeIrq(cookie);
+  }
+
+  /** Acknowledges an interrupt. The card needs none (`mic_ack_interrupt` returns 0); kept for the hw ops. */
+  ackInterrupt(): void {
+    this.#hw.cardLine.ack();
+  }
+
+  /** Pending card interrupt sources not yet delivered. */
+  readInterruptStatus(): number {
+    return this.#hw.cardLine.pending();
+  }
+
+  /**
+   * Ends this boot (platform use, on reset and close): aborts {@link signal}, stops interrupt
+   * delivery, drops the handlers.
+   */
+  async kill(): Promise<void> {
+    if (!this.#controller.signal.aborted) {
+      this.#controller.abort(new MicError('ENODEV', 'the card was reset'));
+    }
+    await this.#irq.close();
+  }
+}

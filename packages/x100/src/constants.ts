@@ -1,0 +1,293 @@
+/**
+ * Numbers of the X100 card as hardware: PCI identity, the MMIO register map (BAR4), the SMPT
+ * geometry, scratchpad roles, interrupt sources, DMA channel registers and the
+ * `mic_bootparam` layout. Every register offset here is relative to the start of the MMIO
+ * space (BAR4 on the host, physical `0x08007C0000` on the card), i.e. the kernel's
+ * `MIC_X100_SBOX_BASE_ADDRESS + MIC_X100_SBOX_*`; both sides see the same map.
+ *
+ * @see drivers/misc/mic/host/mic_x100.h
+ * @see drivers/misc/mic/card/mic_x100.h
+ * @see drivers/dma/mic_x100_dma.h
+ */
+import { MicError, checkInt } from '@mic/errors';
+
+/** Intel's PCI vendor id. */
+export const X100_PCI_VENDOR_INTEL = 0x8086;
+
+/**
+ * The 15 PCI device ids of the X100 family (`MIC_X100_PCI_DEVICE_2250` ... `_225e`).
+ * @see drivers/misc/mic/host/mic_x100.h
+ */
+export const X100_PCI_DEVICE_IDS: readonly number[] = Object.freeze(
+  Array.from({ length: 15 }, (_, i) => 0x2250 + i),
+);
+
+/**
+ * Steppings (the PCI revision), as `mic_device.h` names them (`MIC_A0_STEP` ...).
+ * @see drivers/misc/mic/host/mic_device.h
+ */
+export const X100_STEPPING = {
+  A0: 0x00,
+  B0: 0x10,
+  B1: 0x11,
+  C0: 0x20,
+} as const;
+
+/** The aperture BAR (card GDDR) and the MMIO BAR (`MIC_X100_APER_BAR`, `MIC_X100_MMIO_BAR`). */
+export const X100_BAR = { APER: 0, MMIO: 4 } as const;
+
+/** Card physical address of the MMIO space as the card maps it (`MIC_X100_MMIO_BASE`). */
+export const X100_CARD_MMIO_BASE = 0x08_007c_0000;
+
+/** Size of the MMIO space (`MIC_X100_MMIO_LEN`, 128 KiB). */
+export const X100_MMIO_SIZE = 0x20000;
+
+/** Offset of the SBOX inside the MMIO space (`MIC_X100_SBOX_BASE_ADDRESS`). */
+export const X100_SBOX_BASE = 0x10000;
+
+/**
+ * MMIO register offsets (BAR4-relative). Registers whose write has an effect in the model are
+ * marked; all others only store what is written.
+ *
+ * - `SMPT00`: first of 32 SMPT entries, 4 bytes apart ({@link smptReg}).
+ * - `RGCR`: reset control; writing bit 0 resets the card.
+ * - `SICR0`: host interrupt status (pending sources); write 1s to clear them.
+ * - `SICE0`: host interrupt enable; writing it enables sources.
+ * - `SICC0`: writing 1s disables those sources in `SICE0`.
+ * - `SIAC0`: auto-clear: a delivered source whose bit is set here is disabled in `SICE0` until
+ *   {@link X100HostView.ackInterrupt} re-enables it (MSI-X auto-clear, B0 workaround).
+ * - `MXAR0`, `MSIXPBACR`: MSI-X routing and pending-bit registers (storage only: the model has one
+ *   vector).
+ * - `DMA_CH0`, `DCR`: DMA channel registers and the DMA control register (storage only; reserved
+ *   for a DMA engine, see {@link dmaChanReg}).
+ * - `APICICR0`: 8 card interrupt command registers, 8 bytes apart; writing bit 13 (send) raises
+ *   card doorbell n ({@link apicIcrReg}). `APICICR7` with vector 229 while the card firmware
+ *   waits is the boot interrupt.
+ * - `SPAD0`: 16 scratchpads, 4 bytes apart ({@link spadReg}).
+ * - `RDMASR0`: 32 RDMASR registers, 4 bytes apart; writing `RDMASR[17 + k]` raises card
+ *   doorbell 8 + k ({@link rdmasrReg}).
+ * - `SDBIC0`: 4 host doorbell registers, 4 bytes apart; writing bit 31 (DBREQ) raises host
+ *   doorbell n ({@link sdbicReg}).
+ * - `POSTCODE`: card boot progress code (storage only).
+ *
+ * @see drivers/misc/mic/host/mic_x100.h
+ */
+export const X100_REG = {
+  SMPT00: X100_SBOX_BASE + 0x3100,
+  RGCR: X100_SBOX_BASE + 0x4010,
+  SICR0: X100_SBOX_BASE + 0x9004,
+  SICE0: X100_SBOX_BASE + 0x900c,
+  SICC0: X100_SBOX_BASE + 0x9010,
+  SIAC0: X100_SBOX_BASE + 0x9014,
+  MXAR0: X100_SBOX_BASE + 0x9044,
+  MSIXPBACR: X100_SBOX_BASE + 0x9084,
+  DMA_CH0: 0x1a000,
+  DCR: X100_SBOX_BASE + 0xa280,
+  APICICR0: X100_SBOX_BASE + 0xa9d0,
+  APICICR7: X100_SBOX_BASE + 0xaa08,
+  SPAD0: X100_SBOX_BASE + 0xab20,
+  RDMASR0: X100_SBOX_BASE + 0xb180,
+  SDBIC0: X100_SBOX_BASE + 0xcc90,
+  POSTCODE: 0x242c,
+} as const;
+
+/** Bit 0 of `RGCR`: reset the card. */
+export const X100_RGCR_RESET = 0x1;
+/** Bit 13 of an `APICICR` register: send the interrupt. */
+export const X100_APICICR_SEND = 1 << 13;
+/** Bit 31 of an `SDBIC` register: doorbell request (`MIC_X100_SBOX_SDBIC0_DBREQ_BIT`). */
+export const X100_SDBIC_DBREQ = 0x80000000;
+/** Vector of the host → card bootstrap interrupt (`MIC_X100_BSP_INTERRUPT_VECTOR`). */
+export const X100_BSP_INTERRUPT_VECTOR = 229;
+
+/**
+ * The System Memory Page Table: 32 entries of 16 GiB through which the card reaches host
+ * memory at card addresses `BASE + i * PAGE_SIZE + (dma & (PAGE_SIZE - 1))`.
+ * @see drivers/misc/mic/host/mic_x100.c (mic_x100_smpt_hw_init)
+ */
+export const X100_SMPT = {
+  NUM_REG: 32,
+  PAGE_SHIFT: 34,
+  PAGE_SIZE: 2 ** 34,
+  BASE: 0x80_0000_0000,
+} as const;
+
+/** Scratchpad count and the roles of the ones the stack uses. @see drivers/misc/mic/host/mic_x100.h */
+export const X100_SPAD = {
+  NUM: 16,
+  /** Firmware download info: bit 0 ready, bits 9:1 APIC id, bits 31:12 boot address. */
+  DOWNLOAD_INFO: 2,
+  /** Firmware image size, written by the host. */
+  FW_SIZE: 5,
+  /** Low 32 bits of the device page's card-visible address (`MIC_DPLO_SPAD`). */
+  DPLO: 14,
+  /** High 32 bits of the device page's card-visible address (`MIC_DPHI_SPAD`). */
+  DPHI: 15,
+} as const;
+
+/**
+ * Interrupt sources. Each side has one 32-bit status word: bit `n` is source `n`.
+ * - host: doorbells 0–3 (`MIC_X100_DOORBELL_IDX_START`), DMA channel ch at 8 + ch
+ *   (`MIC_X100_DMA_IDX_START`), error 30 (`MIC_X100_ERR_IDX_START`);
+ * - card: doorbells 0–15 (0–7 rung through the SBOX `APICICR` registers, 8–15 through
+ *   `RDMASR`), DMA channel ch at 16 + ch. (The kernel uses Linux IRQ numbers on the card; the
+ *   model numbers the card's sources like this instead.)
+ * @see drivers/misc/mic/host/mic_x100.h
+ * @see drivers/misc/mic/card/mic_x100.h
+ */
+export const X100_INTR = {
+  /** Host doorbells (`MIC_X100_NUM_DOORBELL`). */
+  HOST_NUM_DB: 4,
+  /** First host DMA source (`MIC_X100_DMA_IDX_START`). */
+  HOST_DMA_START: 8,
+  /** The host's error source (`MIC_X100_ERR_IDX_START`). */
+  HOST_ERR: 30,
+  /** Card doorbells: 8 SBOX + 8 RDMASR (`MIC_X100_NUM_SBOX_IRQ + MIC_X100_NUM_RDMASR_IRQ`). */
+  CARD_NUM_DB: 16,
+  /** Card doorbells rung through `APICICR0..7` (`MIC_X100_NUM_SBOX_IRQ`). */
+  CARD_NUM_SBOX_DB: 8,
+  /** `RDMASR` register of card doorbell 8 (`MIC_X100_RDMASR_IRQ_BASE`): doorbell 8 + k is `RDMASR[17 + k]`. */
+  RDMASR_IRQ_BASE: 17,
+  /** First card DMA source. */
+  CARD_DMA_START: 16,
+  NUM_DMA: 8,
+} as const;
+
+/** The DMA engine: 8 channels, host owns 0–3, card 4–7. @see drivers/dma/mic_x100_dma.h */
+export const X100_DMA = {
+  MAX_NUM_CHAN: 8,
+  NUM_CHAN: 4,
+  HOST_START_CH: 0,
+  CARD_START_CH: 4,
+  /** Bytes between two channels' register blocks (`MIC_DMA_SBOX_CHAN_OFF`). */
+  CHAN_STRIDE: 0x40,
+} as const;
+
+/** Per-channel DMA register offsets inside a channel block (`MIC_DMA_REG_*`). @see drivers/dma/mic_x100_dma.h */
+export const X100_DMA_REG = {
+  DCAR: 0,
+  DHPR: 4,
+  DTPR: 8,
+  DRAR_LO: 20,
+  DRAR_HI: 24,
+  DSTAT: 32,
+  DCHERR: 44,
+  DCHERRMSK: 48,
+} as const;
+
+/** Doorbells the host listens on (0–3). @see drivers/misc/mic/host/mic_x100.h */
+export const X100_HOST_NUM_DOORBELLS = X100_INTR.HOST_NUM_DB;
+/** Doorbells the card listens on (0–15). @see drivers/misc/mic/card/mic_x100.c (mic_hw_intr_init) */
+export const X100_CARD_NUM_DOORBELLS = X100_INTR.CARD_NUM_DB;
+/**
+ * Doorbells the card driver hands out (`MIC_X100_MAX_DOORBELL_IDX`, 8): `mic_next_card_db()`
+ * picks the least used of these. @see drivers/misc/mic/card/mic_x100.h, card/mic_device.c
+ */
+export const X100_CARD_ALLOC_DOORBELLS = 8;
+/** Number of `RDMASR` registers in the model. */
+export const X100_NUM_RDMASR = 32;
+
+/** Offset of SMPT entry `i` (0–31). */
+export function smptReg(i: number): number {
+  checkInt('SMPT entry', i, 0, X100_SMPT.NUM_REG - 1);
+  return X100_REG.SMPT00 + 4 * i;
+}
+
+/** Offset of scratchpad `i` (0–15). */
+export function spadReg(i: number): number {
+  checkInt('scratchpad index', i, 0, X100_SPAD.NUM - 1);
+  return X100_REG.SPAD0 + 4 * i;
+}
+
+/** Offset of the `APICICR` register that rings card doorbell `db` (0–7). */
+export function apicIcrReg(db: number): number {
+  checkInt('SBOX card doorbell', db, 0, X100_INTR.CARD_NUM_SBOX_DB - 1);
+  return X100_REG.APICICR0 + 8 * db;
+}
+
+/** Offset of `RDMASR` register `idx` (0–31); card doorbell 8 + k is `idx = 17 + k`. */
+export function rdmasrReg(idx: number): number {
+  checkInt('RDMASR index', idx, 0, X100_NUM_RDMASR - 1);
+  return X100_REG.RDMASR0 + 4 * idx;
+}
+
+/** Offset of the `SDBIC` register that rings host doorbell `db` (0–3). */
+export function sdbicReg(db: number): number {
+  checkInt('host doorbell', db, 0, X100_HOST_NUM_DOORBELLS - 1);
+  return X100_REG.SDBIC0 + 4 * db;
+}
+
+/**
+ * Offset of register `reg` (one of {@link X100_DMA_REG}) of DMA channel `ch` (0–7):
+ * `0x1A000 + 0x40 * ch + reg`.
+ * @see drivers/dma/mic_x100_dma.h (mic_dma_read_reg)
+ */
+export function dmaChanReg(ch: number, reg: number): number {
+  checkInt('DMA channel', ch, 0, X100_DMA.MAX_NUM_CHAN - 1);
+  checkInt('DMA register offset', reg, 0, X100_DMA.CHAN_STRIDE - 4);
+  return X100_REG.DMA_CH0 + X100_DMA.CHAN_STRIDE * ch + reg;
+}
+
+/** Host interrupt source of DMA channel `ch` (0–7): 8 + ch. */
+export function hostDmaSrc(ch: number): number {
+  checkInt('DMA channel', ch, 0, X100_DMA.MAX_NUM_CHAN - 1);
+  return X100_INTR.HOST_DMA_START + ch;
+}
+
+/** Card interrupt source of DMA channel `ch` (0–7): 16 + ch. */
+export function cardDmaSrc(ch: number): number {
+  checkInt('DMA channel', ch, 0, X100_DMA.MAX_NUM_CHAN - 1);
+  return X100_INTR.CARD_DMA_START + ch;
+}
+
+/** The fields of scratchpad 2 (`MIC_X100_DOWNLOAD_INFO`). */
+export interface Spad2 {
+  /** Bit 0: the firmware waits for an OS download. */
+  readonly ready: boolean;
+  /** Bits 9:1: the bootstrap processor's APIC id. */
+  readonly apicId: number;
+  /** Bits 31:12: where in GDDR the OS goes (4 KiB aligned). */
+  readonly bootAddr: number;
+}
+
+/** Decodes scratchpad 2. @see drivers/misc/mic/host/mic_x100.h (MIC_X100_SPAD2_*) */
+export function decodeSpad2(value: number): Spad2 {
+  return {
+    ready: (value & 1) === 1,
+    apicId: (value >>> 1) & 0x1ff,
+    bootAddr: (value & 0xfffff000) >>> 0,
+  };
+}
+
+/** Encodes scratchpad 2 (what the card firmware writes when it is ready). */
+export function encodeSpad2(spad2: Spad2): number {
+  checkInt('APIC id', spad2.apicId, 0, 0x1ff);
+  const b = spad2.bootAddr;
+  if (!Number.isInteger(b) || b < 0 || b > 0xfffff000 || b % 4096 !== 0) {
+    throw new MicError('EINVAL', `boot address ${String(b)} is not a 4 KiB aligned 32-bit address`, {
+      details: { bootAddr: b },
+    });
+  }
+  return ((spad2.bootAddr & 0xfffff000) | (spad2.apicId << 1) | (spad2.ready ? 1 : 0)) >>> 0;
+}
+
+/** `MIC_MAGIC`: the first word of `mic_bootparam`. @see include/uapi/linux/mic_common.h */
+export const MIC_MAGIC = 0xc0ffee00;
+
+/** `MIC_DP_SIZE`: bytes in the device page. @see include/uapi/linux/mic_common.h */
+export const MIC_DP_SIZE = 4096;
+
+/**
+ * Byte offsets of `struct mic_bootparam` (24 bytes, offset 0 of the device page).
+ * @see include/uapi/linux/mic_common.h
+ */
+export const MIC_BOOTPARAM = {
+  MAGIC: 0,
+  H2C_CONFIG_DB: 4,
+  NODE_ID: 5,
+  H2C_SCIF_DB: 6,
+  C2H_SCIF_DB: 7,
+  SCIF_HOST_DMA_ADDR: 8,
+  SCIF_CARD_DMA_ADDR: 16,
+  SIZE: 24,
+} as const;

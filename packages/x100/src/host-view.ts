@@ -1,0 +1,287 @@
+/**
+ * The host's view of an X100: what a PCIe card and its host bridge give the host driver.
+ * - host RAM and a DMA buffer allocator (a buffer's `dmaAddr` is its host-physical offset);
+ * - the aperture (BAR0): card memory, bounds-checked;
+ * - the MMIO registers (BAR4): scratchpads, SMPT (through {@link SmptTable}), doorbells,
+ *   interrupt status/enable, reset;
+ * - the host's interrupt line: `requestIrq` / `freeIrq` / `ackInterrupt`.
+ *
+ * @see drivers/misc/mic/host/mic_x100.c
+ * @see drivers/misc/mic/host/mic_intr.c
+ * @see drivers/misc/mic/host/mic_smpt.c
+ */
+import { MicError, checkInt } from '@mic/errors';
+import { nullLogger } from '@mic/logger';
+import type { Logger } from '@mic/logger';
+import type { Memory } from '@mic/memory';
+import { RangeAllocator, viewOffset } from './allocator.js';
+import {
+  X100_APICICR_SEND,
+  X100_BSP_INTERRUPT_VECTOR,
+  X100_CARD_NUM_DOORBELLS,
+  X100_HOST_NUM_DOORBELLS,
+  X100_INTR,
+  X100_PCI_VENDOR_INTEL,
+  X100_REG,
+  X100_RGCR_RESET,
+  X100_SPAD,
+  apicIcrReg,
+  decodeSpad2,
+  rdmasrReg,
+  spadReg,
+} from './constants.js';
+import type { Spad2 } from './constants.js';
+import { NO_DOORBELL } from './doorbells.js';
+import { X100_HOST_SOURCES } from './hardware.js';
+import type { X100CardState, X100Hardware } from './hardware.js';
+import { IrqController } from './irq.js';
+import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { MmioRegisters } from './mmio.js';
+import { SmptTable } from './smpt.js';
+
+/** A host buffer the card may reach once it is mapped through the SMPT. */
+export interface DmaBuffer {
+  /** Host-physical address (offset in host RAM), never 0. */
+  readonly dmaAddr: number;
+  /** Bytes. */
+  readonly size: number;
+  /** The bytes, bounds-checked to the buffer. */
+  readonly mem: Memory;
+}
+
+/** PCI identity of the card. */
+export interface X100PciId {
+  readonly vendor: number;
+  readonly device: number;
+  /** The stepping (`MIC_A0_STEP` ...). */
+  readonly revision: number;
+}
+
+/** Options of {@link X100HostView}. */
+export interface X100HostViewOptions {
+  /** How the host's interrupts are delivered (`microtask` in one thread, `wait` across threads). */
+  readonly delivery: IrqDelivery;
+  /** For `wait`: poll this long before sleeping (ns). */
+  readonly spinNs?: number;
+  /** Where handler failures go (default: nowhere). */
+  readonly logger?: Logger;
+}
+
+/** Sources `enableInterrupts` turns on: doorbells 3:0 and DMA 15:8 (`SICE0`). */
+const SICE0_ALL = 0xff0f;
+
+/** The host's side of the card. See the module comment. */
+export class X100HostView {
+  /** PCI vendor, device and revision. */
+  readonly pci: X100PciId;
+  /** All of host RAM, as the host CPU sees it. */
+  readonly ram: Memory;
+  /** The aperture (BAR0): all of card memory. */
+  readonly aperture: Memory;
+  /** The MMIO registers (BAR4). */
+  readonly mmio: MmioRegisters;
+  /** SMPT programming: host DMA ranges → card-visible addresses. */
+  readonly smpt: SmptTable;
+  readonly #hw: X100Hardware;
+  readonly #dma: RangeAllocator;
+  readonly #irq: IrqController;
+
+  constructor(hw: X100Hardware, options: X100HostViewOptions) {
+    this.#hw = hw;
+    this.pci = { vendor: X100_PCI_VENDOR_INTEL, device: hw.config.deviceId, revision: hw.config.revision };
+    this.ram = hw.hostRam;
+    this.aperture = hw.cardMemory;
+    this.mmio = hw.mmio;
+    this.smpt = new SmptTable(hw);
+    // Page 0 is never handed out: 0 means "no address" in several device page fields.
+    this.#dma = new RangeAllocator(4096, hw.config.hostRamSize, 'host RAM');
+    this.#irq = new IrqController(hw.hostLine, {
+      delivery: options.delivery,
+      validSources: X100_HOST_SOURCES,
+      logger: options.logger ?? nullLogger,
+      ...(options.spinNs === undefined ? {} : { spinNs: options.spinNs }),
+    });
+  }
+
+  /**
+   * Allocates a zeroed DMA-able buffer in host RAM (`kzalloc` + `dma_map_single`, or
+   * `dma_alloc_coherent`). Map it with {@link smpt} before the card uses it.
+   * @param align - a power of two (default 64, the DMA engine's alignment)
+   * @throws MicError ENOMEM when host RAM is exhausted
+   */
+  allocDma(size: number, align = 64): DmaBuffer {
+    const dmaAddr = this.#dma.alloc(size, align);
+    const mem = this.#hw.hostRam.window(dmaAddr, size);
+    mem.fill(0, size, 0);
+    return { dmaAddr, size, mem };
+  }
+
+  /**
+   * Frees a buffer from {@link allocDma}.
+   * @throws MicError EINVAL when it is not a live allocation
+   */
+  freeDma(buffer: DmaBuffer | number): void {
+    this.#dma.free(typeof buffer === 'number' ? buffer : buffer.dmaAddr);
+  }
+
+  /** Bytes of host RAM allocated for DMA. */
+  get dmaBytesInUse(): number {
+    return this.#dma.usedBytes;
+  }
+
+  /**
+   * The host CPU's view of `length` bytes at DMA address `dmaAddr` (`phys_to_virt`).
+   * @throws MicError EFAULT outside host RAM
+   */
+  dmaWindow(dmaAddr: number, length: number): Memory {
+    return this.#hw.hostRam.window(dmaAddr, length);
+  }
+
+  /**
+   * The DMA address of a view of host RAM, e.g. a window of a {@link DmaBuffer} (what
+   * `dma_map_single` returns for it here, where DMA addresses are host-physical).
+   * @throws MicError EINVAL for memory that is not a view of this host's RAM
+   */
+  dmaAddrOf(mem: Memory): number {
+    return viewOffset(mem, this.#hw.buffers.hostRam, 'host RAM');
+  }
+
+  /**
+   * Card memory at card address `cardAddr` through the aperture (the host's `remap` op:
+   * `aper.va + pa`).
+   * @throws MicError EFAULT outside card memory
+   */
+  apertureWindow(cardAddr: number, length: number): Memory {
+    return this.#hw.cardMemory.window(cardAddr, length);
+  }
+
+  /** Reads scratchpad `idx` (`mic_x100_read_spad`). */
+  readSpad(idx: number): number {
+    return this.mmio.read32(spadReg(idx));
+  }
+
+  /** Writes scratchpad `idx` (`mic_x100_write_spad`). */
+  writeSpad(idx: number, value: number): void {
+    this.mmio.write32(spadReg(idx), value);
+  }
+
+  /** `SPAD2` decoded: firmware ready, APIC id, boot address. */
+  downloadInfo(): Spad2 {
+    return decodeSpad2(this.readSpad(X100_SPAD.DOWNLOAD_INFO));
+  }
+
+  /**
+   * Rings card doorbell `db` (0–15), as `mic_x100_send_intr` does: doorbells 0–7 set the send
+   * bit of their `APICICR` register, 8–15 write 0 to `RDMASR[db - 8 + 17]`. The card's handler
+   * runs later, never inside this call.
+   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
+   * @throws MicError EINVAL for another value outside 0–15
+   */
+  sendIntr(db: number): boolean {
+    if (db === NO_DOORBELL) return false;
+    checkInt('card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
+    if (db < X100_INTR.CARD_NUM_SBOX_DB) {
+      const reg = apicIcrReg(db);
+      this.mmio.write32(reg, this.mmio.read32(reg) | X100_APICICR_SEND);
+    } else {
+      this.mmio.write32(rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE), 0);
+    }
+    return true;
+  }
+
+  /**
+   * Sends the bootstrap interrupt (`mic_x100_send_firmware_intr`): the APIC id from `SPAD2` to
+   * `APICICR7 + 4`, then vector 229 with the send bit to `APICICR7`. When the firmware is ready
+   * this boots the card; otherwise it only rings card doorbell 7.
+   */
+  sendFirmwareIntr(): void {
+    this.mmio.write32(X100_REG.APICICR7 + 4, this.downloadInfo().apicId);
+    this.mmio.write32(X100_REG.APICICR7, X100_BSP_INTERRUPT_VECTOR | X100_APICICR_SEND);
+  }
+
+  /**
+   * Installs `handler` on host interrupt source `src` (doorbells 0–3, DMA 8–15, error 30).
+   * Several handlers may share a source. Handlers run asynchronously after the source is raised,
+   * once per delivery, and only while the source is enabled (see {@link enableInterrupts}).
+   * @throws MicError EINVAL for another source
+   */
+  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+    return this.#irq.requestIrq(src, handler, name);
+  }
+
+  /** Removes a handler. @throws MicError EINVAL when it is not installed */
+  freeIrq(cookie: IrqCookie): void {
+    this.#irq.freeIrq(cookie);
+  }
+
+  /**
+   * Enables every doorbell and DMA source in `SICE0` (`mic_x100_enable_interrupts`); with
+   * `autoClear` (the default, as with MSI-X) also in `SIAC0`, so a delivered source stays off
+   * until {@link ackInterrupt}. Interrupts are off after power-on and after every reset.
+   */
+  enableInterrupts(options: { readonly autoClear?: boolean } = {}): void {
+    this.mmio.write32(X100_REG.SICE0, this.mmio.read32(X100_REG.SICE0) | SICE0_ALL);
+    const siac0 = this.mmio.read32(X100_REG.SIAC0);
+    this.mmio.write32(X100_REG.SIAC0, options.autoClear === false ? siac0 & ~SICE0_ALL : siac0 | SICE0_ALL);
+  }
+
+  /**
+   * Disables every doorbell and DMA source (`mic_x100_disable_interrupts`), including those
+   * auto-clear turned off: a later {@link ackInterrupt} does not turn them on again.
+   */
+  disableInterrupts(): void {
+    this.mmio.write32(X100_REG.SICC0, SICE0_ALL);
+    this.mmio.write32(X100_REG.SIAC0, this.mmio.read32(X100_REG.SIAC0) & ~SICE0_ALL);
+  }
+
+  /**
+   * Acknowledges delivered interrupts: re-enables the sources auto-clear turned off
+   * (`mic_x100_intr_workarounds` on B0 and later). Call it in every handler, as the kernel's
+   * `ack_interrupt` hw ops do.
+   */
+  ackInterrupt(): void {
+    this.#hw.hostLine.ack();
+  }
+
+  /** Pending host interrupt sources not yet delivered (`SICR0`). */
+  readInterruptStatus(): number {
+    return this.mmio.read32(X100_REG.SICR0);
+  }
+
+  /** Enabled host interrupt sources (`SICE0`). */
+  interruptEnableMask(): number {
+    return this.mmio.read32(X100_REG.SICE0);
+  }
+
+  /**
+   * Resets the card (`mic_x100_hw_reset` without its 1 s sleep): sets `RGCR` bit 0. The card code
+   * stops at once, every register is cleared, and after the platform's reset delay the firmware
+   * is ready again (`SPAD2` bit 0). Clearing `SPAD2` first (`reset_fw_ready`) is the caller's
+   * business, as in the kernel.
+   */
+  reset(): void {
+    this.mmio.write32(X100_REG.RGCR, this.mmio.read32(X100_REG.RGCR) | X100_RGCR_RESET);
+  }
+
+  /** The card's state. */
+  get cardState(): X100CardState {
+    return this.#hw.cardState;
+  }
+
+  /** Number of host doorbells (4). */
+  get numDoorbells(): number {
+    return X100_HOST_NUM_DOORBELLS;
+  }
+
+  /** Stops interrupt delivery and drops the handlers (platform use, on close). */
+  async close(): Promise<void> {
+    await this.#irq.close();
+  }
+
+  /** Handlers installed on `src` (for tests and debug dumps). */
+  handlerCount(src: number): number {
+    if (!Number.isInteger(src))
+      throw new MicError('EINVAL', `interrupt source ${String(src)} is not an integer`);
+    return this.#irq.handlerCount(src);
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * Interrupt lines and their delivery.
+ *
+ * Each side (host, card) has one {@link InterruptLine}: a status word of pending sources (bit n =
+ * source n), an enable mask, an auto-clear mask and an {@link EventWord} in shared memory. Raising
+ * a source sets its status bit with `Atomics.or` (a release: plain writes made before it are
+ * visible to the handler) and kicks the receiver. The receiver's {@link IrqController} takes the
+ * enabled pending bits (clearing them with a compare-and-swap, as the host's top half reads and
+ * clears `SICR0`), disables the taken sources whose auto-clear bit is set, and calls the
+ * handlers installed with `requestIrq`. Handlers never run inside the call that raised the
+ * interrupt.
+ *
+ * Two ways to run the receiver:
+ * - `microtask` (the `inProcess` platform): a kick queues one microtask that dispatches
+ *   everything pending; rings made before it coalesce, as a latched status bit does.
+ * - `wait` (the `worker` platform): an async loop per side polls the status for a bounded time
+ *   (`spinNs`, default 50 µs), then sleeps with `Atomics.waitAsync` on the line's event word.
+ *   A kick bumps the word and calls `Atomics.notify` only when the receiver said it sleeps
+ *   (see `@mic/notify`). The sleeping loop does not keep the process alive.
+ *
+ * @see drivers/misc/mic/host/mic_intr.c
+ * @see drivers/misc/mic/card/mic_device.c
+ */
+import { MicError } from '@mic/errors';
+import type { Logger } from '@mic/logger';
+import { DEFAULT_SPIN_NS, EventWord } from '@mic/notify';
+
+/** Which side of the link. */
+export type X100Side = 'host' | 'card';
+
+/** How a side's interrupts are delivered: see the module comment. */
+export type IrqDelivery = 'microtask' | 'wait';
+
+/** Where a line's three registers live: byte offsets of 32-bit words in `sab`. */
+export interface InterruptLineLayout {
+  readonly sab: SharedArrayBuffer;
+  readonly status: number;
+  readonly enable: number;
+  readonly autoClear: number;
+  /** Shared memory and offset of the line's event word. */
+  readonly wordSab: SharedArrayBuffer;
+  readonly wordOffset: number;
+}
+
+/**
+ * One side's interrupt status, enable and auto-clear words plus its wake-up word. One instance
+ * per thread over the shared words; any thread may {@link raise}, only the receiving side's
+ * controller {@link take}s.
+ */
+export class InterruptLine {
+  /** The side that receives these interrupts. */
+  readonly side: X100Side;
+  /** The wake-up word the receiver sleeps on. */
+  readonly word: EventWord;
+  readonly #u32: Uint32Array;
+  readonly #status: number;
+  readonly #enable: number;
+  readonly #autoClear: number;
+  readonly #signal: () => void;
+  #kick: () => void;
+  #autoMasked = 0;
+
+  constructor(side: X100Side, layout: InterruptLineLayout) {
+    this.side = side;
+    this.#u32 = new Uint32Array(layout.sab);
+    this.#status = layout.status >>> 2;
+    this.#enable = layout.enable >>> 2;
+    this.#autoClear = layout.autoClear >>> 2;
+    this.word = new EventWord(layout.wordSab, layout.wordOffset);
+    const word = this.word;
+    this.#signal = () => {
+      word.signal();
+    };
+    this.#kick = this.#signal;
+  }
+
+  /**
+   * Sets how a raise reaches the receiver in this thread; `undefined` restores the default
+   * (signal the event word). Used by the `microtask` delivery.
+   */
+  setKick(kick: (() => void) | undefined): void {
+    this.#kick = kick ?? this.#signal;
+  }
+
+  /** Marks source `src` (0–31) pending and kicks the receiver. */
+  raise(src: number): void {
+    Atomics.or(this.#u32, this.#status, 1 << src);
+    this.#kick();
+  }
+
+  /** Kicks the receiver without raising anything (after an enable). */
+  kick(): void {
+    this.#kick();
+  }
+
+  /** Pending sources (enabled or not). */
+  pending(): number {
+    return Atomics.load(this.#u32, this.#status);
+  }
+
+  /** Enabled sources. */
+  enabled(): number {
+    return Atomics.load(this.#u32, this.#enable);
+  }
+
+  /** Auto-clear sources. */
+  autoClearMask(): number {
+    return Atomics.load(this.#u32, this.#autoClear);
+  }
+
+  /** Pending and enabled sources. */
+  deliverable(): number {
+    return (Atomics.load(this.#u32, this.#status) & Atomics.load(this.#u32, this.#enable)) >>> 0;
+  }
+
+  /**
+   * Claims the deliverable sources: clears their status bits and disables those with auto-clear.
+   * @returns the claimed sources (0 when none)
+   */
+  take(): number {
+    const u32 = this.#u32;
+    for (;;) {
+      const st = Atomics.load(u32, this.#status);
+      const bits = (st & Atomics.load(u32, this.#enable)) >>> 0;
+      if (bits === 0) return 0;
+      if (Atomics.compareExchange(u32, this.#status, st, (st & ~bits) >>> 0) === st) {
+        const ac = (bits & Atomics.load(u32, this.#autoClear)) >>> 0;
+        if (ac !== 0) {
+          Atomics.and(u32, this.#enable, ~ac >>> 0);
+          this.#autoMasked = (this.#autoMasked | ac) >>> 0;
+        }
+        return bits;
+      }
+    }
+  }
+
+  /** Clears pending sources (write-1-to-clear `SICR0`). */
+  clearPending(bits: number): void {
+    Atomics.and(this.#u32, this.#status, ~bits >>> 0);
+  }
+
+  /** Replaces the enable mask (a write of `SICE0`) and kicks the receiver when something is deliverable. */
+  setEnabled(mask: number): void {
+    Atomics.store(this.#u32, this.#enable, mask >>> 0);
+    this.#autoMasked = (this.#autoMasked & ~mask) >>> 0;
+    if (this.deliverable() !== 0) this.#kick();
+  }
+
+  /** Enables sources and kicks the receiver when something is deliverable. */
+  enable(bits: number): void {
+    Atomics.or(this.#u32, this.#enable, bits >>> 0);
+    this.#autoMasked = (this.#autoMasked & ~bits) >>> 0;
+    if (this.deliverable() !== 0) this.#kick();
+  }
+
+  /** Disables sources (a write of `SICC0`). */
+  disable(bits: number): void {
+    Atomics.and(this.#u32, this.#enable, ~bits >>> 0);
+    this.#autoMasked = (this.#autoMasked & ~bits) >>> 0;
+  }
+
+  /** Replaces the auto-clear mask (a write of `SIAC0`). */
+  setAutoClear(mask: number): void {
+    Atomics.store(this.#u32, this.#autoClear, mask >>> 0);
+  }
+
+  /**
+   * Re-enables the sources that auto-clear disabled since the last acknowledgement, as
+   * `mic_x100_intr_workarounds` re-enables interrupts on B0 and later steppings. A no-op when
+   * nothing was auto-cleared (always on the card, like the card's `mic_ack_interrupt`).
+   */
+  ack(): void {
+    const bits = this.#autoMasked;
+    if (bits !== 0) this.enable(bits);
+  }
+
+  /** Clears status, enable and auto-clear (a reset). */
+  reset(): void {
+    Atomics.store(this.#u32, this.#status, 0);
+    Atomics.store(this.#u32, this.#enable, 0);
+    Atomics.store(this.#u32, this.#autoClear, 0);
+    this.#autoMasked = 0;
+  }
+}
+
+/** A handler installed with `requestIrq`; called with the source number. */
+export type IrqHandler = (src: number) => void | Promise<void>;
+
+/** What `requestIrq` returns and `freeIrq` takes (the kernel's `struct mic_irq *` cookie). */
+export interface IrqCookie {
+  /** The interrupt source. */
+  readonly src: number;
+  /** The name given at request time. */
+  readonly name: string;
+}
+
+interface IrqAction extends IrqCookie {
+  readonly handler: IrqHandler;
+}
+
+const EMPTY: readonly IrqAction[] = Object.freeze([]);
+
+/** Options of an {@link IrqController}. */
+export interface IrqControllerOptions {
+  /** How interrupts are delivered. */
+  readonly delivery: IrqDelivery;
+  /** Sources a handler may be installed on (bit n = source n). */
+  readonly validSources: number;
+  /** For `wait`: poll this long before sleeping (ns); default 50 µs. */
+  readonly spinNs?: number;
+  /** Where handler failures go. */
+  readonly logger: Logger;
+  /**
+   * False once the receiver is gone (a card view after a reset). A controller whose receiver is
+   * gone takes nothing more from the line, so it cannot steal a later boot's interrupts.
+   */
+  readonly alive?: () => boolean;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The receiving end of an {@link InterruptLine}: the handler table (`request_irq` /
+ * `free_irq`; several handlers may share a source, each is called) and the delivery loop.
+ */
+export class IrqController {
+  readonly #line: InterruptLine;
+  readonly #validSources: number;
+  readonly #logger: Logger;
+  readonly #actions: (readonly IrqAction[])[] = Array.from({ length: 32 }, () => EMPTY);
+  readonly #delivery: IrqDelivery;
+  readonly #alive: () => boolean;
+  #closed = false;
+  #scheduled = false;
+  #loop: Promise<void> | undefined;
+  readonly #runMicrotask = (): void => {
+    this.#scheduled = false;
+    this.#dispatch();
+  };
+  readonly #kickMicrotask = (): void => {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#runMicrotask);
+  };
+
+  constructor(line: InterruptLine, options: IrqControllerOptions) {
+    this.#line = line;
+    this.#validSources = options.validSources;
+    this.#logger = options.logger;
+    this.#delivery = options.delivery;
+    this.#alive = options.alive ?? (() => true);
+    if (options.delivery === 'microtask') {
+      line.setKick(this.#kickMicrotask);
+      if (line.deliverable() !== 0) this.#kickMicrotask();
+    } else {
+      this.#loop = this.#waitLoop(options.spinNs ?? DEFAULT_SPIN_NS);
+    }
+  }
+
+  /** How this controller is run. */
+  get delivery(): IrqDelivery {
+    return this.#delivery;
+  }
+
+  /**
+   * Installs `handler` on source `src`.
+   * @throws MicError EINVAL for a source this side does not have, ENODEV after {@link close}
+   */
+  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+    if (this.#closed) throw new MicError('ENODEV', `${this.#line.side} interrupt controller is closed`);
+    if (!Number.isInteger(src) || src < 0 || src > 31 || ((this.#validSources >>> src) & 1) === 0) {
+      throw new MicError('EINVAL', `${this.#line.side} has no interrupt source ${String(src)}`, {
+        details: { src },
+      });
+    }
+    if (typeof handler !== 'function') {
+      throw new MicError('EINVAL', `interrupt handler for source ${src} is not a function`);
+    }
+    const action: IrqAction = { src, name, handler };
+    this.#actions[src] = [...this.#actions[src]!, action];
+    return action;
+  }
+
+  /**
+   * Removes the handler `cookie` names.
+   * @throws MicError EINVAL when it is not installed
+   */
+  freeIrq(cookie: IrqCookie): void {
+    const list = this.#actions[cookie.src] ?? EMPTY;
+    const i = list.indexOf(cookie as IrqAction);
+    if (i < 0) {
+      throw new MicError(
+        'EINVAL',
+        `no handler '${cookie.name}' is installed on ${this.#line.side} source ${cookie.src}`,
+        { details: { src: cookie.src, name: cookie.name } },
+      );
+    }
+    this.#actions[cookie.src] = list.filter((_, j) => j !== i);
+  }
+
+  /** Handlers installed on `src`. */
+  handlerCount(src: number): number {
+    return this.#actions[src]?.length ?? 0;
+  }
+
+  /** Stops delivery and drops every handler. Resolves when the delivery loop has ended. */
+  async close(): Promise<void> {
+    if (this.#closed) {
+      await this.#loop;
+      return;
+    }
+    this.#closed = true;
+    this.#actions.fill(EMPTY);
+    if (this.#delivery === 'microtask') {
+      this.#line.setKick(undefined);
+    } else {
+      this.#line.word.signal();
+    }
+    await this.#loop;
+  }
+
+  #dispatch(): void {
+    if (this.#closed || !this.#alive()) return;
+    let bits = this.#line.take();
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const src = 31 - Math.clz32(low);
+      const actions = this.#actions[src]!;
+      for (let i = 0; i < actions.length; i++) this.#call(actions[i]!, src);
+    }
+  }
+
+  #call(action: IrqAction, src: number): void {
+    try {
+      const r = action.handler(src);
+      if (r !== undefined && typeof (r as { then?: unknown }).then === 'function') {
+        (r as Promise<void>).then(undefined, (err: unknown) => this.#failed(action, err));
+      }
+    } catch (err) {
+      this.#failed(action, err);
+    }
+  }
+
+  #failed(action: IrqAction, err: unknown): void {
+    this.#logger.error('interrupt handler failed', {
+      side: this.#line.side,
+      src: action.src,
+      name: action.name,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  async #waitLoop(spinNs: number): Promise<void> {
+    const line = this.#line;
+    const alive = this.#alive;
+    const ready = (): boolean => this.#closed || !alive() || line.deliverable() !== 0;
+    const options = { spinNs };
+    // Start after the constructor's caller has run, so constructing never spins.
+    await yieldToEventLoop();
+    while (!this.#closed) {
+      await line.word.waitAsync(ready, options);
+      if (this.#closed || !alive()) break;
+      this.#dispatch();
+      // Let the handlers' follow-up work (promise continuations, timers) run before polling
+      // again: it is often what produces the next interrupt.
+      await yieldToEventLoop();
+    }
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The `worker` platform: the card runs in a worker thread, concurrent with the host. Card
+ * memory, host RAM, the registers and the interrupt words are SharedArrayBuffers both threads
+ * attach to; an interrupt sets a status bit and wakes the receiver's event loop through its
+ * event word (bounded polling first, `Atomics.notify` only when the receiver said it sleeps).
+ *
+ * Each boot spawns a worker that attaches to the hardware, builds the card view, imports the
+ * card module and calls its entry (`cardMain` by default). The module must be JavaScript Node
+ * can import in a worker (e.g. an `.mjs` file importing `@mic/x100`). A reset terminates the
+ * worker; the next boot starts a fresh one. Card log records go to the platform logger under
+ * `card`. The worker script is the built `dist/card-worker.js`: build the package first.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { realClock } from '@mic/clock';
+import type { Clock } from '@mic/clock';
+import { MicError } from '@mic/errors';
+import { LOG_LEVELS } from '@mic/logger';
+import type { Logger } from '@mic/logger';
+import { PlatformBase } from './platform.js';
+import type { X100CardHandle, X100Platform, X100PlatformOptions } from './platform.js';
+import { deserializeError } from './rpc.js';
+import type { CallMessage, CardMessage, CardWorkerData } from './rpc.js';
+
+/** The card worker script (the same relative path works from `src/` under jest and from `dist/`). */
+const CARD_WORKER_URL = new URL('../dist/card-worker.js', import.meta.url);
+
+/** Options of {@link createWorkerPlatform}. */
+export interface WorkerPlatformOptions extends X100PlatformOptions {
+  /**
+   * The card module: a `URL`, a `file:` URL string, an absolute path, or a bare specifier
+   * (resolved from `@mic/x100`).
+   */
+  readonly cardModule: URL | string;
+  /** Name of the entry function the module exports (default `cardMain`). */
+  readonly cardExport?: string;
+  /** What the entry gets as `data` (structured-cloned into the worker). */
+  readonly cardData?: unknown;
+  /** Poll this long before sleeping, on both sides (ns; default 50 µs). */
+  readonly spinNs?: number;
+  /** The platform clock (default: the real clock). */
+  readonly clock?: Clock;
+}
+
+/** The `worker` platform. */
+export interface WorkerPlatform extends X100Platform {
+  readonly kind: 'worker';
+}
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+}
+
+class WorkerCardSession implements X100CardHandle {
+  methods: readonly string[] = [];
+  readonly worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #dead: Error | undefined;
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+  }
+
+  call(method: string, ...args: unknown[]): Promise<unknown> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    if (!this.methods.includes(method)) {
+      return Promise.reject(
+        new MicError('EINVAL', `the card code has no method '${method}'`, { details: { method } }),
+      );
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      try {
+        const msg: CallMessage = { type: 'call', id, method, args };
+        this.worker.postMessage(msg);
+      } catch (err) {
+        this.#pending.delete(id);
+        reject(
+          new MicError('EINVAL', `arguments of card method '${method}' cannot be cloned`, { cause: err }),
+        );
+      }
+    });
+  }
+
+  settle(msg: Extract<CardMessage, { type: 'result' }>): void {
+    const p = this.#pending.get(msg.id);
+    if (!p) return;
+    this.#pending.delete(msg.id);
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(deserializeError(msg.error));
+  }
+
+  end(err: Error): void {
+    if (this.#dead) return;
+    this.#dead = err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}
+
+function resolveCardModule(cardModule: URL | string): string {
+  if (cardModule instanceof URL) return cardModule.href;
+  if (typeof cardModule !== 'string' || cardModule === '') {
+    throw new MicError('EINVAL', 'cardModule must be a URL, an absolute path or a package specifier');
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(cardModule)) return new URL(cardModule).href;
+  if (isAbsolute(cardModule)) return pathToFileURL(cardModule).href;
+  if (cardModule.startsWith('.')) {
+    throw new MicError(
+      'EINVAL',
+      `card module '${cardModule}' is a relative path: pass a URL or an absolute path`,
+    );
+  }
+  return cardModule;
+}
+
+class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatform {
+  readonly kind = 'worker';
+  readonly #cardModule: string;
+  readonly #cardExport: string;
+  readonly #cardData: unknown;
+  readonly #spinNs: number | undefined;
+  readonly #cardLogger: Logger;
+  #session: WorkerCardSession | undefined;
+
+  constructor(options: WorkerPlatformOptions, cardModule: string) {
+    super(options, options.clock ?? realClock, 'wait', options.spinNs);
+    this.#cardModule = cardModule;
+    this.#cardExport = options.cardExport ?? 'cardMain';
+    this.#cardData = options.cardData;
+    this.#spinNs = options.spinNs;
+    this.#cardLogger = this.logger.child('card');
+  }
+
+  protected checkBootable(): void {}
+
+  protected bootCard(generation: number): Promise<X100CardHandle> {
+    const data: CardWorkerData = {
+      buffers: this.hardware.buffers,
+      config: this.hardware.config,
+      generation,
+      cardModule: this.#cardModule,
+      cardExport: this.#cardExport,
+      cardData: this.#cardData,
+      spinNs: this.#spinNs,
+    };
+    return new Promise<X100CardHandle>((resolve, reject) => {
+      const worker = new Worker(CARD_WORKER_URL, { workerData: data, name: `x100-card-${generation}` });
+      const session = new WorkerCardSession(worker);
+      this.#session = session;
+      let booted = false;
+      worker.on('message', (msg: CardMessage) => {
+        switch (msg.type) {
+          case 'booted':
+            booted = true;
+            session.methods = Object.freeze([...msg.methods]);
+            resolve(session);
+            break;
+          case 'failed':
+            reject(deserializeError(msg.error));
+            break;
+          case 'result':
+            session.settle(msg);
+            break;
+          case 'log':
+            this.#log(msg);
+            break;
+        }
+      });
+      worker.on('error', (err: Error) => {
+        session.end(new MicError('ENODEV', `the card crashed: ${err.message}`, { cause: err }));
+        if (booted) this.cardCrashed(generation, err);
+        else reject(err);
+      });
+      worker.on('exit', (code: number) => {
+        const err = new MicError('ENODEV', `the card worker exited (code ${code})`);
+        session.end(err);
+        if (!booted) reject(err);
+        if (this.#session === session) this.#session = undefined;
+      });
+    });
+  }
+
+  #log(msg: Extract<CardMessage, { type: 'log' }>): void {
+    if (!LOG_LEVELS.includes(msg.level)) return;
+    const logger = msg.component ? this.#cardLogger.child(msg.component) : this.#cardLogger;
+    logger[msg.level](msg.msg, msg.fields);
+  }
+
+  protected async killCard(): Promise<void> {
+    const session = this.#session;
+    this.#session = undefined;
+    if (!session) return;
+    session.end(new MicError('ENODEV', 'the card was reset'));
+    await session.worker.terminate();
+  }
+}
+
+/**
+ * Creates an X100 whose card runs in a worker thread.
+ * @throws MicError ENOENT when the package is not built, EINVAL for a bad module or `cardData`
+ * that cannot be cloned
+ *
+ * @example
+ * const platform = createWorkerPlatform({ cardModule: new URL('./card.mjs', import.meta.url) });
+ * const card = await platform.startCard();
+ * await card.call('ping');
+ * await platform.close();
+ */
+export function createWorkerPlatform(options: WorkerPlatformOptions): WorkerPlatform {
+  if (!existsSync(fileURLToPath(CARD_WORKER_URL))) {
+    throw new MicError(
+      'ENOENT',
+      `the card worker script ${fileURLToPath(CARD_WORKER_URL)} is missing: build @mic/x100 first`,
+    );
+  }
+  const cardModule = resolveCardModule(options.cardModule);
+  try {
+    structuredClone(options.cardData);
+  } catch (err) {
+    throw new MicError('EINVAL', 'cardData cannot be cloned into a worker', { cause: err });
+  }
+  return new WorkerPlatformImpl(options, cardModule);
+}

@@ -1,0 +1,310 @@
+/**
+ * One interface, two platforms. A platform owns an {@link X100Hardware}, gives the host its
+ * {@link X100HostView} and runs the card: it boots the card code when the host sends the
+ * bootstrap interrupt (or calls {@link X100Platform.startCard}), and kills it when the host
+ * resets the card.
+ *
+ * Card life cycle (the `cardState`): `ready` → (boot interrupt) `booting` → (entry returned)
+ * `running`, or `halted` when the entry throws or the card code crashes; a write of `RGCR` bit 0
+ * from any state → `reset` (card code stopped, every register cleared) → after `resetDelayMs`
+ * on the platform clock → `ready` (`SPAD2` = ready | APIC id | boot address).
+ *
+ * Card code is a {@link CardMain} function: it gets a card view and the platform's `cardData`,
+ * and may return an object of methods the host calls through {@link X100CardHandle.call}.
+ * Arguments and results are structured-cloned on both platforms.
+ */
+import type { Clock } from '@mic/clock';
+import { MicError } from '@mic/errors';
+import { nullLogger } from '@mic/logger';
+import type { Logger } from '@mic/logger';
+import type { X100CardView } from './card-view.js';
+import { X100_REG, X100_RGCR_RESET, X100_SPAD, spadReg } from './constants.js';
+import { X100_CARD_SOURCES, X100_CARD_STATE, X100Hardware } from './hardware.js';
+import type { X100CardState, X100HardwareOptions } from './hardware.js';
+import { X100HostView } from './host-view.js';
+import type { IrqDelivery } from './irq.js';
+
+/** A method the card code offers to the host. */
+export type CardMethod = (...args: never[]) => unknown;
+
+/** The methods the card code offers (function-valued own properties count). */
+export interface CardMethods {
+  readonly [name: string]: CardMethod;
+}
+
+/**
+ * The card code's entry: called once per boot with a fresh card view and the platform's
+ * `cardData`. Its promise settles when the card is up; a rejection halts the card.
+ */
+export type CardMain = (
+  card: X100CardView,
+  data: unknown,
+) => CardMethods | void | Promise<CardMethods | void>;
+
+/** The host's handle on a booted card's code. */
+export interface X100CardHandle {
+  /** Names of the methods the card code returned. */
+  readonly methods: readonly string[];
+  /**
+   * Calls a card method; arguments and result are structured-cloned.
+   * @throws MicError EINVAL for an unknown method, ENODEV once the card was reset, or what the
+   * method threw (a MicError keeps its code)
+   */
+  call(method: string, ...args: unknown[]): Promise<unknown>;
+}
+
+/** Options common to both platforms. */
+export interface X100PlatformOptions extends X100HardwareOptions {
+  /** Time from a reset to the firmware being ready again, on the platform clock (default 100 ms). */
+  readonly resetDelayMs?: number;
+  /** Where the platform and (as `card`) the card code log; default nowhere. */
+  readonly logger?: Logger;
+}
+
+/** Which platform. */
+export type X100PlatformKind = 'inProcess' | 'worker';
+
+/** An X100 and its host, one of two platforms. See the module comment. */
+export interface X100Platform {
+  readonly kind: X100PlatformKind;
+  /** This thread's handle on the hardware (for hardware models and tests). */
+  readonly hardware: X100Hardware;
+  /** The host's view. */
+  readonly host: X100HostView;
+  /** The platform clock: virtual on `inProcess`, real on `worker` (unless given). */
+  readonly clock: Clock;
+  /** The card's state. */
+  readonly cardState: X100CardState;
+  /** The running card's handle, while the card is `running`. */
+  readonly card: X100CardHandle | undefined;
+  /** The latest boot (from {@link startCard} or a bootstrap interrupt), if any. */
+  readonly boot: Promise<X100CardHandle> | undefined;
+  /**
+   * Boots the card (the same as the host's bootstrap interrupt) and resolves when its entry has
+   * returned.
+   * @throws MicError EBUSY unless the card is `ready`, ENODEV after close, or what the card
+   * code's entry threw (the card is then `halted`)
+   */
+  startCard(): Promise<X100CardHandle>;
+  /** Stops the card code and interrupt delivery. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Base of both platforms: the card life cycle. `TBoot` is what a boot request carries. */
+export abstract class PlatformBase<TBoot> implements X100Platform {
+  abstract readonly kind: X100PlatformKind;
+  readonly hardware: X100Hardware;
+  readonly host: X100HostView;
+  readonly clock: Clock;
+  /** The platform's logger. */
+  protected readonly logger: Logger;
+  readonly #resetDelayMs: number;
+  #resetAbort: AbortController | undefined;
+  #card: X100CardHandle | undefined;
+  #boot: Promise<X100CardHandle> | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  protected constructor(
+    options: X100PlatformOptions,
+    clock: Clock,
+    delivery: IrqDelivery,
+    spinNs: number | undefined,
+  ) {
+    const resetDelayMs = options.resetDelayMs ?? 100;
+    if (!(resetDelayMs >= 0) || !Number.isFinite(resetDelayMs)) {
+      throw new MicError(
+        'EINVAL',
+        `reset delay ${String(resetDelayMs)} ms is not a finite non-negative number`,
+      );
+    }
+    this.#resetDelayMs = resetDelayMs;
+    this.clock = clock;
+    this.logger = options.logger ?? nullLogger;
+    this.hardware = X100Hardware.create(options, {
+      onReset: () => this.#onReset(),
+      onBootInterrupt: () => {
+        try {
+          this.#startBoot(undefined, 'bootstrap interrupt');
+        } catch (err) {
+          this.logger.warn('bootstrap interrupt ignored', {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      },
+    });
+    this.host = new X100HostView(this.hardware, {
+      delivery,
+      logger: this.logger.child('host'),
+      ...(spinNs === undefined ? {} : { spinNs }),
+    });
+  }
+
+  /** Throws when a boot with `request` cannot start (no card code). */
+  protected abstract checkBootable(request: TBoot | undefined): void;
+  /** Starts the card code for `generation`; resolves with its handle once its entry returned. */
+  protected abstract bootCard(generation: number, request: TBoot | undefined): Promise<X100CardHandle>;
+  /** Stops the card code now (reset, failed boot, close). */
+  protected abstract killCard(): Promise<void>;
+
+  get cardState(): X100CardState {
+    return this.hardware.cardState;
+  }
+
+  get card(): X100CardHandle | undefined {
+    return this.#card;
+  }
+
+  get boot(): Promise<X100CardHandle> | undefined {
+    return this.#boot;
+  }
+
+  /** True once {@link close} was called. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  startCard(): Promise<X100CardHandle> {
+    return this.requestBoot(undefined);
+  }
+
+  /** Boots with `request` (what `startCard` of a subclass passes). */
+  protected requestBoot(request: TBoot | undefined): Promise<X100CardHandle> {
+    try {
+      return this.#startBoot(request, 'startCard');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  #startBoot(request: TBoot | undefined, why: string): Promise<X100CardHandle> {
+    const hw = this.hardware;
+    if (this.#closed) throw new MicError('ENODEV', 'the platform is closed');
+    if (hw.cardState !== X100_CARD_STATE.READY) {
+      throw new MicError('EBUSY', `the card cannot boot: its state is ${hw.cardState}, not ready`, {
+        details: { state: hw.cardState },
+      });
+    }
+    this.checkBootable(request);
+    const generation = hw.bumpGeneration();
+    hw.setCardState(X100_CARD_STATE.BOOTING);
+    // The firmware hands over: no longer waiting for a download, a fresh interrupt line.
+    const spad2 = spadReg(X100_SPAD.DOWNLOAD_INFO);
+    hw.mmio.store32(spad2, hw.mmio.read32(spad2) & ~1);
+    hw.mmio.store32(X100_REG.APICICR7, 0);
+    hw.cardLine.reset();
+    hw.cardLine.setEnabled(X100_CARD_SOURCES);
+    this.logger.debug('card boot', { why, generation });
+    const boot = this.bootCard(generation, request).then(
+      (handle) => {
+        if (hw.generation !== generation) throw new MicError('ENODEV', 'the card was reset while booting');
+        hw.setCardState(X100_CARD_STATE.RUNNING);
+        this.#card = handle;
+        return handle;
+      },
+      (err: unknown) => {
+        if (hw.generation === generation) {
+          hw.setCardState(X100_CARD_STATE.HALTED);
+          this.#track(this.killCard());
+        }
+        throw err;
+      },
+    );
+    boot.catch((err: unknown) => {
+      this.logger.error('card boot failed', { error: err instanceof Error ? err.message : String(err) });
+    });
+    this.#boot = boot;
+    return boot;
+  }
+
+  /** Marks the card halted after a crash of running card code (worker `error` events). */
+  protected cardCrashed(generation: number, err: unknown): void {
+    const hw = this.hardware;
+    this.logger.error('card crashed', { error: err instanceof Error ? err.message : String(err) });
+    if (hw.generation !== generation) return;
+    hw.setCardState(X100_CARD_STATE.HALTED);
+    this.#card = undefined;
+    this.#track(this.killCard());
+  }
+
+  #onReset(): void {
+    const hw = this.hardware;
+    const generation = hw.bumpGeneration();
+    hw.setCardState(X100_CARD_STATE.RESET);
+    this.#card = undefined;
+    this.#track(this.killCard());
+    hw.clearRegisters();
+    hw.mmio.store32(X100_REG.RGCR, X100_RGCR_RESET);
+    // Wake a card thread still waiting for interrupts, so it sees that its generation is over.
+    hw.cardLine.word.signal();
+    this.#resetAbort?.abort();
+    const abort = new AbortController();
+    this.#resetAbort = abort;
+    this.logger.debug('card reset', { generation });
+    this.clock.sleep(this.#resetDelayMs, abort.signal).then(
+      () => {
+        if (this.#closed || hw.generation !== generation) return;
+        hw.mmio.store32(X100_REG.RGCR, 0);
+        hw.firmwareReady();
+        this.logger.debug('card firmware ready', { generation });
+      },
+      () => {},
+    );
+  }
+
+  #track(p: Promise<void>): void {
+    const tracked = p.catch((err: unknown) => {
+      this.logger.warn('stopping the card code failed', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    });
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#resetAbort?.abort();
+    this.#card = undefined;
+    this.#closing = (async () => {
+      await this.killCard();
+      await Promise.all(this.#inFlight);
+      await this.host.close();
+    })();
+    return this.#closing;
+  }
+}
+
+/** The method names of what a card entry returned. @throws MicError EINVAL for a non-object */
+export function cardMethodNames(result: unknown): string[] {
+  if (result === undefined || result === null) return [];
+  if (typeof result !== 'object') {
+    throw new MicError('EINVAL', `the card entry returned a ${typeof result}, not an object of methods`);
+  }
+  return Object.keys(result).filter((k) => typeof (result as Record<string, unknown>)[k] === 'function');
+}
+
+/**
+ * Calls card method `method` of `methods` with structured-cloned arguments and result (used by
+ * the in-process handle and inside the card worker).
+ */
+export async function invokeCardMethod(
+  methods: unknown,
+  method: string,
+  args: readonly unknown[],
+): Promise<unknown> {
+  const fn =
+    methods !== null && typeof methods === 'object' && Object.hasOwn(methods, method)
+      ? (methods as Record<string, unknown>)[method]
+      : undefined;
+  if (typeof fn !== 'function') {
+    throw new MicError('EINVAL', `the card code has no method '${method}'`, { details: { method } });
+  }
+  const result: unknown = await (fn as (...a: unknown[]) => unknown).apply(
+    methods,
+    structuredClone([...args]),
+  );
+  return structuredClone(result);
+}
