@@ -1,1 +1,27 @@
-export {};
+/**
+ * `@mic/bus-core`: the small driver core under the MIC buses (vop, mbus, scif, cosm), the types
+ * that cross from a bus to the hardware driver, and building blocks for mock hardware.
+ */
+export { ANY_ID, checkDeviceId, formatModalias, idAttributes, matchIdTable } from './ids.js';
+export type { DeviceId, IdTable } from './ids.js';
+export { AsyncMutex } from './mutex.js';
+export { IndexAllocator } from './ida.js';
+export { Bus } from './bus.js';
+export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.js';
+export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
+export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
+export { DOORBELL_POLICY, MockIrqLines } from './mock-irq.js';
+export type { DoorbellPolicy, MockIrqLinesOptions } from './mock-irq.js';
+export { MockDmaMapOps, MockRemapper, RangeAllocator } from './mock-mem.js';
+export type { MockDmaMapOpsOptions, MockMemoryView, MockRemapRegion } from './mock-mem.js';
+export {
+  MOCK_APER_PA,
+  MOCK_MMIO_PA,
+  MOCK_SMPT_BASE,
+  X100_CARD_DOORBELLS,
+  X100_CARD_ALLOC_DOORBELLS,
+  X100_CARD_MMIO_PA,
+  X100_HOST_DOORBELLS,
+  X100_MMIO_LEN,
+} from './x100.js';
+export { checkIdTable, checkOps, checkWindow } from './validate.js';
