@@ -58,7 +58,7 @@ export type DmaMapOps = CoreDmaMapOps<Memory>;
 export interface ScifHwOps {
   /**
    * Picks a local doorbell to listen on. x100 host: round-robin over 4; card: the least-used of
-   * its 16, the lowest index on a tie. After a `requestIrq` on the returned doorbell, the next call
+   * the first 8 of its 16, the lowest index on a tie. After a `requestIrq` on the returned doorbell, the next call
    * returns another one as long as some doorbell has no handler.
    */
   nextDb(): number;
