@@ -291,3 +291,91 @@ export const MIC_BOOTPARAM = {
   SCIF_CARD_DMA_ADDR: 16,
   SIZE: 24,
 } as const;
+
+/**
+ * Bits and fields of the DMA registers (`MIC_DMA_SBOX_*`, `MIC_DMA_HW_CMP_CNT_MASK`,
+ * `MIC_DMA_CHAN_QUIESCE`).
+ *
+ * - `DCAR_IM0` / `DCAR_IM1`: the interrupt mask of a card-owned / host-owned channel.
+ * - `DRAR_HI_*`: bits 3:0 are address bits 35:32 of a ring in card memory; bits 20:4 the ring
+ *   size in descriptors; with `SYS` (bit 26) the ring is in host memory and bits 25:21 are its
+ *   SMPT entry, bits 1:0 address bits 33:32 inside that entry.
+ * - `DSTAT_CMP_CNT_MASK`: bits 16:0 of `DSTAT`, the completion count (the index of the next
+ *   descriptor the engine will take, equal to `DTPR`). `DSTAT_QUIESCE` (bit 29 of the status
+ *   field 31:28): the channel has stopped on an error.
+ *
+ * @see drivers/dma/mic_x100_dma.h
+ */
+export const X100_DMA_BIT = {
+  DCAR_IM0: 0x0100_0000,
+  DCAR_IM1: 0x0200_0000,
+  DRAR_HI_CARD_ADDR_MASK: 0xf,
+  DRAR_HI_SYS_ADDR_MASK: 0x3,
+  DRAR_HI_SIZE_SHIFT: 4,
+  DRAR_HI_SIZE_MASK: 0x1ffff,
+  DRAR_HI_SMPT_SHIFT: 21,
+  DRAR_HI_SMPT_MASK: 0x1f,
+  DRAR_HI_SYS: 0x0400_0000,
+  DSTAT_CMP_CNT_MASK: 0x1ffff,
+  DSTAT_QUIESCE: 0x2000_0000,
+} as const;
+
+/**
+ * The 16-byte DMA descriptor (`struct mic_dma_desc { u64 qw0; u64 qw1; }`): type in qw1 bits
+ * 63:60; MEMCPY: source in qw0 bits 45:0, length in 64-byte units in qw0 bits 63:46, destination
+ * in qw1 bits 45:0; STATUS: the 64-bit value in qw0, destination in qw1 bits 45:0, bit 59 raises
+ * the channel interrupt. NOP (type 0, a zeroed descriptor) is never emitted by the kernel driver;
+ * the model completes it without doing anything.
+ *
+ * @see drivers/dma/mic_x100_dma.c (mic_dma_memcpy_desc, mic_dma_prep_status_desc)
+ */
+export const X100_DMA_DESC = {
+  SIZE: 16,
+  TYPE_SHIFT: 60,
+  MEMCPY_LEN_SHIFT: 46,
+  STAT_INTR_SHIFT: 59,
+  ADDR_BITS: 46,
+  NOP: 0,
+  MEMCPY: 1,
+  STATUS: 2,
+  /** Sources, destinations and lengths of MEMCPY descriptors are multiples of this. */
+  ALIGN: 64,
+  /** STATUS destinations are multiples of this (a DWORD, as SCIF signals need). */
+  STATUS_ALIGN: 4,
+  /** The largest ring the `DRAR_HI` size field can describe. */
+  MAX_RING_ENTRIES: 0x1ffff,
+  /** Ring size the kernel driver programs (`MIC_DMA_DESC_RX_SIZE`). */
+  KERNEL_RING_ENTRIES: 128 * 1024 - 4,
+} as const;
+
+/**
+ * What the model writes to `DCHERR` when a channel stops (the kernel only tests the register
+ * for non-zero; these values are the model's own). The channel then sets `DSTAT_QUIESCE` and
+ * takes no more descriptors until it is disabled.
+ */
+export const X100_DMA_CHERR = {
+  /** A descriptor type other than NOP, MEMCPY or STATUS. */
+  DESC_TYPE: 0x1,
+  /** A MEMCPY address not 64-byte aligned, or a STATUS destination not 4-byte aligned. */
+  ALIGN: 0x2,
+  /** An address that reaches no memory: beyond card memory, or not mapped by the SMPT. */
+  ADDR: 0x4,
+  /** A MEMCPY from host memory to host memory, which this engine cannot do. */
+  SYS_TO_SYS: 0x8,
+  /** The ring: size below 2 or above 0x1ffff, not 64-byte aligned, unreachable, or the tail beyond it. */
+  RING: 0x10,
+  /** A head the engine cannot take: the current head written again (read as a full ring) or beyond the ring. */
+  HEAD: 0x20,
+} as const;
+
+/** `DCR` bit that makes channel `ch` card-owned when set (bit 2·ch). @see drivers/dma/mic_x100_dma.h */
+export function dmaDcrOwnerBit(ch: number): number {
+  checkInt('DMA channel', ch, 0, X100_DMA.MAX_NUM_CHAN - 1);
+  return (1 << (2 * ch)) >>> 0;
+}
+
+/** `DCR` bit that enables channel `ch` (bit 2·ch + 1). @see drivers/dma/mic_x100_dma.h */
+export function dmaDcrEnableBit(ch: number): number {
+  checkInt('DMA channel', ch, 0, X100_DMA.MAX_NUM_CHAN - 1);
+  return (2 << (2 * ch)) >>> 0;
+}

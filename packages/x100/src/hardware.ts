@@ -36,6 +36,7 @@ import {
   smptReg,
   spadReg,
 } from './constants.js';
+import { DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
 import { InterruptLine } from './irq.js';
 import { MmioRegisters } from './mmio.js';
 
@@ -56,6 +57,9 @@ export const X100_CARD_STATE = {
 /** One of {@link X100_CARD_STATE}. */
 export type X100CardState = (typeof X100_CARD_STATE)[keyof typeof X100_CARD_STATE];
 
+/** Word index of SMPT entry 0 in the register file. */
+const SMPT_WORD = X100_REG.SMPT00 >>> 2;
+
 const STATE_CODES: readonly X100CardState[] = ['reset', 'ready', 'booting', 'running', 'halted'];
 
 /** Byte offsets in the wires buffer. */
@@ -68,7 +72,8 @@ const W = {
   SMPT_VALID: 20,
   HOST_WORD: 24,
   CARD_WORD: 24 + EVENT_WORD_BYTES,
-  SIZE: 64,
+  /** The DMA engine's control block (see `dma-state.ts`) follows at `DMA_WIRES_OFFSET`. */
+  SIZE: DMA_WIRES_OFFSET + DMA_WIRES_BYTES,
 } as const;
 
 /** The hardware's shared memory, as handed to a worker. */
@@ -194,6 +199,9 @@ export class X100Hardware {
   readonly cardLine: InterruptLine;
   readonly #wires: Int32Array;
   readonly #hooks: X100HardwareHooks;
+  readonly #dma: DmaSharedState;
+  /** The register words, for translations on hot paths. */
+  readonly #regs: Uint32Array;
 
   /**
    * Allocates the shared memory of a new card in its power-on state: every register 0, the
@@ -233,7 +241,15 @@ export class X100Hardware {
       throw new MicError('EINVAL', 'hardware buffers do not match the configured memory sizes');
     }
     this.mmio = new MmioRegisters(buffers.mmio);
+    this.#regs = new Uint32Array(buffers.mmio);
     this.#wires = new Int32Array(buffers.wires);
+    if (buffers.wires.byteLength < W.SIZE) {
+      throw new MicError(
+        'EINVAL',
+        `hardware wires buffer of ${buffers.wires.byteLength} bytes is below ${W.SIZE}`,
+      );
+    }
+    this.#dma = new DmaSharedState(buffers.wires);
     this.hostLine = new InterruptLine('host', {
       sab: buffers.mmio,
       status: X100_REG.SICR0,
@@ -395,6 +411,30 @@ export class X100Hardware {
     return hostAddr;
   }
 
+  /**
+   * {@link smptTranslate} without exceptions, for hardware models on a hot path (a DMA engine):
+   * the host-physical address, or -1 when the range is not a pair of safe integers, leaves the
+   * SMPT window, touches an unmapped entry, spans entries that are not contiguous or leaves host
+   * RAM.
+   */
+  smptResolve(micAddr: number, length: number): number {
+    const { BASE, PAGE_SIZE, NUM_REG } = X100_SMPT;
+    if (!Number.isSafeInteger(micAddr) || !Number.isSafeInteger(length) || length < 0) return -1;
+    const rel = micAddr - BASE;
+    if (rel < 0 || rel + length > NUM_REG * PAGE_SIZE) return -1;
+    const first = Math.floor(rel / PAGE_SIZE);
+    const last = length === 0 ? first : Math.floor((rel + length - 1) / PAGE_SIZE);
+    const valid = this.smptValidMask;
+    const regs = this.#regs;
+    const page0 = Atomics.load(regs, SMPT_WORD + first) >>> 2;
+    for (let i = first; i <= last; i++) {
+      if (((valid >>> i) & 1) === 0) return -1;
+      if (i !== first && Atomics.load(regs, SMPT_WORD + i) >>> 2 !== page0 + (i - first)) return -1;
+    }
+    const hostAddr = page0 * PAGE_SIZE + (rel - first * PAGE_SIZE);
+    return hostAddr + length > this.config.hostRamSize ? -1 : hostAddr;
+  }
+
   #smptEntryAddr(i: number): number {
     return (this.mmio.read32(smptReg(i)) >>> 2) * X100_SMPT.PAGE_SIZE;
   }
@@ -428,9 +468,11 @@ export class X100Hardware {
 
   /**
    * What a reset does to the registers: every MMIO register (SMPT, scratchpads, interrupt
-   * enables, DMA channels) and the card's interrupt words become 0.
+   * enables, DMA channels) and the card's interrupt words become 0; every DMA channel is
+   * disabled in a new epoch, so the engine drops what it was doing.
    */
   clearRegisters(): void {
+    this.#dma.resetAll();
     this.mmio.clear();
     this.hostLine.reset();
     this.cardLine.reset();

@@ -1,7 +1,7 @@
 /**
  * `@mic/x100`: the Intel Xeon Phi X100 card as hardware (memory, aperture, SMPT, MMIO
- * registers, doorbells, scratchpads, interrupt lines) on two platforms, `inProcess` and
- * `worker`. It imports no bus and no driver.
+ * registers, doorbells, scratchpads, interrupt lines, the DMA engine) on two platforms,
+ * `inProcess` and `worker`. It imports no bus and no driver.
  */
 export { RangeAllocator } from './allocator.js';
 export {
@@ -26,6 +26,9 @@ export {
   X100_CARD_NUM_DOORBELLS,
   X100_CARD_ALLOC_DOORBELLS,
   X100_DMA,
+  X100_DMA_BIT,
+  X100_DMA_CHERR,
+  X100_DMA_DESC,
   X100_DMA_REG,
   X100_HOST_NUM_DOORBELLS,
   X100_INTR,
@@ -44,6 +47,8 @@ export {
   cardDmaSrc,
   decodeSpad2,
   dmaChanReg,
+  dmaDcrEnableBit,
+  dmaDcrOwnerBit,
   encodeSpad2,
   hostDmaSrc,
   rdmasrReg,
@@ -52,6 +57,18 @@ export {
   spadReg,
 } from './constants.js';
 export type { Spad2 } from './constants.js';
+export {
+  decodeDmaRing,
+  encodeDmaRing,
+  readDmaDesc,
+  writeDmaMemcpyDesc,
+  writeDmaStatusDesc,
+} from './dma-desc.js';
+export type { X100DmaDescriptor, X100DmaRing } from './dma-desc.js';
+export { X100DmaEngine } from './dma-engine.js';
+export type { X100DmaEngineOptions, X100DmaEngineStats } from './dma-engine.js';
+export { installDmaRegisterHandlers } from './dma-regs.js';
+export { InProcessDmaRunner } from './dma-runner.js';
 export { CardDoorbellAllocator, HostDoorbellAllocator, NO_DOORBELL } from './doorbells.js';
 export {
   X100_CARD_SOURCES,
@@ -78,7 +95,7 @@ export type {
   IrqHandler,
   X100Side,
 } from './irq.js';
-export { MmioRegisters } from './mmio.js';
+export { MmioMemory, MmioRegisters } from './mmio.js';
 export type { MmioWriteHandler } from './mmio.js';
 export type {
   CardMain,

@@ -12,7 +12,8 @@
  * @see drivers/misc/mic/common/mic_dev.h (mic_mmio_read, mic_mmio_write)
  */
 import { MicError } from '@mic/errors';
-import { BufferMemory } from '@mic/memory';
+import { BufferMemory, checkRange } from '@mic/memory';
+import type { Memory } from '@mic/memory';
 
 /** What a register write does instead of a plain store. `value` is an unsigned 32-bit number. */
 export type MmioWriteHandler = (value: number, offset: number) => void;
@@ -102,5 +103,132 @@ export class MmioRegisters {
   clear(): void {
     const u32 = this.#u32;
     for (let i = 0; i < u32.length; i++) Atomics.store(u32, i, 0);
+  }
+}
+
+/**
+ * The register file as a {@link Memory} (`void __iomem *`), for code that takes a memory view of
+ * MMIO, such as the `mmioVa` of a bus device: 32-bit reads and writes go through
+ * {@link MmioRegisters.read32} / {@link MmioRegisters.write32}, so writes run the registers'
+ * handlers (`iowrite32`); a u64 write is two 32-bit writes, low word first. Narrower writes, byte
+ * copies and fills are refused (`EINVAL`): the registers are 32 bits wide. Reads of any width
+ * come from the stored values and have no side effects. {@link bytes} is a live view of the
+ * stored values (writing through it bypasses the handlers).
+ *
+ * @example
+ * const regs = new MmioMemory(host.mmio);
+ * regs.writeU32(dmaChanReg(0, X100_DMA_REG.DHPR), 1); // runs the DHPR handler
+ */
+export class MmioMemory implements Memory {
+  readonly byteLength: number;
+  readonly shared = true;
+  /** Where this view starts in the register file. */
+  readonly base: number;
+  readonly #regs: MmioRegisters;
+  readonly #raw: BufferMemory;
+
+  /**
+   * @param regs - the register file
+   * @param base - start of the view (a multiple of 4; default 0)
+   * @param length - bytes (default: to the end of the register file)
+   */
+  constructor(regs: MmioRegisters, base = 0, length = regs.size - base) {
+    checkRange('MMIO view', base, length, regs.size);
+    if (base % 4 !== 0) {
+      throw new MicError('EINVAL', `MMIO view offset ${base} is not a multiple of 4`, { details: { base } });
+    }
+    this.#regs = regs;
+    this.base = base;
+    this.byteLength = length;
+    this.#raw = regs.memory.window(base, length);
+  }
+
+  #reg(offset: number, size: number): number {
+    checkRange('MMIO access', offset, size, this.byteLength);
+    if (offset % 4 !== 0) {
+      throw new MicError('EINVAL', `MMIO access at offset ${offset} is not 32-bit aligned`, {
+        details: { offset: this.base + offset },
+      });
+    }
+    return this.base + offset;
+  }
+
+  #narrow(what: string, offset: number): never {
+    throw new MicError(
+      'EINVAL',
+      `MMIO registers take 32-bit writes only, not a ${what} at offset ${offset}`,
+      {
+        details: { offset: this.base + offset },
+      },
+    );
+  }
+
+  readU8(offset: number): number {
+    return this.#raw.readU8(offset);
+  }
+  readU16(offset: number): number {
+    return this.#raw.readU16(offset);
+  }
+  readU32(offset: number): number {
+    return this.#regs.read32(this.#reg(offset, 4));
+  }
+  readU64(offset: number): number {
+    const at = this.#reg(offset, 8);
+    return this.#regs.read32(at) + this.#regs.read32(at + 4) * 2 ** 32;
+  }
+  readBigU64(offset: number): bigint {
+    const at = this.#reg(offset, 8);
+    return (BigInt(this.#regs.read32(at + 4)) << 32n) | BigInt(this.#regs.read32(at));
+  }
+  writeU8(offset: number, _value: number): void {
+    this.#narrow('u8 write', offset);
+  }
+  writeU16(offset: number, _value: number): void {
+    this.#narrow('u16 write', offset);
+  }
+  writeU32(offset: number, value: number): void {
+    this.#regs.write32(this.#reg(offset, 4), value);
+  }
+  writeU64(offset: number, value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new MicError('EINVAL', `u64 value ${String(value)} is not a non-negative safe integer`);
+    }
+    const at = this.#reg(offset, 8);
+    this.#regs.write32(at, value % 2 ** 32);
+    this.#regs.write32(at + 4, Math.floor(value / 2 ** 32));
+  }
+  writeBigU64(offset: number, value: bigint): void {
+    const at = this.#reg(offset, 8);
+    const v = BigInt.asUintN(64, value);
+    this.#regs.write32(at, Number(v & 0xffffffffn));
+    this.#regs.write32(at + 4, Number(v >> 32n));
+  }
+  loadU16(offset: number): number {
+    return this.#raw.loadU16(offset);
+  }
+  storeU16(offset: number, _value: number): void {
+    this.#narrow('u16 store', offset);
+  }
+  loadU32(offset: number): number {
+    return this.readU32(offset);
+  }
+  storeU32(offset: number, value: number): void {
+    this.writeU32(offset, value);
+  }
+  read(offset: number, dst: Uint8Array): void {
+    this.#raw.read(offset, dst);
+  }
+  write(offset: number, _src: Uint8Array): void {
+    this.#narrow('byte copy', offset);
+  }
+  fill(offset: number, _length: number, _value: number): void {
+    this.#narrow('fill', offset);
+  }
+  bytes(offset: number, length: number): Uint8Array {
+    return this.#raw.bytes(offset, length);
+  }
+  window(offset: number, length: number): MmioMemory {
+    checkRange('MMIO window', offset, length, this.byteLength);
+    return new MmioMemory(this.#regs, this.base + offset, length);
   }
 }

@@ -8,6 +8,8 @@ import { VirtualClock } from '@mic/clock';
 import type { Clock } from '@mic/clock';
 import { MicError } from '@mic/errors';
 import { X100CardView } from './card-view.js';
+import type { X100DmaEngine } from './dma-engine.js';
+import { InProcessDmaRunner } from './dma-runner.js';
 import { PlatformBase, cardMethodNames, invokeCardMethod } from './platform.js';
 import type { CardMain, X100CardHandle, X100Platform, X100PlatformOptions } from './platform.js';
 
@@ -26,6 +28,8 @@ export interface InProcessPlatform extends X100Platform {
   readonly kind: 'inProcess';
   /** The running boot's card view (for tests), while there is one. */
   readonly cardView: X100CardView | undefined;
+  /** The DMA engine (queued microtasks in this thread), unless `dmaEngine: false`. */
+  readonly dmaEngine: X100DmaEngine | undefined;
   /**
    * Boots the card with `cardMain` (default: the configured one) and `cardData`.
    * @throws MicError EINVAL when there is no card code, EBUSY unless the card is `ready`
@@ -60,11 +64,23 @@ class InProcessCardHandle implements X100CardHandle {
 class InProcessPlatformImpl extends PlatformBase<BootRequest> implements InProcessPlatform {
   readonly kind = 'inProcess';
   readonly #options: InProcessPlatformOptions;
+  readonly #dma: InProcessDmaRunner | undefined;
   #view: X100CardView | undefined;
 
   constructor(options: InProcessPlatformOptions) {
     super(options, options.clock ?? new VirtualClock(), 'microtask', undefined);
     this.#options = options;
+    this.#dma =
+      options.dmaEngine === false
+        ? undefined
+        : new InProcessDmaRunner(this.hardware, {
+            logger: this.logger.child('dma'),
+            ...(options.dmaChunkBytes === undefined ? {} : { chunkBytes: options.dmaChunkBytes }),
+          });
+  }
+
+  get dmaEngine(): X100DmaEngine | undefined {
+    return this.#dma?.engine;
   }
 
   get cardView(): X100CardView | undefined {
@@ -104,6 +120,11 @@ class InProcessPlatformImpl extends PlatformBase<BootRequest> implements InProce
     const view = this.#view;
     this.#view = undefined;
     if (view) await view.kill();
+  }
+
+  protected stopHardware(): Promise<void> {
+    this.#dma?.stop();
+    return Promise.resolve();
   }
 }
 

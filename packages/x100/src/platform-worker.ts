@@ -19,6 +19,9 @@ import type { Clock } from '@mic/clock';
 import { MicError } from '@mic/errors';
 import { LOG_LEVELS } from '@mic/logger';
 import type { Logger } from '@mic/logger';
+import type { DmaEngineWorkerData } from './dma-engine-worker.js';
+import { installDmaRegisterHandlers } from './dma-regs.js';
+import { DmaSharedState } from './dma-state.js';
 import { PlatformBase } from './platform.js';
 import type { X100CardHandle, X100Platform, X100PlatformOptions } from './platform.js';
 import { deserializeError } from './rpc.js';
@@ -26,6 +29,8 @@ import type { CallMessage, CardMessage, CardWorkerData } from './rpc.js';
 
 /** The card worker script (the same relative path works from `src/` under jest and from `dist/`). */
 const CARD_WORKER_URL = new URL('../dist/card-worker.js', import.meta.url);
+/** The DMA engine's thread. */
+const DMA_WORKER_URL = new URL('../dist/dma-engine-worker.js', import.meta.url);
 
 /** Options of {@link createWorkerPlatform}. */
 export interface WorkerPlatformOptions extends X100PlatformOptions {
@@ -47,6 +52,11 @@ export interface WorkerPlatformOptions extends X100PlatformOptions {
 /** The `worker` platform. */
 export interface WorkerPlatform extends X100Platform {
   readonly kind: 'worker';
+  /**
+   * The Linux thread id of the DMA engine's thread once it runs (-1 when unknown or when the
+   * platform has no engine), for benchmarks that report where threads ran.
+   */
+  readonly dmaEngineTid: Promise<number>;
 }
 
 interface Pending {
@@ -126,6 +136,9 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
   readonly #cardData: unknown;
   readonly #spinNs: number | undefined;
   readonly #cardLogger: Logger;
+  readonly #dmaWorker: Worker | undefined;
+  readonly #dmaExit: Promise<void>;
+  readonly dmaEngineTid: Promise<number>;
   #session: WorkerCardSession | undefined;
 
   constructor(options: WorkerPlatformOptions, cardModule: string) {
@@ -135,6 +148,37 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     this.#cardData = options.cardData;
     this.#spinNs = options.spinNs;
     this.#cardLogger = this.logger.child('card');
+    if (options.dmaEngine === false) {
+      this.#dmaWorker = undefined;
+      this.#dmaExit = Promise.resolve();
+      this.dmaEngineTid = Promise.resolve(-1);
+      return;
+    }
+    const chunk = options.dmaChunkBytes;
+    const state = new DmaSharedState(this.hardware.buffers.wires);
+    installDmaRegisterHandlers(this.hardware, () => {
+      state.word.signal();
+    });
+    const data: DmaEngineWorkerData = {
+      buffers: this.hardware.buffers,
+      config: this.hardware.config,
+      chunkBytes: chunk,
+      spinNs: options.spinNs,
+    };
+    const worker = new Worker(DMA_WORKER_URL, { workerData: data, name: 'x100-dma-engine' });
+    // Like the card's thread, the engine's keeps the process alive until close(): a program may
+    // be waiting for nothing but a DMA completion.
+    this.#dmaWorker = worker;
+    this.#dmaExit = new Promise<void>((resolve) => {
+      worker.once('exit', () => resolve());
+    });
+    this.dmaEngineTid = new Promise<number>((resolve) => {
+      worker.once('message', (msg: { type?: string; tid?: number }) => resolve(msg.tid ?? -1));
+      worker.once('exit', () => resolve(-1));
+    });
+    worker.on('error', (err: Error) => {
+      this.logger.error('the DMA engine thread crashed', { error: err.message });
+    });
   }
 
   protected checkBootable(): void {}
@@ -148,6 +192,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       cardExport: this.#cardExport,
       cardData: this.#cardData,
       spinNs: this.#spinNs,
+      dmaEngine: this.#dmaWorker !== undefined,
     };
     return new Promise<X100CardHandle>((resolve, reject) => {
       const worker = new Worker(CARD_WORKER_URL, { workerData: data, name: `x100-card-${generation}` });
@@ -199,12 +244,22 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     session.end(new MicError('ENODEV', 'the card was reset'));
     await session.worker.terminate();
   }
+
+  protected async stopHardware(): Promise<void> {
+    const worker = this.#dmaWorker;
+    if (!worker) return;
+    new DmaSharedState(this.hardware.buffers.wires).requestStop();
+    // The engine ends its loop at the next check; terminate() covers a thread stuck elsewhere.
+    const timer = setTimeout(() => void worker.terminate(), 1000);
+    await this.#dmaExit;
+    clearTimeout(timer);
+  }
 }
 
 /**
  * Creates an X100 whose card runs in a worker thread.
- * @throws MicError ENOENT when the package is not built, EINVAL for a bad module or `cardData`
- * that cannot be cloned
+ * @throws MicError ENOENT when the package is not built, EINVAL for a bad module, `cardData`
+ * that cannot be cloned or a `dmaChunkBytes` that is not a positive multiple of 64
  *
  * @example
  * const platform = createWorkerPlatform({ cardModule: new URL('./card.mjs', import.meta.url) });
@@ -220,6 +275,16 @@ export function createWorkerPlatform(options: WorkerPlatformOptions): WorkerPlat
     );
   }
   const cardModule = resolveCardModule(options.cardModule);
+  const chunk = options.dmaChunkBytes;
+  if (chunk !== undefined && (!Number.isSafeInteger(chunk) || chunk < 64 || chunk % 64 !== 0)) {
+    throw new MicError(
+      'EINVAL',
+      `DMA engine chunk of ${String(chunk)} bytes is not a positive multiple of 64`,
+      {
+        details: { dmaChunkBytes: chunk },
+      },
+    );
+  }
   try {
     structuredClone(options.cardData);
   } catch (err) {

@@ -59,6 +59,13 @@ export interface X100PlatformOptions extends X100HardwareOptions {
   readonly resetDelayMs?: number;
   /** Where the platform and (as `card`) the card code log; default nowhere. */
   readonly logger?: Logger;
+  /**
+   * Run the DMA engine (default true): on `inProcess` as queued microtasks, on `worker` in a
+   * thread of its own. Without it the DMA registers only store.
+   */
+  readonly dmaEngine?: boolean;
+  /** Bytes a DMA channel moves per engine step (a multiple of 64; default 64 KiB). */
+  readonly dmaChunkBytes?: number;
 }
 
 /** Which platform. */
@@ -147,6 +154,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   protected abstract bootCard(generation: number, request: TBoot | undefined): Promise<X100CardHandle>;
   /** Stops the card code now (reset, failed boot, close). */
   protected abstract killCard(): Promise<void>;
+  /** Stops what else runs the hardware (the DMA engine) on close, after the card code. */
+  protected abstract stopHardware(): Promise<void>;
 
   get cardState(): X100CardState {
     return this.hardware.cardState;
@@ -271,6 +280,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     this.#closing = (async () => {
       await this.killCard();
       await Promise.all(this.#inFlight);
+      await this.stopHardware();
       await this.host.close();
     })();
     return this.#closing;

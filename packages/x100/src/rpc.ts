@@ -60,6 +60,8 @@ export interface CardWorkerData {
   readonly cardExport: string;
   readonly cardData: unknown;
   readonly spinNs: number | undefined;
+  /** The platform runs a DMA engine: install the DMA register handlers in the card's thread. */
+  readonly dmaEngine: boolean;
 }
 
 /** Host → card. */

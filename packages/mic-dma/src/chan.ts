@@ -1,0 +1,960 @@
+/**
+ * One X100 DMA channel as a dmaengine-style channel (`struct mic_dma_chan` with its
+ * `struct dma_chan`): a ring of descriptors shared with the engine, the software indices
+ * (`head`, `last_tail`, `issued`, `submitted`), cookies, and the prep / submit / issue / status /
+ * cleanup cycle of `mic_x100_dma.c`.
+ *
+ * Addresses given to `prep*` are DMA addresses in the engine's address space, i.e. what the mbus
+ * device's `dmaOps` return: card memory at its card physical address, host memory at its SMPT
+ * address (`0x80_0000_0000` up). The engine cannot copy host memory to host memory.
+ *
+ * Life cycle: `free` → {@link MicDmaChan.request} → `ready` → (a channel error) `error` →
+ * {@link MicDmaChan.release} (drains a ready channel: a FENCE, then up to 5 s) → `free`; a channel
+ * in error is recovered by release and request.
+ *
+ * @see drivers/dma/mic_x100_dma.c
+ */
+import type { DmaChannel, IrqReturn } from '@mic/bus-core';
+import { IRQ_RETURN } from '@mic/bus-core';
+import type { Clock } from '@mic/clock';
+import { MicError, isMicError } from '@mic/errors';
+import type { Logger } from '@mic/logger';
+import type { DmaBuffer, MbusDevice, MicIrq } from '@mic/mic-bus';
+import type { Memory } from '@mic/memory';
+import {
+  DMA_PREP,
+  DMA_STATUS,
+  MIC_DMA_ADDR_LIMIT,
+  MIC_DMA_ALIGN_BYTES,
+  MIC_DMA_BIT,
+  MIC_DMA_DESC_SIZE,
+  MIC_DMA_OWNER,
+  MIC_DMA_PENDING_LEVEL,
+  MIC_DMA_REG,
+  MIC_DMA_SBOX,
+  micDmaChanReg,
+} from './constants.js';
+import type { DmaCookie, DmaStatus, DmaTxCallback, DmaTxResult, MicDmaOwner } from './constants.js';
+import { encodeRing, writeMemcpyDesc, writeStatusDesc } from './desc.js';
+
+/** A prepared transaction (`struct dma_async_tx_descriptor`). */
+export interface DmaTx {
+  /** The channel it was prepared on. */
+  readonly chan: MicDmaChan;
+  /** Its cookie once submitted; 0 before. */
+  readonly cookie: DmaCookie;
+  /** Called once the transaction completed or failed, in submission order. */
+  callback: DmaTxCallback | undefined;
+  /**
+   * Assigns the cookie and hands the descriptors to the channel (`tx_submit`); they reach the
+   * engine at the next {@link MicDmaChan.issuePending}, or at once when more than 4 are pending.
+   * @throws MicError EINVAL when already submitted, ENODEV when the channel was released since
+   */
+  submit(): DmaCookie;
+}
+
+/** Options of {@link MicDmaChan.syncWait}. */
+export interface SyncWaitOptions {
+  /** Give up after this long on the driver's clock (default 5000 ms). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Channel life cycle states. */
+export const MIC_DMA_CHAN_STATE = {
+  FREE: 'free',
+  READY: 'ready',
+  ERROR: 'error',
+  RELEASING: 'releasing',
+} as const;
+/** One of {@link MIC_DMA_CHAN_STATE}. */
+export type MicDmaChanState = (typeof MIC_DMA_CHAN_STATE)[keyof typeof MIC_DMA_CHAN_STATE];
+
+/** What a channel needs from its device. */
+export interface MicDmaChanContext {
+  readonly mbdev: MbusDevice;
+  readonly owner: MicDmaOwner;
+  readonly maxXferSize: number;
+  readonly ringSize: number;
+  readonly drainTimeoutMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const COOKIE_MAX = 0x7fffffff;
+
+/** Explains a `DCHERR` value the way the x100 model reports it. */
+function describeCherr(code: number): string {
+  const parts: string[] = [];
+  if (code & 0x1) parts.push('unknown descriptor type');
+  if (code & 0x2) parts.push('misaligned address');
+  if (code & 0x4) parts.push('address outside mapped memory');
+  if (code & 0x8) parts.push('host-to-host copy');
+  if (code & 0x10) parts.push('bad ring');
+  if (code & 0x20) parts.push('bad head');
+  return parts.length > 0 ? parts.join(', ') : 'engine error';
+}
+
+class Tx implements DmaTx {
+  readonly chan: MicDmaChan;
+  cookie: DmaCookie = 0;
+  callback: DmaTxCallback | undefined = undefined;
+  readonly #submit: (tx: Tx) => DmaCookie;
+
+  constructor(chan: MicDmaChan, submit: (tx: Tx) => DmaCookie) {
+    this.chan = chan;
+    this.#submit = submit;
+  }
+
+  submit(): DmaCookie {
+    return this.#submit(this);
+  }
+}
+
+/**
+ * One channel of an X100 DMA engine (host 0–3 or card 4–7). Built by {@link MicDmaDevice}; get
+ * one with `MicDmaDriver.requestChannel` or {@link request} it directly. See the module comment.
+ */
+export class MicDmaChan implements DmaChannel {
+  /** The hardware channel number (host 0–3, card 4–7). */
+  readonly chanId: number;
+  /** `dma<device>chan<index>`. */
+  readonly name: string;
+  readonly #ctx: MicDmaChanContext;
+  readonly #mmio: Memory;
+  readonly #log: Logger;
+  #state: MicDmaChanState = MIC_DMA_CHAN_STATE.FREE;
+  #ring: DmaBuffer | undefined;
+  #statusDest: DmaBuffer | undefined;
+  #txs: (Tx | undefined)[] = [];
+  /** Transactions without descriptors, completed right after the slot's transaction. */
+  #after = new Map<number, Tx[]>();
+  /** Transactions without descriptors submitted while nothing was outstanding. */
+  #ready: Tx[] = [];
+  #entries = 0;
+  #head = 0;
+  #lastTail = 0;
+  #issued = 0;
+  #submitted = 0;
+  #prepared: Tx | undefined;
+  #lastCookie = 0;
+  #completedCookie = 0;
+  #wrapped = false;
+  #errorRanges: [number, number][] = [];
+  #error: MicError | undefined;
+  /** Set once the channel stopped; cleanup learns nothing more until the next request. */
+  #failed = false;
+  #cleaning = false;
+  #irq: MicIrq | undefined;
+  #waiters: (() => void)[] = [];
+
+  constructor(ctx: MicDmaChanContext, chanId: number, name: string) {
+    this.#ctx = ctx;
+    this.chanId = chanId;
+    this.name = name;
+    this.#mmio = ctx.mbdev.mmioVa;
+    this.#log = ctx.logger.child(name);
+  }
+
+  /** Where the channel is in its life cycle. */
+  get state(): MicDmaChanState {
+    return this.#state;
+  }
+
+  /** Who owns the channel. */
+  get owner(): MicDmaOwner {
+    return this.#ctx.owner;
+  }
+
+  /** Largest bytes per MEMCPY descriptor on this side (a longer copy is split). */
+  get maxXferSize(): number {
+    return this.#ctx.maxXferSize;
+  }
+
+  /** Descriptors in the ring (one is always left free). */
+  get ringSize(): number {
+    return this.#ctx.ringSize;
+  }
+
+  /** Why the channel stopped, while it is in `error`. */
+  get error(): MicError | undefined {
+    return this.#error;
+  }
+
+  /** Free descriptors in the ring as the driver last saw it. */
+  get freeDescriptors(): number {
+    return this.#state === MIC_DMA_CHAN_STATE.FREE ? 0 : this.#ringCount(this.#head, this.#lastTail);
+  }
+
+  /** The DMA address of the channel's status line, the target of FENCE and INTERRUPT writes. */
+  get statusDestAddr(): number | undefined {
+    return this.#statusDest?.dmaAddr;
+  }
+
+  // Registers
+
+  #reg(r: number): number {
+    return micDmaChanReg(this.chanId, r);
+  }
+
+  #read(r: number): number {
+    return this.#mmio.readU32(this.#reg(r));
+  }
+
+  #write(r: number, value: number): void {
+    this.#mmio.writeU32(this.#reg(r), value >>> 0);
+  }
+
+  #dcr(): number {
+    return this.#mmio.readU32(MIC_DMA_SBOX.DCR);
+  }
+
+  #setDcr(value: number): void {
+    this.#mmio.writeU32(MIC_DMA_SBOX.DCR, value >>> 0);
+  }
+
+  #imBit(): number {
+    return this.#ctx.owner === MIC_DMA_OWNER.MIC ? MIC_DMA_BIT.DCAR_IM0 : MIC_DMA_BIT.DCAR_IM1;
+  }
+
+  #maskIntr(): void {
+    this.#write(MIC_DMA_REG.DCAR, this.#read(MIC_DMA_REG.DCAR) | this.#imBit());
+  }
+
+  #unmaskIntr(): void {
+    this.#write(MIC_DMA_REG.DCAR, this.#read(MIC_DMA_REG.DCAR) & ~this.#imBit());
+  }
+
+  #enable(): void {
+    this.#setDcr(this.#dcr() | (2 << (this.chanId * 2)));
+  }
+
+  #disable(): void {
+    this.#setDcr(this.#dcr() & ~(2 << (this.chanId * 2)));
+  }
+
+  /**
+   * Marks the channel card-owned (`mic_dma_chan_set_owner` for MIC channels). The model reads an
+   * owner bit that is set as card-owned, clear (the power-on state, which the host never changes)
+   * as host-owned; the kernel writes `MIC_DMA_CHAN_MIC` (0) here, see the README.
+   */
+  #setOwner(): void {
+    this.#setDcr(this.#dcr() | (1 << (this.chanId * 2)));
+  }
+
+  // Ring arithmetic (`mic_dma_hw_ring_inc`, `mic_dma_ring_count`)
+
+  #inc(x: number): number {
+    return x + 1 === this.#entries ? 0 : x + 1;
+  }
+
+  /** Free descriptors between `head` and `tail`, one slot always left free. */
+  #ringCount(head: number, tail: number): number {
+    const count = head >= tail ? tail + (this.#entries - head) : tail - head;
+    return count - 1;
+  }
+
+  /** Descriptors from `from` up to (not including) `to`. */
+  #distance(from: number, to: number): number {
+    return to >= from ? to - from : to + this.#entries - from;
+  }
+
+  // Interrupts (set up by the device at probe, for the device's lifetime)
+
+  /** Requests the channel's interrupt (`mic_dma_setup_irq`). */
+  setupIrq(): void {
+    this.#irq = this.#ctx.mbdev.hwOps.requestThreadedIrq(
+      (irq: number, chan: MicDmaChan) => chan.#intrHandler(irq),
+      (_irq: number, chan: MicDmaChan) => chan.#threadFn(),
+      'mic dma_channel',
+      this,
+      this.chanId,
+    );
+  }
+
+  /** Frees the channel's interrupt (`mic_dma_free_irq`). */
+  freeIrq(): void {
+    if (!this.#irq) return;
+    const irq = this.#irq;
+    this.#irq = undefined;
+    this.#ctx.mbdev.hwOps.freeIrq(irq, this);
+  }
+
+  /** Hard IRQ (`mic_dma_intr_handler`): the MIC errata mask/unmask, the ack, then the thread. */
+  #intrHandler(_irq: number): IrqReturn {
+    if (this.#ctx.owner === MIC_DMA_OWNER.MIC) {
+      this.#maskIntr();
+      this.#unmaskIntr();
+    }
+    this.#ctx.mbdev.hwOps.ackInterrupt(this.chanId);
+    return IRQ_RETURN.WAKE_THREAD;
+  }
+
+  /** Threaded IRQ (`mic_dma_thread_fn`): cleanup. */
+  #threadFn(): IrqReturn {
+    if (this.#state !== MIC_DMA_CHAN_STATE.FREE) this.#cleanup();
+    return IRQ_RETURN.HANDLED;
+  }
+
+  // Allocation and release
+
+  /**
+   * Allocates the channel's ring, status line and transaction slots and sets the channel up
+   * (`mic_dma_alloc_chan_resources` → `mic_dma_chan_init` → `mic_dma_chan_setup`): owner (card),
+   * disable, mask, `DCHERRMSK` = 0, ring address, indices from `DTPR`, unmask, enable, check.
+   * @throws MicError EBUSY when the channel is in use, or when the engine reports an error or a
+   * quiesced channel after enabling it (the channel is disabled and masked again); ENOMEM when the
+   * ring cannot be allocated
+   */
+  request(): void {
+    if (this.#state !== MIC_DMA_CHAN_STATE.FREE) {
+      throw new MicError('EBUSY', `DMA channel ${this.name} is already in use (state ${this.#state})`, {
+        details: { chan: this.name, state: this.#state },
+      });
+    }
+    const { ringSize, mbdev } = this.#ctx;
+    const ringBytes = Math.ceil((ringSize * MIC_DMA_DESC_SIZE) / MIC_DMA_ALIGN_BYTES) * MIC_DMA_ALIGN_BYTES;
+    let ring: DmaBuffer;
+    try {
+      ring = mbdev.dmaOps.alloc(ringBytes);
+    } catch (err) {
+      throw new MicError('ENOMEM', `cannot allocate the ${ringBytes}-byte descriptor ring of ${this.name}`, {
+        cause: err,
+      });
+    }
+    let status: DmaBuffer;
+    try {
+      status = mbdev.dmaOps.alloc(MIC_DMA_ALIGN_BYTES);
+    } catch (err) {
+      mbdev.dmaOps.free(ring);
+      throw new MicError('ENOMEM', `cannot allocate the status line of ${this.name}`, { cause: err });
+    }
+    this.#ring = ring;
+    this.#statusDest = status;
+    this.#entries = ringSize;
+    try {
+      this.#setup();
+    } catch (err) {
+      this.#ring = undefined;
+      this.#statusDest = undefined;
+      mbdev.dmaOps.free(status);
+      mbdev.dmaOps.free(ring);
+      throw err;
+    }
+    this.#txs = new Array<Tx | undefined>(ringSize);
+    this.#prepared = undefined;
+    this.#error = undefined;
+    this.#failed = false;
+    this.#state = MIC_DMA_CHAN_STATE.READY;
+    this.#log.debug('channel set up', { ring: ring.dmaAddr, entries: ringSize, head: this.#head });
+  }
+
+  #setup(): void {
+    if (this.#ctx.owner === MIC_DMA_OWNER.MIC) this.#setOwner();
+    this.#disable();
+    this.#maskIntr();
+    this.#write(MIC_DMA_REG.DCHERRMSK, 0);
+    const { lo, hi } = encodeRing(this.#ring!.dmaAddr, this.#entries, this.#ctx.owner === MIC_DMA_OWNER.HOST);
+    this.#write(MIC_DMA_REG.DRAR_LO, lo);
+    this.#write(MIC_DMA_REG.DRAR_HI, hi);
+    const tail = this.#read(MIC_DMA_REG.DTPR);
+    this.#lastTail = tail;
+    this.#head = tail;
+    // The kernel sets issued to 0; starting at the tail only avoids an early auto-issue.
+    this.#issued = tail;
+    this.#submitted = tail;
+    this.#unmaskIntr();
+    this.#enable();
+    // mic_dma_check_chan
+    const cherr = this.#read(MIC_DMA_REG.DCHERR);
+    const dstat = this.#read(MIC_DMA_REG.DSTAT);
+    if (cherr !== 0 || (dstat & MIC_DMA_BIT.CHAN_QUIESCE) !== 0 || tail >= this.#entries) {
+      this.#disable();
+      this.#maskIntr();
+      const why =
+        cherr !== 0
+          ? `DCHERR 0x${cherr.toString(16)} (${describeCherr(cherr)})`
+          : (dstat & MIC_DMA_BIT.CHAN_QUIESCE) !== 0
+            ? 'it is quiesced (DSTAT 0x' + dstat.toString(16) + ')'
+            : `its tail ${tail} is beyond the ring of ${this.#entries}`;
+      throw new MicError('EBUSY', `error setting up DMA channel ${this.name}: ${why}`, {
+        details: { chan: this.name, dcherr: cherr, dstat },
+      });
+    }
+  }
+
+  /**
+   * Releases the channel (`mic_dma_free_chan_resources`): drops a prepared but unsubmitted
+   * transaction, drains a ready channel (a FENCE descriptor, waited for up to 5 s), then disables
+   * and masks it, runs a last cleanup, fails what never completed (callbacks get `error`) and frees
+   * the ring. A channel in error is not drained. The channel is free afterwards in every case.
+   * @throws MicError EIO when the drain did not complete in time, ENODEV when the channel is not
+   * allocated, EBUSY when a release is already running
+   */
+  async release(): Promise<void> {
+    if (this.#state === MIC_DMA_CHAN_STATE.FREE) {
+      throw new MicError('ENODEV', `DMA channel ${this.name} is not allocated`, {
+        details: { chan: this.name },
+      });
+    }
+    if (this.#state === MIC_DMA_CHAN_STATE.RELEASING) {
+      throw new MicError('EBUSY', `DMA channel ${this.name} is already being released`, {
+        details: { chan: this.name },
+      });
+    }
+    if (this.#prepared) {
+      this.#head = this.#submitted;
+      this.#prepared = undefined;
+    }
+    const drain = this.#state === MIC_DMA_CHAN_STATE.READY;
+    this.#state = MIC_DMA_CHAN_STATE.RELEASING;
+    let failure: MicError | undefined;
+    if (drain) failure = await this.#drain();
+    // mic_dma_chan_uninit
+    this.#disable();
+    this.#maskIntr();
+    this.#cleanup();
+    this.#failOutstanding(
+      new MicError('EIO', `DMA channel ${this.name} was released before the transfer completed`, {
+        details: { chan: this.name },
+      }),
+    );
+    const { dmaOps } = this.#ctx.mbdev;
+    dmaOps.free(this.#statusDest!);
+    dmaOps.free(this.#ring!);
+    this.#ring = undefined;
+    this.#statusDest = undefined;
+    this.#txs = [];
+    this.#state = MIC_DMA_CHAN_STATE.FREE;
+    this.#wake();
+    this.#log.debug('channel released', failure ? { error: failure.message } : {});
+    if (failure) throw failure;
+  }
+
+  /** `mic_dma_drain_chan`: a FENCE, then `dma_sync_wait`. */
+  async #drain(): Promise<MicError | undefined> {
+    const timeoutMs = this.#ctx.drainTimeoutMs;
+    try {
+      const tx = this.#prepare(0, 0, 0, DMA_PREP.FENCE);
+      const cookie = this.#submit(tx);
+      this.issuePending();
+      const status = await this.#wait(cookie, timeoutMs, undefined);
+      if (status === DMA_STATUS.COMPLETE) return undefined;
+      return new MicError(
+        'EIO',
+        `DMA channel ${this.name} failed while draining: ${this.#error?.message ?? 'error'}`,
+        {
+          details: { chan: this.name },
+          cause: this.#error,
+        },
+      );
+    } catch (err) {
+      const why = isMicError(err, 'ETIMEDOUT')
+        ? `did not drain within ${timeoutMs} ms`
+        : 'could not be drained';
+      this.#log.error('drain failed', { error: err instanceof Error ? err.message : String(err) });
+      return new MicError('EIO', `DMA channel ${this.name} ${why}`, {
+        cause: err,
+        details: { chan: this.name, timeoutMs },
+      });
+    }
+  }
+
+  // Preparation
+
+  #checkUsable(what: string): void {
+    if (this.#state === MIC_DMA_CHAN_STATE.READY) return;
+    if (this.#state === MIC_DMA_CHAN_STATE.ERROR) {
+      throw new MicError(
+        'EIO',
+        `${what} on DMA channel ${this.name}, which stopped: ${this.#error?.message ?? ''}; release and request it again`,
+        {
+          details: { chan: this.name },
+          cause: this.#error,
+        },
+      );
+    }
+    throw new MicError(
+      'ENODEV',
+      `${what} on DMA channel ${this.name}, which is ${this.#state === MIC_DMA_CHAN_STATE.FREE ? 'not allocated (request it first)' : 'being released'}`,
+      { details: { chan: this.name, state: this.#state } },
+    );
+  }
+
+  #checkFlags(flags: number): void {
+    const known = DMA_PREP.INTERRUPT | DMA_PREP.FENCE | DMA_PREP.CTRL_ACK;
+    if (!Number.isInteger(flags) || flags < 0 || (flags & ~known) !== 0) {
+      throw new MicError(
+        'EINVAL',
+        `DMA prep flags 0x${Number(flags).toString(16)} are not a combination of INTERRUPT, FENCE and CTRL_ACK`,
+        { details: { flags } },
+      );
+    }
+  }
+
+  #checkAddr(what: string, addr: number, len: number, align: number): void {
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr + len > MIC_DMA_ADDR_LIMIT) {
+      throw new MicError(
+        'EINVAL',
+        `DMA ${what} ${String(addr)} +${len} is outside the engine's 46-bit address space`,
+        { details: { [what]: addr, len } },
+      );
+    }
+    if (addr % align !== 0) {
+      throw new MicError(
+        'EINVAL',
+        `DMA ${what} 0x${addr.toString(16)} is not ${align}-byte aligned (the engine needs copy_align ${align})`,
+        { details: { [what]: addr, align } },
+      );
+    }
+  }
+
+  /** Checks there is room for `required` descriptors, cleaning up once (`mic_dma_avail_desc_ring_space`). */
+  #reserve(required: number): void {
+    if (this.#ringCount(this.#head, this.#lastTail) >= required) return;
+    this.#cleanup();
+    const count = this.#ringCount(this.#head, this.#lastTail);
+    if (count < required) {
+      throw new MicError(
+        'ENOMEM',
+        `DMA channel ${this.name} has ${count} free descriptors, ${required} needed: issue and wait for earlier transfers`,
+        { details: { chan: this.name, free: count, required } },
+      );
+    }
+  }
+
+  #putStatus(value: bigint, dst: number, intr: boolean): void {
+    writeStatusDesc(this.#ring!.va, this.#head, value, dst, intr);
+    this.#head = this.#inc(this.#head);
+  }
+
+  /** `mic_dma_do_dma` plus `allocate_tx`; the channel stays "locked" until submit. */
+  #prepare(dst: number, src: number, len: number, flags: number): Tx {
+    const max = this.#ctx.maxXferSize;
+    const start = this.#head;
+    try {
+      if (len > 0) {
+        this.#reserve(Math.floor(len / max) + 3 + (len % max !== 0 ? 1 : 0));
+        let s = src;
+        let d = dst;
+        let left = len;
+        while (left > 0) {
+          const n = Math.min(left, max);
+          writeMemcpyDesc(this.#ring!.va, this.#head, s, d, n);
+          this.#head = this.#inc(this.#head);
+          left -= n;
+          s += n;
+          d += n;
+        }
+      } else {
+        this.#reserve(3);
+      }
+      const status = this.#statusDest!.dmaAddr;
+      if (flags & DMA_PREP.FENCE) this.#putStatus(0n, status, false);
+      if (flags & DMA_PREP.INTERRUPT) {
+        // The hardware needs two STATUS descriptors for one interrupting one.
+        this.#putStatus(0n, status, false);
+        this.#putStatus(0n, status, true);
+      }
+    } catch (err) {
+      this.#head = start;
+      throw err;
+    }
+    return this.#allocateTx();
+  }
+
+  readonly #submitTx = (t: Tx): DmaCookie => this.#submit(t);
+
+  #allocateTx(): Tx {
+    const tx = new Tx(this, this.#submitTx);
+    this.#prepared = tx;
+    return tx;
+  }
+
+  #checkNotPrepared(what: string): void {
+    if (this.#prepared) {
+      throw new MicError(
+        'EBUSY',
+        `${what} on DMA channel ${this.name} while an earlier prepared transfer is not submitted`,
+        { details: { chan: this.name } },
+      );
+    }
+  }
+
+  /**
+   * Prepares a copy of `len` bytes from DMA address `src` to `dst`
+   * (`device_prep_dma_memcpy`), split into descriptors of at most {@link maxXferSize} bytes, plus
+   * the STATUS descriptors `flags` ask for ({@link DMA_PREP}). `len` may be 0 when `flags` are not.
+   * Submit it before preparing anything else.
+   * @throws MicError EINVAL for addresses or lengths that are not 64-byte aligned, outside 46 bits,
+   * zero length without flags or unknown flags; ENOMEM when the ring has no room; EBUSY while an
+   * earlier prepared transfer is not submitted; ENODEV when the channel is not allocated; EIO
+   * when it stopped on an error
+   */
+  prepMemcpy(dst: number, src: number, len: number, flags = 0): DmaTx {
+    this.#checkUsable('memcpy');
+    this.#checkFlags(flags);
+    if (!Number.isSafeInteger(len) || len < 0 || len % MIC_DMA_ALIGN_BYTES !== 0) {
+      throw new MicError(
+        'EINVAL',
+        `DMA memcpy length ${String(len)} is not a multiple of ${MIC_DMA_ALIGN_BYTES} bytes`,
+        {
+          details: { len },
+        },
+      );
+    }
+    if (len === 0 && flags === 0) {
+      throw new MicError('EINVAL', 'DMA memcpy of 0 bytes without flags does nothing', {
+        details: { len, flags },
+      });
+    }
+    if (len > 0) {
+      this.#checkAddr('destination', dst, len, MIC_DMA_ALIGN_BYTES);
+      this.#checkAddr('source', src, len, MIC_DMA_ALIGN_BYTES);
+    }
+    this.#checkNotPrepared('memcpy');
+    return this.#prepare(dst, src, len, flags);
+  }
+
+  /**
+   * Prepares a STATUS descriptor that writes the 64-bit `value` to DMA address `dst` (4-byte
+   * aligned) once everything before it is done (`device_prep_dma_imm_data`; SCIF's fence signal),
+   * plus the STATUS descriptors `flags` ask for.
+   * @throws MicError as {@link prepMemcpy} (EINVAL for a `dst` that is not 4-byte aligned, or a
+   * value that is not a 64-bit unsigned integer)
+   */
+  prepImmData(dst: number, value: bigint | number, flags = 0): DmaTx {
+    this.#checkUsable('immediate data');
+    this.#checkFlags(flags);
+    this.#checkAddr('immediate data destination', dst, 8, 4);
+    const v =
+      typeof value === 'bigint' ? value : Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : -1n;
+    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) {
+      throw new MicError('EINVAL', `DMA immediate value ${String(value)} is not an unsigned 64-bit integer`, {
+        details: { value: String(value) },
+      });
+    }
+    this.#checkNotPrepared('immediate data');
+    const start = this.#head;
+    this.#reserve(4);
+    this.#putStatus(v, dst, false);
+    try {
+      return this.#prepare(0, 0, 0, flags);
+    } catch (err) {
+      this.#head = start;
+      throw err;
+    }
+  }
+
+  /**
+   * Prepares only the STATUS descriptors `flags` ask for (`device_prep_dma_interrupt`; SCIF's fence
+   * mark uses `INTERRUPT`). With no flags it prepares nothing but still takes a cookie.
+   * @throws MicError as {@link prepMemcpy}
+   */
+  prepInterrupt(flags = 0): DmaTx {
+    this.#checkUsable('interrupt');
+    this.#checkFlags(flags);
+    this.#checkNotPrepared('interrupt');
+    return this.#prepare(0, 0, 0, flags);
+  }
+
+  // Submission and issue
+
+  /** `mic_dma_tx_submit_unlock`. */
+  #submit(tx: Tx): DmaCookie {
+    if (tx.cookie !== 0) {
+      throw new MicError('EINVAL', `DMA transaction ${tx.cookie} on ${this.name} was already submitted`, {
+        details: { cookie: tx.cookie },
+      });
+    }
+    if (this.#prepared !== tx) {
+      throw new MicError(
+        'ENODEV',
+        `DMA transaction on ${this.name} was dropped when the channel was released`,
+        {
+          details: { chan: this.name },
+        },
+      );
+    }
+    let cookie = this.#lastCookie + 1;
+    if (cookie > COOKIE_MAX) {
+      cookie = 1;
+      this.#wrapped = true;
+    }
+    this.#lastCookie = cookie;
+    tx.cookie = cookie;
+    const last = this.#head === 0 ? this.#entries - 1 : this.#head - 1;
+    if (this.#head !== this.#submitted) {
+      // The transaction sits on its last descriptor (allocate_tx: tx_array[head - 1]).
+      this.#txs[last] = tx;
+    } else if (this.#lastTail === this.#head) {
+      // No descriptors and nothing outstanding before it: complete at the next cleanup.
+      this.#ready.push(tx);
+    } else {
+      // No descriptors: complete right after the transaction before it.
+      const list = this.#after.get(last);
+      if (list) list.push(tx);
+      else this.#after.set(last, [tx]);
+    }
+    this.#submitted = this.#head;
+    this.#prepared = undefined;
+    // mic_dma_update_pending
+    if (this.#distance(this.#issued, this.#submitted) > MIC_DMA_PENDING_LEVEL) this.issuePending();
+    return cookie;
+  }
+
+  /**
+   * Hands every submitted descriptor to the engine (`device_issue_pending`): writes the head
+   * register, never with the value it already holds.
+   */
+  issuePending(): void {
+    if (this.#state !== MIC_DMA_CHAN_STATE.READY && this.#state !== MIC_DMA_CHAN_STATE.RELEASING) return;
+    if (this.#issued === this.#submitted) return;
+    this.#issued = this.#submitted;
+    this.#write(MIC_DMA_REG.DHPR, this.#issued);
+  }
+
+  // Completion
+
+  /**
+   * The status of transaction `cookie` (`device_tx_status`): complete, in progress, or error
+   * (the channel stopped before it, or it was released first). Runs a cleanup when not complete,
+   * which may call completion callbacks.
+   * @throws MicError EINVAL for a cookie this channel never handed out
+   */
+  txStatus(cookie: DmaCookie): DmaStatus {
+    this.#checkCookie(cookie);
+    const s = this.#cookieStatus(cookie);
+    if (s !== DMA_STATUS.IN_PROGRESS || this.#state === MIC_DMA_CHAN_STATE.FREE) return s;
+    this.#cleanup();
+    return this.#cookieStatus(cookie);
+  }
+
+  /**
+   * Issues pending descriptors and waits until `cookie` is no longer in progress
+   * (`dma_sync_wait`), polling the completion count and woken by the channel interrupt.
+   * @returns `complete` or `error`
+   * @throws MicError ETIMEDOUT after `timeoutMs`, ECANCELED when `signal` aborts, EINVAL for an
+   * unknown cookie
+   */
+  async syncWait(cookie: DmaCookie, options: SyncWaitOptions = {}): Promise<DmaStatus> {
+    this.#checkCookie(cookie);
+    this.issuePending();
+    return this.#wait(cookie, options.timeoutMs ?? this.#ctx.drainTimeoutMs, options.signal);
+  }
+
+  async #wait(cookie: DmaCookie, timeoutMs: number, signal: AbortSignal | undefined): Promise<DmaStatus> {
+    const clock = this.#ctx.clock;
+    const deadline = clock.now() + timeoutMs;
+    for (let polls = 0; ; polls++) {
+      if (signal?.aborted) {
+        throw new MicError('ECANCELED', `wait for DMA cookie ${cookie} on ${this.name} was cancelled`, {
+          cause: signal.reason,
+        });
+      }
+      const s = this.txStatus(cookie);
+      if (s !== DMA_STATUS.IN_PROGRESS) return s;
+      const left = deadline - clock.now();
+      if (left <= 0) {
+        throw new MicError(
+          'ETIMEDOUT',
+          `DMA cookie ${cookie} on ${this.name} did not complete within ${timeoutMs} ms`,
+          {
+            details: { chan: this.name, cookie, timeoutMs },
+          },
+        );
+      }
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const progress = new Promise<void>((resolve) => this.#waiters.push(resolve));
+      const tick = clock.sleep(Math.min(left, polls < 10 ? 1 : 10), abort.signal).catch(() => {});
+      await Promise.race([progress, tick]);
+      abort.abort();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #checkCookie(cookie: DmaCookie): void {
+    if (
+      !Number.isInteger(cookie) ||
+      cookie < 1 ||
+      cookie > COOKIE_MAX ||
+      (!this.#wrapped && cookie > this.#lastCookie)
+    ) {
+      throw new MicError(
+        'EINVAL',
+        `DMA cookie ${String(cookie)} was not handed out by channel ${this.name}`,
+        {
+          details: { chan: this.name, cookie, lastCookie: this.#lastCookie },
+        },
+      );
+    }
+  }
+
+  #cookieStatus(cookie: DmaCookie): DmaStatus {
+    for (const [lo, hi] of this.#errorRanges) {
+      if (lo <= hi ? cookie >= lo && cookie <= hi : cookie >= lo || cookie <= hi) return DMA_STATUS.ERROR;
+    }
+    // dma_async_is_complete
+    const done = this.#completedCookie;
+    const used = this.#lastCookie;
+    if (done <= used) {
+      if (cookie <= done || cookie > used) return DMA_STATUS.COMPLETE;
+    } else if (cookie <= done && cookie > used) {
+      return DMA_STATUS.COMPLETE;
+    }
+    return DMA_STATUS.IN_PROGRESS;
+  }
+
+  #complete(tx: Tx): void {
+    this.#completedCookie = tx.cookie;
+    this.#callback(tx, { cookie: tx.cookie, status: DMA_STATUS.COMPLETE });
+  }
+
+  #callback(tx: Tx, result: DmaTxResult): void {
+    const cb = tx.callback;
+    tx.callback = undefined;
+    if (!cb) return;
+    try {
+      cb(result);
+    } catch (err) {
+      this.#log.error('DMA completion callback threw', {
+        cookie: tx.cookie,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** Completes slot `i`'s transaction and the empty ones submitted right after it. */
+  #completeSlot(i: number): void {
+    const tx = this.#txs[i];
+    if (tx) {
+      this.#txs[i] = undefined;
+      this.#complete(tx);
+    }
+    const after = this.#after.get(i);
+    if (after) {
+      this.#after.delete(i);
+      for (const t of after) this.#complete(t);
+    }
+  }
+
+  /**
+   * `mic_dma_cleanup`: takes the completion count from `DSTAT`, completes every transaction up to
+   * it in order (callbacks included), and turns a channel error (`DCHERR`) into failed
+   * transactions. A count outside what was issued is treated as an engine fault.
+   */
+  #cleanup(): void {
+    if (this.#cleaning || !this.#ring || this.#failed) return;
+    this.#cleaning = true;
+    let progressed = false;
+    try {
+      // DCHERR first: once it is set, the count no longer moves.
+      const cherr = this.#read(MIC_DMA_REG.DCHERR);
+      const tail = this.#read(MIC_DMA_REG.DSTAT) & MIC_DMA_BIT.HW_CMP_CNT_MASK;
+      if (
+        tail >= this.#entries ||
+        this.#distance(this.#lastTail, tail) > this.#distance(this.#lastTail, this.#issued)
+      ) {
+        this.#fail(
+          new MicError(
+            'EIO',
+            `DMA channel ${this.name} reported completion count ${tail}, outside the issued descriptors ${this.#lastTail}..${this.#issued}`,
+            { details: { chan: this.name, tail, lastTail: this.#lastTail, issued: this.#issued } },
+          ),
+        );
+        progressed = true;
+        return;
+      }
+      if (this.#ready.length > 0) {
+        const ready = this.#ready;
+        this.#ready = [];
+        for (const tx of ready) this.#complete(tx);
+        progressed = true;
+      }
+      let i = this.#lastTail;
+      while (i !== tail) {
+        this.#completeSlot(i);
+        i = this.#inc(i);
+        this.#lastTail = i;
+        progressed = true;
+      }
+      if (cherr !== 0) {
+        this.#fail(
+          new MicError(
+            'EIO',
+            `DMA channel ${this.name} stopped at descriptor ${tail}: DCHERR 0x${cherr.toString(16)} (${describeCherr(cherr)})`,
+            { details: { chan: this.name, dcherr: cherr, descriptor: tail } },
+          ),
+        );
+        progressed = true;
+      }
+    } finally {
+      this.#cleaning = false;
+      if (progressed) this.#wake();
+    }
+  }
+
+  /** The channel stopped: every transaction not completed fails, in order. */
+  #fail(error: MicError): void {
+    this.#log.warn('DMA channel error', { error: error.message });
+    this.#failed = true;
+    if (this.#state !== MIC_DMA_CHAN_STATE.RELEASING) this.#state = MIC_DMA_CHAN_STATE.ERROR;
+    this.#error = error;
+    this.#failOutstanding(error);
+  }
+
+  #failOutstanding(error: MicError): void {
+    const failed: Tx[] = [...this.#ready];
+    this.#ready = [];
+    if (this.#entries > 0) {
+      for (let i = this.#lastTail; i !== this.#submitted; i = this.#inc(i)) {
+        const tx = this.#txs[i];
+        if (tx) {
+          this.#txs[i] = undefined;
+          failed.push(tx);
+        }
+        const after = this.#after.get(i);
+        if (after) failed.push(...after);
+      }
+    }
+    this.#after.clear();
+    failed.sort((a, b) => this.#cookieAge(b.cookie) - this.#cookieAge(a.cookie));
+    if (this.#lastCookie !== this.#completedCookie) {
+      const first = this.#completedCookie + 1 > COOKIE_MAX ? 1 : this.#completedCookie + 1;
+      this.#errorRanges.push([first, this.#lastCookie]);
+      this.#completedCookie = this.#lastCookie;
+    }
+    this.#lastTail = this.#submitted;
+    for (const tx of failed) this.#callback(tx, { cookie: tx.cookie, status: DMA_STATUS.ERROR, error });
+  }
+
+  /** How long ago `cookie` was handed out (for ordering across a wrap). */
+  #cookieAge(cookie: number): number {
+    return (this.#lastCookie - cookie + COOKIE_MAX) % COOKIE_MAX;
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** The channel's registers (the kernel's debugfs `mic_dma_reg` line). */
+  registers(): Record<
+    'DCAR' | 'DTPR' | 'DHPR' | 'DRAR_HI' | 'DRAR_LO' | 'DCHERR' | 'DCHERRMSK' | 'DSTAT',
+    number
+  > {
+    return {
+      DCAR: this.#read(MIC_DMA_REG.DCAR),
+      DTPR: this.#read(MIC_DMA_REG.DTPR),
+      DHPR: this.#read(MIC_DMA_REG.DHPR),
+      DRAR_HI: this.#read(MIC_DMA_REG.DRAR_HI),
+      DRAR_LO: this.#read(MIC_DMA_REG.DRAR_LO),
+      DCHERR: this.#read(MIC_DMA_REG.DCHERR),
+      DCHERRMSK: this.#read(MIC_DMA_REG.DCHERRMSK),
+      DSTAT: this.#read(MIC_DMA_REG.DSTAT),
+    };
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The DMA engine's thread on the `worker` platform (run as `dist/dma-engine-worker.js`, never
+ * imported): attaches to the shared hardware and steps the engine while any channel has work;
+ * when none has, it polls for `spinNs`, then sleeps on the DMA event word, which every DMA
+ * register write that may give it work signals (a notify only when it said it sleeps). It stops
+ * when the platform asks (`DmaSharedState.requestStop`).
+ */
+import { readFileSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { DEFAULT_SPIN_NS } from '@mic/notify';
+import { X100DmaEngine } from './dma-engine.js';
+import { X100Hardware } from './hardware.js';
+import type { X100Buffers, X100Config } from './hardware.js';
+
+/** What the platform hands the engine thread. */
+export interface DmaEngineWorkerData {
+  readonly buffers: X100Buffers;
+  readonly config: X100Config;
+  readonly chunkBytes: number | undefined;
+  readonly spinNs: number | undefined;
+}
+
+/** Linux: this thread's kernel id (for benchmarks that report where threads ran), or -1. */
+function threadId(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ', 1)[0]);
+  } catch {
+    return -1;
+  }
+}
+
+function main(data: DmaEngineWorkerData): void {
+  const hw = X100Hardware.attach(data.buffers, data.config);
+  const engine = new X100DmaEngine(hw, data.chunkBytes === undefined ? {} : { chunkBytes: data.chunkBytes });
+  const state = engine.state;
+  const options = { spinNs: data.spinNs ?? DEFAULT_SPIN_NS };
+  const ready = (): boolean => state.stopRequested || engine.hasWork();
+  parentPort?.postMessage({ type: 'ready', tid: threadId() });
+  while (!state.stopRequested) {
+    if (!engine.step()) state.word.waitSync(ready, options);
+  }
+}
+
+main(workerData as DmaEngineWorkerData);
