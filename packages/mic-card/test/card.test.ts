@@ -1,0 +1,197 @@
+// The card driver on the in-process x100, with mic-host as the host: what probe registers and
+// with which fields, the removal order, the doorbell policy, the DMA channels, the direct DMA map
+// ops and the peer-to-peer doorbell registers.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { DmaChannel } from '@mic/bus-core';
+import { BufferMemory } from '@mic/memory';
+import { MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
+import {
+  MmioMemory,
+  X100_APICICR_SEND,
+  X100_CARD_MMIO_BASE,
+  X100_MMIO_SIZE,
+  X100_SMPT,
+  apicIcrReg,
+  rdmasrReg,
+} from '@mic/x100';
+import { type DmaChannelProvider, MicCardDriver } from '../src/index.js';
+import { type BareRig, bareRig, closeRig, inProcessRig, makeCardBuses } from './helpers.js';
+
+const rigs: BareRig[] = [];
+afterEach(async () => {
+  for (const rig of rigs.splice(0).reverse()) await closeRig(rig);
+});
+async function rig(options: Parameters<typeof inProcessRig>[0] = {}) {
+  const r = await inProcessRig(options);
+  rigs.push(r);
+  return r;
+}
+async function bare() {
+  const r = await bareRig();
+  rigs.push(r);
+  return r;
+}
+
+function recordCardBuses(buses: ReturnType<typeof makeCardBuses>): string[] {
+  const log: string[] = [];
+  for (const bus of [buses.mbus, buses.vop, buses.scif] as const) {
+    (bus as { subscribe(l: (e: { type: string; device?: { name: string } }) => void): unknown }).subscribe(
+      (e) => {
+        if (e.type === 'device-added' || e.type === 'device-removed') log.push(`${e.type} ${e.device!.name}`);
+      },
+    );
+  }
+  return log;
+}
+
+describe('MicCard probe and remove', () => {
+  it('registers DMA, VOP and SCIF in that order with the kernel fields of the card side', async () => {
+    const cardBuses = makeCardBuses();
+    const log = recordCardBuses(cardBuses);
+    const r = await rig({ buses: cardBuses });
+    expect(log).toEqual([
+      'device-added mbus-dev0',
+      'device-added vop-dev4294967295',
+      'device-added scif-dev0',
+    ]);
+    const { card, host } = r;
+    expect(card.mbusDevice).toMatchObject({ index: 0, id: { device: MBUS_DEV_DMA_MIC } });
+    // The DMA driver writes registers through the register file (handlers run), not raw memory.
+    expect(card.mbusDevice!.mmioVa).toBeInstanceOf(MmioMemory);
+    expect(card.mbusDevice!.mmioVa.byteLength).toBe(r.view.mmio.memory.byteLength);
+    expect(card.vopDevice).toMatchObject({ dnode: 0, index: -1, aper: null, dmaCh: null });
+    expect(card.vopDevice!.hwOps.getDp()).toBeNull();
+    // The remote device page is the host's page, reached through the SMPT.
+    const rdp = card.vopDevice!.hwOps.getRemoteDp()!;
+    rdp.storeU32(4092, 0x600df00d);
+    expect(host.dp!.mem.loadU32(4092)).toBe(0x600df00d);
+    expect(card.nodeId).toBe(host.id + 1);
+    expect(card.scifDevice).toMatchObject({
+      dnode: 0,
+      snode: host.id + 1,
+      aper: null,
+      dp: null,
+      cardRelDa: true,
+    });
+    expect(card.scifDevice!.rdp).toBe(card.dp);
+    expect(card.scifDevice!.mmio).toEqual({
+      pa: X100_CARD_MMIO_BASE,
+      va: r.view.mmio.memory,
+      len: X100_MMIO_SIZE,
+    });
+
+    await r.cardDriver.exit();
+    expect(log.slice(3)).toEqual([
+      'device-removed scif-dev0',
+      'device-removed vop-dev4294967295',
+      'device-removed mbus-dev0',
+    ]);
+    expect(card.dp).toBeUndefined();
+    expect(r.cardDriver.card).toBeUndefined();
+  });
+
+  it('loads the DMA driver once at init and refuses a second probe with EBUSY', async () => {
+    const r = await bare();
+    let loads = 0;
+    const driver = await MicCardDriver.init({ loadDmaDriver: () => void loads++ });
+    const card = await driver.probe({ card: r.view, buses: r.cardBuses });
+    await expect(driver.probe({ card: r.view, buses: makeCardBuses() })).rejects.toMatchObject({
+      code: 'EBUSY',
+    });
+    expect(loads).toBe(1);
+    await driver.exit();
+    expect(r.cardBuses.vop.devices()).toEqual([]);
+    await expect(driver.probe({ card: r.view, buses: r.cardBuses })).rejects.toMatchObject({
+      code: 'ENODEV',
+    });
+    expect(card.vopDevice).toBeUndefined();
+  });
+
+  it('gives SCIF every DMA channel and VOP the first one, and gives them back on remove', async () => {
+    const held = new Set<DmaChannel>();
+    const dma: DmaChannelProvider = {
+      requestChannels: (dev, max) => {
+        expect([dev.name, max]).toEqual(['mbus-dev0', 4]);
+        const chans = [4, 5].map((c) => ({ chanId: c, name: `dma0chan${c}` }));
+        for (const c of chans) held.add(c);
+        return chans;
+      },
+      releaseChannel: (ch) => {
+        expect(held.delete(ch)).toBe(true);
+      },
+    };
+    const r = await rig({ dma });
+    expect(r.card.scifDevice!.dmaCh.map((c) => c.chanId)).toEqual([4, 5]);
+    expect(r.card.vopDevice!.dmaCh?.chanId).toBe(4);
+    await r.cardDriver.exit();
+    expect(held.size).toBe(0);
+  });
+});
+
+describe('the card hw ops', () => {
+  it('hand out the least used of the first 8 doorbells, lowest first, and count only those', async () => {
+    const { card } = await rig();
+    const ops = card.vopDevice!.hwOps;
+    const scif = card.scifDevice!.hwOps;
+    // SCIF and VOP share the card's doorbells and their usage counts.
+    const cookies = [];
+    for (let i = 0; i < 8; i++) {
+      const db = i % 2 === 0 ? ops.nextDb() : scif.nextDb();
+      expect(db).toBe(i);
+      cookies.push(ops.requestIrq(() => undefined, 'x', null, db));
+    }
+    // Every one of the 8 has a user: the lowest wins again; doorbells 8-15 are accepted, not counted.
+    expect(ops.nextDb()).toBe(0);
+    const high = ops.requestIrq(() => undefined, 'high', null, 12);
+    expect(ops.nextDb()).toBe(0);
+    scif.freeIrq(cookies[5]!, null);
+    expect(card.doorbellUsage(5)).toBe(0);
+    expect(ops.nextDb()).toBe(5);
+    expect(card.irqsInUse).toBe(8);
+    ops.freeIrq(high, null);
+    for (const [i, c] of cookies.entries()) if (i !== 5) ops.freeIrq(c, null);
+    expect(card.irqsInUse).toBe(0);
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map((db) => card.doorbellUsage(db))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(() => ops.requestIrq(() => undefined, 'x', null, 16)).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    );
+  });
+
+  it('map card memory directly: the DMA address is the card address the host reaches through its aperture', async () => {
+    const { card, host } = await rig();
+    const ops = card.dmaOps;
+    const buf = ops.alloc(8192);
+    expect(buf.dmaAddr % 4096).toBe(0);
+    expect(buf.dmaAddr).toBeLessThan(X100_SMPT.BASE);
+    buf.va.storeU32(8, 0xabcdef01);
+    const seen = host.vopDevice!.hwOps.remap(buf.dmaAddr, 8192);
+    expect(seen.loadU32(8)).toBe(0xabcdef01);
+    host.vopDevice!.hwOps.unmap(seen);
+    expect(ops.mapSingle(buf.va.window(64, 64))).toBe(buf.dmaAddr + 64);
+    ops.unmapSingle(buf.dmaAddr + 64, 64);
+    ops.free(buf);
+    expect(ops.liveBuffers).toBe(0);
+    expect(ops.liveMappings).toBe(0);
+  });
+
+  it('ring a peer card through its MMIO window: APICICR send bit for 0-7, the RDMASR register for 8-15', async () => {
+    const { card } = await rig();
+    const send = card.scifDevice!.hwOps.sendP2pIntr!;
+    const peerMmio = BufferMemory.allocate(X100_MMIO_SIZE, { shared: true });
+    const mw = { pa: 0x3f_0010_0000, va: peerMmio, len: X100_MMIO_SIZE };
+    peerMmio.storeU32(apicIcrReg(3), 0xe5);
+    send(3, mw);
+    expect(peerMmio.loadU32(apicIcrReg(3))).toBe(0xe5 | X100_APICICR_SEND);
+    peerMmio.storeU32(rdmasrReg(17 + 2), 0xffffffff);
+    send(10, mw);
+    expect(peerMmio.loadU32(rdmasrReg(17 + 2))).toBe(0);
+    for (const [db, w] of [
+      [16, mw],
+      [-1, mw],
+      [1, { pa: 0, va: BufferMemory.allocate(64), len: 64 }],
+    ] as const) {
+      expect(() => send(db, w)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(card.vopDevice!.hwOps).not.toHaveProperty('sendP2pIntr');
+  });
+});

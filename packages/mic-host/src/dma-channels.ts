@@ -1,0 +1,32 @@
+/**
+ * DMA channels for SCIF and VOP. The DMA driver (`@mic/mic-dma`) binds to the mbus DMA device the
+ * hardware driver registers and then offers its channels; the hardware driver asks for up to
+ * `MIC_MAX_DMA_CHAN` of them (`mic_request_dma_chans`) and gives them back when the card stops.
+ * This package does not import the DMA driver: the caller injects a provider.
+ *
+ * @see drivers/misc/mic/host/mic_boot.c (`mic_request_dma_chans`, `mic_free_dma_chans`)
+ */
+import type { DmaChannel } from '@mic/bus-core';
+import type { MbusDevice } from '@mic/mic-bus';
+
+/**
+ * Where channels come from (`dma_request_channel` with the x100 filter for one mbus device).
+ *
+ * @example
+ * const dma: DmaChannelProvider = {
+ *   requestChannels: (dev, max) => micDma.channelsOf(dev).slice(0, max),
+ *   releaseChannel: (ch) => micDma.release(ch),
+ * };
+ */
+export interface DmaChannelProvider {
+  /**
+   * Takes up to `max` channels of the DMA device `dev`, once the DMA driver is bound to it. May
+   * return fewer, or none (then the start fails with `ENODEV`, as in the kernel).
+   */
+  requestChannels(dev: MbusDevice, max: number): readonly DmaChannel[] | Promise<readonly DmaChannel[]>;
+  /** Gives a channel back (`dma_release_channel`). */
+  releaseChannel(ch: DmaChannel): void;
+}
+
+/** The DMA driver loader (`request_module("mic_x100_dma")`), called once at driver init. */
+export type DmaDriverLoader = () => void | Promise<void>;
