@@ -13,7 +13,10 @@ export interface BenchRecord {
   readonly unit: string;
   readonly value: number;
   readonly baseline: { readonly name: string; readonly value: number };
-  /** value / baseline.value (for a time, baseline.value / value: above 1 is better either way... see `better`). */
+  /**
+   * value / baseline.value, for rates and times alike. Whether higher or lower is better shows in
+   * `target`: `>= Nx` for rates ({@link record}), `<= Nx` for times ({@link recordTime}).
+   */
   readonly ratio: number;
   /** The target, in words, e.g. ">= 0.5x baseline"; empty when there is none. */
   readonly target: string;
@@ -127,6 +130,40 @@ export function record(
     ratio,
     target: minRatio === null ? '' : (targetText ?? `>= ${minRatio}x ${baseline.name}`),
     met: minRatio === null ? null : ratio >= minRatio,
+    regime,
+  };
+}
+
+/**
+ * Builds a record of a figure where lower is better (a time): `ratio = value / baseline`, and the
+ * target is met when `ratio <= maxRatio`. With `onlyIn`, the target applies only in that regime:
+ * in another one `met` is null (a figure from the wrong regime neither meets nor misses it).
+ */
+export function recordTime(
+  suite: string,
+  name: string,
+  unit: string,
+  value: number,
+  baseline: { name: string; value: number },
+  maxRatio: number | null,
+  regime: Regime,
+  options: { readonly targetText?: string; readonly onlyIn?: Regime } = {},
+): BenchRecord {
+  const ratio = sig(value / baseline.value, 3);
+  const applies = maxRatio !== null && (options.onlyIn === undefined || options.onlyIn === regime);
+  return {
+    suite,
+    name,
+    unit,
+    value: sig(value),
+    baseline: { name: baseline.name, value: sig(baseline.value) },
+    ratio,
+    target:
+      maxRatio === null
+        ? ''
+        : (options.targetText ??
+          `<= ${maxRatio}x ${baseline.name}${options.onlyIn === undefined ? '' : ` (${options.onlyIn})`}`),
+    met: applies ? ratio <= maxRatio : null,
     regime,
   };
 }

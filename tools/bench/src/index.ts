@@ -2,6 +2,8 @@
  * The benchmark suites of the MIC stack by name, and the record format they print.
  */
 import type { Suite } from './common.js';
+import { doorbellSuite } from './suites/doorbell.js';
+import { dmaSuite } from './suites/dma.js';
 import { ringSuite } from './suites/ring.js';
 
 export {
@@ -12,9 +14,12 @@ export {
   median,
   regimeOf,
   record,
+  recordTime,
 } from './common.js';
 
 /** Every suite by name. */
 export const suites: Record<string, Suite> = {
   ring: ringSuite,
+  doorbell: doorbellSuite,
+  dma: dmaSuite,
 };
