@@ -1,16 +1,17 @@
 /**
  * Cross-thread event words over a SharedArrayBuffer.
  *
- * An event word is two Int32 slots: a sequence number that a signaller bumps, and a count of
- * waiters that said they are about to sleep. A waiter polls its condition for a bounded time
+ * An event word is two Int32 slots: a sequence number that a signaller bumps when someone
+ * sleeps, and a count of waiters that said they are about to sleep. A waiter polls its condition for a bounded time
  * first (a sleeping vCPU takes ~50 µs to wake, a poll round trip is ~0.3 µs), then announces
  * itself, re-checks, and only then sleeps. A signaller calls `Atomics.notify` only when a waiter
  * announced itself (a notify costs ~70 ns even with nobody waiting).
  *
  * Ordering: every access to the two slots is a sequentially consistent `Atomics` operation, so
- * "publish data (with an Atomics store), bump seq, read waiters" in the signaller and "read seq,
- * announce, re-check data (with an Atomics load), wait on seq" in the waiter cannot both miss:
- * either the re-check sees the data or `Atomics.wait` sees a changed seq or the notify.
+ * "publish data (with an Atomics store), read waiters, (if any) bump seq and notify" in the
+ * signaller and "read seq, announce, re-check data (with an Atomics load), wait on seq" in the
+ * waiter cannot both miss: either the re-check sees the data, or the signaller sees the
+ * announcement and `Atomics.wait` sees a changed seq or the notify.
  */
 import { MicError } from '@mic/errors';
 
@@ -71,7 +72,7 @@ export class EventWord {
     this.#i32 = new Int32Array(sab, byteOffset, 2);
   }
 
-  /** The current sequence number (bumped by every {@link signal}). */
+  /** The current sequence number (bumped by every {@link signal} that found a sleeper). */
   get seq(): number {
     return Atomics.load(this.#i32, SEQ);
   }
@@ -82,17 +83,20 @@ export class EventWord {
   }
 
   /**
-   * Raises the event: bumps the sequence number and wakes sleepers, if any said they sleep.
-   * Publish the data the waiter checks (with an Atomics store) before calling this.
+   * Raises the event: when a waiter announced that it sleeps, bumps the sequence number and
+   * wakes it. Publish the data the waiter checks (with an Atomics operation) before calling this.
+   *
+   * With nobody asleep it touches nothing but the waiter count (no write to shared memory): a
+   * waiter announces itself before its last check of the data, so with sequentially consistent
+   * atomics either that check sees the data published before this call, or this call sees the
+   * announcement and wakes it.
    * @returns true when a sleeper was notified
    */
   signal(): boolean {
+    if (Atomics.load(this.#i32, WAITERS) === 0) return false;
     Atomics.add(this.#i32, SEQ, 1);
-    if (Atomics.load(this.#i32, WAITERS) > 0) {
-      Atomics.notify(this.#i32, SEQ);
-      return true;
-    }
-    return false;
+    Atomics.notify(this.#i32, SEQ);
+    return true;
   }
 
   /**
@@ -150,6 +154,15 @@ export class EventWord {
       Atomics.sub(i32, WAITERS, 1);
       if (ready()) return true;
     }
+  }
+
+  /**
+   * Polls `ready()` for up to `spinNs` without sleeping or announcing anything: the fast path of
+   * a waiter that runs its own loop and calls {@link waitAsync}/{@link waitSync} only when this
+   * returns false. @returns true when `ready()` held
+   */
+  poll(ready: () => boolean, spinNs: number = DEFAULT_SPIN_NS): boolean {
+    return this.#spin(ready, spinNs, Infinity);
   }
 
   #spin(ready: () => boolean, spinNs: number, deadline: number): boolean {

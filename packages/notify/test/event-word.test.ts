@@ -11,12 +11,20 @@ describe('EventWord', () => {
     expect(() => new EventWord(new SharedArrayBuffer(8), 4)).toThrow('does not fit in 8 bytes');
   });
 
-  it('signal bumps the sequence and notifies only when someone sleeps', () => {
-    const w = new EventWord(new SharedArrayBuffer(EVENT_WORD_BYTES));
-    expect(w.seq).toBe(0);
+  it('signal with nobody asleep writes nothing to shared memory', () => {
+    const sab = new SharedArrayBuffer(EVENT_WORD_BYTES);
+    const w = new EventWord(sab);
     expect(w.signal()).toBe(false);
-    expect(w.seq).toBe(1);
+    expect([...new Int32Array(sab)]).toEqual([0, 0]);
     expect(w.hasSleepers).toBe(false);
+  });
+
+  it('signal bumps the sequence and notifies when a waiter announced itself', () => {
+    const sab = new SharedArrayBuffer(EVENT_WORD_BYTES);
+    const w = new EventWord(sab);
+    Atomics.store(new Int32Array(sab), 1, 1); // a waiter announced itself
+    expect(w.signal()).toBe(true);
+    expect(w.seq).toBe(1);
   });
 
   it('waitSync returns at once when the condition holds and times out when it never does', () => {
@@ -71,5 +79,16 @@ describe('EventWord', () => {
     expect(w.signal()).toBe(true);
     await expect(woke).resolves.toBe('woke');
     await worker.terminate();
+  });
+});
+
+describe('EventWord.poll', () => {
+  it('returns true as soon as the condition holds and false after the budget, without announcing a sleeper', () => {
+    const w = new EventWord(new SharedArrayBuffer(EVENT_WORD_BYTES));
+    let n = 0;
+    expect(w.poll(() => ++n === 5, 1e9)).toBe(true);
+    expect(n).toBe(5);
+    expect(w.poll(() => false, 2000)).toBe(false);
+    expect(w.hasSleepers).toBe(false);
   });
 });

@@ -220,6 +220,12 @@ export interface IrqControllerOptions {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * Longest the `wait` delivery loop keeps its thread between two full turns of the event loop
+ * while interrupts keep coming (1 ms: timers and I/O wait at most that long).
+ */
+const EVENT_LOOP_SLICE_MS = 1;
+
+/**
  * The receiving end of an {@link InterruptLine}: the handler table (`request_irq` /
  * `free_irq`; several handlers may share a source, each is called) and the delivery loop.
  */
@@ -319,6 +325,9 @@ export class IrqController {
     await this.#loop;
   }
 
+  /** Set when a handler of the last dispatch returned a promise. */
+  #asyncHandlers = false;
+
   #dispatch(): void {
     if (this.#closed || !this.#alive()) return;
     let bits = this.#line.take();
@@ -335,6 +344,7 @@ export class IrqController {
     try {
       const r = action.handler(src);
       if (r !== undefined && typeof (r as { then?: unknown }).then === 'function') {
+        this.#asyncHandlers = true;
         (r as Promise<void>).then(undefined, (err: unknown) => this.#failed(action, err));
       }
     } catch (err) {
@@ -355,16 +365,32 @@ export class IrqController {
     const line = this.#line;
     const alive = this.#alive;
     const ready = (): boolean => this.#closed || !alive() || line.deliverable() !== 0;
-    const options = { spinNs };
+    // Poll inline first (no promise when an interrupt is already there); only when polling
+    // fails, sleep through waitAsync, which hands the thread to the event loop: a new time
+    // slice starts after it.
+    const sleepOptions = { spinNs: 0 };
     // Start after the constructor's caller has run, so constructing never spins.
     await yieldToEventLoop();
+    let sliceStart = performance.now();
     while (!this.#closed) {
-      await line.word.waitAsync(ready, options);
+      if (!line.word.poll(ready, spinNs)) {
+        await line.word.waitAsync(ready, sleepOptions);
+        sliceStart = performance.now();
+      }
       if (this.#closed || !alive()) break;
+      this.#asyncHandlers = false;
       this.#dispatch();
-      // Let the handlers' follow-up work (promise continuations, timers) run before polling
-      // again: it is often what produces the next interrupt.
-      await yieldToEventLoop();
+      // Let the handlers' follow-up work run before polling again: it is often what produces
+      // the next interrupt. Synchronous handlers only queue microtasks, so a microtask turn is
+      // enough and keeps a doorbell round trip near the bare polling cost; after an async
+      // handler, or once per time slice so timers and I/O are never starved, take a full turn
+      // of the event loop.
+      if (this.#asyncHandlers || performance.now() - sliceStart >= EVENT_LOOP_SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      } else {
+        await Promise.resolve();
+      }
     }
   }
 }

@@ -49,6 +49,46 @@ describe('the worker platform', () => {
     expect(((await card.call('received')) as number[])[0]).toBe(2000);
   });
 
+  it('keeps timers running while an interrupt is always pending', async () => {
+    const p = make({ cardData: { echo: true } });
+    prepareHost(p);
+    await p.startCard();
+    // The handler raises its own source again at once, so the delivery loop always finds work
+    // and never sleeps; each delivery yields only to the microtask queue. Without the loop's time
+    // slice this timer would never fire and the test would time out.
+    let rounds = 0;
+    let stop = false;
+    const cookie = p.host.requestIrq(0, () => {
+      p.host.ackInterrupt();
+      rounds++;
+      if (!stop) p.hardware.raiseHostInterrupt(0);
+    });
+    p.hardware.raiseHostInterrupt(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    stop = true;
+    p.host.freeIrq(cookie);
+    expect(rounds).toBeGreaterThan(1);
+  });
+
+  it('runs the continuations of async handlers before it polls again', async () => {
+    const p = make({ cardData: { echo: true } });
+    prepareHost(p);
+    await p.startCard();
+    const steps: string[] = [];
+    await new Promise<void>((resolve) => {
+      const cookie = p.host.requestIrq(0, async () => {
+        p.host.ackInterrupt();
+        steps.push('handler');
+        await new Promise((r) => setImmediate(r));
+        steps.push('continuation');
+        p.host.freeIrq(cookie);
+        resolve();
+      });
+      p.host.sendIntr(0);
+    });
+    expect(steps).toEqual(['handler', 'continuation']);
+  });
+
   it('wakes each side from its sleep when it does not poll at all', async () => {
     const p = make({ cardData: { echo: true }, spinNs: 0 });
     prepareHost(p);
