@@ -20,7 +20,7 @@ import { MBUS_DEV_DMA_MIC, type MbusBus, type MbusDevice } from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type MicMw, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
 import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView, cardDpInit } from '@mic/x100';
-import type { DmaChannelProvider } from './dma-channels.js';
+import { type DmaChannelProvider, releaseChannels } from './dma-channels.js';
 import { CardDmaMapOps } from './dma-ops.js';
 import { CardMbusHwOps, type CardOpsContext, CardScifHwOps, CardVopHwOps } from './hw-ops.js';
 import { CardIrqTable } from './irq.js';
@@ -164,9 +164,9 @@ export class MicCard {
       step = 'dma channels';
       const channels = await this.#requestChannels(mbdev);
       this.#channels = channels;
-      undo.push(() => {
+      undo.push(async () => {
         this.#channels = [];
-        for (const ch of [...channels].reverse()) this.#dma?.releaseChannel(ch);
+        if (this.#dma) await releaseChannels(this.#dma, channels);
       });
 
       step = 'vop';
@@ -257,7 +257,11 @@ export class MicCard {
     }
     const channels = Object.freeze([...got]);
     if (channels.length === 0 || channels.length > MIC_MAX_DMA_CHAN) {
-      for (const ch of channels) this.#dma.releaseChannel(ch);
+      await releaseChannels(this.#dma, channels).catch((err: unknown) => {
+        this.#logger.error('giving back DMA channels failed', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      });
       throw new MicError(
         'ENODEV',
         `${mbdev.name} gave ${channels.length} DMA channels, not 1 to ${MIC_MAX_DMA_CHAN}`,

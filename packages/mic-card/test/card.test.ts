@@ -126,6 +126,35 @@ describe('MicCard probe and remove', () => {
     await r.cardDriver.exit();
     expect(held.size).toBe(0);
   });
+
+  it('waits for each asynchronous channel release before the next and before the DMA device goes, even when one fails', async () => {
+    const log: string[] = [];
+    const dma: DmaChannelProvider = {
+      requestChannels: () => [4, 5, 6].map((c) => ({ chanId: c, name: `dma0chan${c}` })),
+      // a DMA driver's release drains the channel first
+      releaseChannel: async (ch) => {
+        log.push(`release ${ch.name}`);
+        await new Promise((resolve) => setImmediate(resolve));
+        log.push(`released ${ch.name}`);
+        if (ch.chanId === 5) throw new Error('drain timed out');
+      },
+    };
+    const cardBuses = makeCardBuses();
+    const r = await rig({ dma, buses: cardBuses });
+    const events = recordCardBuses(cardBuses);
+    await r.cardDriver.exit();
+    log.push(...events.filter((e) => e.includes('mbus')));
+    expect(log).toEqual([
+      'release dma0chan6',
+      'released dma0chan6',
+      'release dma0chan5',
+      'released dma0chan5',
+      'release dma0chan4',
+      'released dma0chan4',
+      'device-removed mbus-dev0',
+    ]);
+    expect(r.card.mbusDevice).toBeUndefined();
+  });
 });
 
 describe('the card hw ops', () => {

@@ -1,39 +1,14 @@
-// Shared pieces of the x100 platform tests: attaching the driver to a side, a region of memory
-// on each side, the random transfer model and its check against Uint8Array.set.
+// Shared pieces of the x100 platform tests: a region of memory on each side, the random transfer
+// model and its check against Uint8Array.set.
 import { expect } from '@jest/globals';
-import type { Clock } from '@mic/clock';
 import fc from 'fast-check';
 import type { Memory } from '@mic/memory';
-import { MbusBus } from '@mic/mic-bus';
-import type { MbusDevice, MbusDeviceParams } from '@mic/mic-bus';
-import { DMA_PREP, MicDmaDriver, micDmaFilter, requestDmaChannels } from '../src/index.js';
-import type { MicDmaChan } from '../src/index.js';
-import type { Transfer, TransferRun } from './fixtures/x100-mbus.mjs';
+import { DMA_PREP } from '../src/index.js';
+import type { Transfer, TransferRun } from './fixtures/transfers.mjs';
+import { MIB } from './rigs.js';
 
-export const KIB = 1024;
-export const MIB = 1024 * KIB;
 /** Bytes of the test region on each side. */
 export const REGION = 2 * MIB;
-/** Descriptors per ring in these tests. */
-export const RING = 256;
-
-/** One side's driver, bus device and channels. */
-export interface Side {
-  readonly bus: MbusBus;
-  readonly driver: MicDmaDriver;
-  readonly mbdev: MbusDevice;
-  readonly chans: MicDmaChan[];
-}
-
-/** What the host driver (and the card driver) do: bus, DMA driver, device, up to four channels. */
-export async function attachSide(params: MbusDeviceParams, clock: Clock): Promise<Side> {
-  const bus = new MbusBus();
-  const driver = new MicDmaDriver({ ringSize: RING, clock });
-  await bus.registerDriver(driver);
-  const mbdev = await bus.registerDevice(params);
-  const chans = requestDmaChannels(driver, micDmaFilter(driver, mbdev));
-  return { bus, driver, mbdev, chans };
-}
 
 /** A region of memory: its DMA address and the bytes as the host CPU sees them. */
 export interface Region {

@@ -24,8 +24,30 @@ export interface DmaChannelProvider {
    * return fewer, or none (then the start fails with `ENODEV`, as in the kernel).
    */
   requestChannels(dev: MbusDevice, max: number): readonly DmaChannel[] | Promise<readonly DmaChannel[]>;
-  /** Gives a channel back (`dma_release_channel`). */
-  releaseChannel(ch: DmaChannel): void;
+  /**
+   * Gives a channel back (`dma_release_channel`). A promise (a DMA driver draining the channel) is
+   * awaited before the DMA device goes away: the kernel's release returns once the channel is free.
+   */
+  releaseChannel(ch: DmaChannel): void | Promise<void>;
+}
+
+/**
+ * Gives `channels` back in reverse order (`mic_free_dma_chans`), one at a time, each awaited. A
+ * failure does not stop the others; the first one is rethrown after all were tried.
+ */
+export async function releaseChannels(
+  dma: DmaChannelProvider,
+  channels: readonly DmaChannel[],
+): Promise<void> {
+  let first: unknown;
+  for (const ch of [...channels].reverse()) {
+    try {
+      await dma.releaseChannel(ch);
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
 }
 
 /** The DMA driver loader (`request_module("mic_x100_dma")`), called once at driver init. */

@@ -47,7 +47,7 @@ import {
   writeDpAddress,
 } from '@mic/x100';
 import { MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
-import type { DmaChannelProvider } from './dma-channels.js';
+import { type DmaChannelProvider, releaseChannels } from './dma-channels.js';
 import { HostDmaMapOps } from './dma-ops.js';
 import { type FirmwareLayout, type FirmwareLoader, checkBootConfig, loadFirmware } from './firmware.js';
 import { HostMbusHwOps, type HostOpsContext, HostScifHwOps, HostVopHwOps } from './hw-ops.js';
@@ -337,9 +337,9 @@ export class MicHost {
         step = 'dma channels';
         const channels = await this.#requestChannels(mbdev);
         this.#channels = channels;
-        undo.push(() => {
+        undo.push(async () => {
           this.#channels = [];
-          for (const ch of [...channels].reverse()) this.#dma?.releaseChannel(ch);
+          if (this.#dma) await releaseChannels(this.#dma, channels);
         });
 
         step = 'scif';
@@ -454,7 +454,11 @@ export class MicHost {
     }
     const channels = Object.freeze([...got]);
     if (channels.length === 0 || channels.length > MIC_MAX_DMA_CHAN) {
-      for (const ch of channels) this.#dma.releaseChannel(ch);
+      await releaseChannels(this.#dma, channels).catch((err: unknown) => {
+        this.#logger.error('giving back DMA channels failed', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      });
       throw new MicError(
         'ENODEV',
         `${mbdev.name} gave ${channels.length} DMA channels, not 1 to ${MIC_MAX_DMA_CHAN}`,

@@ -300,6 +300,35 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     expect(r.mic.dmaChannels).toEqual([]);
   });
 
+  it('waits for each asynchronous channel release before the next and before the DMA device goes, even when one fails', async () => {
+    const log: string[] = [];
+    const dma: DmaChannelProvider = {
+      requestChannels: () => [0, 1, 2].map((c) => ({ chanId: c, name: `dma0chan${c}` })),
+      // a DMA driver's release drains the channel first
+      releaseChannel: async (ch) => {
+        log.push(`release ${ch.name}`);
+        await new Promise((resolve) => setImmediate(resolve));
+        log.push(`released ${ch.name}`);
+        if (ch.chanId === 1) throw new Error('drain timed out');
+      },
+    };
+    const r = await rig({ dma });
+    await r.mic.cosmOps.start(0, BOOT);
+    const events = recordBusEvents(r);
+    await r.mic.cosmOps.stop(false);
+    log.push(...events.filter((e) => e.includes('mbus')));
+    expect(log).toEqual([
+      'release dma0chan2',
+      'released dma0chan2',
+      'release dma0chan1',
+      'released dma0chan1',
+      'release dma0chan0',
+      'released dma0chan0',
+      'device-removed mbus-dev0',
+    ]);
+    expect(r.mic.started).toBe(false);
+  });
+
   it('fails the start with ENODEV when the DMA provider has no channel, as the kernel does', async () => {
     const r = await rig({ dma: { requestChannels: () => [], releaseChannel: () => undefined } });
     await expect(r.mic.cosmOps.start(0, BOOT)).rejects.toMatchObject({ code: 'ENODEV' });

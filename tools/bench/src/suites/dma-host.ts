@@ -1,101 +1,70 @@
 /**
- * What the `dma` suite needs of a host driver until `@mic/mic-host` exists: the host's DMA device
- * parameters for the mic bus over an x100 host view (mbus hw ops on the host's DMA interrupt
- * sources 8 + ch, DMA map ops through the SMPT, the MMIO BAR as a register memory), as
- * `mic_x100.c` / `mic_boot.c` provide them to `mbus_register_device`.
+ * The `dma` suite's host, through the real host driver: `@mic/mic-host` loads `@mic/mic-dma` on
+ * the host's mic bus once, at init (`request_module("mic_x100_dma")`), and its COSM `start`
+ * registers the host's DMA device on that bus and takes the device's channels through a provider
+ * backed by the DMA driver (`mic_request_dma_chans`), handing them to SCIF and the first one to
+ * VOP, before it boots the card. The suite copies on the VOP device's channel.
  */
-import { IRQ_RETURN, type IrqHandler, type MicIrq } from '@mic/bus-core';
+import { CosmBus } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
-import {
-  MBUS_DEV_DMA_HOST,
-  type DmaBuffer,
-  type DmaMapOps,
-  type MbusDeviceParams,
-  type MbusHwOps,
-} from '@mic/mic-bus';
-import { MmioMemory, hostDmaSrc, type X100HostView } from '@mic/x100';
+import { type DmaMapOps, MbusBus } from '@mic/mic-bus';
+import { type MicDmaChan, MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { type DmaChannelProvider, MicHostDriver } from '@mic/mic-host';
+import { ScifBus } from '@mic/scif-bus';
+import { VopBus } from '@mic/vop-bus';
+import type { WorkerPlatform } from '@mic/x100';
 
-interface Cookie extends MicIrq {
-  readonly inner: ReturnType<X100HostView['requestIrq']>;
-  readonly data: unknown;
+/** The started host: the VOP device's DMA channel and the host's DMA map ops. */
+export interface DmaHost {
+  /** The channel mic-host gave the VOP device (host channel 0). */
+  readonly chan: MicDmaChan;
+  /** Host memory mapped through the SMPT (the devices' DMA map ops). */
+  readonly dmaOps: DmaMapOps;
+  /** Stops and removes the card (its channels are released first), as `mic_exit`. */
+  close(): Promise<void>;
 }
 
-class HostMbusHwOps implements MbusHwOps {
-  readonly #host: X100HostView;
-  readonly #live = new Set<Cookie>();
-
-  constructor(host: X100HostView) {
-    this.#host = host;
-  }
-
-  requestThreadedIrq<D>(
-    handler: IrqHandler<D> | null,
-    threadFn: IrqHandler<D> | null,
-    name: string,
-    data: D,
-    intrSrc: number,
-  ): MicIrq {
-    if (!handler && !threadFn)
-      throw new MicError('EINVAL', `interrupt '${name}' has neither handler nor thread fn`);
-    const box: { cookie?: Cookie } = {};
-    const inner = this.#host.requestIrq(
-      hostDmaSrc(intrSrc),
-      () => {
-        if (!box.cookie || !this.#live.has(box.cookie)) return;
-        const r = handler ? handler(intrSrc, data) : IRQ_RETURN.WAKE_THREAD;
-        if (r === IRQ_RETURN.WAKE_THREAD && threadFn) {
-          queueMicrotask(() => {
-            if (box.cookie && this.#live.has(box.cookie)) threadFn(intrSrc, data);
-          });
-        }
-      },
-      name,
-    );
-    const cookie: Cookie = { intrSrc, name, inner, data };
-    box.cookie = cookie;
-    this.#live.add(cookie);
-    return cookie;
-  }
-
-  freeIrq<D>(cookie: MicIrq, data: D): void {
-    const c = cookie as Cookie;
-    if (!this.#live.has(c) || c.data !== data)
-      throw new MicError('EINVAL', `interrupt '${cookie.name}' is not live`);
-    this.#live.delete(c);
-    this.#host.freeIrq(c.inner);
-  }
-
-  ackInterrupt(): void {
-    this.#host.ackInterrupt();
-  }
-}
-
-function hostDmaOps(host: X100HostView): DmaMapOps {
+/** The channels of `driver` for mic-host: requested with the host's filter, released (drained). */
+function channelProvider(driver: MicDmaDriver): DmaChannelProvider {
   return {
-    alloc(size: number): DmaBuffer {
-      const buf = host.allocDma(size, size >= 4096 ? 4096 : 64);
-      return { va: buf.mem, dmaAddr: host.smpt.map(buf.dmaAddr, size), size };
-    },
-    free(buf: DmaBuffer): void {
-      host.smpt.unmap(buf.dmaAddr, buf.size);
-      host.freeDma(host.smpt.toDmaAddr(buf.dmaAddr));
-    },
-    mapSingle(va) {
-      return host.smpt.map(host.dmaAddrOf(va), va.byteLength);
-    },
-    unmapSingle(dmaAddr: number, size: number): void {
-      host.smpt.unmap(dmaAddr, size);
+    requestChannels: (dev, max) => requestDmaChannels(driver, micDmaFilter(driver, dev), max),
+    releaseChannel: (ch) => {
+      const chan = driver.devices.flatMap((d) => d.channels).find((c) => c === ch);
+      if (!chan) throw new MicError('EINVAL', `${ch.name} is not a channel of ${driver.name}`);
+      return chan.release();
     },
   };
 }
 
-/** `mbus_register_device(MBUS_DEV_DMA_HOST, ...)` parameters for an x100 host view. */
-export function hostDmaDeviceParams(host: X100HostView, index = 0): MbusDeviceParams {
-  return {
-    id: MBUS_DEV_DMA_HOST,
-    dmaOps: hostDmaOps(host),
-    hwOps: new HostMbusHwOps(host),
-    index,
-    mmioVa: new MmioMemory(host.mmio),
-  };
+/** Inits mic-host with the DMA driver, probes the platform's card and starts it. */
+export async function startDmaHost(platform: WorkerPlatform): Promise<DmaHost> {
+  const buses = { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
+  const dma = new MicDmaDriver({ clock: platform.clock });
+  const driver = await MicHostDriver.init({
+    loadDmaDriver: async () => {
+      await buses.mbus.registerDriver(dma);
+    },
+  });
+  try {
+    const mic = await driver.probe({
+      host: platform.host,
+      clock: platform.clock,
+      buses,
+      dma: channelProvider(dma),
+      resetSleepMs: 0,
+    });
+    await mic.cosmOps.start(mic.cosmDevice!.index, {
+      firmware: 'mic/uos.img',
+      ramdisk: null,
+      cmdline: null,
+      bootmode: 'linux',
+    });
+    const vop = mic.vopDevice!;
+    const chan = dma.devices.flatMap((d) => d.channels).find((c) => c === vop.dmaCh);
+    if (!chan) throw new MicError('ENODEV', 'mic-host gave the VOP device no DMA channel');
+    return { chan, dmaOps: vop.dmaOps, close: () => driver.exit() };
+  } catch (err) {
+    await driver.exit();
+    throw err;
+  }
 }

@@ -1,8 +1,9 @@
 /**
  * Suite `dma`: the X100 DMA engine moving bytes host → card and card → host on the worker
- * platform (the engine in a thread of its own), driven through `@mic/mic-dma` on a host channel
- * from the main thread, against `Uint8Array.set` of the same sizes between the same memories
- * (host RAM and card memory, both SharedArrayBuffers), measured in the same run, trial by trial.
+ * platform (the engine in a thread of its own), driven through `@mic/mic-dma` from the main thread
+ * on the host channel `@mic/mic-host` gave its VOP device when it started the card (see
+ * dma-host.ts), against `Uint8Array.set` of the same sizes between the same memories (host RAM
+ * and card memory, both SharedArrayBuffers), measured in the same run, trial by trial.
  *
  * Each trial queues `count` transfers of one size at offsets cycling through a 16 MiB window,
  * issuing as the driver does (automatically past 4 pending descriptors), the last one with
@@ -11,8 +12,7 @@
  * channels split descriptors at 512 KiB. Target (issue "@mic/mic-dma"): at least 0.8x the
  * baseline bandwidth from 64 KiB up; at 64 B the descriptor rate is reported as well.
  */
-import { MbusBus } from '@mic/mic-bus';
-import { DMA_PREP, DMA_STATUS, MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { DMA_PREP, DMA_STATUS } from '@mic/mic-dma';
 import type { DmaTxResult, MicDmaChan } from '@mic/mic-dma';
 import { createWorkerPlatform } from '@mic/x100';
 import {
@@ -26,7 +26,7 @@ import {
   type BenchRecord,
   type SuiteOptions,
 } from '../common.js';
-import { hostDmaDeviceParams } from './dma-host.js';
+import { type DmaHost, startDmaHost } from './dma-host.js';
 
 const MIB = 1024 * 1024;
 const WINDOW = 16 * MIB;
@@ -107,18 +107,14 @@ export async function dmaSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   });
   const records: BenchRecord[] = [];
   let unpin = (): void => {};
+  let dmaHost: DmaHost | undefined;
   try {
     const engineTid = await platform.dmaEngineTid;
     const mainTid = currentTid();
     unpin = pinPair(options.pin, mainTid, engineTid);
-    platform.host.enableInterrupts();
-    const bus = new MbusBus();
-    const driver = new MicDmaDriver();
-    await bus.registerDriver(driver);
-    const mbdev = await bus.registerDevice(hostDmaDeviceParams(platform.host));
-    const chan = requestDmaChannels(driver, micDmaFilter(driver, mbdev), 1)[0];
-    if (!chan) throw new Error('no DMA channel');
-    const hostBuf = mbdev.dmaOps.alloc(WINDOW);
+    dmaHost = await startDmaHost(platform);
+    const { chan, dmaOps } = dmaHost;
+    const hostBuf = dmaOps.alloc(WINDOW);
     const host = { addr: hostBuf.dmaAddr, bytes: hostBuf.va.bytes(0, WINDOW) };
     const card = {
       addr: CARD_WINDOW,
@@ -199,10 +195,14 @@ export async function dmaSuite(options: SuiteOptions): Promise<BenchRecord[]> {
         }
       }
     }
-    await chan.release();
+    dmaOps.free(hostBuf);
   } finally {
     unpin();
-    await platform.close();
+    try {
+      await dmaHost?.close();
+    } finally {
+      await platform.close();
+    }
   }
   return records;
 }
