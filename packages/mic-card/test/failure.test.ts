@@ -9,7 +9,8 @@ import { MicError } from '@mic/errors';
 import { type DmaBuffer, MBUS_DEV_ANY_ID, MBUS_DEV_DMA_MIC, type MbusDevice } from '@mic/mic-bus';
 import { MIC_SCIF_DEV, SCIF_DEV_ANY_ID, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_ANY_ID, VOP_DEV_TRNSP, type VopDevice } from '@mic/vop-bus';
-import { MIC_MAGIC, X100_CARD_NUM_DOORBELLS, X100_DMA, cardDmaSrc } from '@mic/x100';
+import { MIC_MAGIC } from '@mic/mic-common';
+import { X100_CARD_NUM_DOORBELLS, X100_DMA, cardDmaSrc } from '@mic/x100';
 import {
   type DmaChannelProvider,
   MIC_CARD_PROBE_STEPS,

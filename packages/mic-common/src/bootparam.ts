@@ -113,7 +113,7 @@ export function bootparamInit(mem: Memory, nodeId: number, offset = 0): void {
   writeBootparam(
     mem,
     {
-      magic: MIC_MAGIC,
+      magic: 0,
       h2cConfigDb: MIC_DB_NONE,
       nodeId,
       h2cScifDb: MIC_DB_NONE,
@@ -123,6 +123,8 @@ export function bootparamInit(mem: Memory, nodeId: number, offset = 0): void {
     },
     offset,
   );
+  // The magic last, with a release store: a card that sees it sees the rest.
+  mem.storeU32(offset + MIC_BOOTPARAM_OFFSETS.magic, MIC_MAGIC);
 }
 
 /**

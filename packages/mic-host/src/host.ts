@@ -32,6 +32,7 @@ import type { Logger } from '@mic/logger';
 import { MBUS_DEV_DMA_HOST, type MbusBus, type MbusDevice } from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { type MicMw, VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
+import { bootparamInit } from '@mic/mic-common';
 import {
   MmioMemory,
   type DevicePage,
@@ -41,7 +42,6 @@ import {
   X100_PCI_VENDOR_INTEL,
   X100_SPAD,
   type X100HostView,
-  bootparamInit,
   hostDpInit,
   hostDpUninit,
   writeDpAddress,

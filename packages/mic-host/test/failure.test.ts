@@ -7,7 +7,8 @@ import type { DmaChannel, IrqHandler, MicIrq } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { DmaBuffer } from '@mic/mic-bus';
 import { MBUS_DEV_ANY_ID, MBUS_DEV_DMA_HOST, type MbusDevice } from '@mic/mic-bus';
-import { MIC_MAGIC, X100_HOST_SOURCES, createInProcessPlatform, type InProcessPlatform } from '@mic/x100';
+import { MIC_MAGIC } from '@mic/mic-common';
+import { X100_HOST_SOURCES, createInProcessPlatform, type InProcessPlatform } from '@mic/x100';
 import { MIC_SCIF_DEV, SCIF_DEV_ANY_ID, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_ANY_ID, VOP_DEV_TRNSP, type VopDevice } from '@mic/vop-bus';
 import {

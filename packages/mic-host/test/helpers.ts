@@ -3,8 +3,8 @@ import type { ClosableLinkPeer } from '@mic/hwops-compliance';
 import { MbusBus } from '@mic/mic-bus';
 import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
+import { MIC_DP_SIZE } from '@mic/mic-common';
 import {
-  MIC_DP_SIZE,
   type X100CardHandle,
   type X100Platform,
   createInProcessPlatform,

@@ -3,13 +3,11 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { isMicError } from '@mic/errors';
-import { readBootparam } from '@mic/mic-common';
+import { MIC_BOOTPARAM_OFFSETS, MIC_MAGIC, readBootparam } from '@mic/mic-common';
 import { MBUS_DEV_DMA_HOST, type MbusDevice } from '@mic/mic-bus';
 import {
   MmioMemory,
   spadReg,
-  MIC_BOOTPARAM,
-  MIC_MAGIC,
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
@@ -340,7 +338,7 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     rigs.push(r);
     const log = recordBusEvents(r);
     const dp = r.mic.dp!.mem;
-    dp.writeU8(MIC_BOOTPARAM.H2C_CONFIG_DB, 3);
+    dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 3);
     await r.mic.cosmOps.stop(false);
     expect(log).toEqual(['device-removed vop-dev0', 'device-removed scif-dev1', 'device-removed mbus-dev0']);
     expect(readBootparam(dp).h2cConfigDb).toBe(-1);
@@ -414,8 +412,8 @@ describe('the host and the card device page', () => {
     rigs.push(r);
     const platform = r.platform as ReturnType<typeof createInProcessPlatform>;
     const dp = cardDpInit(platform.cardView!);
-    expect(dp.readU8(MIC_BOOTPARAM.NODE_ID)).toBe(1);
-    dp.writeU8(MIC_BOOTPARAM.H2C_CONFIG_DB, 6);
+    expect(dp.readU8(MIC_BOOTPARAM_OFFSETS.nodeId)).toBe(1);
+    dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 6);
     expect(readBootparam(r.mic.dp!.mem).h2cConfigDb).toBe(6);
   });
 });

@@ -4,8 +4,7 @@
  * address to scratchpads 14/15; the card reads the scratchpads, maps the page and checks the
  * magic, failing with `EIO` on a mismatch.
  *
- * Only the fields the handshake needs are handled here; the full device page layouts belong to
- * `@mic/mic-common`.
+ * The layouts (`mic_bootparam`, `MIC_DP_SIZE`, `MIC_MAGIC`) come from `@mic/mic-common`.
  *
  * @see drivers/misc/mic/host/mic_boot.c (mic_bootparam_init)
  * @see drivers/misc/mic/card/mic_device.c (mic_dp_init)
@@ -13,7 +12,8 @@
  */
 import { MicError, checkInt } from '@mic/errors';
 import type { Memory } from '@mic/memory';
-import { MIC_BOOTPARAM, MIC_DP_SIZE, MIC_MAGIC, X100_SPAD } from './constants.js';
+import { MIC_BOOTPARAM_OFFSETS, MIC_DP_SIZE, bootparamCheckMagic, bootparamInit } from '@mic/mic-common';
+import { X100_SPAD } from './constants.js';
 import type { X100CardView } from './card-view.js';
 import type { X100HostView } from './host-view.js';
 
@@ -28,29 +28,12 @@ export interface DevicePage {
 }
 
 /**
- * Initialises `mic_bootparam` at the start of `dp` (`mic_bootparam_init`): magic 0xC0FFEE00,
- * `h2c_config_db` -1, `node_id`, both SCIF doorbells -1, both SCIF addresses 0. The rest of the
- * page is left alone.
- * @param nodeId - the card's SCIF node id (`mdev->id + 1`, 1–255)
- */
-export function bootparamInit(dp: Memory, nodeId: number): void {
-  checkInt('node id', nodeId, 1, 255);
-  dp.writeU8(MIC_BOOTPARAM.H2C_CONFIG_DB, 0xff);
-  dp.writeU8(MIC_BOOTPARAM.NODE_ID, nodeId);
-  dp.writeU8(MIC_BOOTPARAM.H2C_SCIF_DB, 0xff);
-  dp.writeU8(MIC_BOOTPARAM.C2H_SCIF_DB, 0xff);
-  dp.writeU64(MIC_BOOTPARAM.SCIF_HOST_DMA_ADDR, 0);
-  dp.writeU64(MIC_BOOTPARAM.SCIF_CARD_DMA_ADDR, 0);
-  // The magic last, with an atomic store: a card that sees it sees the rest.
-  dp.storeU32(MIC_BOOTPARAM.MAGIC, MIC_MAGIC);
-}
-
-/**
  * Allocates the device page in host RAM, maps it through the SMPT and initialises its
  * bootparam (`mic_dp_init` + `mic_bootparam_init` on the host). Write its address to the
  * scratchpads with {@link writeDpAddress} before booting the card.
  */
 export function hostDpInit(host: X100HostView, nodeId: number): DevicePage {
+  checkInt('node id', nodeId, 1, 255);
   const buf = host.allocDma(MIC_DP_SIZE, 4096);
   let micAddr: number;
   try {
@@ -91,11 +74,8 @@ export function readDpAddress(card: X100CardView): number {
  */
 export function cardDpInit(card: X100CardView): Memory {
   const dp = card.cardMap(readDpAddress(card), MIC_DP_SIZE);
-  const magic = dp.loadU32(MIC_BOOTPARAM.MAGIC);
-  if (magic !== MIC_MAGIC) {
-    throw new MicError('EIO', `bootparam magic mismatch 0x${magic.toString(16)}`, {
-      details: { magic, expected: MIC_MAGIC },
-    });
-  }
+  // Acquire: the host stores the magic last (bootparamInit).
+  dp.loadU32(MIC_BOOTPARAM_OFFSETS.magic);
+  bootparamCheckMagic(dp);
   return dp;
 }

@@ -271,27 +271,6 @@ export function encodeSpad2(spad2: Spad2): number {
   return ((spad2.bootAddr & 0xfffff000) | (spad2.apicId << 1) | (spad2.ready ? 1 : 0)) >>> 0;
 }
 
-/** `MIC_MAGIC`: the first word of `mic_bootparam`. @see include/uapi/linux/mic_common.h */
-export const MIC_MAGIC = 0xc0ffee00;
-
-/** `MIC_DP_SIZE`: bytes in the device page. @see include/uapi/linux/mic_common.h */
-export const MIC_DP_SIZE = 4096;
-
-/**
- * Byte offsets of `struct mic_bootparam` (24 bytes, offset 0 of the device page).
- * @see include/uapi/linux/mic_common.h
- */
-export const MIC_BOOTPARAM = {
-  MAGIC: 0,
-  H2C_CONFIG_DB: 4,
-  NODE_ID: 5,
-  H2C_SCIF_DB: 6,
-  C2H_SCIF_DB: 7,
-  SCIF_HOST_DMA_ADDR: 8,
-  SCIF_CARD_DMA_ADDR: 16,
-  SIZE: 24,
-} as const;
-
 /**
  * Bits and fields of the DMA registers (`MIC_DMA_SBOX_*`, `MIC_DMA_HW_CMP_CNT_MASK`,
  * `MIC_DMA_CHAN_QUIESCE`).

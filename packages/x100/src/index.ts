@@ -4,21 +4,11 @@
  * `inProcess` and `worker`. It imports no bus and no driver.
  */
 export { RangeAllocator } from './allocator.js';
-export {
-  cardDpInit,
-  bootparamInit,
-  hostDpInit,
-  hostDpUninit,
-  readDpAddress,
-  writeDpAddress,
-} from './bootparam.js';
+export { cardDpInit, hostDpInit, hostDpUninit, readDpAddress, writeDpAddress } from './bootparam.js';
 export type { DevicePage } from './bootparam.js';
 export { X100CardView } from './card-view.js';
 export type { CardBuffer, X100CardViewOptions } from './card-view.js';
 export {
-  MIC_BOOTPARAM,
-  MIC_DP_SIZE,
-  MIC_MAGIC,
   X100_APICICR_SEND,
   X100_BAR,
   X100_BSP_INTERRUPT_VECTOR,

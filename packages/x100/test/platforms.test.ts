@@ -3,8 +3,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { pollUntil } from '@mic/clock';
 import type { CardMain, X100Platform } from '../src/index.js';
+import { MIC_BOOTPARAM_OFFSETS } from '@mic/mic-common';
 import {
-  MIC_BOOTPARAM,
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
@@ -60,7 +60,7 @@ describe.each(setups)('the $name platform', (setup) => {
   it('fails the boot with EIO and halts the card when the bootparam magic is wrong', async () => {
     const p = make();
     const dp = prepareHost(p);
-    dp.mem.writeU32(MIC_BOOTPARAM.MAGIC, 0xdeadbeef);
+    dp.mem.writeU32(MIC_BOOTPARAM_OFFSETS.magic, 0xdeadbeef);
     await expect(p.startCard()).rejects.toMatchObject({
       code: 'EIO',
       message: expect.stringContaining('magic'),
