@@ -16,11 +16,16 @@ import { MicError, toMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { readBootparam } from '@mic/mic-common';
-import { MBUS_DEV_DMA_MIC, type MbusBus, type MbusDevice } from '@mic/mic-bus';
+import {
+  type DmaChannelProvider,
+  releaseChannels,
+  MBUS_DEV_DMA_MIC,
+  type MbusBus,
+  type MbusDevice,
+} from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type MicMw, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
 import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView, cardDpInit } from '@mic/x100';
-import { type DmaChannelProvider, releaseChannels } from './dma-channels.js';
 import { CardDmaMapOps } from './dma-ops.js';
 import { CardMbusHwOps, type CardOpsContext, CardScifHwOps, CardVopHwOps } from './hw-ops.js';
 import { CardIrqTable } from './irq.js';

@@ -8,7 +8,7 @@
 import { MicError, toMicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MicCard, type MicCardOptions } from './card.js';
-import type { DmaDriverLoader } from './dma-channels.js';
+import type { DmaDriverLoader } from '@mic/mic-bus';
 
 /** Options of {@link MicCardDriver.init}. */
 export interface MicCardDriverOptions {

@@ -8,7 +8,7 @@
  */
 export { MIC_CARD_PROBE_STEPS } from './card.js';
 export type { MicCard, MicCardBuses, MicCardOptions, MicCardStep } from './card.js';
-export type { DmaChannelProvider, DmaDriverLoader } from './dma-channels.js';
+export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
 export { CardDmaMapOps } from './dma-ops.js';
 export { MicCardDriver } from './driver.js';
 export type { MicCardDriverOptions } from './driver.js';

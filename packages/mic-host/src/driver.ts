@@ -9,7 +9,7 @@
 import { MicError, checkInt, toMicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_MAX_NUM_DEVS } from './constants.js';
-import type { DmaDriverLoader } from './dma-channels.js';
+import type { DmaDriverLoader } from '@mic/mic-bus';
 import { MicHost, type MicHostOptions } from './host.js';
 
 /** Options of {@link MicHostDriver.init}. */

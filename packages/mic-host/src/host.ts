@@ -29,7 +29,13 @@ import {
 } from '@mic/cosm-bus';
 import { MicError, toMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
-import { MBUS_DEV_DMA_HOST, type MbusBus, type MbusDevice } from '@mic/mic-bus';
+import {
+  type DmaChannelProvider,
+  releaseChannels,
+  MBUS_DEV_DMA_HOST,
+  type MbusBus,
+  type MbusDevice,
+} from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { type MicMw, VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
 import { bootparamInit } from '@mic/mic-common';
@@ -47,7 +53,6 @@ import {
   writeDpAddress,
 } from '@mic/x100';
 import { MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
-import { type DmaChannelProvider, releaseChannels } from './dma-channels.js';
 import { HostDmaMapOps } from './dma-ops.js';
 import { type FirmwareLayout, type FirmwareLoader, checkBootConfig, loadFirmware } from './firmware.js';
 import { HostMbusHwOps, type HostOpsContext, HostScifHwOps, HostVopHwOps } from './hw-ops.js';

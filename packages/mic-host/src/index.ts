@@ -7,7 +7,7 @@
  * @see drivers/misc/mic/host/mic_boot.c
  */
 export { MIC_MAX_NUM_DEVS, MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
-export type { DmaChannelProvider, DmaDriverLoader } from './dma-channels.js';
+export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
 export { HostDmaMapOps } from './dma-ops.js';
 export { MicHostDriver } from './driver.js';
 export type { MicHostDriverOptions } from './driver.js';

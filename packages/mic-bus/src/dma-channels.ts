@@ -1,27 +1,29 @@
 /**
- * DMA channels for SCIF and VOP. The DMA driver (`@mic/mic-dma`) binds to the mbus DMA device the
- * hardware driver registers and then offers its channels; the hardware driver asks for up to
- * `MIC_MAX_DMA_CHAN` of them (`mic_request_dma_chans`) and gives them back when the card stops.
- * This package does not import the DMA driver: the caller injects a provider.
+ * DMA channels for SCIF and VOP. The DMA driver (`@mic/mic-dma`) binds to the mbus DMA device a
+ * hardware driver (`mic-host`, `mic-card`) registers and then offers its channels; the hardware
+ * driver asks for up to `MIC_MAX_DMA_CHAN` of them (`mic_request_dma_chans`) and gives them back
+ * when the card stops. Hardware drivers do not import the DMA driver: the caller injects a
+ * provider.
  *
  * @see drivers/misc/mic/host/mic_boot.c (`mic_request_dma_chans`, `mic_free_dma_chans`)
+ * @see drivers/misc/mic/card/mic_device.c (`mic_request_dma_chans`)
  */
 import type { DmaChannel } from '@mic/bus-core';
-import type { MbusDevice } from '@mic/mic-bus';
+import type { MbusDevice } from './mbus.js';
 
 /**
  * Where channels come from (`dma_request_channel` with the x100 filter for one mbus device).
  *
  * @example
  * const dma: DmaChannelProvider = {
- *   requestChannels: (dev, max) => micDma.channelsOf(dev).slice(0, max),
- *   releaseChannel: (ch) => micDma.release(ch),
+ *   requestChannels: (dev, max) => requestDmaChannels(micDma, micDmaFilter(micDma, dev), max),
+ *   releaseChannel: (ch) => (ch as MicDmaChan).release(),
  * };
  */
 export interface DmaChannelProvider {
   /**
    * Takes up to `max` channels of the DMA device `dev`, once the DMA driver is bound to it. May
-   * return fewer, or none (then the start fails with `ENODEV`, as in the kernel).
+   * return fewer, or none (then the start or probe fails with `ENODEV`, as in the kernel).
    */
   requestChannels(dev: MbusDevice, max: number): readonly DmaChannel[] | Promise<readonly DmaChannel[]>;
   /**
