@@ -68,7 +68,7 @@ const W = {
   GENERATION: 4,
   CARD_STATUS: 8,
   CARD_ENABLE: 12,
-  CARD_AUTOCLEAR: 16,
+  /** 16: unused (the card's interrupt line has no auto-clear). */
   SMPT_VALID: 20,
   HOST_WORD: 24,
   CARD_WORD: 24 + EVENT_WORD_BYTES,
@@ -262,7 +262,6 @@ export class X100Hardware {
       sab: buffers.wires,
       status: W.CARD_STATUS,
       enable: W.CARD_ENABLE,
-      autoClear: W.CARD_AUTOCLEAR,
       wordSab: buffers.wires,
       wordOffset: W.CARD_WORD,
     });

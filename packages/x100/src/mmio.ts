@@ -25,7 +25,8 @@ export class MmioRegisters {
   /** The registers as plain memory (no side effects); for dumps and tests. */
   readonly memory: BufferMemory;
   readonly #u32: Uint32Array;
-  readonly #handlers = new Map<number, MmioWriteHandler>();
+  /** Write handlers by register index (an array: a write looks its handler up on every call). */
+  readonly #handlers: (MmioWriteHandler | undefined)[];
 
   /** @param sab - the register file's shared memory (a multiple of 4 bytes) */
   constructor(sab: SharedArrayBuffer) {
@@ -35,6 +36,7 @@ export class MmioRegisters {
     this.size = sab.byteLength;
     this.memory = new BufferMemory(sab);
     this.#u32 = new Uint32Array(sab);
+    this.#handlers = Array.from({ length: this.#u32.length }, () => undefined);
   }
 
   #index(offset: number): number {
@@ -56,8 +58,8 @@ export class MmioRegisters {
   /** Writes a register (`iowrite32`), running its write handler if it has one. */
   write32(offset: number, value: number): void {
     const i = this.#index(offset);
-    const handler = this.#handlers.get(offset);
-    if (handler) handler(value >>> 0, offset);
+    const handler = this.#handlers[i];
+    if (handler !== undefined) handler(value >>> 0, offset);
     else Atomics.store(this.#u32, i, value >>> 0);
   }
 
@@ -81,22 +83,22 @@ export class MmioRegisters {
    * @throws MicError EBUSY when the register already has a handler
    */
   setWriteHandler(offset: number, handler: MmioWriteHandler | undefined): void {
-    this.#index(offset);
+    const i = this.#index(offset);
     if (handler === undefined) {
-      this.#handlers.delete(offset);
+      this.#handlers[i] = undefined;
       return;
     }
-    if (this.#handlers.has(offset)) {
+    if (this.#handlers[i] !== undefined) {
       throw new MicError('EBUSY', `MMIO register 0x${offset.toString(16)} already has a write handler`, {
         details: { offset },
       });
     }
-    this.#handlers.set(offset, handler);
+    this.#handlers[i] = handler;
   }
 
   /** True when the register at `offset` has a write handler. */
   hasWriteHandler(offset: number): boolean {
-    return this.#handlers.has(offset);
+    return this.#handlers[this.#index(offset)] !== undefined;
   }
 
   /** Sets every register to 0 without side effects (what a card reset does to the SBOX). */
