@@ -23,7 +23,7 @@ import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { RangeAllocator, viewOffset } from './allocator.js';
-import { X100_HOST_NUM_DOORBELLS, X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
+import { X100_HOST_NUM_DOORBELLS, X100_REG, X100_SDBIC_DBREQ, spadReg } from './constants.js';
 import { NO_DOORBELL } from './doorbells.js';
 import { X100_CARD_SOURCES } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
@@ -73,6 +73,8 @@ export class X100CardView {
   readonly #pages: RangeAllocator;
   readonly #irq: IrqController;
   readonly #controller = new AbortController();
+  /** Set by {@link kill}; a plain field, as it is read on every doorbell ring. */
+  #killed = false;
 
   constructor(hw: X100Hardware, options: X100CardViewOptions) {
     this.#hw = hw;
@@ -95,7 +97,7 @@ export class X100CardView {
 
   /** False once the card was reset or the platform closed. */
   get alive(): boolean {
-    return !this.#controller.signal.aborted && this.#hw.generation === this.generation;
+    return !this.#killed && this.#hw.isCurrentGeneration(this.generation);
   }
 
   #live(): void {
@@ -181,7 +183,7 @@ export class X100CardView {
     if (db === NO_DOORBELL) return false;
     this.#live();
     checkInt('host doorbell', db, 0, X100_HOST_NUM_DOORBELLS - 1);
-    this.mmio.write32(sdbicReg(db), X100_SDBIC_DBREQ);
+    this.mmio.write32(X100_REG.SDBIC0 + 4 * db, X100_SDBIC_DBREQ); // sdbicReg(db), without checking db again
     return true;
   }
 
@@ -215,6 +217,7 @@ export class X100CardView {
    * delivery, drops the handlers.
    */
   async kill(): Promise<void> {
+    this.#killed = true;
     if (!this.#controller.signal.aborted) {
       this.#controller.abort(new MicError('ENODEV', 'the card was reset'));
     }

@@ -281,14 +281,14 @@ export class X100Hardware {
     for (let db = X100_INTR.CARD_NUM_SBOX_DB; db < X100_CARD_NUM_DOORBELLS; db++) {
       const offset = rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE);
       mmio.setWriteHandler(offset, (v) => {
-        mmio.store32(offset, v);
+        mmio.settle32(offset, v);
         this.cardLine.raise(db);
       });
     }
     for (let db = 0; db < X100_HOST_NUM_DOORBELLS; db++) {
       const offset = sdbicReg(db);
       mmio.setWriteHandler(offset, (v) => {
-        mmio.store32(offset, v & ~X100_SDBIC_DBREQ);
+        mmio.settle32(offset, v & ~X100_SDBIC_DBREQ);
         if ((v & X100_SDBIC_DBREQ) !== 0) host.raise(db);
       });
     }
@@ -299,7 +299,7 @@ export class X100Hardware {
   }
 
   #apicIcrWrite(db: number, v: number, offset: number): void {
-    this.mmio.store32(offset, v & ~X100_APICICR_SEND);
+    this.mmio.settle32(offset, v & ~X100_APICICR_SEND);
     if ((v & X100_APICICR_SEND) === 0) return;
     if (
       db === 7 &&
@@ -326,6 +326,15 @@ export class X100Hardware {
   /** Bumped at every boot and reset: a card view of an older generation is dead. */
   get generation(): number {
     return Atomics.load(this.#wires, W.GENERATION >>> 2);
+  }
+
+  /**
+   * True while `generation` is the current one: the liveness check a card view makes on every
+   * doorbell it rings or takes. A plain read (an `Atomics.load` costs more on this path): the
+   * answer is a snapshot either way, since a reset may follow right after it.
+   */
+  isCurrentGeneration(generation: number): boolean {
+    return this.#wires[W.GENERATION >>> 2] === generation;
   }
 
   /** Starts a new generation (platform use). @returns the new generation */

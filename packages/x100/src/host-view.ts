@@ -25,7 +25,6 @@ import {
   X100_REG,
   X100_RGCR_RESET,
   X100_SPAD,
-  apicIcrReg,
   decodeSpad2,
   rdmasrReg,
   spadReg,
@@ -181,7 +180,7 @@ export class X100HostView {
     if (db === NO_DOORBELL) return false;
     checkInt('card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
     if (db < X100_INTR.CARD_NUM_SBOX_DB) {
-      const reg = apicIcrReg(db);
+      const reg = X100_REG.APICICR0 + 8 * db; // apicIcrReg(db), without checking db again
       this.mmio.write32(reg, this.mmio.read32(reg) | X100_APICICR_SEND);
     } else {
       this.mmio.write32(rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE), 0);
@@ -248,9 +247,13 @@ export class X100HostView {
     return this.mmio.read32(X100_REG.SICR0);
   }
 
-  /** Enabled host interrupt sources (`SICE0`). */
+  /**
+   * Enabled host interrupt sources: `SICE0`, less the sources auto-clear took for a handler that
+   * is running now (those reach `SICE0` only if it returns without acknowledging; see
+   * {@link InterruptLine.take}).
+   */
   interruptEnableMask(): number {
-    return this.mmio.read32(X100_REG.SICE0);
+    return this.#hw.hostLine.enabled();
   }
 
   /**

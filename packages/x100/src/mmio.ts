@@ -68,6 +68,19 @@ export class MmioRegisters {
     Atomics.store(this.#u32, this.#index(offset), value >>> 0);
   }
 
+  /**
+   * Stores a register without side effects unless it already holds `value`: what a write handler
+   * does when the write's only lasting effect is that a self-clearing bit reads back as 0 (a
+   * doorbell register rung again and again keeps the same value, and a store costs more than a
+   * read). The comparison is a plain read: typed-array reads of aligned words never tear, and if
+   * another thread writes the register concurrently either order of the two writes is valid.
+   */
+  settle32(offset: number, value: number): void {
+    const i = this.#index(offset);
+    const v = value >>> 0;
+    if (this.#u32[i] !== v) Atomics.store(this.#u32, i, v);
+  }
+
   /** Atomically sets `bits`, without side effects. @returns the previous value */
   or32(offset: number, bits: number): number {
     return Atomics.or(this.#u32, this.#index(offset), bits >>> 0);

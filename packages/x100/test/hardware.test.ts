@@ -105,6 +105,36 @@ describe('X100Hardware', () => {
     expect(() => hw.mmio.read32(-4)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
   });
 
+  it('settles a register only when its value changes, and removes write handlers', () => {
+    const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+    const reg = spadReg(5);
+    hw.mmio.settle32(reg, 0xdeadbeef);
+    expect(hw.mmio.read32(reg)).toBe(0xdeadbeef);
+    hw.mmio.settle32(reg, 0xdeadbeef);
+    expect(hw.mmio.read32(reg)).toBe(0xdeadbeef);
+    hw.mmio.settle32(reg, 1);
+    expect(hw.mmio.read32(reg)).toBe(1);
+    expect(() => hw.mmio.settle32(3, 0)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    const writes: number[] = [];
+    hw.mmio.setWriteHandler(reg, (v) => writes.push(v));
+    expect(hw.mmio.hasWriteHandler(reg)).toBe(true);
+    hw.mmio.write32(reg, 7);
+    hw.mmio.setWriteHandler(reg, undefined);
+    expect(hw.mmio.hasWriteHandler(reg)).toBe(false);
+    hw.mmio.write32(reg, 8);
+    expect(writes).toEqual([7]);
+    expect(hw.mmio.read32(reg)).toBe(8);
+  });
+
+  it('tells the current generation from an older one', () => {
+    const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+    const g = hw.generation;
+    expect(hw.isCurrentGeneration(g)).toBe(true);
+    expect(hw.bumpGeneration()).toBe(g + 1);
+    expect(hw.isCurrentGeneration(g)).toBe(false);
+    expect(hw.isCurrentGeneration(g + 1)).toBe(true);
+  });
+
   it('lets a DMA engine model hook channel registers and raise DMA interrupts', async () => {
     const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
     const host = new X100HostView(hw, { delivery: 'microtask' });
@@ -142,5 +172,68 @@ describe('X100Hardware', () => {
     expect(() => hw.cardAddressWindow(X100_SMPT.BASE - 8, 4)).toThrow(
       expect.objectContaining({ code: 'EFAULT' }),
     );
+  });
+});
+
+describe('InterruptLine', () => {
+  function host(): X100Hardware {
+    const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+    hw.hostLine.setEnabled(0xf);
+    return hw;
+  }
+
+  it('claims with take() exactly the enabled pending sources, or those of the candidates given', () => {
+    const hw = host();
+    const line = hw.hostLine;
+    line.raise(0);
+    line.raise(2);
+    line.raise(9); // not enabled
+    expect(line.deliverable()).toBe(0b101);
+    expect(line.take(0b100)).toBe(0b100);
+    expect(line.pending()).toBe((1 << 9) | 0b1);
+    expect(line.take()).toBe(0b1);
+    expect(line.take()).toBe(0);
+    expect(line.pending()).toBe(1 << 9);
+    // a candidate that is no longer pending is not claimed
+    expect(line.take(0b10)).toBe(0);
+  });
+
+  it('holds auto-cleared sources until ack, or writes them to the enable word on commit', () => {
+    const hw = host();
+    const line = hw.hostLine;
+    line.setAutoClear(0b11);
+    line.raise(0);
+    line.raise(2);
+    expect(line.take()).toBe(0b101);
+    // source 0 is held in this instance only; source 2 has no auto-clear
+    expect(line.enabled()).toBe(0b1110);
+    expect(hw.mmio.read32(X100_REG.SICE0)).toBe(0xf);
+    line.raise(0);
+    expect(line.deliverable()).toBe(0);
+    line.ack();
+    expect(line.deliverable()).toBe(0b1);
+    expect(line.take()).toBe(0b1);
+    line.commitAutoClear();
+    expect(hw.mmio.read32(X100_REG.SICE0)).toBe(0b1110);
+    expect(line.enabled()).toBe(0b1110);
+    line.ack();
+    expect(hw.mmio.read32(X100_REG.SICE0)).toBe(0xf);
+    // an explicit disable wins over a later ack
+    line.raise(1);
+    expect(line.take()).toBe(0b10);
+    line.disable(0b10);
+    line.ack();
+    line.commitAutoClear();
+    expect(line.enabled()).toBe(0b1101);
+  });
+
+  it('has no auto-clear on the card side', () => {
+    const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+    expect(hw.cardLine.autoClearMask()).toBe(0);
+    expect(() => hw.cardLine.setAutoClear(1)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    hw.cardLine.setEnabled(0b1);
+    hw.cardLine.raise(0);
+    expect(hw.cardLine.take()).toBe(1);
+    expect(hw.cardLine.enabled()).toBe(1);
   });
 });

@@ -86,6 +86,7 @@ describe('in-process interrupts', () => {
     await flush();
     expect(calls).toBe(1);
     expect(p.host.interruptEnableMask() & 1).toBe(0);
+    expect(p.hardware.mmio.read32(X100_REG.SICE0) & 1).toBe(0);
     card.sendIntr(0);
     await flush();
     expect(calls).toBe(1);
@@ -96,6 +97,35 @@ describe('in-process interrupts', () => {
     card.sendIntr(0);
     await flush();
     expect(calls).toBe(3);
+  });
+
+  it('holds an auto-cleared source off while its handler runs; one raised meanwhile comes once, after the ack', async () => {
+    const p = make();
+    const card = await bootBare(p);
+    p.host.enableInterrupts({ autoClear: true });
+    const seen: string[] = [];
+    let calls = 0;
+    p.host.requestIrq(0, () => {
+      calls++;
+      seen.push(`in ${calls}: enabled ${p.host.interruptEnableMask() & 1}`);
+      if (calls === 1) card.sendIntr(0);
+      seen.push(`in ${calls}: pending ${p.host.readInterruptStatus() & 1}`);
+      p.host.ackInterrupt();
+      seen.push(`in ${calls}: acked, enabled ${p.host.interruptEnableMask() & 1}`);
+    });
+    card.sendIntr(0);
+    await flush();
+    expect(calls).toBe(2);
+    expect(seen).toEqual([
+      'in 1: enabled 0',
+      'in 1: pending 1',
+      'in 1: acked, enabled 1',
+      'in 2: enabled 0',
+      'in 2: pending 0',
+      'in 2: acked, enabled 1',
+    ]);
+    expect(p.hardware.mmio.read32(X100_REG.SICE0) & 1).toBe(1);
+    expect(p.host.readInterruptStatus()).toBe(0);
   });
 
   it('an acknowledgement after disableInterrupts does not turn an auto-cleared source back on', async () => {
