@@ -18,12 +18,12 @@
  * @see drivers/misc/mic/card/mic_device.c
  */
 import type { Clock } from '@mic/clock';
-import { MicError, checkInt } from '@mic/errors';
+import { MicError } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { RangeAllocator, viewOffset } from './allocator.js';
-import { X100_HOST_NUM_DOORBELLS, X100_REG, X100_SDBIC_DBREQ, spadReg } from './constants.js';
+import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
 import { NO_DOORBELL } from './doorbells.js';
 import { X100_CARD_SOURCES } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
@@ -182,8 +182,7 @@ export class X100CardView {
   sendIntr(db: number): boolean {
     if (db === NO_DOORBELL) return false;
     this.#live();
-    checkInt('host doorbell', db, 0, X100_HOST_NUM_DOORBELLS - 1);
-    this.mmio.write32(X100_REG.SDBIC0 + 4 * db, X100_SDBIC_DBREQ); // sdbicReg(db), without checking db again
+    this.mmio.write32(sdbicReg(db), X100_SDBIC_DBREQ); // sdbicReg checks db (EINVAL)
     return true;
   }
 

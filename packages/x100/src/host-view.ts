@@ -25,6 +25,7 @@ import {
   X100_REG,
   X100_RGCR_RESET,
   X100_SPAD,
+  apicIcrReg,
   decodeSpad2,
   rdmasrReg,
   spadReg,
@@ -180,7 +181,7 @@ export class X100HostView {
     if (db === NO_DOORBELL) return false;
     checkInt('card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
     if (db < X100_INTR.CARD_NUM_SBOX_DB) {
-      const reg = X100_REG.APICICR0 + 8 * db; // apicIcrReg(db), without checking db again
+      const reg = apicIcrReg(db);
       this.mmio.write32(reg, this.mmio.read32(reg) | X100_APICICR_SEND);
     } else {
       this.mmio.write32(rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE), 0);
