@@ -10,6 +10,8 @@ export { Bus } from './bus.js';
 export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.js';
 export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
 export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
+export { ThreadedIrqTable } from './irq-table.js';
+export type { IrqSourceKind, IrqSourceOps, ThreadedIrqTableOptions } from './irq-table.js';
 export { DOORBELL_POLICY, MockIrqLines } from './mock-irq.js';
 export type { DoorbellPolicy, MockIrqLinesOptions } from './mock-irq.js';
 export { MockDmaMapOps, MockRemapper, RangeAllocator } from './mock-mem.js';
