@@ -5,6 +5,7 @@
  */
 import { MicError } from '@mic/errors';
 import type { DmaBuffer, DmaMapOps } from './hw.js';
+import { DmaMappingCounts, formatAddr } from './dma-mappings.js';
 
 /** The part of a memory view the mocks use; `BufferMemory` of `@mic/memory` has all of it. */
 export interface MockMemoryView<M> {
@@ -128,7 +129,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
   readonly #alloc: RangeAllocator;
   readonly #name: string;
   readonly #buffers = new Map<number, DmaBuffer<M>>();
-  readonly #mappings = new Map<string, number>();
+  readonly #mappings: DmaMappingCounts;
 
   constructor(options: MockDmaMapOpsOptions<M>) {
     const reserve = options.reserve ?? 4096;
@@ -138,6 +139,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
     this.pool = options.pool;
     this.base = options.base;
     this.#name = options.name ?? 'mock dma';
+    this.#mappings = new DmaMappingCounts(this.#name);
     this.#alloc = new RangeAllocator(Math.min(reserve, options.pool.byteLength), options.pool.byteLength);
   }
 
@@ -148,9 +150,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
 
   /** Live mappings from {@link mapSingle}. */
   get liveMappings(): number {
-    let n = 0;
-    for (const c of this.#mappings.values()) n += c;
-    return n;
+    return this.#mappings.live;
   }
 
   alloc(size: number): DmaBuffer<M> {
@@ -173,7 +173,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
 
   free(buf: DmaBuffer<M>): void {
     if (!buf || this.#buffers.get(buf.dmaAddr) !== buf) {
-      throw new MicError('EINVAL', `${this.#name}: buffer at ${describeAddr(buf?.dmaAddr)} is not live`);
+      throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(buf?.dmaAddr)} is not live`);
     }
     this.#buffers.delete(buf.dmaAddr);
     this.#alloc.free(buf.dmaAddr - this.base);
@@ -187,19 +187,12 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
       throw new MicError('EINVAL', `${this.#name}: memory to map is not in this device's DMA-reachable pool`);
     }
     const dmaAddr = this.base + off;
-    const key = `${dmaAddr}/${len}`;
-    this.#mappings.set(key, (this.#mappings.get(key) ?? 0) + 1);
+    this.#mappings.add(dmaAddr, len);
     return dmaAddr;
   }
 
   unmapSingle(dmaAddr: number, size: number): void {
-    const key = `${dmaAddr}/${size}`;
-    const n = this.#mappings.get(key);
-    if (!n) {
-      throw new MicError('EINVAL', `${this.#name}: no mapping of ${size} bytes at ${describeAddr(dmaAddr)}`);
-    }
-    if (n === 1) this.#mappings.delete(key);
-    else this.#mappings.set(key, n - 1);
+    this.#mappings.release(dmaAddr, size);
   }
 }
 
@@ -243,7 +236,7 @@ export class MockRemapper<M extends MockMemoryView<M>> {
         return va;
       }
     }
-    throw new MicError('EFAULT', `${this.#name}: [${describeAddr(pa)}, +${len}) is not reachable`, {
+    throw new MicError('EFAULT', `${this.#name}: [${formatAddr(pa)}, +${len}) is not reachable`, {
       details: { pa, len },
     });
   }
@@ -252,8 +245,4 @@ export class MockRemapper<M extends MockMemoryView<M>> {
     if (!this.#live.delete(va))
       throw new MicError('EINVAL', `${this.#name}: unmap of a view that is not mapped`);
   }
-}
-
-function describeAddr(addr: number | undefined): string {
-  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
 }

@@ -9,6 +9,7 @@
  */
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
+import { DmaMappingCounts, formatAddr } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100CardView } from '@mic/x100';
 
@@ -27,7 +28,7 @@ export class CardDmaMapOps implements DmaMapOps {
   readonly #card: X100CardView;
   readonly #name: string;
   readonly #buffers = new Map<number, DmaBuffer>();
-  readonly #mappings = new Map<string, number>();
+  readonly #mappings: DmaMappingCounts;
 
   /**
    * @param card - the card's view of the hardware
@@ -36,6 +37,7 @@ export class CardDmaMapOps implements DmaMapOps {
   constructor(card: X100CardView, name = 'mic card dma') {
     this.#card = card;
     this.#name = name;
+    this.#mappings = new DmaMappingCounts(name);
   }
 
   /** Buffers from {@link alloc} not freed yet. */
@@ -45,9 +47,7 @@ export class CardDmaMapOps implements DmaMapOps {
 
   /** Mappings from {@link mapSingle} not unmapped yet. */
   get liveMappings(): number {
-    let n = 0;
-    for (const c of this.#mappings.values()) n += c;
-    return n;
+    return this.#mappings.live;
   }
 
   /**
@@ -75,7 +75,7 @@ export class CardDmaMapOps implements DmaMapOps {
   free(buf: DmaBuffer): void {
     const dmaAddr = (buf as { dmaAddr?: unknown } | null)?.dmaAddr;
     if (typeof dmaAddr !== 'number' || this.#buffers.get(dmaAddr) !== buf) {
-      throw new MicError('EINVAL', `${this.#name}: buffer at ${describe(dmaAddr)} is not live`, {
+      throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(dmaAddr)} is not live`, {
         details: { dmaAddr },
       });
     }
@@ -96,29 +96,12 @@ export class CardDmaMapOps implements DmaMapOps {
     }
     const len = va.byteLength;
     if (!isSize(len)) throw new MicError('EINVAL', `${this.#name}: cannot map an empty view`);
-    const key = `${dmaAddr}/${len}`;
-    this.#mappings.set(key, (this.#mappings.get(key) ?? 0) + 1);
+    this.#mappings.add(dmaAddr, len);
     return dmaAddr;
   }
 
   /** Undoes one {@link mapSingle}. @throws MicError EINVAL when no such mapping is live */
   unmapSingle(dmaAddr: number, size: number): void {
-    const key = `${dmaAddr}/${size}`;
-    const n = this.#mappings.get(key);
-    if (!n) {
-      throw new MicError(
-        'EINVAL',
-        `${this.#name}: no mapping of ${String(size)} bytes at ${describe(dmaAddr)}`,
-        {
-          details: { dmaAddr, size },
-        },
-      );
-    }
-    if (n === 1) this.#mappings.delete(key);
-    else this.#mappings.set(key, n - 1);
+    this.#mappings.release(dmaAddr, size);
   }
-}
-
-function describe(addr: unknown): string {
-  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
 }

@@ -8,6 +8,7 @@
  */
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
+import { DmaMappingCounts, formatAddr } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100HostView } from '@mic/x100';
 
@@ -34,7 +35,7 @@ export class HostDmaMapOps implements DmaMapOps {
   readonly #host: X100HostView;
   readonly #name: string;
   readonly #buffers = new Map<number, Allocation>();
-  readonly #mappings = new Map<string, number>();
+  readonly #mappings: DmaMappingCounts;
 
   /**
    * @param host - the host's view of the card
@@ -43,6 +44,7 @@ export class HostDmaMapOps implements DmaMapOps {
   constructor(host: X100HostView, name = 'mic host dma') {
     this.#host = host;
     this.#name = name;
+    this.#mappings = new DmaMappingCounts(name);
   }
 
   /** Buffers from {@link alloc} not freed yet. */
@@ -52,9 +54,7 @@ export class HostDmaMapOps implements DmaMapOps {
 
   /** Mappings from {@link mapSingle} not unmapped yet. */
   get liveMappings(): number {
-    let n = 0;
-    for (const c of this.#mappings.values()) n += c;
-    return n;
+    return this.#mappings.live;
   }
 
   /**
@@ -93,7 +93,7 @@ export class HostDmaMapOps implements DmaMapOps {
     const dmaAddr = (buf as { dmaAddr?: unknown } | null)?.dmaAddr;
     const entry = typeof dmaAddr === 'number' ? this.#buffers.get(dmaAddr) : undefined;
     if (!entry || entry.buf !== buf) {
-      throw new MicError('EINVAL', `${this.#name}: buffer at ${describe(dmaAddr)} is not live`, {
+      throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(dmaAddr)} is not live`, {
         details: { dmaAddr },
       });
     }
@@ -118,8 +118,7 @@ export class HostDmaMapOps implements DmaMapOps {
     const len = va.byteLength;
     if (!isSize(len)) throw new MicError('EINVAL', `${this.#name}: cannot map an empty view`);
     const dmaAddr = this.#host.smpt.map(hostAddr, len);
-    const key = `${dmaAddr}/${len}`;
-    this.#mappings.set(key, (this.#mappings.get(key) ?? 0) + 1);
+    this.#mappings.add(dmaAddr, len);
     return dmaAddr;
   }
 
@@ -128,23 +127,6 @@ export class HostDmaMapOps implements DmaMapOps {
    * @throws MicError EINVAL when no such mapping is live
    */
   unmapSingle(dmaAddr: number, size: number): void {
-    const key = `${dmaAddr}/${size}`;
-    const n = this.#mappings.get(key);
-    if (!n) {
-      throw new MicError(
-        'EINVAL',
-        `${this.#name}: no mapping of ${String(size)} bytes at ${describe(dmaAddr)}`,
-        {
-          details: { dmaAddr, size },
-        },
-      );
-    }
-    this.#host.smpt.unmap(dmaAddr, size);
-    if (n === 1) this.#mappings.delete(key);
-    else this.#mappings.set(key, n - 1);
+    this.#mappings.release(dmaAddr, size, () => this.#host.smpt.unmap(dmaAddr, size));
   }
-}
-
-function describe(addr: unknown): string {
-  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
 }

@@ -1,0 +1,59 @@
+/**
+ * Bookkeeping shared by every `DmaMapOps`: the live `mapSingle` mappings, counted per
+ * (address, length), so that `unmapSingle` refuses a mapping that is not live (the kernel's
+ * DMA-debug check) and tests can see leaks.
+ *
+ * @see include/linux/dma-mapping.h (`dma_map_single`, `dma_unmap_single`)
+ */
+import { MicError } from '@mic/errors';
+
+/** An address for messages: `0x…` for a finite number, else the value as given. */
+export function formatAddr(addr: unknown): string {
+  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
+}
+
+/** Live `mapSingle` mappings, counted per address and length. */
+export class DmaMappingCounts {
+  readonly #name: string;
+  readonly #counts = new Map<string, number>();
+
+  /** @param name - what errors call the ops these mappings belong to */
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  /** Mappings added and not released yet. */
+  get live(): number {
+    let n = 0;
+    for (const c of this.#counts.values()) n += c;
+    return n;
+  }
+
+  /** Records one mapping of `len` bytes at `dmaAddr`. */
+  add(dmaAddr: number, len: number): void {
+    const key = `${dmaAddr}/${len}`;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  }
+
+  /**
+   * Releases one mapping of `size` bytes at `dmaAddr`: checks that it is live, runs `undo` (the
+   * hardware side of the unmap; if it throws, the mapping stays live), then forgets it.
+   * @throws MicError EINVAL when no such mapping is live
+   */
+  release(dmaAddr: number, size: number, undo?: () => void): void {
+    const key = `${dmaAddr}/${size}`;
+    const n = this.#counts.get(key);
+    if (!n) {
+      throw new MicError(
+        'EINVAL',
+        `${this.#name}: no mapping of ${String(size)} bytes at ${formatAddr(dmaAddr)}`,
+        {
+          details: { dmaAddr, size },
+        },
+      );
+    }
+    undo?.();
+    if (n === 1) this.#counts.delete(key);
+    else this.#counts.set(key, n - 1);
+  }
+}
