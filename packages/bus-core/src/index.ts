@@ -11,6 +11,8 @@ export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.
 export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
 export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
 export { DmaMappingCounts, formatAddr } from './dma-mappings.js';
+export { unwind } from './unwind.js';
+export type { UndoStep } from './unwind.js';
 export { ThreadedIrqTable } from './irq-table.js';
 export type { IrqSourceKind, IrqSourceOps, ThreadedIrqTableOptions } from './irq-table.js';
 export { DOORBELL_POLICY, MockIrqLines } from './mock-irq.js';

@@ -9,6 +9,8 @@
  * @see drivers/misc/mic/card/mic_device.c (`mic_request_dma_chans`)
  */
 import type { DmaChannel } from '@mic/bus-core';
+import { MicError, toMicError } from '@mic/errors';
+import type { Logger } from '@mic/logger';
 import type { MbusDevice } from './mbus.js';
 
 /**
@@ -50,6 +52,42 @@ export async function releaseChannels(
     }
   }
   if (first !== undefined) throw first;
+}
+
+/**
+ * `mic_request_dma_chans`: takes 1 to `max` channels of the DMA device `dev` from `dma`. Without a
+ * provider it takes none (SCIF and VOP then copy with the CPU), and says so at debug level.
+ * @throws MicError ENODEV when the provider fails, or gives none or more than `max` (those it gave
+ *   are given back first; a failure to give them back is logged)
+ */
+export async function requestDmaChans(
+  dma: DmaChannelProvider | undefined,
+  dev: MbusDevice,
+  max: number,
+  logger: Logger,
+): Promise<readonly DmaChannel[]> {
+  if (!dma) {
+    logger.debug('no DMA channel provider: SCIF and VOP copy with the CPU');
+    return [];
+  }
+  let got: readonly DmaChannel[];
+  try {
+    got = await dma.requestChannels(dev, max);
+  } catch (err) {
+    throw toMicError(err, 'ENODEV', `requesting DMA channels of ${dev.name} failed`);
+  }
+  const channels = Object.freeze([...got]);
+  if (channels.length === 0 || channels.length > max) {
+    await releaseChannels(dma, channels).catch((err: unknown) => {
+      logger.error('giving back DMA channels failed', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    });
+    throw new MicError('ENODEV', `${dev.name} gave ${channels.length} DMA channels, not 1 to ${max}`, {
+      details: { device: dev.name, count: channels.length },
+    });
+  }
+  return channels;
 }
 
 /** The DMA driver loader (`request_module("mic_x100_dma")`), called once at driver init. */

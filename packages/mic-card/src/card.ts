@@ -11,14 +11,15 @@
  * @see drivers/misc/mic/card/mic_device.c (`mic_driver_init`, `mic_driver_uninit`)
  * @see drivers/misc/mic/card/mic_x100.c
  */
-import type { DmaChannel } from '@mic/bus-core';
-import { MicError, toMicError } from '@mic/errors';
+import { type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
+import { MicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { readBootparam } from '@mic/mic-common';
 import {
   type DmaChannelProvider,
   releaseChannels,
+  requestDmaChans,
   MBUS_DEV_DMA_MIC,
   type MbusBus,
   type MbusDevice,
@@ -55,8 +56,6 @@ export const MIC_CARD_PROBE_STEPS = ['dma', 'device page', 'dma channels', 'vop'
 /** One of {@link MIC_CARD_PROBE_STEPS}. */
 export type MicCardStep = (typeof MIC_CARD_PROBE_STEPS)[number];
 
-type Undo = () => void | Promise<void>;
-
 /** The card driver's state. Built and probed by `MicCardDriver.probe`. */
 export class MicCard {
   /** The card's view of the hardware. */
@@ -71,7 +70,7 @@ export class MicCard {
   readonly #irqs: CardIrqTable;
   readonly #ctx: CardOpsContext;
   readonly #onRemoved: (card: MicCard) => void;
-  readonly #undo: Undo[] = [];
+  readonly #undo: UndoStep[] = [];
   #state: 'new' | 'probing' | 'probed' | 'removed' = 'new';
   #dp: Memory | undefined;
   #nodeId = 0;
@@ -167,7 +166,7 @@ export class MicCard {
       });
 
       step = 'dma channels';
-      const channels = await this.#requestChannels(mbdev);
+      const channels = await requestDmaChans(this.#dma, mbdev, MIC_MAX_DMA_CHAN, this.#logger);
       this.#channels = channels;
       undo.push(async () => {
         this.#channels = [];
@@ -211,7 +210,7 @@ export class MicCard {
       });
     } catch (err) {
       this.#logger.warn('probe failed', { step, error: err instanceof Error ? err.message : String(err) });
-      await this.#unwind('probe');
+      await unwind(this.#undo, this.#logger, 'probe');
       this.#state = 'removed';
       this.#onRemoved(this);
       throw err;
@@ -231,48 +230,8 @@ export class MicCard {
     if (this.#state === 'removed') return;
     if (this.#state !== 'probed') throw new MicError('EBUSY', 'the card driver is being probed');
     this.#state = 'removed';
-    await this.#unwind('remove');
+    await unwind(this.#undo, this.#logger, 'remove');
     this.#onRemoved(this);
     this.#logger.info('removed');
-  }
-
-  async #unwind(what: string): Promise<void> {
-    const undo = this.#undo;
-    while (undo.length > 0) {
-      try {
-        await undo.pop()!();
-      } catch (err) {
-        this.#logger.error(`${what}: an unwind step failed`, {
-          error: err instanceof Error ? err.message : String(err),
-        });
-      }
-    }
-  }
-
-  async #requestChannels(mbdev: MbusDevice): Promise<readonly DmaChannel[]> {
-    if (!this.#dma) {
-      this.#logger.debug('no DMA channel provider: SCIF and VOP copy with the CPU');
-      return [];
-    }
-    let got: readonly DmaChannel[];
-    try {
-      got = await this.#dma.requestChannels(mbdev, MIC_MAX_DMA_CHAN);
-    } catch (err) {
-      throw toMicError(err, 'ENODEV', `requesting DMA channels of ${mbdev.name} failed`);
-    }
-    const channels = Object.freeze([...got]);
-    if (channels.length === 0 || channels.length > MIC_MAX_DMA_CHAN) {
-      await releaseChannels(this.#dma, channels).catch((err: unknown) => {
-        this.#logger.error('giving back DMA channels failed', {
-          error: err instanceof Error ? err.message : String(err),
-        });
-      });
-      throw new MicError(
-        'ENODEV',
-        `${mbdev.name} gave ${channels.length} DMA channels, not 1 to ${MIC_MAX_DMA_CHAN}`,
-        { details: { device: mbdev.name, count: channels.length } },
-      );
-    }
-    return channels;
   }
 }

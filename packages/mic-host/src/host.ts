@@ -17,7 +17,7 @@
  * @see drivers/misc/mic/host/mic_main.c (`mic_probe`, `mic_remove`)
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_start`, `_mic_stop`, `cosm_hw_ops`)
  */
-import { AsyncMutex, type DmaChannel } from '@mic/bus-core';
+import { AsyncMutex, type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
 import { type Clock, realClock } from '@mic/clock';
 import {
   COSM_FAMILY,
@@ -27,11 +27,12 @@ import {
   type CosmHwOps,
   steppingName,
 } from '@mic/cosm-bus';
-import { MicError, toMicError } from '@mic/errors';
+import { MicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import {
   type DmaChannelProvider,
   releaseChannels,
+  requestDmaChans,
   MBUS_DEV_DMA_HOST,
   type MbusBus,
   type MbusDevice,
@@ -95,22 +96,6 @@ export const MIC_HOST_START_STEPS = ['dma', 'dma channels', 'scif', 'vop', 'firm
 /** One of {@link MIC_HOST_PROBE_STEPS} or {@link MIC_HOST_START_STEPS}. */
 export type MicHostStep = (typeof MIC_HOST_PROBE_STEPS)[number] | (typeof MIC_HOST_START_STEPS)[number];
 
-type Undo = () => void | Promise<void>;
-
-/** Runs `undo` steps in reverse order, logging (not throwing) their failures. */
-async function unwind(undo: Undo[], logger: Logger, what: string): Promise<void> {
-  for (let i = undo.length - 1; i >= 0; i--) {
-    try {
-      await undo[i]!();
-    } catch (err) {
-      logger.error(`${what}: an unwind step failed`, {
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-  undo.length = 0;
-}
-
 /**
  * The host driver's state for one card. Built and probed by `MicHostDriver.probe`; see the module
  * comment for what each operation does.
@@ -138,8 +123,8 @@ export class MicHost {
   readonly #irqs: HostIrqTable;
   readonly #lock = new AsyncMutex();
   readonly #onRemoved: (host: MicHost) => void;
-  readonly #probeUndo: Undo[] = [];
-  readonly #startUndo: Undo[] = [];
+  readonly #probeUndo: UndoStep[] = [];
+  readonly #startUndo: UndoStep[] = [];
   #state: 'new' | 'probing' | 'probed' | 'removed' = 'new';
   #dp: DevicePage | undefined;
   #cosm: CosmDevice | undefined;
@@ -340,7 +325,7 @@ export class MicHost {
         });
 
         step = 'dma channels';
-        const channels = await this.#requestChannels(mbdev);
+        const channels = await requestDmaChans(this.#dma, mbdev, MIC_MAX_DMA_CHAN, this.#logger);
         this.#channels = channels;
         undo.push(async () => {
           this.#channels = [];
@@ -444,33 +429,6 @@ export class MicHost {
   /** COSM `stepping`: `A0`, `B0`, `B1`, `C0` or `??` from the PCI revision. */
   stepping(): string {
     return steppingName(this.host.pci.revision);
-  }
-
-  async #requestChannels(mbdev: MbusDevice): Promise<readonly DmaChannel[]> {
-    if (!this.#dma) {
-      this.#logger.debug('no DMA channel provider: SCIF and VOP copy with the CPU');
-      return [];
-    }
-    let got: readonly DmaChannel[];
-    try {
-      got = await this.#dma.requestChannels(mbdev, MIC_MAX_DMA_CHAN);
-    } catch (err) {
-      throw toMicError(err, 'ENODEV', `requesting DMA channels of ${mbdev.name} failed`);
-    }
-    const channels = Object.freeze([...got]);
-    if (channels.length === 0 || channels.length > MIC_MAX_DMA_CHAN) {
-      await releaseChannels(this.#dma, channels).catch((err: unknown) => {
-        this.#logger.error('giving back DMA channels failed', {
-          error: err instanceof Error ? err.message : String(err),
-        });
-      });
-      throw new MicError(
-        'ENODEV',
-        `${mbdev.name} gave ${channels.length} DMA channels, not 1 to ${MIC_MAX_DMA_CHAN}`,
-        { details: { device: mbdev.name, count: channels.length } },
-      );
-    }
-    return channels;
   }
 }
 
