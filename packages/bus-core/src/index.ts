@@ -16,6 +16,8 @@ export type { UndoStep } from './unwind.js';
 export { ThreadedIrqTable } from './irq-table.js';
 export type { IrqSourceKind, IrqSourceOps, ThreadedIrqTableOptions } from './irq-table.js';
 export { DOORBELL_POLICY, MockIrqLines } from './mock-irq.js';
+export { MockLinkEnd } from './mock-link.js';
+export type { MockLinkEndOptions } from './mock-link.js';
 export type { DoorbellPolicy, MockIrqLinesOptions } from './mock-irq.js';
 export { MockDmaMapOps, MockRemapper, RangeAllocator } from './mock-mem.js';
 export type { MockDmaMapOpsOptions, MockMemoryView, MockRemapRegion } from './mock-mem.js';

@@ -4,20 +4,14 @@
  * doorbells). Deterministic, per-instance state; interrupts are delivered in a later task.
  */
 import {
-  DOORBELL_POLICY,
   type DmaChannel,
-  type DoorbellPolicy,
-  type IrqHandler,
   MOCK_APER_PA,
   MOCK_MMIO_PA,
   MOCK_SMPT_BASE,
-  type MicIrq,
   MockDmaMapOps,
-  MockIrqLines,
-  MockRemapper,
-  type MockRemapRegion,
+  MockLinkEnd,
+  type MockLinkEndOptions,
   X100_CARD_DOORBELLS,
-  X100_CARD_ALLOC_DOORBELLS,
   X100_CARD_MMIO_PA,
   X100_HOST_DOORBELLS,
   X100_MMIO_LEN,
@@ -30,26 +24,14 @@ import { MIC_SCIF_DEV, type DmaBuffer, type MicMw, type ScifHwDevParams, type Sc
 const DP_SIZE = 4096;
 
 /** Options of {@link MockScifHwOps}. */
-export interface MockScifHwOpsOptions {
+export interface MockScifHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
   /** Which side these ops play; only the card has `sendP2pIntr`. */
   readonly role: 'host' | 'card';
-  /** Local doorbells (default: host 4, card 16, as on x100). */
-  readonly doorbells?: number;
-  /** How `nextDb` picks (default: host round-robin, card least-used). */
-  readonly policy?: DoorbellPolicy;
-  /**
-   * A delivered doorbell stays masked until `ackInterrupt` (default: true on the host, as the x100
-   * host runs MSI-X with auto-clear; false on the card).
-   */
-  readonly autoClear?: boolean;
-  /** What `remap` reaches (default: nothing). */
-  readonly remap?: readonly MockRemapRegion<BufferMemory>[];
   /**
    * Card only: finds the card whose MMIO window `mw` is, for `sendP2pIntr`. Without it,
    * `sendP2pIntr` only records the doorbell.
    */
   readonly resolveP2p?: (mw: MicMw) => MockScifHwOps | undefined;
-  readonly logger?: Logger;
 }
 
 /** A `sendP2pIntr` call as {@link MockScifHwOps.sentP2pInterrupts} records it. */
@@ -69,33 +51,14 @@ export interface MockP2pInterrupt {
  * ops.requestIrq(scifIntrHandler, 'SCIF_INTR', scifdev, db);
  * ops.raiseInterrupt(db);
  */
-export class MockScifHwOps implements ScifHwOps {
-  readonly role: 'host' | 'card';
-  /** The local doorbells. */
-  readonly lines: MockIrqLines;
+export class MockScifHwOps extends MockLinkEnd<BufferMemory> implements ScifHwOps {
   /** Card only: ring a doorbell of another card through its MMIO window. */
   readonly sendP2pIntr?: (db: number, mw: MicMw) => void;
-  readonly #remapper: MockRemapper<BufferMemory>;
-  readonly #sent: number[] = [];
   readonly #sentP2p: MockP2pInterrupt[] = [];
-  #peer: MockScifHwOps | undefined;
 
   constructor(options: MockScifHwOpsOptions) {
-    const host = options.role === 'host';
-    if (!host && options.role !== 'card') {
-      throw new MicError('EINVAL', `mock scif role ${String(options.role)} is not host or card`);
-    }
-    this.role = options.role;
-    this.lines = new MockIrqLines({
-      count: options.doorbells ?? (host ? X100_HOST_DOORBELLS : X100_CARD_DOORBELLS),
-      ...(options.doorbells === undefined && !host ? { allocatable: X100_CARD_ALLOC_DOORBELLS } : {}),
-      policy: options.policy ?? (host ? DOORBELL_POLICY.ROUND_ROBIN : DOORBELL_POLICY.LEAST_USED),
-      autoClear: options.autoClear ?? host,
-      name: `${options.role} scif doorbells`,
-      logger: options.logger ?? nullLogger,
-    });
-    this.#remapper = new MockRemapper(options.remap ?? [], `${options.role} scif remap`);
-    if (!host) {
+    super('scif', options);
+    if (this.role === 'card') {
       const resolve = options.resolveP2p;
       this.sendP2pIntr = (db: number, mw: MicMw): void => {
         if (typeof mw !== 'object' || mw === null)
@@ -119,85 +82,12 @@ export class MockScifHwOps implements ScifHwOps {
 
   /** Joins a host side and a card side: each one's `sendIntr` rings the other. */
   static connect(a: MockScifHwOps, b: MockScifHwOps): void {
-    if (a.role === b.role) throw new MicError('EINVAL', `cannot join two ${a.role} sides`);
-    a.#peer = b;
-    b.#peer = a;
-  }
-
-  nextDb(): number {
-    return this.lines.nextDb();
-  }
-
-  requestIrq<D>(func: IrqHandler<D>, name: string, data: D, db: number): MicIrq {
-    if (typeof func !== 'function') throw new MicError('EINVAL', `scif irq '${name}' has no handler`);
-    return this.lines.request(func, null, name, data, db);
-  }
-
-  freeIrq<D>(cookie: MicIrq, data: D): void {
-    this.lines.free(cookie, data);
-  }
-
-  ackInterrupt(num: number): void {
-    this.lines.ack(num);
-  }
-
-  sendIntr(db: number): void {
-    if (this.#peer) {
-      this.#peer.lines.raise(db);
-    } else if (!Number.isInteger(db) || db < 0) {
-      throw new MicError('EINVAL', `scif send_intr: doorbell ${String(db)} is not a doorbell number`);
-    }
-    this.#sent.push(db);
-  }
-
-  remap(pa: number, len: number): Memory {
-    return this.#remapper.remap(pa, len);
-  }
-
-  unmap(va: Memory): void {
-    this.#remapper.unmap(va as BufferMemory);
-  }
-
-  // Test helpers.
-
-  /** Raises local doorbell `db`, as the other end's `sendIntr(db)` would. */
-  raiseInterrupt(db: number): void {
-    this.lines.raise(db);
-  }
-
-  /** Every doorbell rung with `sendIntr`, in order. */
-  get sentInterrupts(): readonly number[] {
-    return [...this.#sent];
+    super.join(a, b);
   }
 
   /** Every `sendP2pIntr` call, in order. */
   get sentP2pInterrupts(): readonly MockP2pInterrupt[] {
     return [...this.#sentP2p];
-  }
-
-  /** Every `ackInterrupt` argument, in order. */
-  get acks(): readonly number[] {
-    return this.lines.acks;
-  }
-
-  /** Handlers installed on local doorbell `db`. */
-  usage(db: number): number {
-    return this.lines.usage(db);
-  }
-
-  /** Mappings from `remap` not unmapped yet. */
-  get liveMappings(): number {
-    return this.#remapper.live;
-  }
-
-  /** Interrupts raised on this side and not delivered yet. */
-  get pending(): number {
-    return this.lines.pending;
-  }
-
-  /** Resolves once every interrupt raised on this side has been delivered. */
-  flush(): Promise<void> {
-    return this.lines.flush();
   }
 }
 

@@ -4,22 +4,15 @@
  * Deterministic, per-instance state; interrupts are delivered in a later task, like hardware.
  */
 import {
-  DOORBELL_POLICY,
   type DmaChannel,
-  type DoorbellPolicy,
-  type IrqHandler,
   MOCK_APER_PA,
   MOCK_SMPT_BASE,
-  type MicIrq,
   MockDmaMapOps,
-  MockIrqLines,
-  MockRemapper,
-  type MockRemapRegion,
+  MockLinkEnd,
+  type MockLinkEndOptions,
   X100_CARD_DOORBELLS,
-  X100_CARD_ALLOC_DOORBELLS,
   X100_HOST_DOORBELLS,
 } from '@mic/bus-core';
-import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
 import { VOP_DEV_TRNSP, type DmaBuffer, type MicMw, type VopDeviceParams, type VopHwOps } from './vop.js';
@@ -28,26 +21,11 @@ import { VOP_DEV_TRNSP, type DmaBuffer, type MicMw, type VopDeviceParams, type V
 const DP_SIZE = 4096;
 
 /** Options of {@link MockVopHwOps}. */
-export interface MockVopHwOpsOptions {
-  /** Which side these ops play. */
-  readonly role: 'host' | 'card';
-  /** Local doorbells (default: host 4, card 16, as on x100). */
-  readonly doorbells?: number;
-  /** How `nextDb` picks (default: host round-robin, card least-used, as on x100). */
-  readonly policy?: DoorbellPolicy;
-  /**
-   * A delivered doorbell stays masked until `ackInterrupt` (default: true on the host, as the x100
-   * host runs MSI-X with auto-clear; false on the card).
-   */
-  readonly autoClear?: boolean;
+export interface MockVopHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
   /** The host's own device page (default: a fresh zeroed page on the host, `null` on the card). */
   readonly dp?: Memory | null;
   /** The card's view of the host page (default: a fresh zeroed page on the card, `null` on the host). */
   readonly remoteDp?: Memory | null;
-  /** What `remap` reaches (default: nothing, every `remap` fails with `EFAULT`). */
-  readonly remap?: readonly MockRemapRegion<BufferMemory>[];
-  /** Where exceptions thrown by handlers are logged. */
-  readonly logger?: Logger;
 }
 
 /**
@@ -62,59 +40,21 @@ export interface MockVopHwOpsOptions {
  * ops.raiseInterrupt(db); // the handler runs in a later task
  * await ops.flush();
  */
-export class MockVopHwOps implements VopHwOps {
-  /** Which side these ops play. */
-  readonly role: 'host' | 'card';
-  /** The local doorbells (handler table, usage counts, delivery). */
-  readonly lines: MockIrqLines;
+export class MockVopHwOps extends MockLinkEnd<BufferMemory> implements VopHwOps {
   readonly #dp: Memory | null;
   readonly #remoteDp: Memory | null;
-  readonly #remapper: MockRemapper<BufferMemory>;
-  readonly #sent: number[] = [];
-  #peer: MockVopHwOps | undefined;
 
   constructor(options: MockVopHwOpsOptions) {
-    const host = options.role === 'host';
-    if (!host && options.role !== 'card') {
-      throw new MicError('EINVAL', `mock vop role ${String(options.role)} is not host or card`);
-    }
-    this.role = options.role;
-    this.lines = new MockIrqLines({
-      count: options.doorbells ?? (host ? X100_HOST_DOORBELLS : X100_CARD_DOORBELLS),
-      ...(options.doorbells === undefined && !host ? { allocatable: X100_CARD_ALLOC_DOORBELLS } : {}),
-      policy: options.policy ?? (host ? DOORBELL_POLICY.ROUND_ROBIN : DOORBELL_POLICY.LEAST_USED),
-      autoClear: options.autoClear ?? host,
-      name: `${options.role} vop doorbells`,
-      logger: options.logger ?? nullLogger,
-    });
+    super('vop', options);
+    const host = this.role === 'host';
     this.#dp = options.dp !== undefined ? options.dp : host ? BufferMemory.allocate(DP_SIZE) : null;
     this.#remoteDp =
       options.remoteDp !== undefined ? options.remoteDp : host ? null : BufferMemory.allocate(DP_SIZE);
-    this.#remapper = new MockRemapper(options.remap ?? [], `${options.role} vop remap`);
   }
 
   /** Joins two sides: from now on each one's `sendIntr` rings the other. */
   static connect(a: MockVopHwOps, b: MockVopHwOps): void {
-    if (a.role === b.role) throw new MicError('EINVAL', `cannot join two ${a.role} sides`);
-    a.#peer = b;
-    b.#peer = a;
-  }
-
-  nextDb(): number {
-    return this.lines.nextDb();
-  }
-
-  requestIrq<D>(func: IrqHandler<D>, name: string, data: D, intrSrc: number): MicIrq {
-    if (typeof func !== 'function') throw new MicError('EINVAL', `vop irq '${name}' has no handler`);
-    return this.lines.request(func, null, name, data, intrSrc);
-  }
-
-  freeIrq<D>(cookie: MicIrq, data: D): void {
-    this.lines.free(cookie, data);
-  }
-
-  ackInterrupt(num: number): void {
-    this.lines.ack(num);
+    super.join(a, b);
   }
 
   getRemoteDp(): Memory | null {
@@ -123,60 +63,6 @@ export class MockVopHwOps implements VopHwOps {
 
   getDp(): Memory | null {
     return this.#dp;
-  }
-
-  sendIntr(db: number): void {
-    if (this.#peer) {
-      this.#peer.lines.raise(db);
-    } else if (!Number.isInteger(db) || db < 0) {
-      throw new MicError('EINVAL', `vop send_intr: doorbell ${String(db)} is not a doorbell number`);
-    }
-    this.#sent.push(db);
-  }
-
-  remap(pa: number, len: number): Memory {
-    return this.#remapper.remap(pa, len);
-  }
-
-  unmap(va: Memory): void {
-    this.#remapper.unmap(va as BufferMemory);
-  }
-
-  // Test helpers.
-
-  /** Raises local doorbell `db`, as the other side's `sendIntr(db)` would. */
-  raiseInterrupt(db: number): void {
-    this.lines.raise(db);
-  }
-
-  /** Every doorbell this side rang with `sendIntr`, in order. */
-  get sentInterrupts(): readonly number[] {
-    return [...this.#sent];
-  }
-
-  /** Every `ackInterrupt` argument, in order. */
-  get acks(): readonly number[] {
-    return this.lines.acks;
-  }
-
-  /** Handlers installed on local doorbell `db`. */
-  usage(db: number): number {
-    return this.lines.usage(db);
-  }
-
-  /** Mappings from `remap` not unmapped yet. */
-  get liveMappings(): number {
-    return this.#remapper.live;
-  }
-
-  /** Interrupts raised on this side and not delivered yet. */
-  get pending(): number {
-    return this.lines.pending;
-  }
-
-  /** Resolves once every interrupt raised on this side has been delivered. */
-  flush(): Promise<void> {
-    return this.lines.flush();
   }
 }
 
