@@ -111,3 +111,28 @@ export {
   type LoopbackOptions,
   type LoopbackResult,
 } from './loopback.js';
+export {
+  VIRTIO_DEV_ANY_ID,
+  VIRTIO_TRANSPORT_F_START,
+  VIRTIO_TRANSPORT_F_END,
+  VirtioBus,
+  VirtioDevice,
+  VirtioQueue,
+  vringTransportFeatures,
+  type VirtioBusOptions,
+  type VirtioConfigOps,
+  type VirtioDeviceId,
+  type VirtioDeviceParams,
+  type VirtioDmaBuffer,
+  type VirtioDmaOps,
+  type VirtioDriver,
+  type VirtioQueueInit,
+  type VirtqueueInfo,
+} from './virtio-bus.js';
+export {
+  IN_PROCESS_DMA_BASE,
+  InProcessTransport,
+  type InProcessEvent,
+  type InProcessQueue,
+  type InProcessTransportOptions,
+} from './in-process.js';
