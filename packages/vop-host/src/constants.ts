@@ -1,0 +1,47 @@
+/**
+ * Constants of the host side of VOP: handshake bounds, the bounce buffer, the copy engine's
+ * thresholds, and the virtio device types a device may be added with.
+ *
+ * @see drivers/misc/mic/vop/vop_vringh.c
+ * @see drivers/misc/mic/bus/vop_bus.h `VOP_INT_DMA_BUF_SIZE`
+ */
+
+/** How long `configChange` waits for the card's `guest_ack` (100 × 100 ms in the kernel). */
+export const VOP_CONFIG_CHANGE_TIMEOUT_MS = 10_000;
+
+/** How long a hot-unplug waits for the card's `guest_ack` (15 × 1 s in the kernel). */
+export const VOP_REMOVE_TIMEOUT_MS = 15_000;
+
+/**
+ * How often the handshakes above look at the card's flags. The kernel polls every 100 ms (config
+ * change) and every second (remove); the bounds are the kernel's, the polling is finer so that a
+ * card that answers at once is not kept waiting.
+ */
+export const VOP_HANDSHAKE_POLL_MS = 10;
+
+/** How long one DMA copy may take before it fails (`dma_sync_wait`'s 5 s). */
+export const VOP_DMA_TIMEOUT_MS = 5_000;
+
+/** Bytes of the bounce buffer per vring, and the largest DMA chunk (`VOP_INT_DMA_BUF_SIZE`). */
+export const VOP_BOUNCE_SIZE = 65536;
+
+/**
+ * Copies of fewer bytes than this go by memcpy even when a DMA channel is there: below it the
+ * cost of a DMA round trip (descriptor, engine, completion) exceeds the copy. The kernel always
+ * uses DMA when it has a channel; {@link VopHostOptions.dmaMinBytes} changes the threshold (0: DMA
+ * whenever alignment allows, as the kernel).
+ */
+export const VOP_DMA_MIN_BYTES = 1024;
+
+/** `head` value meaning "no chain in progress" (`USHRT_MAX`). */
+export const VOP_NO_HEAD = 0xffff;
+
+/**
+ * The virtio device types `addDevice` accepts: the ids virtio 1.2 §5 assigns (1–13, 16–42). An
+ * id outside this list is refused with `EOPNOTSUPP` (the kernel takes any `type`, and type 0
+ * would hide the device and every later one).
+ */
+export const VOP_KNOWN_VIRTIO_TYPES: ReadonlySet<number> = new Set([
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+  32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
+]);

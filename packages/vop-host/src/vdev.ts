@@ -1,0 +1,720 @@
+/**
+ * One virtio device the host added for the card (`struct vop_vdev`): its entry in the device
+ * page, its vrings, the card → host doorbell and the bottom half it runs, the handshakes (config
+ * change, hot-unplug, card-initiated reset, used-ring relocation), the copy path, poll and stats.
+ *
+ * The device page is shared with the card, which may scribble over any byte of it at any time.
+ * The host therefore keeps its own copy of everything it wrote (type, sizes, vring geometry, host
+ * features) and never reads those back; from the page it reads only what the card writes
+ * (`status`, the ctrl flags, `used_address`, `h2c_vdev_db`, the guest acks), each once per use,
+ * and checks it before use. Every wait on the card is bounded.
+ *
+ * @see drivers/misc/mic/vop/vop_vringh.c
+ */
+import { type AsyncMutex, type MicIrq, NO_DOORBELL } from '@mic/bus-core';
+import type { Clock } from '@mic/clock';
+import { MicError, isMicError } from '@mic/errors';
+import type { Logger } from '@mic/logger';
+import type { Memory } from '@mic/memory';
+import {
+  MIC_BOOTPARAM_OFFSETS,
+  MIC_DEVICE_CTRL_OFFSETS,
+  MIC_DEVICE_DESC_OFFSETS,
+  MIC_DEVICE_DESC_SIZE,
+  MIC_MAX_DESC_BLK_SIZE,
+  MIC_MAX_VRING_ENTRIES,
+  MIC_MAX_VRINGS,
+  MIC_VIRTIO_PARAM_CONFIG_CHANGED,
+  MIC_VIRTIO_PARAM_DEV_REMOVE,
+  MIC_VQCONFIG_OFFSETS,
+  MIC_VQCONFIG_SIZE,
+  type DpPendingEntry,
+  abortDpEntry,
+  copyDpEntry,
+  deviceCtrlInit,
+  findDpSlot,
+  micAlignedDescSize,
+  micDescSize,
+  publishDpEntry,
+  readS8,
+  removeDpEntry,
+  writeS8,
+} from '@mic/mic-common';
+import { VIRTIO_F, isPowerOfTwo } from '@mic/virtio';
+import type { VopDevice, VopHwOps } from '@mic/vop-bus';
+import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD } from './constants.js';
+import type { DmaMemcpyChannel } from './dma.js';
+import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
+
+/** Timeouts of the handshakes with the card, on the control's clock. */
+export interface VopHandshakeTimeouts {
+  /** `configChange` waits this long for `guest_ack` (default 10 s). */
+  readonly configChangeMs: number;
+  /** A hot-unplug waits this long for `guest_ack` (default 15 s). */
+  readonly removeMs: number;
+  /** How often the waits look at the card's flags (default 10 ms). */
+  readonly pollMs: number;
+}
+
+/** What every device of one card shares (`struct vop_info`). */
+export interface VopControlContext {
+  readonly vpdev: VopDevice;
+  readonly hw: VopHwOps;
+  /** The device page (host RAM, `MIC_DP_SIZE` bytes). */
+  readonly dp: Memory;
+  /** The card's memory through the aperture. */
+  readonly aper: Memory;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** `vop_mutex`: device page slots, the device list, config change and delete. */
+  readonly lock: AsyncMutex;
+  readonly timeouts: VopHandshakeTimeouts;
+  readonly dmaMinBytes: number;
+  /** The DMA channel while it works, else null. */
+  dma(): DmaMemcpyChannel | null;
+  dmaFailed(err: unknown): void;
+}
+
+/** What {@link VopVdev.poll} reports (`EPOLLIN | EPOLLOUT`, `EPOLLERR`). */
+export interface VopPollEvents {
+  /** The card notified or the status changed since the last poll: drain every ring. */
+  readonly in: boolean;
+  readonly out: boolean;
+  /** The device is not added, or was removed (card stop, hot-unplug). */
+  readonly err: boolean;
+}
+
+/** Arguments of {@link VopVdev.copyDesc} (`struct mic_copy_desc`). */
+export interface VopCopyDesc {
+  /** The user buffers, consumed in order: first against the chain's readable part, then its writable part. */
+  readonly iov: readonly Uint8Array[];
+  /** The vring, below `num_vq`. */
+  readonly vrIdx: number;
+  /** Publish the used entry when done (false keeps the chain open for the next call). */
+  readonly updateUsed: boolean;
+}
+
+/** The card's flags of a device, as read once (for debug views). */
+export interface VopDeviceCtrlSnapshot {
+  readonly configChange: number;
+  readonly vdevReset: number;
+  readonly guestAck: number;
+  readonly hostAck: number;
+  readonly usedAddressUpdated: number;
+  readonly c2hVdevDb: number;
+  readonly h2cVdevDb: number;
+  readonly vdev: bigint;
+}
+
+const READY: VopPollEvents = Object.freeze({ in: true, out: true, err: false });
+const ERR: VopPollEvents = Object.freeze({ in: false, out: false, err: true });
+const NOTHING: VopPollEvents = Object.freeze({ in: false, out: false, err: false });
+
+/** Validates an ADD_DEVICE block with one distinct error code per failure; see the README table. */
+export function checkAddDevice(block: unknown): {
+  type: number;
+  numVq: number;
+  featureLen: number;
+  configLen: number;
+  nums: number[];
+} {
+  if (!(block instanceof Uint8Array)) {
+    throw new MicError('EFAULT', 'addDevice takes the descriptor block as a Uint8Array');
+  }
+  if (block.length < MIC_DEVICE_DESC_SIZE) {
+    throw new MicError(
+      'EFAULT',
+      `descriptor block of ${block.length} bytes is shorter than the 8-byte header`,
+      {
+        details: { length: block.length },
+      },
+    );
+  }
+  // One read of the header (the kernel reads it twice and compares: TOCTOU).
+  const hdr = block.slice(0, MIC_DEVICE_DESC_SIZE);
+  const type = (hdr[MIC_DEVICE_DESC_OFFSETS.type]! << 24) >> 24;
+  const header = {
+    numVq: hdr[MIC_DEVICE_DESC_OFFSETS.numVq]!,
+    featureLen: hdr[MIC_DEVICE_DESC_OFFSETS.featureLen]!,
+    configLen: hdr[MIC_DEVICE_DESC_OFFSETS.configLen]!,
+  };
+  const aligned = micAlignedDescSize(header);
+  if (aligned > MIC_MAX_DESC_BLK_SIZE) {
+    throw new MicError(
+      'EMSGSIZE',
+      `descriptor block size ${aligned} exceeds MIC_MAX_DESC_BLK_SIZE ${MIC_MAX_DESC_BLK_SIZE}`,
+      {
+        details: { alignedSize: aligned, ...header },
+      },
+    );
+  }
+  if (header.numVq > MIC_MAX_VRINGS) {
+    throw new MicError('E2BIG', `num_vq ${header.numVq} exceeds MIC_MAX_VRINGS ${MIC_MAX_VRINGS}`, {
+      details: { numVq: header.numVq },
+    });
+  }
+  const size = micDescSize(header);
+  if (block.length < size) {
+    throw new MicError(
+      'EFAULT',
+      `descriptor block of ${block.length} bytes is shorter than its mic_desc_size ${size}`,
+      {
+        details: { length: block.length, descSize: size },
+      },
+    );
+  }
+  if (!VOP_KNOWN_VIRTIO_TYPES.has(type)) {
+    throw new MicError('EOPNOTSUPP', `device type ${type} is not a virtio device id (virtio 1.2 §5)`, {
+      details: { type },
+    });
+  }
+  const nums: number[] = [];
+  for (let q = 0; q < header.numVq; q++) {
+    const at = MIC_DEVICE_DESC_SIZE + q * MIC_VQCONFIG_SIZE + MIC_VQCONFIG_OFFSETS.num;
+    const num = block[at]! | (block[at + 1]! << 8);
+    if (num === 0 || num > MIC_MAX_VRING_ENTRIES || !isPowerOfTwo(num)) {
+      throw new MicError(
+        'EINVAL',
+        `vqconfig[${q}].num ${num} is not a power of two in [1, ${MIC_MAX_VRING_ENTRIES}]`,
+        { details: { index: q, num } },
+      );
+    }
+    nums.push(num);
+  }
+  return { type, ...header, nums };
+}
+
+/** Host features as a bigint from the first min(feature_len, 8) bytes (bit i = byte i/8, bit i%8). */
+function featureBits(bytes: Uint8Array): bigint {
+  let bits = 0n;
+  for (let i = Math.min(bytes.length, 8) - 1; i >= 0; i--) bits = (bits << 8n) | BigInt(bytes[i]!);
+  return bits;
+}
+
+/**
+ * One device on the host side. Built by {@link VopVdev.add}; driven through a handle of the
+ * control device.
+ */
+export class VopVdev {
+  /** The virtio device type. */
+  readonly type: number;
+  /** Where the entry is in the device page and its sizes, as the host wrote them. */
+  readonly entry: DpPendingEntry;
+  readonly vrings: readonly VopVring[];
+  /** The host features the device was added with (at most 64 bits). */
+  readonly hostFeatures: bigint;
+  /** The host doorbell the card rings for this device (`virtio_db`). */
+  readonly virtioDb: number;
+  readonly stats: VopVdevStats;
+  readonly #ctx: VopControlContext;
+  readonly #cookie: MicIrq;
+  #pollWake = false;
+  readonly #waiters = new Set<() => void>();
+  #removed = false;
+  #bh: Promise<void> = Promise.resolve();
+  #bhPending = false;
+  #linkError: MicError | null = null;
+
+  private constructor(
+    ctx: VopControlContext,
+    entry: DpPendingEntry,
+    vrings: VopVring[],
+    hostFeatures: bigint,
+    virtioDb: number,
+    stats: VopVdevStats,
+    cookie: (vdev: VopVdev) => MicIrq,
+  ) {
+    this.#ctx = ctx;
+    this.stats = stats;
+    this.type = entry.type;
+    this.entry = entry;
+    this.vrings = vrings;
+    this.hostFeatures = hostFeatures;
+    this.virtioDb = virtioDb;
+    this.#cookie = cookie(this);
+    for (const vr of vrings) vr.setNotify(() => this.#notifyCard());
+  }
+
+  /**
+   * Adds a device (`vop_virtio_add_device`), under the control's lock: validates the block, takes
+   * a device page slot, resets its ctrl, allocates each vring (magic, address published in the
+   * vqconfig) and its bounce buffer, takes a host doorbell and installs the interrupt, publishes
+   * the entry (type last) and rings `h2c_config_db` if the card listens. On failure everything is
+   * undone and the slot is given back.
+   */
+  static add(ctx: VopControlContext, block: Uint8Array): VopVdev {
+    const checked = checkAddDevice(block);
+    const { dp, hw } = ctx;
+    try {
+      findDpSlot(dp, checked);
+    } catch (err) {
+      if (isMicError(err, 'EINVAL')) {
+        throw new MicError('ENOSPC', `no free device page slot for a ${micDescSize(checked)}-byte entry`, {
+          cause: err,
+          details: { descSize: micDescSize(checked) },
+        });
+      }
+      throw err;
+    }
+    const pending = copyDpEntry(dp, block);
+    const vrings: VopVring[] = [];
+    let cookie: MicIrq | null = null;
+    try {
+      deviceCtrlInit(dp, pending.ctrlOffset);
+      const featureBytes = block.slice(
+        pending.featuresOffset - pending.offset,
+        pending.featuresOffset - pending.offset + pending.featureLen,
+      );
+      const stats = emptyStats();
+      const copyCtx: VopCopyContext = {
+        hw,
+        dmaOps: ctx.vpdev.dmaOps,
+        aper: ctx.aper,
+        dma: () => ctx.dma(),
+        dmaFailed: (err) => ctx.dmaFailed(err),
+        dmaMinBytes: ctx.dmaMinBytes,
+        stats,
+        log: ctx.log,
+      };
+      for (let q = 0; q < checked.numVq; q++) {
+        const vr = new VopVring(copyCtx, pending.type, q, checked.nums[q]!);
+        vrings.push(vr);
+        dp.writeU64(
+          pending.vqconfigOffset + q * MIC_VQCONFIG_SIZE + MIC_VQCONFIG_OFFSETS.address,
+          vr.block.dmaAddr,
+        );
+        dp.writeU64(pending.vqconfigOffset + q * MIC_VQCONFIG_SIZE + MIC_VQCONFIG_OFFSETS.usedAddress, 0);
+      }
+      const db = hw.nextDb();
+      const name = `vop${ctx.vpdev.index}virtio${pending.type}`;
+      const vdev = new VopVdev(ctx, pending, vrings, featureBits(featureBytes), db, stats, (self) => {
+        cookie = hw.requestIrq((irq: number) => self.#interrupt(irq), name, self, db);
+        return cookie;
+      });
+      writeS8(dp, pending.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.c2hVdevDb, db);
+      publishDpEntry(dp, pending);
+      ctx.log.debug('vop: added virtio device', { type: pending.type, db, offset: pending.offset });
+      vdev.#hotplugNotify();
+      return vdev;
+    } catch (err) {
+      if (cookie !== null) hw.freeIrq(cookie, null);
+      for (const vr of vrings) vr.free();
+      abortDpEntry(dp, pending);
+      throw err;
+    }
+  }
+
+  /** True once the device was removed (hot-unplug or card stop). */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** The status byte the card wrote (0: the device is down). */
+  status(): number {
+    return this.#ctx.dp.readU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status);
+  }
+
+  /** The card's ctrl flags, read once each. */
+  ctrl(): VopDeviceCtrlSnapshot {
+    const dp = this.#ctx.dp;
+    const c = this.entry.ctrlOffset;
+    const o = MIC_DEVICE_CTRL_OFFSETS;
+    return {
+      configChange: dp.readU8(c + o.configChange),
+      vdevReset: dp.readU8(c + o.vdevReset),
+      guestAck: dp.readU8(c + o.guestAck),
+      hostAck: dp.readU8(c + o.hostAck),
+      usedAddressUpdated: dp.readU8(c + o.usedAddressUpdated),
+      c2hVdevDb: readS8(dp, c + o.c2hVdevDb),
+      h2cVdevDb: readS8(dp, c + o.h2cVdevDb),
+      vdev: dp.readBigU64(c + o.vdev),
+    };
+  }
+
+  /** The features both sides agreed on: host features the card acked. */
+  negotiatedFeatures(): bigint {
+    const dp = this.#ctx.dp;
+    const acks = new Uint8Array(this.entry.featureLen);
+    dp.read(this.entry.guestAcksOffset, acks);
+    return this.hostFeatures & featureBits(acks);
+  }
+
+  #interrupt(irq: number): void {
+    this.#ctx.hw.ackInterrupt(irq);
+    this.#scheduleBh();
+  }
+
+  /** `schedule_work(virtio_bh_work)`: runs the bottom half once more, after any running one. */
+  #scheduleBh(): void {
+    if (this.#bhPending || this.#removed) return;
+    this.#bhPending = true;
+    this.#bh = this.#bh.then(async () => {
+      this.#bhPending = false;
+      if (this.#removed) return;
+      try {
+        await this.#bottomHalf();
+      } catch (err) {
+        this.#ctx.log.warn('vop: bottom half failed', { type: this.type, err });
+      }
+    });
+  }
+
+  /** `vop_bh_handler`: relocation, reset, then wake the pollers. */
+  async #bottomHalf(): Promise<void> {
+    const { dp } = this.#ctx;
+    const c = this.entry.ctrlOffset;
+    if (dp.readU8(c + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated) !== 0) await this.#initPost();
+    if (dp.readU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset) !== 0) await this.deviceReset();
+    this.#wake();
+  }
+
+  /**
+   * `vop_virtio_init_post`: moves every vring to the used ring the card allocated (its
+   * `used_address`, read once), then clears `used_address_updated` ("LINKUP"). A bad address
+   * leaves that vring unusable (copies report EIO) and is logged; the handshake still completes
+   * so the card is not left waiting.
+   */
+  async #initPost(): Promise<void> {
+    const { dp, log } = this.#ctx;
+    const negotiated = this.negotiatedFeatures();
+    const features = {
+      eventIdx: (negotiated >> BigInt(VIRTIO_F.RING_EVENT_IDX)) & 1n ? true : false,
+      indirect: (negotiated >> BigInt(VIRTIO_F.RING_INDIRECT_DESC)) & 1n ? true : false,
+    };
+    await this.#withAllVrings(() => {
+      for (const vr of this.vrings) {
+        const at =
+          this.entry.vqconfigOffset + vr.index * MIC_VQCONFIG_SIZE + MIC_VQCONFIG_OFFSETS.usedAddress;
+        const usedAddress = dp.readU64(at);
+        if (usedAddress === 0) {
+          log.warn('vop: used_address zero??', { type: this.type, vring: vr.index });
+          continue;
+        }
+        try {
+          vr.relocate(usedAddress, features);
+        } catch (err) {
+          this.#linkError = new MicError('EIO', `vring ${vr.index}: the card's used ring cannot be used`, {
+            cause: err,
+            details: { vring: vr.index, usedAddress },
+          });
+          log.error('vop: used ring relocation refused', {
+            type: this.type,
+            vring: vr.index,
+            usedAddress,
+            err,
+          });
+        }
+      }
+    });
+    dp.writeU8(this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated, 0);
+    log.info(`vop_virtio_init_post: device type ${this.type} LINKUP`, { type: this.type });
+  }
+
+  /**
+   * `vop_virtio_device_reset` (card-initiated reset, and every device at card stop): under every
+   * vring lock, ring state forgotten (indices, `info.avail_idx`, the chain in progress), then
+   * `status = 0`, `vdev_reset = 0` and, last, `host_ack = 1` (the card waits for it before it
+   * uses the rings again; the kernel writes it before resetting the indices).
+   */
+  async deviceReset(): Promise<void> {
+    const { dp } = this.#ctx;
+    const c = this.entry.ctrlOffset;
+    await this.#withAllVrings(() => {
+      for (const vr of this.vrings) vr.resetState();
+      dp.writeU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status, 0);
+      dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset, 0);
+      dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.hostAck, 1);
+    });
+    this.#wake();
+  }
+
+  /** Runs `fn` holding every vring lock, in index order (`mutex_lock_nested`). */
+  #withAllVrings<T>(fn: () => T | Promise<T>, i = 0): Promise<T> {
+    if (i === this.vrings.length) return Promise.resolve().then(fn);
+    return this.vrings[i]!.lock.run(() => this.#withAllVrings(fn, i + 1));
+  }
+
+  #wake(): void {
+    this.#pollWake = true;
+    for (const w of [...this.#waiters]) w();
+  }
+
+  /**
+   * Waits for the card (`poll`): resolves `{in, out}` once the card rang this device's doorbell
+   * or its state changed since the last poll (edge: the flag is consumed, so drain every ring
+   * after a wake-up), `{err}` when the device is removed, or nothing set after `timeoutMs`.
+   */
+  async poll(
+    options: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<VopPollEvents> {
+    if (this.#removed) return ERR;
+    if (!this.#pollWake) {
+      const woken = await this.#waitWake(options);
+      if (this.#removed) return ERR;
+      if (!woken) {
+        if (options.signal?.aborted) {
+          throw new MicError('ECANCELED', 'poll was cancelled', { cause: options.signal.reason });
+        }
+        return NOTHING;
+      }
+    }
+    this.#pollWake = false;
+    return READY;
+  }
+
+  /** Resolves true on the next wake-up, false on timeout or abort. */
+  #waitWake(options: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<boolean> {
+    const { signal, timeoutMs } = options;
+    return new Promise((resolve) => {
+      if (signal?.aborted) {
+        resolve(false);
+        return;
+      }
+      const stopTimer = new AbortController();
+      const finish = (woken: boolean): void => {
+        this.#waiters.delete(waiter);
+        stopTimer.abort();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(woken);
+      };
+      const waiter = (): void => finish(true);
+      const onAbort = (): void => finish(false);
+      this.#waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined) {
+        this.#ctx.clock.sleep(timeoutMs, stopTimer.signal).then(
+          () => finish(false),
+          () => {},
+        );
+      }
+    });
+  }
+
+  /** Rings the card's `h2c_vdev_db` for this device (`_vop_notify`), if it set one. */
+  #notifyCard(): void {
+    const db = readS8(this.#ctx.dp, this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.h2cVdevDb);
+    if (db === NO_DOORBELL) return;
+    try {
+      this.#ctx.hw.sendIntr(db);
+    } catch (err) {
+      this.#ctx.log.warn('vop: the card published a doorbell that cannot be rung', {
+        type: this.type,
+        db,
+        err,
+      });
+    }
+  }
+
+  /** Rings `h2c_config_db` if the card listens: a hot-plug notification. */
+  #hotplugNotify(): void {
+    const db = readS8(this.#ctx.dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb);
+    if (db === NO_DOORBELL) return;
+    try {
+      this.#ctx.hw.sendIntr(db);
+    } catch (err) {
+      this.#ctx.log.warn('vop: h2c_config_db cannot be rung', { db, err });
+    }
+  }
+
+  /**
+   * `MIC_VIRTIO_COPY_DESC`: moves data between `iov` and the next chain of vring `vrIdx`. See
+   * the README for the semantics (read phase, write phase, partial progress, publish).
+   * @returns bytes moved (`out_len`); 0 when the ring is empty
+   * @throws MicError ENODEV removed or status 0, EINVAL bad arguments or a bad chain (returned to
+   *   the card with length 0), EIO a broken ring or an unusable used ring (the card must reset)
+   */
+  async copyDesc(desc: VopCopyDesc): Promise<number> {
+    this.#checkUp();
+    if (typeof desc !== 'object' || desc === null)
+      throw new MicError('EINVAL', 'copyDesc takes { iov, vrIdx, updateUsed }');
+    const { iov, vrIdx } = desc;
+    if (!Array.isArray(iov) || !iov.every((b) => b instanceof Uint8Array)) {
+      throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+    }
+    if (!Number.isInteger(vrIdx) || vrIdx < 0 || vrIdx >= this.vrings.length) {
+      throw new MicError('EINVAL', `vring index ${String(vrIdx)} is not below num_vq ${this.vrings.length}`, {
+        details: { vrIdx, numVq: this.vrings.length },
+      });
+    }
+    const vr = this.vrings[vrIdx]!;
+    return vr.lock.run(() => this.#copy(vr, iov, desc.updateUsed === true));
+  }
+
+  async #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): Promise<number> {
+    this.#checkUp();
+    if (this.status() === 0) {
+      throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
+        details: { type: this.type },
+      });
+    }
+    if (this.#linkError) throw this.#linkError;
+    const vrh = vr.vringh;
+    if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) {
+      // A chain consumed by earlier calls without update_used is completed before the next one
+      // (the kernel overwrote its head and leaked the card's buffers).
+      if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+      const r = vrh.getDesc(vr.riov, vr.wiov);
+      switch (r.status) {
+        case 'empty':
+          return 0;
+        case 'broken':
+          throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
+            cause: r.error,
+            details: { vring: vr.index },
+          });
+        case 'bad-chain':
+          this.stats.badChains++;
+          vr.publishAvailIdx();
+          if (vrh.needNotify()) vrh.notify();
+          throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
+            cause: r.error,
+            details: { vring: vr.index, head: r.head },
+          });
+        case 'chain':
+          vr.head = r.head;
+      }
+    }
+    let outLen = 0;
+    for (const buf of iov) {
+      let n = await vr.readInto(buf, 0);
+      n += await vr.writeFrom(buf, n);
+      outLen += n;
+      if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
+    }
+    if (vr.head !== VOP_NO_HEAD && outLen !== 0 && updateUsed) this.#complete(vr);
+    return outLen;
+  }
+
+  /**
+   * Publishes the chain in progress: used entry `{head, bytes written to the card}` (virtio 1.2
+   * §2.7.8.2; QUIRK fixed: the kernel also counts bytes read from the card), notify if the card
+   * wants it, the unconsumed rest dropped, `info.avail_idx` refreshed.
+   */
+  #complete(vr: VopVring): void {
+    const vrh = vr.vringh;
+    vrh.complete(vr.head, vr.wiov.done);
+    vr.head = VOP_NO_HEAD;
+    if (vrh.needNotify()) vrh.notify();
+    vr.riov.reset();
+    vr.wiov.reset();
+    vr.publishAvailIdx();
+  }
+
+  #checkUp(): void {
+    if (this.#removed) {
+      throw new MicError('ENODEV', `device type ${this.type} was removed`, { details: { type: this.type } });
+    }
+  }
+
+  /**
+   * `MIC_VIRTIO_CONFIG_CHANGE`: writes new config bytes, tells the card (`config_change = 2` and
+   * `h2c_config_db`) and waits for its `guest_ack`. Resolves on the ack (QUIRK fixed: the kernel
+   * returns jiffies); both flags are cleared whatever the outcome.
+   * @throws MicError ENODEV removed, EINVAL wrong length, EIO the card does not listen,
+   *   ETIMEDOUT no ack within the bound
+   */
+  async configChange(bytes: Uint8Array): Promise<void> {
+    this.#checkUp();
+    if (!(bytes instanceof Uint8Array) || bytes.length !== this.entry.configLen) {
+      throw new MicError(
+        'EINVAL',
+        `config change takes exactly config_len ${this.entry.configLen} bytes, got ${bytes instanceof Uint8Array ? bytes.length : String(bytes)}`,
+        { details: { configLen: this.entry.configLen } },
+      );
+    }
+    const { dp, hw, timeouts } = this.#ctx;
+    const c = this.entry.ctrlOffset;
+    await this.#ctx.lock.run(() =>
+      this.#withAllVrings(async () => {
+        this.#checkUp();
+        const db = readS8(dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb);
+        if (db === NO_DOORBELL) {
+          throw new MicError('EIO', 'the card does not listen for config changes (h2c_config_db is -1)');
+        }
+        dp.write(this.entry.configspaceOffset, bytes);
+        dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_CONFIG_CHANGED);
+        let acked = false;
+        try {
+          hw.sendIntr(db);
+          acked = await this.#waitGuestAck(timeouts.configChangeMs);
+        } finally {
+          dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
+          dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
+        }
+        if (!acked) {
+          throw new MicError(
+            'ETIMEDOUT',
+            `the card did not ack the config change within ${timeouts.configChangeMs} ms`,
+            {
+              details: { type: this.type, timeoutMs: timeouts.configChangeMs },
+            },
+          );
+        }
+      }),
+    );
+  }
+
+  async #waitGuestAck(timeoutMs: number): Promise<boolean> {
+    const { dp, clock, timeouts } = this.#ctx;
+    const at = this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.guestAck;
+    const deadline = clock.now() + timeoutMs;
+    for (;;) {
+      if (dp.readU8(at) !== 0) return true;
+      const left = deadline - clock.now();
+      if (left <= 0) return false;
+      await clock.sleep(Math.min(timeouts.pollMs, left));
+    }
+  }
+
+  /**
+   * Hot-unplug (`vop_virtio_del_device`), under the control's lock: `config_change = 1`, ring
+   * `h2c_config_db` and wait for `guest_ack` (bounded) if the card listens, then free the
+   * interrupt, the vrings and the bounce buffers, and mark the slot removed (`type = -1`).
+   * Pollers are woken with an error. Idempotent.
+   */
+  async remove(): Promise<void> {
+    if (this.#removed) return;
+    const { dp, hw, log, timeouts } = this.#ctx;
+    const c = this.entry.ctrlOffset;
+    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_DEV_REMOVE);
+    const db = readS8(dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb);
+    if (db !== NO_DOORBELL) {
+      let acked = false;
+      try {
+        hw.sendIntr(db);
+        acked = await this.#waitGuestAck(timeouts.removeMs);
+      } catch (err) {
+        log.warn('vop: hot-unplug notification failed', { type: this.type, db, err });
+      }
+      if (!acked)
+        log.warn('vop: the card did not ack the hot-unplug', {
+          type: this.type,
+          timeoutMs: timeouts.removeMs,
+        });
+    }
+    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
+    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
+    this.#removed = true;
+    hw.freeIrq(this.#cookie, this);
+    await this.#bh;
+    await this.#withAllVrings(() => {
+      for (const vr of this.vrings) vr.free();
+    });
+    this.#markSlotRemoved();
+    this.#wake();
+    log.debug('vop: removed virtio device', { type: this.type, offset: this.entry.offset });
+  }
+
+  /** `type = -1` for our slot, with our own sizes if the card corrupted the header word. */
+  #markSlotRemoved(): void {
+    const { dp } = this.#ctx;
+    try {
+      removeDpEntry(dp, this.entry.offset);
+      return;
+    } catch {
+      // The card wrote a type that is no device: restore the header word the host owns.
+    }
+    const e = this.entry;
+    dp.storeU32(e.offset, (0xff | (e.numVq << 8) | (e.featureLen << 16) | (e.configLen << 24)) >>> 0);
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * One vring of a VOP device as the host holds it (`struct vop_vringh`): the vring block in host
+ * RAM (descriptor table and avail ring the card writes, the host's copy of the used ring,
+ * `_mic_vring_info`), the `Vringh` that reads the card's chains, the chain in progress
+ * (`riov`/`wiov`/`head`), the 64 KiB bounce buffer for DMA, and the copy engine that moves bytes
+ * between user buffers and card memory.
+ *
+ * The card is untrusted. Its rings are read through `Vringh` over bounds-checked views made once
+ * (ring parts when the vring is set up or relocated, data through the aperture, whose length
+ * bounds every card address); every descriptor is read once. Nothing here touches memory outside
+ * the vring block, the bounce buffer, the relocated used ring and the card's aperture.
+ *
+ * @see drivers/misc/mic/vop/vop_vringh.c `vop_virtio_add_device`, `_vop_virtio_copy`,
+ *      `vop_virtio_copy_to_user`, `vop_virtio_copy_from_user`, `vop_virtio_init_post`
+ */
+import { AsyncMutex } from '@mic/bus-core';
+import { MicError } from '@mic/errors';
+import type { Logger } from '@mic/logger';
+import type { Memory } from '@mic/memory';
+import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMagic } from '@mic/mic-common';
+import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
+import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
+import { VOP_BOUNCE_SIZE, VOP_NO_HEAD } from './constants.js';
+import { type DmaMemcpyChannel, syncDma } from './dma.js';
+
+/** Counters of one device (`struct vop_vdev` stats), all in bytes except where said. */
+export interface VopVdevStats {
+  /** Bytes moved card → host (`in_bytes`). */
+  inBytes: number;
+  /** Bytes moved host → card (`out_bytes`). */
+  outBytes: number;
+  /** Of {@link inBytes}, moved by DMA (`in_bytes_dma`). */
+  inBytesDma: number;
+  /** Of {@link outBytes}, moved by DMA (`out_bytes_dma`). */
+  outBytesDma: number;
+  /** Host → card bytes that could not use DMA because the length did not fit (`tx_len_unaligned`). */
+  txLenUnaligned: number;
+  /** Host → card bytes that could not use DMA because the card address was unaligned (`tx_dst_unaligned`). */
+  txDstUnaligned: number;
+  /** DMA copies that failed and were redone by memcpy (count). */
+  dmaErrors: number;
+  /** Chains the card posted that were malformed and returned with length 0 (count). */
+  badChains: number;
+}
+
+/** A fresh, zeroed {@link VopVdevStats}. */
+export function emptyStats(): VopVdevStats {
+  return {
+    inBytes: 0,
+    outBytes: 0,
+    inBytesDma: 0,
+    outBytesDma: 0,
+    txLenUnaligned: 0,
+    txDstUnaligned: 0,
+    dmaErrors: 0,
+    badChains: 0,
+  };
+}
+
+/** What the copy engine of a vring needs from its device and card. */
+export interface VopCopyContext {
+  readonly hw: VopHwOps;
+  readonly dmaOps: DmaMapOps;
+  /** The card's memory through the aperture: card physical address = offset. */
+  readonly aper: Memory;
+  /** The DMA channel, or null: every copy is a memcpy. */
+  dma(): DmaMemcpyChannel | null;
+  /** Called when a DMA copy failed: the caller stops using DMA. */
+  dmaFailed(err: unknown): void;
+  /** Copies shorter than this go by memcpy. */
+  readonly dmaMinBytes: number;
+  readonly stats: VopVdevStats;
+  readonly log: Logger;
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** State of a {@link Vringh} kept across a rebuild (relocation of the used ring). */
+interface VringhIndices {
+  lastAvailIdx: number;
+  lastUsedIdx: number;
+  completed: number;
+}
+
+/**
+ * One vring of a host-side VOP device. Built by the device on add; every method runs under
+ * {@link lock} (the kernel's `vr_mutex`), taken by the callers.
+ */
+export class VopVring {
+  readonly index: number;
+  readonly num: number;
+  /** `MIC_MAGIC + type + index`. */
+  readonly magic: number;
+  readonly layout: MicVringLayout;
+  /** The vring block in host RAM; `vqconfig.address` is its DMA address. */
+  readonly block: DmaBuffer;
+  /** The bounce buffer for DMA (`vvr->buf`, `buf_da`). */
+  readonly bounce: DmaBuffer;
+  /** `vr_mutex`. */
+  readonly lock = new AsyncMutex();
+  /** Device-readable part of the chain in progress (`riov`). */
+  readonly riov = new VringhIov();
+  /** Device-writable part of the chain in progress (`wiov`). */
+  readonly wiov = new VringhIov();
+  /** Head of the chain in progress, {@link VOP_NO_HEAD} when none. */
+  head = VOP_NO_HEAD;
+  /** The card-resident used ring after relocation, or null while the host copy is used. */
+  usedRemap: Memory | null = null;
+  /** The card address of the relocated used ring (0 before relocation). */
+  usedAddress = 0;
+  #vrh: Vringh;
+  #notify: () => void = () => {};
+  readonly #ctx: VopCopyContext;
+  #eventIdx = false;
+  #indirect = false;
+
+  /**
+   * Allocates the vring block and the bounce buffer, writes the magic. Throws `ENOMEM` when host
+   * memory runs out (nothing is left allocated then).
+   */
+  constructor(ctx: VopCopyContext, type: number, index: number, num: number) {
+    this.#ctx = ctx;
+    this.index = index;
+    this.num = num;
+    this.layout = micVringLayout(num);
+    this.magic = micVringMagic(type, index);
+    this.block = ctx.dmaOps.alloc(this.layout.size);
+    try {
+      this.bounce = ctx.dmaOps.alloc(VOP_BOUNCE_SIZE);
+    } catch (err) {
+      ctx.dmaOps.free(this.block);
+      throw err;
+    }
+    this.block.va.writeU32(this.layout.infoOffset + MIC_VRING_INFO_OFFSETS.magic, this.magic);
+    this.#vrh = this.#makeVringh(null);
+  }
+
+  /** The device side of the ring. */
+  get vringh(): Vringh {
+    return this.#vrh;
+  }
+
+  #makeVringh(usedMem: Memory | null): Vringh {
+    return new Vringh({
+      num: this.num,
+      mem: this.block.va,
+      desc: this.layout.descOffset,
+      avail: this.layout.availOffset,
+      used: usedMem === null ? this.layout.usedOffset : 0,
+      ...(usedMem === null ? {} : { usedMem }),
+      eventIdx: this.#eventIdx,
+      indirect: this.#indirect,
+      // Data buffers are card memory: a card physical address is an offset in the aperture,
+      // which bounds it (identity range over all of it).
+      dataMem: this.#ctx.aper,
+      notify: () => this.#notify(),
+    });
+  }
+
+  /** Sets what `Vringh.notify` does (ring the card's `h2c_vdev_db`). */
+  setNotify(fn: () => void): void {
+    this.#notify = fn;
+  }
+
+  #indices(): VringhIndices {
+    const v = this.#vrh;
+    return { lastAvailIdx: v.lastAvailIdx, lastUsedIdx: v.lastUsedIdx, completed: v.completed };
+  }
+
+  #restore(s: VringhIndices): void {
+    const v = this.#vrh;
+    v.lastAvailIdx = s.lastAvailIdx;
+    v.lastUsedIdx = s.lastUsedIdx;
+    v.completed = s.completed;
+  }
+
+  /**
+   * Switches to the used ring the card allocated in its memory (`vop_virtio_init_post`), keeping
+   * the ring indices, with the negotiated ring features (EVENT_IDX, INDIRECT_DESC). `usedAddress`
+   * is a card physical address read once by the caller; the size mapped is this vring's own
+   * (QUIRK fixed: the kernel maps the size of vring 0 for every vring).
+   * @throws MicError EFAULT when the used ring does not lie in card memory, EINVAL when it is
+   *   not 4-byte aligned; the vring keeps its previous used ring then
+   */
+  relocate(usedAddress: number, features: { eventIdx: boolean; indirect: boolean }): void {
+    if (!Number.isSafeInteger(usedAddress) || usedAddress <= 0) {
+      throw new MicError(
+        'EFAULT',
+        `vring ${this.index}: used_address 0x${usedAddress.toString(16)} is not a card address`,
+        {
+          details: { usedAddress },
+        },
+      );
+    }
+    const size = alignUp(usedRingSize(this.num), 4096);
+    const remapped = this.#ctx.hw.remap(usedAddress, size);
+    const state = this.#indices();
+    const prev = { eventIdx: this.#eventIdx, indirect: this.#indirect };
+    this.#eventIdx = features.eventIdx;
+    this.#indirect = features.indirect;
+    let vrh: Vringh;
+    try {
+      vrh = this.#makeVringh(remapped);
+    } catch (err) {
+      this.#eventIdx = prev.eventIdx;
+      this.#indirect = prev.indirect;
+      this.#ctx.hw.unmap(remapped);
+      throw err;
+    }
+    if (this.usedRemap !== null) this.#ctx.hw.unmap(this.usedRemap);
+    this.usedRemap = remapped;
+    this.usedAddress = usedAddress;
+    this.#vrh = vrh;
+    this.#restore(state);
+  }
+
+  /**
+   * Forgets all ring state after a reset (`vop_virtio_device_reset`): indices 0,
+   * `info.avail_idx` 0, and (QUIRK fixed) the chain in progress dropped, so a half-done chain is
+   * not continued against the new ring.
+   */
+  resetState(): void {
+    this.#vrh.reset();
+    this.riov.reset();
+    this.wiov.reset();
+    this.head = VOP_NO_HEAD;
+    this.block.va.writeU16(this.layout.infoOffset + MIC_VRING_INFO_OFFSETS.availIdx, 0);
+  }
+
+  /** Publishes `last_avail_idx` to `_mic_vring_info.avail_idx` for user space. */
+  publishAvailIdx(): void {
+    this.block.va.writeU16(this.layout.infoOffset + MIC_VRING_INFO_OFFSETS.availIdx, this.#vrh.lastAvailIdx);
+  }
+
+  /** Frees the vring block, the bounce buffer and the used-ring mapping. */
+  free(): void {
+    if (this.usedRemap !== null) {
+      this.#ctx.hw.unmap(this.usedRemap);
+      this.usedRemap = null;
+    }
+    this.riov.reset();
+    this.wiov.reset();
+    this.head = VOP_NO_HEAD;
+    this.#ctx.dmaOps.free(this.bounce);
+    this.#ctx.dmaOps.free(this.block);
+  }
+
+  /**
+   * Copies card → host: bytes at the cursor of `riov` into `dst[pos..]` (the read phase of
+   * `_vop_virtio_copy`). @returns bytes copied
+   */
+  async readInto(dst: Uint8Array, pos: number): Promise<number> {
+    const iov = this.riov;
+    const ctx = this.#ctx;
+    let copied = 0;
+    while (pos + copied < dst.length && iov.i < iov.count) {
+      const addr = iov.offsets[iov.i]! + iov.consumed;
+      const n = Math.min(iov.lengths[iov.i]! - iov.consumed, dst.length - pos - copied);
+      const out = dst.subarray(pos + copied, pos + copied + n);
+      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
+      if (dma === null || !(await this.#dmaFromCard(dma, addr, out))) {
+        ctx.aper.read(addr, out);
+      }
+      ctx.stats.inBytes += n;
+      this.#vrh.skip(iov, n);
+      copied += n;
+    }
+    return copied;
+  }
+
+  /**
+   * Copies host → card: `src[pos..]` to the cursor of `wiov` (the write phase of
+   * `_vop_virtio_copy`). @returns bytes copied
+   */
+  async writeFrom(src: Uint8Array, pos: number): Promise<number> {
+    const iov = this.wiov;
+    const ctx = this.#ctx;
+    let copied = 0;
+    while (pos + copied < src.length && iov.i < iov.count) {
+      const addr = iov.offsets[iov.i]! + iov.consumed;
+      const segLeft = iov.lengths[iov.i]! - iov.consumed;
+      const n = Math.min(segLeft, src.length - pos - copied);
+      const data = src.subarray(pos + copied, pos + copied + n);
+      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
+      let done = false;
+      if (dma !== null) {
+        const align = 2 ** dma.copyAlign;
+        if (addr % align !== 0) ctx.stats.txDstUnaligned += n;
+        else if (alignUp(n, align) > segLeft) ctx.stats.txLenUnaligned += n;
+        else done = await this.#dmaToCard(dma, addr, data);
+      }
+      if (!done) ctx.aper.write(addr, data);
+      ctx.stats.outBytes += n;
+      this.#vrh.skip(iov, n);
+      copied += n;
+    }
+    return copied;
+  }
+
+  /**
+   * DMA card → bounce → `out` in chunks of at most 64 KiB, each read aligned down to the DMA
+   * alignment at its start and up at its end (extra card bytes are read, never written).
+   * QUIRK fixed: the kernel advances the user pointer by the aligned chunk, corrupting unaligned
+   * reads over 64 KiB. Returns false (nothing copied) when the aligned range would leave card
+   * memory or the DMA failed: the caller copies by memcpy.
+   */
+  async #dmaFromCard(dma: DmaMemcpyChannel, addr: number, out: Uint8Array): Promise<boolean> {
+    const ctx = this.#ctx;
+    const align = 2 ** dma.copyAlign;
+    const head = addr % align;
+    if (addr - head + alignUp(head + out.length, align) > ctx.aper.byteLength) return false;
+    let cur = addr;
+    let done = 0;
+    while (done < out.length) {
+      const off = cur % align;
+      const take = Math.min(out.length - done, VOP_BOUNCE_SIZE - off);
+      try {
+        await syncDma(dma, this.bounce.dmaAddr, cur - off, alignUp(off + take, align));
+      } catch (err) {
+        ctx.stats.dmaErrors++;
+        ctx.dmaFailed(err);
+        // Finish this range by memcpy from where the DMA stopped.
+        ctx.aper.read(cur, out.subarray(done));
+        return true;
+      }
+      this.bounce.va.read(off, out.subarray(done, done + take));
+      ctx.stats.inBytesDma += take;
+      cur += take;
+      done += take;
+    }
+    return true;
+  }
+
+  /**
+   * Bounce → DMA → card in chunks of at most 64 KiB; `addr` is aligned and the aligned length
+   * fits the descriptor (checked by the caller). Returns false when the DMA failed before
+   * anything was written (the caller copies by memcpy).
+   */
+  async #dmaToCard(dma: DmaMemcpyChannel, addr: number, data: Uint8Array): Promise<boolean> {
+    const ctx = this.#ctx;
+    const align = 2 ** dma.copyAlign;
+    let done = 0;
+    while (done < data.length) {
+      const take = Math.min(data.length - done, VOP_BOUNCE_SIZE);
+      this.bounce.va.write(0, data.subarray(done, done + take));
+      try {
+        await syncDma(dma, addr + done, this.bounce.dmaAddr, alignUp(take, align));
+      } catch (err) {
+        ctx.stats.dmaErrors++;
+        ctx.dmaFailed(err);
+        ctx.aper.write(addr + done, data.subarray(done));
+        return true;
+      }
+      ctx.stats.outBytesDma += take;
+      done += take;
+    }
+    return true;
+  }
+}
