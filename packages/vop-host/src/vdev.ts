@@ -371,11 +371,12 @@ export class VopVdev {
   /**
    * `vop_virtio_init_post`: moves every vring to the used ring the card allocated (its
    * `used_address`, read once), then clears `used_address_updated` ("LINKUP"). A bad address
-   * leaves that vring unusable (copies report EIO) and is logged; the handshake still completes
-   * so the card is not left waiting.
+   * leaves the device unusable (copies report EIO) until a later relocation succeeds, and is
+   * logged; the handshake still completes so the card is not left waiting.
    */
   async #initPost(): Promise<void> {
     const { dp, log } = this.#ctx;
+    this.#linkError = null;
     const negotiated = this.negotiatedFeatures();
     const features = {
       eventIdx: (negotiated >> BigInt(VIRTIO_F.RING_EVENT_IDX)) & 1n ? true : false,
