@@ -7,7 +7,7 @@
  */
 import type { VopCardDriver } from '../src/index.js';
 import { type VirtualClock } from '@mic/clock';
-import type { Memory } from '@mic/memory';
+import type { BufferMemory, Memory } from '@mic/memory';
 import {
   type DpPendingEntry,
   MIC_BOOTPARAM_OFFSETS,
@@ -27,7 +27,10 @@ import {
   writeS8,
 } from '@mic/mic-common';
 import { type VirtioBus, Vringh, VringhIov, usedRingSize } from '@mic/virtio';
-import type { DmaBuffer, MicIrq, MockVopLink } from '@mic/vop-bus';
+import type { MicIrq, MockVopLink } from '@mic/vop-bus';
+
+/** A host RAM buffer of the mock link. */
+type HostBuffer = ReturnType<MockVopLink['hostDmaOps']['alloc']>;
 
 const CTRL = MIC_DEVICE_CTRL_OFFSETS;
 
@@ -67,17 +70,23 @@ export class HostDevice {
   readonly entry: DpPendingEntry;
   readonly type: number;
   readonly nums: readonly number[];
-  readonly vrings: readonly DmaBuffer[];
+  readonly vrings: readonly HostBuffer[];
   readonly db: number;
   irq: MicIrq | null = null;
   /** The device side of each queue, once the card relocated the used rings. */
   vringh: (Vringh | null)[];
-  usedMaps: Memory[] = [];
+  usedMaps: BufferMemory[] = [];
   relocations = 0;
   resets = 0;
   notifications = 0;
 
-  constructor(entry: DpPendingEntry, type: number, nums: readonly number[], vrings: DmaBuffer[], db: number) {
+  constructor(
+    entry: DpPendingEntry,
+    type: number,
+    nums: readonly number[],
+    vrings: HostBuffer[],
+    db: number,
+  ) {
     this.entry = entry;
     this.type = type;
     this.nums = nums;
@@ -151,7 +160,12 @@ export class HostDouble {
     const db = spec.c2hDb ?? host.nextDb();
     const device = new HostDevice(entry, spec.type, spec.nums, vrings, db);
     if (spec.c2hDb === undefined) {
-      device.irq = host.requestIrq((n: number, d: HostDevice) => this.#bh(n, d), `vop1virtio${spec.type}`, device, db);
+      device.irq = host.requestIrq(
+        (n: number, d: HostDevice) => this.#bh(n, d),
+        `vop1virtio${spec.type}`,
+        device,
+        db,
+      );
     }
     writeS8(this.dp, entry.ctrlOffset + CTRL.c2hVdevDb, db);
     publishDpEntry(this.dp, entry);
@@ -309,7 +323,8 @@ export async function settle(
   virtioBus: VirtioBus,
   clock?: VirtualClock,
 ): Promise<void> {
-  for (let quiet = 0; quiet < 3; ) {
+  for (let i = 0, quiet = 0; quiet < 3; i++) {
+    if (i === 100_000) throw new Error('the card never settled');
     await link.flush();
     await driver.idle();
     await virtioBus.idle();

@@ -4,7 +4,13 @@ import { type MemoryLogger, createMemoryLogger } from '@mic/logger';
 import { VirtioBus } from '@mic/virtio';
 import { MockVopLink, VopBus, type VopDevice } from '@mic/vop-bus';
 import { type VopCardEvent, VopCardDriver } from '../src/index.js';
-import { HostDouble, type HostDeviceSpec, type HostDoubleOptions, type HostDevice, settle } from './host-double.js';
+import {
+  HostDouble,
+  type HostDeviceSpec,
+  type HostDoubleOptions,
+  type HostDevice,
+  settle,
+} from './host-double.js';
 import { TestDriver } from './test-driver.js';
 
 export interface CardSetupOptions {
@@ -18,6 +24,8 @@ export interface CardSetupOptions {
   readonly withDriver?: boolean;
   /** Register the card VOP device (default true). */
   readonly probe?: boolean;
+  /** The clock (default an auto-advancing virtual clock). */
+  readonly clock?: VirtualClock;
 }
 
 export interface CardSetup {
@@ -40,7 +48,7 @@ export interface CardSetup {
 export async function setupCard(options: CardSetupOptions = {}): Promise<CardSetup> {
   const link = new MockVopLink();
   const host = new HostDouble(link, options.host);
-  const clock = new VirtualClock();
+  const clock = options.clock ?? new VirtualClock();
   const logger = createMemoryLogger();
   const virtioBus = new VirtioBus({ logger });
   const testDriver = new TestDriver(options.featureTable ?? []);

@@ -20,7 +20,7 @@ const QUEUES: Record<number, readonly string[]> = {
 
 /** Bytes of each receive buffer. */
 export const RX_BUF = 256;
-/** Receive buffers kept posted. */
+/** Receive buffers kept posted (fewer on a smaller queue). */
 export const RX_COUNT = 4;
 
 interface Bound {
@@ -62,7 +62,7 @@ export class TestDriver implements VirtioDriver {
     this.#bound.set(vdev, bound);
     const rx = queues[0];
     if (rx && names.length > 1) {
-      for (let i = 0; i < RX_COUNT; i++) this.#postRx(vdev, rx);
+      for (let i = 0; i < Math.min(RX_COUNT, rx.num); i++) this.#postRx(vdev, rx);
     }
     this.probed.push(vdev);
   }
