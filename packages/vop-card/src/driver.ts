@@ -269,9 +269,13 @@ export class VopCardDriver implements VopDriver {
     }
     st.configIrq = null;
     st.configDb = MIC_DB_NONE;
+    // A running scan sees its waits cancelled and stops adding; the removal's own handshakes
+    // (after it) get a fresh signal.
     st.cancel.abort(new MicError('ECANCELED', `${st.vpdev.name}: the vop card driver is being removed`));
-    st.cancel = new AbortController();
-    await st.lock.run(() => this.#scan(st, true));
+    await st.lock.run(() => {
+      st.cancel = new AbortController();
+      return this.#scan(st, true);
+    });
     this.#states.delete(st.vpdev);
   }
 
@@ -310,6 +314,7 @@ export class VopCardDriver implements VopDriver {
     }
     const live = new Set<number>();
     for (const e of walk.entries) {
+      if (st.removing && !remove) return;
       if (e.type === MIC_TYPE_REMOVED) continue;
       live.add(e.offset);
       const word = headerWord(e);
@@ -329,6 +334,7 @@ export class VopCardDriver implements VopDriver {
       st.failed.delete(e.offset);
       await this.#addDevice(st, e, word);
     }
+    if (st.removing && !remove) return;
     // Beyond a malformed entry the page cannot be read: keep what is there until it can.
     const unreadable = (offset: number): boolean => walk.stop === 'malformed' && offset >= walk.end;
     for (const dev of [...st.devices.values()]) {

@@ -409,12 +409,13 @@ describe('timeouts (bounded by the kernel figures on the injected clock)', () =>
     ).toBe(true);
   });
 
-  it('removing the driver cancels a wait on the host in a running hot-plug scan', async () => {
+  it('removing the driver cancels a wait on the host in a running hot-plug scan, which stops adding', async () => {
     const clock = new VirtualClock({ autoAdvance: false });
     const s = await setupCard({ clock, host: { answerRelocation: false }, probe: false });
     // The scans of an empty page need no clock.
     const vpdev = await s.vopBus.registerDevice(s.link.cardParams());
     const dev = s.host.add(CONSOLE);
+    s.host.add(NET);
     // The registration reset polls host_ack: let the clock move until the relocation wait starts.
     await advanceUntil(clock, () => s.host.ctrlByte(dev, 'usedAddressUpdated') === 1);
     const start = clock.now();
@@ -423,6 +424,12 @@ describe('timeouts (bounded by the kernel figures on the injected clock)', () =>
     void removing.then(() => (done = true));
     await advanceUntil(clock, () => done);
     expect(clock.now() - start).toBeLessThan(1000);
+    // The scan stopped adding: the net entry after the console never became a device.
+    expect(
+      s.events
+        .filter((e) => e.type === 'device-added')
+        .map((e) => e.type === 'device-added' && e.device.offset),
+    ).toEqual([24]);
     expect(s.virtioBus.devices()).toHaveLength(0);
     expectNothingAllocated(s);
     expect(s.logger.records.some((r) => /cancelled/.test(r.msg))).toBe(true);
