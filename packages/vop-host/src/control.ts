@@ -279,6 +279,7 @@ export class VopVirtioHandle {
       await this.#ctx.lock.run(() => {
         if (this.control.stopped)
           throw new MicError('ENODEV', `${this.control.name} is gone (the card stopped)`);
+        for (const live of this.control.devices()) live.reassertEntry();
         const vdev = VopVdev.add(this.#ctx, block);
         this.#vdev = vdev;
         this.#hooks.add(vdev);

@@ -706,6 +706,24 @@ export class VopVdev {
     log.debug('vop: removed virtio device', { type: this.type, offset: this.entry.offset });
   }
 
+  /** The first word of this entry as the host wrote it, with `type`. */
+  #headerWord(type: number): number {
+    const e = this.entry;
+    return ((type & 0xff) | (e.numVq << 8) | (e.featureLen << 16) | (e.configLen << 24)) >>> 0;
+  }
+
+  /**
+   * Writes this live entry's type and sizes back into the page if the card changed them. The
+   * card marks entries removed on its own (`type = -1` when its VOP driver goes away); before a
+   * slot search the host re-asserts its live entries, so a new device never takes the slot of a
+   * device the host still has (the kernel would overwrite it).
+   */
+  reassertEntry(): void {
+    if (this.#removed) return;
+    const word = this.#headerWord(this.type);
+    if (this.#ctx.dp.loadU32(this.entry.offset) !== word) this.#ctx.dp.storeU32(this.entry.offset, word);
+  }
+
   /** `type = -1` for our slot, with our own sizes if the card corrupted the header word. */
   #markSlotRemoved(): void {
     const { dp } = this.#ctx;
@@ -715,7 +733,6 @@ export class VopVdev {
     } catch {
       // The card wrote a type that is no device: restore the header word the host owns.
     }
-    const e = this.entry;
-    dp.storeU32(e.offset, (0xff | (e.numVq << 8) | (e.featureLen << 16) | (e.configLen << 24)) >>> 0);
+    dp.storeU32(this.entry.offset, this.#headerWord(-1));
   }
 }

@@ -543,6 +543,23 @@ describe('vop-host: hostile card values', () => {
   });
 });
 
+describe('vop-host: a card that marks live entries removed', () => {
+  it('never gives a new device the slot of a device the host still has', async () => {
+    const r = await rig();
+    const first = r.control.open();
+    await first.addDevice(consoleBlock());
+    // The card's VOP driver went away and marked every entry removed (as the kernel's does).
+    r.card.dp.writeU8(24, 0xff);
+    const second = r.control.open();
+    await second.addDevice(consoleBlock());
+    expect(second.info().offset).toBe(120);
+    expect(walkDevicePage(r.link.dp.va).entries.map((e) => [e.offset, e.type])).toEqual([
+      [24, 3],
+      [120, 3],
+    ]);
+  });
+});
+
 describe('vop-host: bounds and clocks', () => {
   it('uses the injected clock for every handshake bound', async () => {
     const clock = new VirtualClock();
