@@ -10,7 +10,7 @@ export { Bus } from './bus.js';
 export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.js';
 export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
 export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
-export { DmaMappingCounts, formatAddr } from './dma-mappings.js';
+export { DmaMappingCounts } from './dma-mappings.js';
 export { unwind } from './unwind.js';
 export type { UndoStep } from './unwind.js';
 export { ThreadedIrqTable } from './irq-table.js';

@@ -3,9 +3,9 @@
  * a `remap` that maps bus addresses onto pools. They are generic in the memory view type so this
  * package stays free of `@mic/memory`; `BufferMemory` from `@mic/memory` fits {@link MockMemoryView}.
  */
-import { MicError } from '@mic/errors';
+import { MicError, formatAddr } from '@mic/errors';
 import type { DmaBuffer, DmaMapOps } from './hw.js';
-import { DmaMappingCounts, formatAddr } from './dma-mappings.js';
+import { DmaMappingCounts } from './dma-mappings.js';
 
 /** The part of a memory view the mocks use; `BufferMemory` of `@mic/memory` has all of it. */
 export interface MockMemoryView<M> {

@@ -12,7 +12,7 @@
  * @see drivers/misc/mic/card/mic_x100.c
  */
 import { type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { readBootparam } from '@mic/mic-common';
@@ -209,7 +209,7 @@ export class MicCard {
         await this.#buses.scif.unregisterDevice(sdev);
       });
     } catch (err) {
-      this.#logger.warn('probe failed', { step, error: err instanceof Error ? err.message : String(err) });
+      this.#logger.warn('probe failed', { step, error: errorMessage(err) });
       await unwind(this.#undo, this.#logger, 'probe');
       this.#state = 'removed';
       this.#onRemoved(this);

@@ -7,9 +7,9 @@
  *
  * @see drivers/misc/mic/card/mic_device.c (`vop_register_device(..., NULL, ...)`)
  */
-import { MicError } from '@mic/errors';
+import { MicError, formatAddr } from '@mic/errors';
 import type { Memory } from '@mic/memory';
-import { DmaMappingCounts, formatAddr } from '@mic/bus-core';
+import { DmaMappingCounts } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100CardView } from '@mic/x100';
 

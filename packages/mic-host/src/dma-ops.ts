@@ -6,9 +6,9 @@
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_dma_ops`, `__mic_dma_ops`, `mic_dma_ops`)
  * @see drivers/misc/mic/host/mic_smpt.c (`mic_map_single`, `mic_unmap_single`)
  */
-import { MicError } from '@mic/errors';
+import { MicError, formatAddr } from '@mic/errors';
 import type { Memory } from '@mic/memory';
-import { DmaMappingCounts, formatAddr } from '@mic/bus-core';
+import { DmaMappingCounts } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100HostView } from '@mic/x100';
 

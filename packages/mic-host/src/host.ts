@@ -27,7 +27,7 @@ import {
   type CosmHwOps,
   steppingName,
 } from '@mic/cosm-bus';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import {
   type DmaChannelProvider,
@@ -252,7 +252,7 @@ export class MicHost {
         await this.#buses.cosm.unregisterDevice(cdev);
       });
     } catch (err) {
-      this.#logger.warn('probe failed', { step, error: errorText(err) });
+      this.#logger.warn('probe failed', { step, error: errorMessage(err) });
       await unwind(undo, this.#logger, `mic${this.id} probe`);
       this.#state = 'removed';
       this.#onRemoved(this);
@@ -276,7 +276,7 @@ export class MicHost {
       try {
         await cosm();
       } catch (err) {
-        this.#logger.error('COSM device unregister failed', { error: errorText(err) });
+        this.#logger.error('COSM device unregister failed', { error: errorMessage(err) });
       }
     }
     // Let a start or stop still in flight finish first.
@@ -374,7 +374,7 @@ export class MicHost {
         writeDpAddress(this.host, dp.micAddr);
         this.host.sendFirmwareIntr();
       } catch (err) {
-        this.#logger.warn('start failed', { step, error: errorText(err) });
+        this.#logger.warn('start failed', { step, error: errorMessage(err) });
         await unwind(undo, this.#logger, `mic${this.id} start`);
         bootparamInit(dp.mem, this.id + 1);
         throw err;
@@ -434,8 +434,4 @@ export class MicHost {
 
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(4, '0')}`;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

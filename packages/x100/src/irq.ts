@@ -25,7 +25,7 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
  */
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import { DEFAULT_SPIN_NS, EventWord } from '@mic/notify';
 
@@ -426,7 +426,7 @@ export class IrqController {
       side: this.#line.side,
       src: action.src,
       name: action.name,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     });
   }
 

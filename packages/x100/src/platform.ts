@@ -14,7 +14,7 @@
  * Arguments and results are structured-cloned on both platforms.
  */
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { X100CardView } from './card-view.js';
@@ -136,7 +136,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
           this.#startBoot(undefined, 'bootstrap interrupt');
         } catch (err) {
           this.logger.warn('bootstrap interrupt ignored', {
-            error: err instanceof Error ? err.message : String(err),
+            error: errorMessage(err),
           });
         }
       },
@@ -221,7 +221,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       },
     );
     boot.catch((err: unknown) => {
-      this.logger.error('card boot failed', { error: err instanceof Error ? err.message : String(err) });
+      this.logger.error('card boot failed', { error: errorMessage(err) });
     });
     this.#boot = boot;
     return boot;
@@ -230,7 +230,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   /** Marks the card halted after a crash of running card code (worker `error` events). */
   protected cardCrashed(generation: number, err: unknown): void {
     const hw = this.hardware;
-    this.logger.error('card crashed', { error: err instanceof Error ? err.message : String(err) });
+    this.logger.error('card crashed', { error: errorMessage(err) });
     if (hw.generation !== generation) return;
     hw.setCardState(X100_CARD_STATE.HALTED);
     this.#card = undefined;
@@ -265,7 +265,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   #track(p: Promise<void>): void {
     const tracked = p.catch((err: unknown) => {
       this.logger.warn('stopping the card code failed', {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     });
     this.#inFlight.add(tracked);
