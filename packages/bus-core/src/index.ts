@@ -20,7 +20,7 @@ export { MockLinkEnd } from './mock-link.js';
 export type { MockLinkEndOptions } from './mock-link.js';
 export type { DoorbellPolicy, MockIrqLinesOptions } from './mock-irq.js';
 export { MockDmaMapOps, MockRemapper, RangeAllocator } from './mock-mem.js';
-export type { MockDmaMapOpsOptions, MockMemoryView, MockRemapRegion } from './mock-mem.js';
+export type { MockDmaMapOpsOptions, MockRemapRegion } from './mock-mem.js';
 export {
   MOCK_APER_PA,
   MOCK_MMIO_PA,

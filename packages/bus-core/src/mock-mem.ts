@@ -1,22 +1,11 @@
 /**
  * Memory pieces for mock hardware: an address-range allocator, DMA map ops over a memory pool, and
- * a `remap` that maps bus addresses onto pools. They are generic in the memory view type so this
- * package stays free of `@mic/memory`; `BufferMemory` from `@mic/memory` fits {@link MockMemoryView}.
+ * a `remap` that maps bus addresses onto pools.
  */
 import { MicError, formatAddr } from '@mic/errors';
+import type { BufferMemory, Memory } from '@mic/memory';
 import type { DmaBuffer, DmaMapOps } from './hw.js';
 import { DmaMappingCounts } from './dma-mappings.js';
-
-/** The part of a memory view the mocks use; `BufferMemory` of `@mic/memory` has all of it. */
-export interface MockMemoryView<M> {
-  readonly byteLength: number;
-  /** The buffer behind the view, to recognise views of the same pool. */
-  readonly buffer: ArrayBufferLike;
-  /** Where the view starts in {@link buffer}. */
-  readonly byteOffset: number;
-  window(offset: number, length: number): M;
-  fill(offset: number, length: number, value: number): void;
-}
 
 const isSize = (v: number): boolean => Number.isSafeInteger(v) && v > 0;
 
@@ -107,9 +96,12 @@ export class RangeAllocator {
 }
 
 /** Options of {@link MockDmaMapOps}. */
-export interface MockDmaMapOpsOptions<M> {
-  /** The memory that buffers come from (host RAM, card RAM). */
-  readonly pool: M;
+export interface MockDmaMapOpsOptions {
+  /**
+   * The memory that buffers come from (host RAM, card RAM): a `BufferMemory`, whose buffer and
+   * offset let `mapSingle` recognise views of it.
+   */
+  readonly pool: BufferMemory;
   /** DMA address of the pool's first byte (host: the SMPT window base; card: 0). */
   readonly base: number;
   /** Bytes at the start of the pool never handed out (default 4096, so no DMA address is `base`). */
@@ -123,15 +115,15 @@ export interface MockDmaMapOpsOptions<M> {
  * from 4096 bytes up, 64-byte aligned below), and the DMA address of pool offset `o` is
  * `base + o`. `mapSingle` accepts any view of the pool.
  */
-export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> {
-  readonly pool: M;
+export class MockDmaMapOps implements DmaMapOps {
+  readonly pool: BufferMemory;
   readonly base: number;
   readonly #alloc: RangeAllocator;
   readonly #name: string;
-  readonly #buffers = new Map<number, DmaBuffer<M>>();
+  readonly #buffers = new Map<number, DmaBuffer>();
   readonly #mappings: DmaMappingCounts;
 
-  constructor(options: MockDmaMapOpsOptions<M>) {
+  constructor(options: MockDmaMapOpsOptions) {
     const reserve = options.reserve ?? 4096;
     if (!Number.isSafeInteger(options.base) || options.base < 0) {
       throw new MicError('EINVAL', `DMA base ${String(options.base)} is not a non-negative integer`);
@@ -153,7 +145,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
     return this.#mappings.live;
   }
 
-  alloc(size: number): DmaBuffer<M> {
+  alloc(size: number): DmaBuffer {
     if (!isSize(size)) {
       throw new MicError(
         'EINVAL',
@@ -162,7 +154,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
     }
     const off = this.#alloc.alloc(size, size >= 4096 ? 4096 : 64);
     this.pool.fill(off, size, 0);
-    const buf: DmaBuffer<M> = Object.freeze({
+    const buf: DmaBuffer = Object.freeze({
       va: this.pool.window(off, size),
       dmaAddr: this.base + off,
       size,
@@ -171,7 +163,7 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
     return buf;
   }
 
-  free(buf: DmaBuffer<M>): void {
+  free(buf: DmaBuffer): void {
     if (!buf || this.#buffers.get(buf.dmaAddr) !== buf) {
       throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(buf?.dmaAddr)} is not live`);
     }
@@ -179,8 +171,8 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
     this.#alloc.free(buf.dmaAddr - this.base);
   }
 
-  mapSingle(va: M): number {
-    const v = va as Partial<MockMemoryView<M>> | null;
+  mapSingle(va: Memory): number {
+    const v = va as Partial<BufferMemory> | null;
     const off = v && v.buffer === this.pool.buffer ? (v.byteOffset ?? -1) - this.pool.byteOffset : -1;
     const len = v?.byteLength ?? 0;
     if (off < 0 || off + len > this.pool.byteLength) {
@@ -197,9 +189,9 @@ export class MockDmaMapOps<M extends MockMemoryView<M>> implements DmaMapOps<M> 
 }
 
 /** One range of bus addresses a {@link MockRemapper} reaches: `[base, base + pool.byteLength)`. */
-export interface MockRemapRegion<M> {
+export interface MockRemapRegion {
   readonly base: number;
-  readonly pool: M;
+  readonly pool: Memory;
 }
 
 /**
@@ -208,12 +200,12 @@ export interface MockRemapRegion<M> {
  * is not a non-negative integer, `EFAULT` when no region holds the range; `unmap` throws `EINVAL`
  * for a view it did not return or already unmapped.
  */
-export class MockRemapper<M extends MockMemoryView<M>> {
-  readonly #regions: MockRemapRegion<M>[];
+export class MockRemapper {
+  readonly #regions: MockRemapRegion[];
   readonly #name: string;
-  readonly #live = new Set<M>();
+  readonly #live = new Set<Memory>();
 
-  constructor(regions: readonly MockRemapRegion<M>[], name = 'mock remap') {
+  constructor(regions: readonly MockRemapRegion[], name = 'mock remap') {
     this.#regions = [...regions];
     this.#name = name;
   }
@@ -223,7 +215,7 @@ export class MockRemapper<M extends MockMemoryView<M>> {
     return this.#live.size;
   }
 
-  remap(pa: number, len: number): M {
+  remap(pa: number, len: number): Memory {
     if (!isSize(len))
       throw new MicError('EINVAL', `${this.#name}: length ${String(len)} is not a positive integer`);
     if (!Number.isSafeInteger(pa) || pa < 0) {
@@ -241,7 +233,7 @@ export class MockRemapper<M extends MockMemoryView<M>> {
     });
   }
 
-  unmap(va: M): void {
+  unmap(va: Memory): void {
     if (!this.#live.delete(va))
       throw new MicError('EINVAL', `${this.#name}: unmap of a view that is not mapped`);
   }

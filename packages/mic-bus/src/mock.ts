@@ -122,7 +122,7 @@ export class MockMbusHardware {
   readonly hwOps: MockMbusHwOps;
   readonly mmio: BufferMemory;
   readonly ram: BufferMemory;
-  readonly dmaOps: MockDmaMapOps<BufferMemory>;
+  readonly dmaOps: MockDmaMapOps;
 
   constructor(options: MockMbusHardwareOptions) {
     if (options.role !== 'host' && options.role !== 'card') {

@@ -15,16 +15,18 @@ import {
   X100_CARD_MMIO_PA,
   X100_HOST_DOORBELLS,
   X100_MMIO_LEN,
+  type DmaBuffer,
+  type MicMw,
 } from '@mic/bus-core';
 import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
-import { MIC_SCIF_DEV, type DmaBuffer, type MicMw, type ScifHwDevParams, type ScifHwOps } from './scif.js';
+import { MIC_SCIF_DEV, type ScifHwDevParams, type ScifHwOps } from './scif.js';
 
 const DP_SIZE = 4096;
 
 /** Options of {@link MockScifHwOps}. */
-export interface MockScifHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
+export interface MockScifHwOpsOptions extends MockLinkEndOptions {
   /** Which side these ops play; only the card has `sendP2pIntr`. */
   readonly role: 'host' | 'card';
   /**
@@ -51,7 +53,7 @@ export interface MockP2pInterrupt {
  * ops.requestIrq(scifIntrHandler, 'SCIF_INTR', scifdev, db);
  * ops.raiseInterrupt(db);
  */
-export class MockScifHwOps extends MockLinkEnd<BufferMemory> implements ScifHwOps {
+export class MockScifHwOps extends MockLinkEnd implements ScifHwOps {
   /** Card only: ring a doorbell of another card through its MMIO window. */
   readonly sendP2pIntr?: (db: number, mw: MicMw) => void;
   readonly #sentP2p: MockP2pInterrupt[] = [];
@@ -101,7 +103,7 @@ export class MockScifLink {
   readonly cardRam: BufferMemory;
   /** The card's SBOX MMIO registers. */
   readonly cardMmio: BufferMemory;
-  readonly cardDmaOps: MockDmaMapOps<BufferMemory>;
+  readonly cardDmaOps: MockDmaMapOps;
   /** The host's device page for this card, in host RAM. */
   readonly dp: DmaBuffer;
   /** The card's aperture as the host sees it (`pa` = BAR0 address). */
@@ -222,7 +224,7 @@ export interface MockScifFabricOptions {
  */
 export class MockScifFabric {
   readonly hostRam: BufferMemory;
-  readonly hostDmaOps: MockDmaMapOps<BufferMemory>;
+  readonly hostDmaOps: MockDmaMapOps;
   readonly links: readonly MockScifLink[];
 
   constructor(options: MockScifFabricOptions = {}) {

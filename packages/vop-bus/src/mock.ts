@@ -12,16 +12,18 @@ import {
   type MockLinkEndOptions,
   X100_CARD_DOORBELLS,
   X100_HOST_DOORBELLS,
+  type DmaBuffer,
+  type MicMw,
 } from '@mic/bus-core';
 import { type Logger, nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
-import { VOP_DEV_TRNSP, type DmaBuffer, type MicMw, type VopDeviceParams, type VopHwOps } from './vop.js';
+import { VOP_DEV_TRNSP, type VopDeviceParams, type VopHwOps } from './vop.js';
 
 /** Size of a device page (`MIC_DP_SIZE`). */
 const DP_SIZE = 4096;
 
 /** Options of {@link MockVopHwOps}. */
-export interface MockVopHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
+export interface MockVopHwOpsOptions extends MockLinkEndOptions {
   /** The host's own device page (default: a fresh zeroed page on the host, `null` on the card). */
   readonly dp?: Memory | null;
   /** The card's view of the host page (default: a fresh zeroed page on the card, `null` on the host). */
@@ -40,7 +42,7 @@ export interface MockVopHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
  * ops.raiseInterrupt(db); // the handler runs in a later task
  * await ops.flush();
  */
-export class MockVopHwOps extends MockLinkEnd<BufferMemory> implements VopHwOps {
+export class MockVopHwOps extends MockLinkEnd implements VopHwOps {
   readonly #dp: Memory | null;
   readonly #remoteDp: Memory | null;
 
@@ -100,8 +102,8 @@ export interface MockVopLinkOptions {
 export class MockVopLink {
   readonly hostRam: BufferMemory;
   readonly cardRam: BufferMemory;
-  readonly hostDmaOps: MockDmaMapOps<BufferMemory>;
-  readonly cardDmaOps: MockDmaMapOps<BufferMemory>;
+  readonly hostDmaOps: MockDmaMapOps;
+  readonly cardDmaOps: MockDmaMapOps;
   /** The host device page, in host RAM. */
   readonly dp: DmaBuffer;
   /** The card's memory as the host sees it through BAR0. */
