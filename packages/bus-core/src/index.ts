@@ -19,7 +19,9 @@ export { DOORBELL_POLICY, MockIrqLines } from './mock-irq.js';
 export { MockLinkEnd } from './mock-link.js';
 export type { MockLinkEndOptions } from './mock-link.js';
 export type { DoorbellPolicy, MockIrqLinesOptions } from './mock-irq.js';
-export { MockDmaMapOps, MockRemapper, RangeAllocator } from './mock-mem.js';
+export { MockDmaMapOps, MockRemapper } from './mock-mem.js';
+export { MemoryPool, RangeAllocator } from './range-allocator.js';
+export type { MemoryPoolOptions, PoolBuffer } from './range-allocator.js';
 export type { MockDmaMapOpsOptions, MockRemapRegion } from './mock-mem.js';
 export {
   MOCK_APER_PA,

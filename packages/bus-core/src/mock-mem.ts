@@ -1,99 +1,14 @@
 /**
- * Memory pieces for mock hardware: an address-range allocator, DMA map ops over a memory pool, and
- * a `remap` that maps bus addresses onto pools.
+ * Memory pieces for mock hardware: DMA map ops over a memory pool, and a `remap` that maps bus
+ * addresses onto pools.
  */
 import { MicError, formatAddr } from '@mic/errors';
 import type { BufferMemory, Memory } from '@mic/memory';
 import type { DmaBuffer, DmaMapOps } from './hw.js';
 import { DmaMappingCounts } from './dma-mappings.js';
+import { MemoryPool } from './range-allocator.js';
 
 const isSize = (v: number): boolean => Number.isSafeInteger(v) && v > 0;
-
-/** First-fit allocator of byte ranges in `[start, end)`. */
-export class RangeAllocator {
-  readonly start: number;
-  readonly end: number;
-  /** Free ranges, sorted by offset, never adjacent. */
-  #free: { off: number; len: number }[];
-  readonly #live = new Map<number, number>();
-
-  constructor(start: number, end: number) {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-      throw new MicError('EINVAL', `range [${String(start)}, ${String(end)}) is not a valid address range`);
-    }
-    this.start = start;
-    this.end = end;
-    this.#free = end > start ? [{ off: start, len: end - start }] : [];
-  }
-
-  /** Bytes handed out. */
-  get used(): number {
-    let sum = 0;
-    for (const len of this.#live.values()) sum += len;
-    return sum;
-  }
-
-  /** Live allocations. */
-  get live(): number {
-    return this.#live.size;
-  }
-
-  /**
-   * Takes `size` bytes at an offset that is a multiple of `align` (a power of two). Throws `EINVAL`
-   * for a bad size or alignment and `ENOMEM` when no free range fits.
-   */
-  alloc(size: number, align = 1): number {
-    if (!isSize(size))
-      throw new MicError('EINVAL', `allocation size ${String(size)} is not a positive integer`);
-    if (!isSize(align) || (align & (align - 1)) !== 0 || align > 2 ** 30) {
-      throw new MicError('EINVAL', `alignment ${String(align)} is not a power of two`);
-    }
-    for (let i = 0; i < this.#free.length; i++) {
-      const r = this.#free[i]!;
-      const off = Math.ceil(r.off / align) * align;
-      if (off + size > r.off + r.len) continue;
-      const pieces: { off: number; len: number }[] = [];
-      if (off > r.off) pieces.push({ off: r.off, len: off - r.off });
-      if (off + size < r.off + r.len) pieces.push({ off: off + size, len: r.off + r.len - off - size });
-      this.#free.splice(i, 1, ...pieces);
-      this.#live.set(off, size);
-      return off;
-    }
-    throw new MicError(
-      'ENOMEM',
-      `no free range of ${size} bytes (alignment ${align}) in [${this.start}, ${this.end})`,
-      {
-        details: { size, align, used: this.used },
-      },
-    );
-  }
-
-  /** Size of the live allocation at `off`, if any. */
-  sizeAt(off: number): number | undefined {
-    return this.#live.get(off);
-  }
-
-  /** Gives back the allocation at `off`. Throws `EINVAL` when none is live there. */
-  free(off: number): void {
-    const len = this.#live.get(off);
-    if (len === undefined) throw new MicError('EINVAL', `no live allocation at offset ${String(off)}`);
-    this.#live.delete(off);
-    let i = this.#free.findIndex((r) => r.off > off);
-    if (i < 0) i = this.#free.length;
-    this.#free.splice(i, 0, { off, len });
-    // Merge with the neighbours.
-    const next = this.#free[i + 1];
-    if (next && off + len === next.off) {
-      this.#free[i]!.len += next.len;
-      this.#free.splice(i + 1, 1);
-    }
-    const prev = this.#free[i - 1];
-    if (prev && prev.off + prev.len === off) {
-      prev.len += this.#free[i]!.len;
-      this.#free.splice(i, 1);
-    }
-  }
-}
 
 /** Options of {@link MockDmaMapOps}. */
 export interface MockDmaMapOpsOptions {
@@ -118,7 +33,7 @@ export interface MockDmaMapOpsOptions {
 export class MockDmaMapOps implements DmaMapOps {
   readonly pool: BufferMemory;
   readonly base: number;
-  readonly #alloc: RangeAllocator;
+  readonly #pool: MemoryPool;
   readonly #name: string;
   readonly #buffers = new Map<number, DmaBuffer>();
   readonly #mappings: DmaMappingCounts;
@@ -132,7 +47,7 @@ export class MockDmaMapOps implements DmaMapOps {
     this.base = options.base;
     this.#name = options.name ?? 'mock dma';
     this.#mappings = new DmaMappingCounts(this.#name);
-    this.#alloc = new RangeAllocator(Math.min(reserve, options.pool.byteLength), options.pool.byteLength);
+    this.#pool = new MemoryPool(options.pool, { reserve, name: this.#name });
   }
 
   /** Live buffers from {@link alloc}. */
@@ -152,13 +67,8 @@ export class MockDmaMapOps implements DmaMapOps {
         `${this.#name}: allocation size ${String(size)} is not a positive integer`,
       );
     }
-    const off = this.#alloc.alloc(size, size >= 4096 ? 4096 : 64);
-    this.pool.fill(off, size, 0);
-    const buf: DmaBuffer = Object.freeze({
-      va: this.pool.window(off, size),
-      dmaAddr: this.base + off,
-      size,
-    });
+    const piece = this.#pool.alloc(size, size >= 4096 ? 4096 : 64);
+    const buf: DmaBuffer = Object.freeze({ va: piece.mem, dmaAddr: this.base + piece.offset, size });
     this.#buffers.set(buf.dmaAddr, buf);
     return buf;
   }
@@ -168,7 +78,7 @@ export class MockDmaMapOps implements DmaMapOps {
       throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(buf?.dmaAddr)} is not live`);
     }
     this.#buffers.delete(buf.dmaAddr);
-    this.#alloc.free(buf.dmaAddr - this.base);
+    this.#pool.free(buf.dmaAddr - this.base);
   }
 
   mapSingle(va: Memory): number {

@@ -1,15 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import fc from 'fast-check';
 import { createMemoryLogger } from '@mic/logger';
 import { BufferMemory } from '@mic/memory';
-import {
-  DOORBELL_POLICY,
-  IRQ_RETURN,
-  MockDmaMapOps,
-  MockIrqLines,
-  MockRemapper,
-  RangeAllocator,
-} from '../src/index.js';
+import { DOORBELL_POLICY, IRQ_RETURN, MockDmaMapOps, MockIrqLines, MockRemapper } from '../src/index.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -181,54 +173,6 @@ describe('MockIrqLines', () => {
     lines.ack(3);
     lines.ack(0);
     expect(lines.acks).toEqual([3, 0]);
-  });
-});
-
-describe('RangeAllocator', () => {
-  it('allocates aligned, disjoint ranges and reuses freed space', () => {
-    const a = new RangeAllocator(4096, 65536);
-    const x = a.alloc(100, 64);
-    const y = a.alloc(4096, 4096);
-    expect(x % 64).toBe(0);
-    expect(y % 4096).toBe(0);
-    expect(y >= x + 100 || y + 4096 <= x).toBe(true);
-    a.free(x);
-    expect(a.alloc(100, 64)).toBe(x);
-    expect(() => a.free(12345)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(() => a.alloc(1 << 20)).toThrow(expect.objectContaining({ code: 'ENOMEM' }));
-  });
-
-  it('never hands out overlapping ranges and gets all space back after freeing everything', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom(1, 64, 4096), fc.boolean()), {
-          maxLength: 40,
-        }),
-        (ops) => {
-          const a = new RangeAllocator(0, 1 << 16);
-          const live: [number, number][] = [];
-          for (const [size, align, freeOne] of ops) {
-            if (freeOne && live.length > 0) {
-              const [off] = live.splice(0, 1)[0]!;
-              a.free(off);
-              continue;
-            }
-            let off: number;
-            try {
-              off = a.alloc(size, align);
-            } catch {
-              continue;
-            }
-            expect(off % align).toBe(0);
-            for (const [o, s] of live) expect(off + size <= o || o + s <= off).toBe(true);
-            live.push([off, size]);
-          }
-          for (const [off] of live) a.free(off);
-          expect(a.used).toBe(0);
-          expect(a.alloc(1 << 16)).toBe(0);
-        },
-      ),
-    );
   });
 });
 
