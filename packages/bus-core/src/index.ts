@@ -9,6 +9,7 @@ export { IndexAllocator } from './ida.js';
 export { Bus } from './bus.js';
 export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.js';
 export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
+export { CardDoorbellAllocator, HostDoorbellAllocator } from './doorbells.js';
 export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
 export { DmaMappingCounts } from './dma-mappings.js';
 export { unwind } from './unwind.js';
@@ -25,12 +26,12 @@ export type { MemoryPoolOptions, PoolBuffer } from './range-allocator.js';
 export type { MockDmaMapOpsOptions, MockRemapRegion } from './mock-mem.js';
 export {
   MOCK_APER_PA,
+  MOCK_CARD_ALLOC_DOORBELLS,
+  MOCK_CARD_DOORBELLS,
+  MOCK_CARD_MMIO_PA,
+  MOCK_HOST_DOORBELLS,
+  MOCK_MMIO_LEN,
   MOCK_MMIO_PA,
   MOCK_SMPT_BASE,
-  X100_CARD_DOORBELLS,
-  X100_CARD_ALLOC_DOORBELLS,
-  X100_CARD_MMIO_PA,
-  X100_HOST_DOORBELLS,
-  X100_MMIO_LEN,
-} from './x100.js';
+} from './mock-defaults.js';
 export { checkIdTable, checkOps, checkWindow } from './validate.js';

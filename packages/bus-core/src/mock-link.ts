@@ -12,13 +12,13 @@ import type { IrqHandler, MicIrq } from './hw.js';
 import { DOORBELL_POLICY, type DoorbellPolicy, MockIrqLines } from './mock-irq.js';
 import type { Memory } from '@mic/memory';
 import { MockRemapper, type MockRemapRegion } from './mock-mem.js';
-import { X100_CARD_ALLOC_DOORBELLS, X100_CARD_DOORBELLS, X100_HOST_DOORBELLS } from './x100.js';
+import { MOCK_CARD_ALLOC_DOORBELLS, MOCK_CARD_DOORBELLS, MOCK_HOST_DOORBELLS } from './mock-defaults.js';
 
 /** Options of a {@link MockLinkEnd}. */
 export interface MockLinkEndOptions {
   /** Which side these ops play. */
   readonly role: 'host' | 'card';
-  /** Local doorbells (default: host 4, card 16, as on x100). */
+  /** Local doorbells (default: host {@link MOCK_HOST_DOORBELLS}, card {@link MOCK_CARD_DOORBELLS}). */
   readonly doorbells?: number;
   /** How `nextDb` picks (default: host round-robin, card least-used, as on x100). */
   readonly policy?: DoorbellPolicy;
@@ -59,8 +59,8 @@ export class MockLinkEnd {
     this.#bus = bus;
     this.role = options.role;
     this.lines = new MockIrqLines({
-      count: options.doorbells ?? (host ? X100_HOST_DOORBELLS : X100_CARD_DOORBELLS),
-      ...(options.doorbells === undefined && !host ? { allocatable: X100_CARD_ALLOC_DOORBELLS } : {}),
+      count: options.doorbells ?? (host ? MOCK_HOST_DOORBELLS : MOCK_CARD_DOORBELLS),
+      ...(options.doorbells === undefined && !host ? { allocatable: MOCK_CARD_ALLOC_DOORBELLS } : {}),
       policy: options.policy ?? (host ? DOORBELL_POLICY.ROUND_ROBIN : DOORBELL_POLICY.LEAST_USED),
       autoClear: options.autoClear ?? host,
       name: `${options.role} ${bus} doorbells`,

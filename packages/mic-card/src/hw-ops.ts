@@ -6,7 +6,7 @@
  * @see drivers/misc/mic/card/mic_device.c (`vop_hw_ops`, `scif_hw_ops`, `mbus_hw_ops`)
  * @see drivers/misc/mic/card/mic_x100.c (`mic_send_intr`, `mic_send_p2p_intr`, `mic_card_map`)
  */
-import type { IrqHandler, MicIrq } from '@mic/bus-core';
+import { type IrqHandler, type MicIrq, NO_DOORBELL } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import type { MbusHwOps } from '@mic/mic-bus';
@@ -85,11 +85,12 @@ class CardLinkOps {
    * @throws MicError EINVAL for -1 ("no doorbell") or a doorbell outside 0–3, ENODEV after a reset
    */
   sendIntr(db: number): void {
-    if (!this.ctx.card.sendIntr(db)) {
+    if (db === NO_DOORBELL) {
       throw new MicError('EINVAL', `host doorbell ${String(db)} is "no doorbell": nothing to ring`, {
         details: { db },
       });
     }
+    this.ctx.card.sendIntr(db);
   }
 
   /**

@@ -7,6 +7,7 @@
  * @see drivers/misc/mic/card/mic_x100.c
  */
 export { MIC_CARD_PROBE_STEPS } from './card.js';
+export { MIC_X100_MAX_DOORBELL_IDX } from './constants.js';
 export type { MicCard, MicCardBuses, MicCardOptions, MicCardStep } from './card.js';
 export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
 export { CardDmaMapOps } from './dma-ops.js';

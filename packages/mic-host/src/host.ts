@@ -17,7 +17,7 @@
  * @see drivers/misc/mic/host/mic_main.c (`mic_probe`, `mic_remove`)
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_start`, `_mic_stop`, `cosm_hw_ops`)
  */
-import { AsyncMutex, type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
+import { AsyncMutex, type DmaChannel, HostDoorbellAllocator, type UndoStep, unwind } from '@mic/bus-core';
 import { type Clock, realClock } from '@mic/clock';
 import {
   COSM_FAMILY,
@@ -43,7 +43,7 @@ import { bootparamInit } from '@mic/mic-common';
 import {
   MmioMemory,
   type DevicePage,
-  HostDoorbellAllocator,
+  X100_HOST_NUM_DOORBELLS,
   X100_MMIO_SIZE,
   X100_PCI_DEVICE_IDS,
   X100_PCI_VENDOR_INTEL,
@@ -161,7 +161,11 @@ export class MicHost {
     this.mmio = Object.freeze({ pa: mmioBarAddress(id), va: this.host.mmio.memory, len: X100_MMIO_SIZE });
     this.dmaOps = new HostDmaMapOps(this.host, `mic${id} dma`);
     this.#irqs = new HostIrqTable(this.host, logger);
-    this.#ctx = { host: this.host, irqs: this.#irqs, doorbells: new HostDoorbellAllocator() };
+    this.#ctx = {
+      host: this.host,
+      irqs: this.#irqs,
+      doorbells: new HostDoorbellAllocator(X100_HOST_NUM_DOORBELLS),
+    };
     this.cosmOps = Object.freeze({
       reset: () => this.reset(),
       forceReset: () => this.reset(),

@@ -6,13 +6,13 @@
  * @see drivers/misc/mic/host/mic_boot.c (`vop_hw_ops`, `scif_hw_ops`, `mbus_hw_ops`)
  * @see drivers/misc/mic/host/mic_x100.c (`mic_x100_send_intr`, `mic_x100_intr_workarounds`)
  */
-import type { IrqHandler, MicIrq } from '@mic/bus-core';
+import { type HostDoorbellAllocator, type IrqHandler, type MicIrq, NO_DOORBELL } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import type { MbusHwOps } from '@mic/mic-bus';
 import type { ScifHwOps } from '@mic/scif-bus';
 import type { VopHwOps } from '@mic/vop-bus';
-import type { HostDoorbellAllocator, X100HostView } from '@mic/x100';
+import type { X100HostView } from '@mic/x100';
 import { MIC_INTR, type HostIrqTable } from './irq.js';
 
 /** What the host's hw ops share: one per card. */
@@ -80,11 +80,12 @@ class HostLinkOps {
    * @throws MicError EINVAL for -1 ("no doorbell") or a doorbell outside 0–15
    */
   sendIntr(db: number): void {
-    if (!this.ctx.host.sendIntr(db)) {
+    if (db === NO_DOORBELL) {
       throw new MicError('EINVAL', `card doorbell ${String(db)} is "no doorbell": nothing to ring`, {
         details: { db },
       });
     }
+    this.ctx.host.sendIntr(db);
   }
 
   /**

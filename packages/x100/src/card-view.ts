@@ -24,7 +24,6 @@ import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { RangeAllocator, viewOffset } from './allocator.js';
 import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
-import { NO_DOORBELL } from './doorbells.js';
 import { X100_CARD_SOURCES } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
@@ -175,15 +174,13 @@ export class X100CardView {
 
   /**
    * Rings host doorbell `db` (0–3): writes DBREQ to its `SDBIC` register (`mic_send_intr`).
-   * The host's handler runs later, never inside this call.
-   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
-   * @throws MicError EINVAL for another value outside 0–3, ENODEV after a reset
+   * The host's handler runs later, never inside this call. ("No doorbell", -1 in the device page,
+   * is the drivers' business: the hardware has doorbells 0–3 only.)
+   * @throws MicError EINVAL for a value outside 0–3, ENODEV after a reset
    */
-  sendIntr(db: number): boolean {
-    if (db === NO_DOORBELL) return false;
+  sendIntr(db: number): void {
     this.#live();
     this.mmio.write32(sdbicReg(db), X100_SDBIC_DBREQ); // sdbicReg checks db (EINVAL)
-    return true;
   }
 
   /**

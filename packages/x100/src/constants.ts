@@ -179,11 +179,6 @@ export const X100_DMA_REG = {
 export const X100_HOST_NUM_DOORBELLS = X100_INTR.HOST_NUM_DB;
 /** Doorbells the card listens on (0–15). @see drivers/misc/mic/card/mic_x100.c (mic_hw_intr_init) */
 export const X100_CARD_NUM_DOORBELLS = X100_INTR.CARD_NUM_DB;
-/**
- * Doorbells the card driver hands out (`MIC_X100_MAX_DOORBELL_IDX`, 8): `mic_next_card_db()`
- * picks the least used of these. @see drivers/misc/mic/card/mic_x100.h, card/mic_device.c
- */
-export const X100_CARD_ALLOC_DOORBELLS = 8;
 /** Number of `RDMASR` registers in the model. */
 export const X100_NUM_RDMASR = 32;
 

@@ -31,7 +31,6 @@ import {
   spadReg,
 } from './constants.js';
 import type { Spad2 } from './constants.js';
-import { NO_DOORBELL } from './doorbells.js';
 import { X100_HOST_SOURCES } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
@@ -173,12 +172,11 @@ export class X100HostView {
   /**
    * Rings card doorbell `db` (0–15), as `mic_x100_send_intr` does: doorbells 0–7 set the send
    * bit of their `APICICR` register, 8–15 write 0 to `RDMASR[db - 8 + 17]`. The card's handler
-   * runs later, never inside this call.
-   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
-   * @throws MicError EINVAL for another value outside 0–15
+   * runs later, never inside this call. ("No doorbell", -1 in the device page, is the drivers'
+   * business: the hardware has doorbells 0–15 only.)
+   * @throws MicError EINVAL for a value outside 0–15
    */
-  sendIntr(db: number): boolean {
-    if (db === NO_DOORBELL) return false;
+  sendIntr(db: number): void {
     checkInt('card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
     if (db < X100_INTR.CARD_NUM_SBOX_DB) {
       const reg = apicIcrReg(db);
@@ -186,7 +184,6 @@ export class X100HostView {
     } else {
       this.mmio.write32(rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE), 0);
     }
-    return true;
   }
 
   /**

@@ -14,7 +14,6 @@ export {
   X100_BSP_INTERRUPT_VECTOR,
   X100_CARD_MMIO_BASE,
   X100_CARD_NUM_DOORBELLS,
-  X100_CARD_ALLOC_DOORBELLS,
   X100_DMA,
   X100_DMA_BIT,
   X100_DMA_CHERR,
@@ -59,7 +58,6 @@ export { X100DmaEngine } from './dma-engine.js';
 export type { X100DmaEngineOptions, X100DmaEngineStats } from './dma-engine.js';
 export { installDmaRegisterHandlers } from './dma-regs.js';
 export { InProcessDmaRunner } from './dma-runner.js';
-export { CardDoorbellAllocator, HostDoorbellAllocator, NO_DOORBELL } from './doorbells.js';
 export {
   X100_CARD_SOURCES,
   X100_CARD_STATE,

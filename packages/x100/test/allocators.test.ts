@@ -1,12 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import {
-  CardDoorbellAllocator,
-  HostDoorbellAllocator,
-  RangeAllocator,
-  X100Hardware,
-  X100HostView,
-} from '../src/index.js';
+import { RangeAllocator, X100Hardware, X100HostView } from '../src/index.js';
 
 describe('RangeAllocator', () => {
   it('hands out aligned ranges first fit and reuses freed space after coalescing', () => {
@@ -111,31 +105,5 @@ describe('host DMA buffers', () => {
     expect(() => host.dmaAddrOf(host.aperture.window(0, 8))).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
-  });
-});
-
-describe('doorbell allocators', () => {
-  it('the host allocator goes round robin over its 4 doorbells', () => {
-    const a = new HostDoorbellAllocator();
-    expect(Array.from({ length: 6 }, () => a.next())).toEqual([0, 1, 2, 3, 0, 1]);
-  });
-
-  it('the card allocator picks the least used of its 8 doorbells, lowest first', () => {
-    const a = new CardDoorbellAllocator();
-    expect(a.next()).toBe(0);
-    a.use(0);
-    a.use(1);
-    expect(a.next()).toBe(2);
-    for (let db = 2; db < 8; db++) a.use(db);
-    expect(a.next()).toBe(0);
-    a.use(0);
-    a.release(5);
-    expect(a.next()).toBe(5);
-    expect(a.usage(0)).toBe(2);
-    expect(() => a.release(5)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(() => a.use(8)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    const wide = new CardDoorbellAllocator(16);
-    for (let db = 0; db < 15; db++) wide.use(db);
-    expect(wide.next()).toBe(15);
   });
 });

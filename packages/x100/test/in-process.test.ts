@@ -3,7 +3,6 @@ import { VirtualClock } from '@mic/clock';
 import { createMemoryLogger } from '@mic/logger';
 import type { InProcessPlatform, X100CardView } from '../src/index.js';
 import {
-  NO_DOORBELL,
   X100_CARD_STATE,
   X100_REG,
   X100_SMPT,
@@ -231,13 +230,15 @@ describe('in-process interrupts', () => {
     expect(card.allocPages(4096).addr).toBe(buf.addr);
   });
 
-  it('treats doorbell -1 as none and rejects doorbells the other side does not have', async () => {
+  it('rejects doorbells the other side does not have, -1 ("none" in a device page) among them', async () => {
     const p = make();
     const card = await bootBare(p);
-    expect(p.host.sendIntr(NO_DOORBELL)).toBe(false);
-    expect(card.sendIntr(NO_DOORBELL)).toBe(false);
-    expect(() => p.host.sendIntr(16)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(() => card.sendIntr(4)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    for (const db of [-1, 16, 1.5]) {
+      expect(() => p.host.sendIntr(db)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    for (const db of [-1, 4]) {
+      expect(() => card.sendIntr(db)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
     expect(p.hardware.cardLine.pending()).toBe(0);
     expect(p.hardware.hostLine.pending()).toBe(0);
   });
