@@ -26,7 +26,8 @@ import {
 } from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type MicMw, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
-import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView, cardDpInit } from '@mic/x100';
+import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView } from '@mic/x100';
+import { cardDpInit } from './device-page.js';
 import { CardDmaMapOps } from './dma-ops.js';
 import { CardMbusHwOps, type CardOpsContext, CardScifHwOps, CardVopHwOps } from './hw-ops.js';
 import { CardIrqTable } from './irq.js';

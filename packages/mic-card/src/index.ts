@@ -11,6 +11,7 @@ export { MIC_X100_MAX_DOORBELL_IDX } from './constants.js';
 export type { MicCard, MicCardBuses, MicCardOptions, MicCardStep } from './card.js';
 export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
 export { CardDmaMapOps } from './dma-ops.js';
+export { cardDpInit, readDpAddress } from './device-page.js';
 export { MicCardDriver } from './driver.js';
 export type { MicCardDriverOptions } from './driver.js';
 export { CardMbusHwOps, CardScifHwOps, CardVopHwOps } from './hw-ops.js';

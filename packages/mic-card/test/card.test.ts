@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { BufferMemory } from '@mic/memory';
+import { MIC_BOOTPARAM_OFFSETS, MIC_DPHI_SPAD, MIC_DPLO_SPAD, MIC_MAGIC } from '@mic/mic-common';
 import { MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
 import {
   MmioMemory,
@@ -14,7 +15,7 @@ import {
   apicIcrReg,
   rdmasrReg,
 } from '@mic/x100';
-import { type DmaChannelProvider, MicCardDriver } from '../src/index.js';
+import { type DmaChannelProvider, MicCardDriver, cardDpInit, readDpAddress } from '../src/index.js';
 import { type BareRig, bareRig, closeRig, inProcessRig, makeCardBuses } from './helpers.js';
 
 const rigs: BareRig[] = [];
@@ -222,5 +223,27 @@ describe('the card hw ops', () => {
       expect(() => send(db, w)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     }
     expect(card.vopDevice!.hwOps).not.toHaveProperty('sendP2pIntr');
+  });
+});
+
+describe('the card device page (mic_dp_init)', () => {
+  it('maps the page whose address the host wrote to SPAD14/15 and checks its magic', async () => {
+    const r = await bare();
+    const hostDp = r.host.dp!;
+    expect(readDpAddress(r.view)).toBe(hostDp.micAddr);
+    const dp = cardDpInit(r.view);
+    expect(dp.readU8(MIC_BOOTPARAM_OFFSETS.nodeId)).toBe(r.host.id + 1);
+    dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 5);
+    expect(hostDp.mem.readU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb)).toBe(5);
+
+    hostDp.mem.storeU32(MIC_BOOTPARAM_OFFSETS.magic, 0xdeadbeef);
+    expect(() => cardDpInit(r.view)).toThrow(
+      expect.objectContaining({ code: 'EIO', message: expect.stringContaining('magic') }),
+    );
+    hostDp.mem.storeU32(MIC_BOOTPARAM_OFFSETS.magic, MIC_MAGIC);
+    // An address in the SMPT window that no entry maps (entry 1: the page is in entry 0).
+    r.platform.host.writeSpad(MIC_DPLO_SPAD, 0);
+    r.platform.host.writeSpad(MIC_DPHI_SPAD, (X100_SMPT.BASE + X100_SMPT.PAGE_SIZE) / 2 ** 32);
+    expect(() => cardDpInit(r.view)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
   });
 });

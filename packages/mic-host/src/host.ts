@@ -42,18 +42,15 @@ import { type MicMw, VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop
 import { bootparamInit } from '@mic/mic-common';
 import {
   MmioMemory,
-  type DevicePage,
   X100_HOST_NUM_DOORBELLS,
   X100_MMIO_SIZE,
   X100_PCI_DEVICE_IDS,
   X100_PCI_VENDOR_INTEL,
   X100_SPAD,
   type X100HostView,
-  hostDpInit,
-  hostDpUninit,
-  writeDpAddress,
 } from '@mic/x100';
 import { MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
+import { type DevicePage, hostDpInit, hostDpUninit, writeDpAddress } from './device-page.js';
 import { HostDmaMapOps } from './dma-ops.js';
 import { type FirmwareLayout, type FirmwareLoader, checkBootConfig, loadFirmware } from './firmware.js';
 import { HostMbusHwOps, type HostOpsContext, HostScifHwOps, HostVopHwOps } from './hw-ops.js';

@@ -8,6 +8,8 @@
  */
 export { MIC_MAX_NUM_DEVS, MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
 export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
+export { hostDpInit, hostDpUninit, writeDpAddress } from './device-page.js';
+export type { DevicePage } from './device-page.js';
 export { HostDmaMapOps } from './dma-ops.js';
 export { MicHostDriver } from './driver.js';
 export type { MicHostDriverOptions } from './driver.js';

@@ -3,7 +3,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { isMicError } from '@mic/errors';
-import { MIC_BOOTPARAM_OFFSETS, MIC_MAGIC, readBootparam } from '@mic/mic-common';
+import {
+  MIC_BOOTPARAM_OFFSETS,
+  MIC_DPHI_SPAD,
+  MIC_DPLO_SPAD,
+  MIC_MAGIC,
+  readBootparam,
+} from '@mic/mic-common';
 import { MBUS_DEV_DMA_HOST, type MbusDevice } from '@mic/mic-bus';
 import {
   MmioMemory,
@@ -11,7 +17,6 @@ import {
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
-  cardDpInit,
   createInProcessPlatform,
 } from '@mic/x100';
 import {
@@ -203,7 +208,7 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     expect(r.mic.vopDevice!.hwOps.getRemoteDp()).toBeNull();
     // _mic_start's tail: device page address in SPAD14/15, interrupts on, the card booting.
     const host = r.platform.host;
-    expect(host.readSpad(X100_SPAD.DPLO) + host.readSpad(X100_SPAD.DPHI) * 2 ** 32).toBe(r.mic.dp!.micAddr);
+    expect(host.readSpad(MIC_DPLO_SPAD) + host.readSpad(MIC_DPHI_SPAD) * 2 ** 32).toBe(r.mic.dp!.micAddr);
     expect(host.interruptEnableMask()).not.toBe(0);
     await r.platform.boot;
     expect(r.platform.cardState).toBe(X100_CARD_STATE.RUNNING);
@@ -410,8 +415,7 @@ describe('the host and the card device page', () => {
   it('publishes a device page the card maps through SPAD14/15 and the SMPT', async () => {
     const r = await bootedRig('inProcess');
     rigs.push(r);
-    const platform = r.platform as ReturnType<typeof createInProcessPlatform>;
-    const dp = cardDpInit(platform.cardView!);
+    const dp = await r.peer.devicePage();
     expect(dp.readU8(MIC_BOOTPARAM_OFFSETS.nodeId)).toBe(1);
     dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 6);
     expect(readBootparam(r.mic.dp!.mem).h2cConfigDb).toBe(6);

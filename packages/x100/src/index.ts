@@ -4,8 +4,6 @@
  * `inProcess` and `worker`. It imports no bus and no driver.
  */
 export { RangeAllocator } from './allocator.js';
-export { cardDpInit, hostDpInit, hostDpUninit, readDpAddress, writeDpAddress } from './bootparam.js';
-export type { DevicePage } from './bootparam.js';
 export { X100CardView } from './card-view.js';
 export type { CardBuffer, X100CardViewOptions } from './card-view.js';
 export {

@@ -6,14 +6,12 @@ import {
   X100_CARD_STATE,
   X100_REG,
   X100_SMPT,
-  X100_SPAD,
   cardDmaSrc,
-  cardDpInit,
   createInProcessPlatform,
   smptReg,
   smptRegValue,
 } from '../src/index.js';
-import { flush, prepareHost } from './helpers.js';
+import { PAGE_SPAD, flush, prepareHost } from './helpers.js';
 
 let platform: InProcessPlatform | undefined;
 afterEach(async () => {
@@ -342,7 +340,7 @@ describe('in-process boot and reset', () => {
     expect(() => card.sendIntr(0)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
     expect(() => card.requestIrq(0, () => {})).toThrow(expect.objectContaining({ code: 'ENODEV' }));
     expect(() => card.readSpad(14)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
-    expect(() => cardDpInit(card)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(() => card.cardMap(X100_SMPT.BASE, 8)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
   });
 
   it('a reset loses the SMPT registers until restore, and takes resetDelayMs of platform time', async () => {
@@ -365,7 +363,7 @@ describe('in-process boot and reset', () => {
     expect(p.host.mmio.read32(X100_REG.RGCR)).toBe(0);
     p.host.smpt.restore();
     expect(p.host.mmio.read32(smptReg(entry))).toBe(smptRegValue(5 * X100_SMPT.PAGE_SIZE));
-    expect(p.host.readSpad(X100_SPAD.DPLO)).toBe(0);
+    expect(p.host.readSpad(PAGE_SPAD.LO)).toBe(0);
     expect(dp.mem.readU32(0)).toBe(0xc0ffee00);
   });
 

@@ -3,17 +3,15 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { pollUntil } from '@mic/clock';
 import type { CardMain, X100Platform } from '../src/index.js';
-import { MIC_BOOTPARAM_OFFSETS } from '@mic/mic-common';
 import {
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
   createInProcessPlatform,
   createWorkerPlatform,
-  hostDpUninit,
 } from '../src/index.js';
 import { cardMain } from './fixtures/card-echo.mjs';
-import { ECHO_CARD, eventually, prepareHost } from './helpers.js';
+import { ECHO_CARD, PAGE, PAGE_SPAD, eventually, prepareHost, publishPage, unmapPage } from './helpers.js';
 
 interface Setup {
   readonly name: string;
@@ -44,26 +42,26 @@ describe.each(setups)('the $name platform', (setup) => {
     platform = undefined;
   });
 
-  it('boots card code that finds the device page through SPAD14/15 and the SMPT', async () => {
+  it('boots card code that finds the shared page through SPAD14/15 and the SMPT', async () => {
     const p = make();
     const dp = prepareHost(p, 7);
     expect(p.cardState).toBe(X100_CARD_STATE.READY);
     const card = await p.startCard();
     expect(p.cardState).toBe(X100_CARD_STATE.RUNNING);
     expect(p.card).toBe(card);
-    expect(await card.call('dpAddress')).toBe(dp.micAddr);
+    expect(await card.call('pageAddress')).toBe(dp.micAddr);
     expect(dp.micAddr).toBe(X100_SMPT.BASE + dp.dmaAddr);
     expect(await card.call('nodeId')).toBe(7);
     expect(p.host.downloadInfo().ready).toBe(false);
   });
 
-  it('fails the boot with EIO and halts the card when the bootparam magic is wrong', async () => {
+  it('fails the boot with the error of the card code and halts the card when its entry throws', async () => {
     const p = make();
     const dp = prepareHost(p);
-    dp.mem.writeU32(MIC_BOOTPARAM_OFFSETS.magic, 0xdeadbeef);
+    dp.mem.writeU32(PAGE.MARK, 0xdeadbeef);
     await expect(p.startCard()).rejects.toMatchObject({
       code: 'EIO',
-      message: expect.stringContaining('magic'),
+      message: expect.stringContaining('mark'),
     });
     expect(p.cardState).toBe(X100_CARD_STATE.HALTED);
     expect(p.card).toBeUndefined();
@@ -88,7 +86,7 @@ describe.each(setups)('the $name platform', (setup) => {
     // below the SMPT window is card memory, never host memory
     await expect(card.call('readHost', buf.dmaAddr, 3)).rejects.toMatchObject({ code: 'EFAULT' });
     // once the last mapping through entry 0 is gone, the card loses that memory too
-    hostDpUninit(p.host, dp);
+    unmapPage(p.host, dp);
     await expect(card.call('readHost', X100_SMPT.BASE + buf.dmaAddr, 3)).rejects.toMatchObject({
       code: 'EFAULT',
     });
@@ -159,7 +157,7 @@ describe.each(setups)('the $name platform', (setup) => {
     p.host.reset();
     expect(p.cardState).toBe(X100_CARD_STATE.RESET);
     expect(p.card).toBeUndefined();
-    expect(p.host.readSpad(X100_SPAD.DPLO)).toBe(0);
+    expect(p.host.readSpad(PAGE_SPAD.LO)).toBe(0);
     expect(p.host.interruptEnableMask()).toBe(0);
     await expect(first.call('nodeId')).rejects.toMatchObject({ code: 'ENODEV' });
     expect(await pollUntil(p.clock, () => p.cardState === X100_CARD_STATE.READY, 60_000, 5)).toBe(true);
@@ -168,8 +166,7 @@ describe.each(setups)('the $name platform', (setup) => {
     // what _mic_start does again before the next boot
     p.host.smpt.restore();
     p.host.enableInterrupts();
-    p.host.writeSpad(X100_SPAD.DPLO, dp.micAddr % 2 ** 32);
-    p.host.writeSpad(X100_SPAD.DPHI, Math.floor(dp.micAddr / 2 ** 32));
+    publishPage(p.host, dp.micAddr);
     const second = await p.startCard();
     expect(await second.call('nodeId')).toBe(1);
     expect((await second.call('generation')) as number).toBeGreaterThan(firstGeneration);
