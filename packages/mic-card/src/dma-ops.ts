@@ -12,6 +12,7 @@ import type { Memory } from '@mic/memory';
 import { DmaMappingCounts } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100CardView } from '@mic/x100';
+import { cardPages } from './card-pages.js';
 
 const isSize = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
 
@@ -65,8 +66,8 @@ export class CardDmaMapOps implements DmaMapOps {
         },
       );
     }
-    const pages = this.#card.allocPages(size, size >= 4096 ? 4096 : 64);
-    const buf: DmaBuffer = Object.freeze({ va: pages.mem, dmaAddr: pages.addr, size });
+    const pages = cardPages(this.#card).alloc(size, size >= 4096 ? 4096 : 64);
+    const buf: DmaBuffer = Object.freeze({ va: pages.mem, dmaAddr: pages.offset, size });
     this.#buffers.set(buf.dmaAddr, buf);
     return buf;
   }
@@ -80,7 +81,7 @@ export class CardDmaMapOps implements DmaMapOps {
       });
     }
     this.#buffers.delete(dmaAddr);
-    this.#card.freePages(dmaAddr);
+    cardPages(this.#card).free(dmaAddr);
   }
 
   /**

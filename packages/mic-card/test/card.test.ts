@@ -15,7 +15,13 @@ import {
   apicIcrReg,
   rdmasrReg,
 } from '@mic/x100';
-import { type DmaChannelProvider, MicCardDriver, cardDpInit, readDpAddress } from '../src/index.js';
+import {
+  type DmaChannelProvider,
+  MicCardDriver,
+  cardDpInit,
+  cardPages,
+  readDpAddress,
+} from '../src/index.js';
 import { type BareRig, bareRig, closeRig, inProcessRig, makeCardBuses } from './helpers.js';
 
 const rigs: BareRig[] = [];
@@ -245,5 +251,21 @@ describe('the card device page (mic_dp_init)', () => {
     r.platform.host.writeSpad(MIC_DPLO_SPAD, 0);
     r.platform.host.writeSpad(MIC_DPHI_SPAD, (X100_SMPT.BASE + X100_SMPT.PAGE_SIZE) / 2 ** 32);
     expect(() => cardDpInit(r.view)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+  });
+});
+
+describe('cardPages', () => {
+  it('is one page allocator per boot, past the first page, refusing a card that was reset', async () => {
+    const r = await bare();
+    const pages = cardPages(r.view);
+    expect(cardPages(r.view)).toBe(pages);
+    const a = pages.alloc(8192, 4096);
+    expect(a.offset).toBeGreaterThanOrEqual(4096);
+    expect(r.view.physAddrOf(a.mem)).toBe(a.offset);
+    a.mem.writeU32(4, 0x1234);
+    expect(r.platform.host.apertureWindow(a.offset, 8).readU32(4)).toBe(0x1234);
+    pages.free(a.offset);
+    r.platform.host.reset();
+    expect(() => pages.alloc(64)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
   });
 });

@@ -7,6 +7,7 @@ import { readBootparam } from '@mic/mic-common';
 import { X100_CARD_STATE, type X100Platform, createInProcessPlatform, createWorkerPlatform } from '@mic/x100';
 import { cardMain } from './fixtures/card-main.mjs';
 import { CARD_MAIN, startHost } from './helpers.js';
+import { hostRam } from '@mic/mic-host';
 
 const KINDS = ['inProcess', 'worker'] as const;
 
@@ -70,7 +71,7 @@ describe.each(KINDS)('host and card booted on the %s platform', (kind) => {
 
     await hostDriver.exit();
     for (const bus of Object.values(hostBuses)) expect(bus.devices()).toEqual([]);
-    expect(p.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(p.host).usedBytes).toBe(0);
     expect(p.host.smpt.entries().every((e) => e.refCount === 0)).toBe(true);
     expect(p.card).toBeUndefined();
   });

@@ -16,6 +16,7 @@ import {
   MIC_CARD_PROBE_STEPS,
   type MicCardBuses,
   MicCardDriver,
+  cardPages,
 } from '../src/index.js';
 import { type BareRig, bareRig, closeRig, makeCardBuses } from './helpers.js';
 
@@ -170,7 +171,8 @@ async function hardwareHeld(w: World): Promise<{ handlerCalls: number; cardMemor
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
   let cardMemoryFree = false;
   try {
-    view.freePages(view.allocPages(platform.hardware.config.cardMemorySize - 4096));
+    const pages = cardPages(view);
+    pages.free(pages.alloc(platform.hardware.config.cardMemorySize - 4096).offset);
     cardMemoryFree = true;
   } catch {
     cardMemoryFree = false;

@@ -13,6 +13,7 @@ import { checkInt } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import { MIC_DP_SIZE, MIC_DPHI_SPAD, MIC_DPLO_SPAD, bootparamInit, encodeDpAddress } from '@mic/mic-common';
 import type { X100HostView } from '@mic/x100';
+import { hostRam } from './host-ram.js';
 
 /** The device page as the host holds it (`mdev->dp`, `mdev->dp_dma_addr`). */
 export interface DevicePage {
@@ -33,22 +34,23 @@ export interface DevicePage {
  */
 export function hostDpInit(host: X100HostView, nodeId: number): DevicePage {
   checkInt('node id', nodeId, 1, 255);
-  const buf = host.allocDma(MIC_DP_SIZE, 4096);
+  const ram = hostRam(host);
+  const page = ram.alloc(MIC_DP_SIZE, 4096);
   let micAddr: number;
   try {
-    micAddr = host.smpt.map(buf.dmaAddr, MIC_DP_SIZE);
+    micAddr = host.smpt.map(page.offset, MIC_DP_SIZE);
   } catch (err) {
-    host.freeDma(buf);
+    ram.free(page.offset);
     throw err;
   }
-  bootparamInit(buf.mem, nodeId);
-  return { dmaAddr: buf.dmaAddr, micAddr, mem: buf.mem };
+  bootparamInit(page.mem, nodeId);
+  return { dmaAddr: page.offset, micAddr, mem: page.mem };
 }
 
 /** Undoes {@link hostDpInit}: unmaps and frees the page (`mic_dp_uninit`). */
 export function hostDpUninit(host: X100HostView, dp: DevicePage): void {
   host.smpt.unmap(dp.micAddr, MIC_DP_SIZE);
-  host.freeDma(dp.dmaAddr);
+  hostRam(host).free(dp.dmaAddr);
 }
 
 /**

@@ -11,6 +11,7 @@ import type { Memory } from '@mic/memory';
 import { DmaMappingCounts } from '@mic/bus-core';
 import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100HostView } from '@mic/x100';
+import { hostRam } from './host-ram.js';
 
 interface Allocation {
   readonly buf: DmaBuffer;
@@ -72,16 +73,17 @@ export class HostDmaMapOps implements DmaMapOps {
         },
       );
     }
-    const host = this.#host.allocDma(size, size >= 4096 ? 4096 : 64);
+    const ram = hostRam(this.#host);
+    const piece = ram.alloc(size, size >= 4096 ? 4096 : 64);
     let dmaAddr: number;
     try {
-      dmaAddr = this.#host.smpt.map(host.dmaAddr, size);
+      dmaAddr = this.#host.smpt.map(piece.offset, size);
     } catch (err) {
-      this.#host.freeDma(host);
+      ram.free(piece.offset);
       throw err;
     }
-    const buf: DmaBuffer = Object.freeze({ va: host.mem, dmaAddr, size });
-    this.#buffers.set(dmaAddr, { buf, hostAddr: host.dmaAddr });
+    const buf: DmaBuffer = Object.freeze({ va: piece.mem, dmaAddr, size });
+    this.#buffers.set(dmaAddr, { buf, hostAddr: piece.offset });
     return buf;
   }
 
@@ -99,7 +101,7 @@ export class HostDmaMapOps implements DmaMapOps {
     }
     this.#buffers.delete(entry.buf.dmaAddr);
     this.#host.smpt.unmap(entry.buf.dmaAddr, entry.buf.size);
-    this.#host.freeDma(entry.hostAddr);
+    hostRam(this.#host).free(entry.hostAddr);
   }
 
   /**

@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { MIC_DP_SIZE, MIC_DPHI_SPAD, MIC_DPLO_SPAD, MIC_MAGIC, readBootparam } from '@mic/mic-common';
 import { X100_SMPT, X100Hardware, X100HostView } from '@mic/x100';
-import { hostDpInit, hostDpUninit, writeDpAddress } from '../src/index.js';
+import { hostDpInit, hostDpUninit, writeDpAddress, hostRam } from '../src/index.js';
 
 function bareHost(): X100HostView {
   return new X100HostView(X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 }), {
@@ -22,7 +22,7 @@ describe('the host device page', () => {
     expect(host.dmaWindow(dp.dmaAddr, 4).loadU32(0)).toBe(MIC_MAGIC);
     expect(readBootparam(dp.mem)).toMatchObject({ magic: MIC_MAGIC, nodeId: 3, h2cConfigDb: -1 });
     hostDpUninit(host, dp);
-    expect(host.dmaBytesInUse).toBe(0);
+    expect(hostRam(host).usedBytes).toBe(0);
     expect(host.smpt.entries().every((e) => e.refCount === 0)).toBe(true);
   });
 
@@ -34,7 +34,7 @@ describe('the host device page', () => {
     // Every SMPT entry taken by a 16 GiB page the device page is not in.
     for (let i = 1; i <= X100_SMPT.NUM_REG; i++) host.smpt.map(i * X100_SMPT.PAGE_SIZE, 64);
     expect(() => hostDpInit(host, 1)).toThrow(expect.objectContaining({ code: 'ENOSPC' }));
-    expect(host.dmaBytesInUse).toBe(0);
+    expect(hostRam(host).usedBytes).toBe(0);
   });
 
   it('publishes its card address in SPAD14 (low 32 bits) and SPAD15 (high)', () => {

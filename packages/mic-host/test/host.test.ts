@@ -25,6 +25,7 @@ import {
   MicHostDriver,
   aperBarAddress,
   mmioBarAddress,
+  hostRam,
 } from '../src/index.js';
 import { BOOT, type HostRig, bootedRig, closeRig, hostRig, makeBuses } from './helpers.js';
 
@@ -128,12 +129,12 @@ describe('MicHost probe and remove', () => {
       len: r.platform.hardware.config.cardMemorySize,
     });
     expect(r.mic.mmio.pa).toBe(mmioBarAddress(2));
-    expect(r.platform.host.dmaBytesInUse).toBe(4096);
+    expect(hostRam(r.platform.host).usedBytes).toBe(4096);
     expect(smptRefs(r)).toBe(4096);
 
     await r.mic.remove();
     expect(r.buses.cosm.devices()).toEqual([]);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
     expect(smptRefs(r)).toBe(0);
     expect(r.mic.dp).toBeUndefined();
     expect(r.driver.hosts).toEqual([]);
@@ -155,7 +156,7 @@ describe('MicHost probe and remove', () => {
     expect(r.platform.card).toBeUndefined();
     expect(r.platform.cardState).not.toBe(X100_CARD_STATE.RUNNING);
     expect(r.platform.host.interruptEnableMask()).toBe(0);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
     expect(smptRefs(r)).toBe(0);
   });
 });
@@ -182,7 +183,7 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     await r.mic.remove();
     expect(calls).toEqual(['probe cosm-dev0', 'remove cosm-dev0']);
     for (const bus of Object.values(buses)) expect(bus.devices()).toEqual([]);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
   });
 
   it('registers DMA, SCIF and VOP in that order with the kernel fields, loads the firmware and boots the card', async () => {
@@ -406,7 +407,7 @@ describe('the host DMA map ops', () => {
       err = e;
     }
     expect(isMicError(err, 'ENOMEM')).toBe(true);
-    expect(r.platform.host.dmaBytesInUse).toBe(4096);
+    expect(hostRam(r.platform.host).usedBytes).toBe(4096);
     expect(smptRefs(r)).toBe(4096);
   });
 });

@@ -3,9 +3,8 @@
  * registers, doorbells, scratchpads, interrupt lines, the DMA engine) on two platforms,
  * `inProcess` and `worker`. It imports no bus and no driver.
  */
-export { RangeAllocator } from './allocator.js';
 export { X100CardView } from './card-view.js';
-export type { CardBuffer, X100CardViewOptions } from './card-view.js';
+export type { X100CardViewOptions } from './card-view.js';
 export {
   X100_APICICR_SEND,
   X100_BAR,
@@ -71,7 +70,7 @@ export type {
   X100HardwareOptions,
 } from './hardware.js';
 export { X100HostView } from './host-view.js';
-export type { DmaBuffer, X100HostViewOptions, X100PciId } from './host-view.js';
+export type { X100HostViewOptions, X100PciId } from './host-view.js';
 export { InterruptLine, IrqController } from './irq.js';
 export type {
   InterruptLineLayout,

@@ -1,6 +1,30 @@
 import type { Memory } from '@mic/memory';
 import type { X100HostView, X100Platform } from '../src/index.js';
 
+/** A zeroed piece of host RAM for a test. */
+export interface HostBuffer {
+  /** Host DMA address (offset in host RAM), never in the first page. */
+  readonly dmaAddr: number;
+  readonly size: number;
+  readonly mem: Memory;
+}
+
+const nextHostAddr = new WeakMap<X100HostView, number>();
+
+/**
+ * A zeroed piece of host RAM: the tests' own bump allocator per host view (allocating host RAM is
+ * the host OS's business, `@mic/mic-host` does it; the hardware only has the RAM). Pieces are
+ * never given back; the first page is never handed out.
+ * @throws MicError EFAULT when host RAM is exhausted
+ */
+export function hostBuffer(host: X100HostView, size: number, align = 64): HostBuffer {
+  const dmaAddr = Math.ceil((nextHostAddr.get(host) ?? 4096) / align) * align;
+  const mem = host.dmaWindow(dmaAddr, size);
+  mem.fill(0, size, 0);
+  nextHostAddr.set(host, dmaAddr + size);
+  return { dmaAddr, size, mem };
+}
+
 /** Where the platform tests' card code lives. */
 export const ECHO_CARD = new URL('./fixtures/card-echo.mjs', import.meta.url);
 
@@ -39,7 +63,7 @@ export function publishPage(host: X100HostView, micAddr: number): void {
 export function prepareHost(platform: X100Platform, nodeId = 1): SharedPage {
   const { host } = platform;
   host.enableInterrupts();
-  const buf = host.allocDma(PAGE.SIZE, 4096);
+  const buf = hostBuffer(host, PAGE.SIZE, 4096);
   const micAddr = host.smpt.map(buf.dmaAddr, PAGE.SIZE);
   buf.mem.writeU8(PAGE.NODE_ID, nodeId);
   buf.mem.storeU32(PAGE.MARK, PAGE_MARK);

@@ -11,7 +11,7 @@ import {
   smptReg,
   smptRegValue,
 } from '../src/index.js';
-import { PAGE_SPAD, flush, prepareHost } from './helpers.js';
+import { flush, hostBuffer, PAGE_SPAD, prepareHost } from './helpers.js';
 
 let platform: InProcessPlatform | undefined;
 afterEach(async () => {
@@ -216,16 +216,15 @@ describe('in-process interrupts', () => {
   it('gives card code the card address of its own memory, which the host reaches through the aperture', async () => {
     const p = make();
     const card = await bootBare(p);
-    const buf = card.allocPages(8192);
-    expect(buf.addr % 4096).toBe(0);
-    expect(card.physAddrOf(buf.mem.window(100, 4))).toBe(buf.addr + 100);
-    buf.mem.writeU32(100, 0xfeed);
-    expect(p.host.apertureWindow(buf.addr + 100, 4).readU32(0)).toBe(0xfeed);
-    expect(() => card.physAddrOf(p.host.allocDma(8).mem)).toThrow(
+    const addr = 0x3000;
+    const mem = card.memory.window(addr, 8192);
+    expect(card.physAddrOf(mem)).toBe(addr);
+    expect(card.physAddrOf(mem.window(100, 4))).toBe(addr + 100);
+    mem.writeU32(100, 0xfeed);
+    expect(p.host.apertureWindow(addr + 100, 4).readU32(0)).toBe(0xfeed);
+    expect(() => card.physAddrOf(hostBuffer(p.host, 8).mem)).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
-    card.freePages(buf);
-    expect(card.allocPages(4096).addr).toBe(buf.addr);
   });
 
   it('rejects doorbells the other side does not have, -1 ("none" in a device page) among them', async () => {
@@ -347,7 +346,7 @@ describe('in-process boot and reset', () => {
     const clock = new VirtualClock();
     const p = make({ clock, resetDelayMs: 1000 });
     const dp = prepareHost(p);
-    const buf = p.host.allocDma(64);
+    const buf = hostBuffer(p.host, 64);
     const micAddr = p.host.smpt.map(buf.dmaAddr + 5 * X100_SMPT.PAGE_SIZE, 64);
     const entry = Math.floor((micAddr - X100_SMPT.BASE) / X100_SMPT.PAGE_SIZE);
     expect(p.host.mmio.read32(smptReg(entry))).toBe(smptRegValue(5 * X100_SMPT.PAGE_SIZE));

@@ -11,7 +11,16 @@ import {
   createWorkerPlatform,
 } from '../src/index.js';
 import { cardMain } from './fixtures/card-echo.mjs';
-import { ECHO_CARD, PAGE, PAGE_SPAD, eventually, prepareHost, publishPage, unmapPage } from './helpers.js';
+import {
+  ECHO_CARD,
+  eventually,
+  hostBuffer,
+  PAGE,
+  PAGE_SPAD,
+  prepareHost,
+  publishPage,
+  unmapPage,
+} from './helpers.js';
 
 interface Setup {
   readonly name: string;
@@ -70,7 +79,7 @@ describe.each(setups)('the $name platform', (setup) => {
   it('a card cannot read host memory that no SMPT entry maps', async () => {
     const p = make();
     const dp = prepareHost(p);
-    const buf = p.host.allocDma(256);
+    const buf = hostBuffer(p.host, 256);
     buf.mem.write(0, Uint8Array.from([1, 2, 3]));
     const card = await p.startCard();
     // entry 0 is mapped (the device page); entry 1 is not
@@ -95,12 +104,12 @@ describe.each(setups)('the $name platform', (setup) => {
   it('moves bytes both ways: card writes through the SMPT, host writes through the aperture', async () => {
     const p = make();
     prepareHost(p);
-    const buf = p.host.allocDma(64);
+    const buf = hostBuffer(p.host, 64);
     const micAddr = p.host.smpt.map(buf.dmaAddr, 64);
     const card = await p.startCard();
     await card.call('writeHost', micAddr + 8, [9, 8, 7]);
     expect([...buf.mem.bytes(8, 3)]).toEqual([9, 8, 7]);
-    const local = (await card.call('allocPages', 4096)) as number;
+    const local = 0x5000; // a page of card memory nobody else uses
     p.host.apertureWindow(local, 16).write(4, Uint8Array.from([5, 6]));
     expect(await card.call('readLocal', local + 4, 2)).toEqual([5, 6]);
     await card.call('writeLocal', local, [42]);
