@@ -6,7 +6,7 @@ import { VopBus } from '@mic/vop-bus';
 import {
   type InProcessPlatform,
   type WorkerPlatform,
-  type X100CardHandle,
+  type CardDebugHandle,
   type X100CardView,
   type X100Platform,
   createInProcessPlatform,
@@ -105,7 +105,7 @@ export function bareRig(): Promise<BareRig> {
 /** A worker platform whose card code (card-main.mjs) probes mic-card in the card's thread. */
 export interface WorkerRig extends HostSide {
   readonly platform: WorkerPlatform;
-  readonly handle: X100CardHandle;
+  readonly handle: CardDebugHandle;
 }
 
 /** Boots a worker card running card-main.mjs with `cardData`. */

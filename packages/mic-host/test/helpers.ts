@@ -5,7 +5,7 @@ import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
 import { MIC_DP_SIZE } from '@mic/mic-common';
 import {
-  type X100CardHandle,
+  type CardDebugHandle,
   type X100Platform,
   createInProcessPlatform,
   createWorkerPlatform,
@@ -44,7 +44,7 @@ export function makePlatform(kind: PlatformKind): X100Platform {
  * call into the card code (in the card's worker on `worker`); memory comes back as offsets into
  * the shared card memory or host RAM, viewed here.
  */
-export function cardPeer(platform: X100Platform, handle: X100CardHandle): ClosableLinkPeer {
+export function cardPeer(platform: X100Platform, handle: CardDebugHandle): ClosableLinkPeer {
   const hw = platform.hardware;
   return {
     async ring(db) {
@@ -93,7 +93,7 @@ export interface HostRig {
 
 /** A rig whose card was started and has booted the peer card code. */
 export interface BootedRig extends HostRig {
-  readonly handle: X100CardHandle;
+  readonly handle: CardDebugHandle;
   readonly peer: ClosableLinkPeer;
 }
 

@@ -27,7 +27,7 @@ import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
 import { X100_CARD_SOURCES } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
-import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import type { MmioRegisters } from './mmio.js';
 import { viewOffset } from './views.js';
 
@@ -157,7 +157,7 @@ export class X100CardView {
    * may share a source; they run asynchronously after the source is raised.
    * @throws MicError EINVAL for another source, ENODEV after a reset
    */
-  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+  requestIrq(src: number, handler: InterruptSourceHandler, name = ''): IrqCookie {
     this.#live();
     return this.#irq.requestIrq(src, handler, name);
   }

@@ -34,7 +34,7 @@ import type { Spad2 } from './constants.js';
 import { X100_HOST_SOURCES } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
-import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import type { MmioRegisters } from './mmio.js';
 import { SmptTable } from './smpt.js';
 import { viewOffset } from './views.js';
@@ -164,7 +164,7 @@ export class X100HostView {
    * once per delivery, and only while the source is enabled (see {@link enableInterrupts}).
    * @throws MicError EINVAL for another source
    */
-  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+  requestIrq(src: number, handler: InterruptSourceHandler, name = ''): IrqCookie {
     return this.#irq.requestIrq(src, handler, name);
   }
 

@@ -77,20 +77,13 @@ export type {
   IrqControllerOptions,
   IrqCookie,
   IrqDelivery,
-  IrqHandler,
+  InterruptSourceHandler,
   X100Side,
 } from './irq.js';
 export { MmioMemory, MmioRegisters } from './mmio.js';
 export type { MmioWriteHandler } from './mmio.js';
-export type {
-  CardMain,
-  CardMethod,
-  CardMethods,
-  X100CardHandle,
-  X100Platform,
-  X100PlatformKind,
-  X100PlatformOptions,
-} from './platform.js';
+export type { CardDebugHandle, CardDebugMethod, CardDebugMethods } from './debug-channel.js';
+export type { CardMain, X100Platform, X100PlatformKind, X100PlatformOptions } from './platform.js';
 export { createInProcessPlatform } from './platform-in-process.js';
 export type { InProcessPlatform, InProcessPlatformOptions } from './platform-in-process.js';
 export { createWorkerPlatform } from './platform-worker.js';
