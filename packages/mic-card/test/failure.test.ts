@@ -203,7 +203,7 @@ describe('card probe (mic_driver_init) with a failure injected at each step', ()
     async (step, at) => {
       const w = await makeWorld();
       world = w;
-      const dp = w.rig.host.dp!.mem;
+      const dp = w.rig.host.dp.mem;
       if (step === 'device page') dp.storeU32(0, 0xdeadbeef);
       w.inject = step;
       const driver = await MicCardDriver.init();
