@@ -100,6 +100,10 @@ if (job === 'demo') {
 }
 
 if (job === 'test') {
+  must('dependency and layering check (scripts/check-deps.mjs)', process.execPath, [
+    join(root, 'scripts', 'check-deps.mjs'),
+  ]);
+  must('dependency check self-test', process.execPath, [join(root, 'scripts', 'check-deps.mjs'), '--self-test']);
   pnpm('typecheck and lint', ['exec', 'turbo', 'run', 'typecheck', 'lint', '--output-logs=errors-only']);
   step('tests (jest, all packages)');
   mkdirSync(join(root, 'reports'), { recursive: true });
