@@ -8,7 +8,9 @@
 // - every entry of `dependencies` must be imported by `src/`, every entry of `devDependencies` by
 //   something (an entry only the tests use belongs in `devDependencies`);
 // - `tsconfig.json` references exactly the workspace packages in `dependencies` (the build order);
-// - no import crosses a forbidden edge of the table below.
+// - no import crosses a forbidden edge of the table below;
+// - docs/architecture.md has one row per package in its table of edges, listing exactly its
+//   workspace `dependencies` and `devDependencies`.
 // Exits 1 with one line per finding. `--self-test` checks the checker on a made-up workspace.
 //
 // Usage: node scripts/check-deps.mjs [--self-test]
@@ -291,6 +293,54 @@ export function checkWorkspace(root) {
   return findings;
 }
 
+/** Splits a table cell of package names (`—` for none) into short names. */
+function namesIn(cell) {
+  const text = cell.replace(/`/g, '').trim();
+  if (text === '' || text === '—' || text === '-') return [];
+  return text
+    .split(',')
+    .map((n) => n.trim().replace(/^@mic\//, ''))
+    .filter((n) => n !== '');
+}
+
+/** Findings for the table of edges in docs/architecture.md against the packages' declarations. */
+export function checkArchitectureDoc(root) {
+  const doc = join(root, 'docs', 'architecture.md');
+  if (!existsSync(doc)) return [`docs/architecture.md is missing`];
+  const rows = new Map();
+  for (const line of readFileSync(doc, 'utf8').split('\n')) {
+    const m = /^\|\s*`(@[^`]+)`/.exec(line);
+    if (!m) continue;
+    const cells = line.split('|').map((c) => c.trim());
+    rows.set(m[1], { deps: namesIn(cells[3] ?? ''), devDeps: namesIn(cells[4] ?? '') });
+  }
+  const findings = [];
+  const short = (deps) =>
+    Object.keys(deps ?? {})
+      .filter((d) => d.startsWith(`@${SCOPE}/`))
+      .map((d) => d.slice(SCOPE.length + 2));
+  const same = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
+  const packages = workspacePackages(root);
+  for (const p of packages) {
+    const deps = short(p.pkg.dependencies);
+    const devDeps = short(p.pkg.devDependencies);
+    const row = rows.get(p.name);
+    const want = `depends on: ${deps.join(', ') || '—'}; tests also use: ${devDeps.join(', ') || '—'}`;
+    if (!row) findings.push(`docs/architecture.md: the table of edges has no row for ${p.name} (${want})`);
+    else if (!same(row.deps, deps) || !same(row.devDeps, devDeps)) {
+      findings.push(`docs/architecture.md: the row of ${p.name} does not match its package.json (${want})`);
+    }
+  }
+  for (const name of rows.keys()) {
+    if (!packages.some((p) => p.name === name)) {
+      findings.push(
+        `docs/architecture.md: the table of edges has a row for ${name}, which is not a workspace package`,
+      );
+    }
+  }
+  return findings;
+}
+
 /** Builds a made-up workspace with one violation of each kind and checks each is reported. */
 function selfTest() {
   const root = mkdtempSync(join(tmpdir(), 'check-deps-'));
@@ -331,7 +381,17 @@ function selfTest() {
     write('packages/mic-card/package.json', pkg('mic-card', {}, { '@mic/mic-host': 'w' }));
     write('packages/mic-card/test/t.test.ts', "const m = await import('@mic/mic-host');\n");
     write('packages/mic-host/package.json', pkg('mic-host'));
-    const got = checkWorkspace(root);
+    write(
+      'docs/architecture.md',
+      [
+        '| package | layer | depends on (src) | tests also use |',
+        '| --- | --- | --- | --- |',
+        '| `@mic/errors` | leaf | — | — |',
+        '| `@mic/x100` | hw | errors | — |',
+        '| `@mic/gone` | old | — | — |',
+      ].join('\n'),
+    );
+    const got = [...checkWorkspace(root), ...checkArchitectureDoc(root)];
     const expected = [
       '@mic/x100: declares @mic/mic-common in dependencies, but nothing imports it',
       '@mic/x100: tsconfig.json does not reference',
@@ -340,6 +400,12 @@ function selfTest() {
       '@mic/bus-core: packages/bus-core/src/index.ts imports @mic/x100, which is not in its dependencies (it is a devDependency',
       '@mic/bus-core: packages/bus-core/src/index.ts imports @mic/x100, a forbidden edge',
       '@mic/mic-card: packages/mic-card/test/t.test.ts imports @mic/mic-host, a forbidden edge',
+      'docs/architecture.md: the row of @mic/x100 does not match its package.json (depends on: errors, mic-common',
+      'docs/architecture.md: the table of edges has no row for @mic/mic-common',
+      'docs/architecture.md: the table of edges has no row for @mic/bus-core',
+      'docs/architecture.md: the table of edges has no row for @mic/mic-card',
+      'docs/architecture.md: the table of edges has no row for @mic/mic-host',
+      'docs/architecture.md: the table of edges has a row for @mic/gone',
     ];
     const missing = expected.filter((e) => !got.some((g) => g.startsWith(e)));
     const unexpected = got.filter((g) => !expected.some((e) => g.startsWith(e)));
@@ -359,7 +425,7 @@ function selfTest() {
 function main() {
   if (process.argv.includes('--self-test')) process.exit(selfTest());
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const findings = checkWorkspace(root);
+  const findings = [...checkWorkspace(root), ...checkArchitectureDoc(root)];
   if (findings.length > 0) {
     process.stderr.write(
       `Dependency check failed: declared dependencies must equal imports, and the layering of docs/architecture.md must hold (scripts/check-deps.mjs):\n${findings.map((f) => `  ${f}`).join('\n')}\n`,
