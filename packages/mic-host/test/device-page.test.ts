@@ -2,14 +2,9 @@
 // bare x100 host view.
 import { describe, expect, it } from '@jest/globals';
 import { MIC_DP_SIZE, MIC_DPHI_SPAD, MIC_DPLO_SPAD, MIC_MAGIC, readBootparam } from '@mic/mic-common';
-import { X100_SMPT, X100Hardware, X100HostView } from '@mic/x100';
+import { X100_SMPT } from '@mic/x100';
 import { hostDpInit, hostDpUninit, writeDpAddress, hostRam } from '../src/index.js';
-
-function bareHost(): X100HostView {
-  return new X100HostView(X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 }), {
-    delivery: 'microtask',
-  });
-}
+import { bareHost } from './helpers.js';
 
 describe('the host device page', () => {
   it('is a page of host RAM mapped through the SMPT with mic_bootparam initialised, and goes away again', () => {

@@ -7,6 +7,8 @@ import { MIC_DP_SIZE } from '@mic/mic-common';
 import {
   type CardDebugHandle,
   type X100Platform,
+  X100Hardware,
+  X100HostView,
   createInProcessPlatform,
   createWorkerPlatform,
 } from '@mic/x100';
@@ -26,6 +28,12 @@ export const BOOT: CosmBootConfig = Object.freeze({
 
 export type PlatformKind = 'inProcess' | 'worker';
 export const PLATFORMS: readonly PlatformKind[] = ['inProcess', 'worker'];
+
+/** A host view of 1 MiB of host RAM on bare hardware (no platform, no card code). */
+export function bareHost(): X100HostView {
+  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+  return new X100HostView(hw, { delivery: 'microtask' });
+}
 
 /** Fresh buses, as the kernel's global buses. */
 export function makeBuses(): MicHostBuses {

@@ -1,12 +1,7 @@
 // The host RAM allocator of mic-host (the host OS's kzalloc / __get_free_pages over the x100's RAM).
 import { describe, expect, it } from '@jest/globals';
-import { X100Hardware, X100HostView } from '@mic/x100';
 import { hostRam } from '../src/index.js';
-
-function bareHost(): X100HostView {
-  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
-  return new X100HostView(hw, { delivery: 'microtask' });
-}
+import { bareHost } from './helpers.js';
 
 describe('hostRam', () => {
   it('is one allocator per host view, handing out zeroed pieces that are never at DMA address 0', () => {
