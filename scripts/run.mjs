@@ -100,18 +100,27 @@ if (job === 'demo') {
 }
 
 if (job === 'test') {
+  must('dependency and layering check (scripts/check-deps.mjs)', process.execPath, [
+    join(root, 'scripts', 'check-deps.mjs'),
+  ]);
+  must('dependency check self-test', process.execPath, [join(root, 'scripts', 'check-deps.mjs'), '--self-test']);
   pnpm('typecheck and lint', ['exec', 'turbo', 'run', 'typecheck', 'lint', '--output-logs=errors-only']);
   step('tests (jest, all packages)');
   mkdirSync(join(root, 'reports'), { recursive: true });
   const reportPath = join(root, 'reports', 'jest.json');
-  const status = run(process.execPath, [
-    '--experimental-vm-modules',
-    '--no-warnings=ExperimentalWarning',
-    join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
-    '--json',
-    `--outputFile=${reportPath}`,
-    ...process.argv.slice(3),
-  ]);
+  const status = run(
+    process.execPath,
+    [
+      '--experimental-vm-modules',
+      '--no-warnings=ExperimentalWarning',
+      join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
+      '--json',
+      `--outputFile=${reportPath}`,
+      ...process.argv.slice(3),
+    ],
+    // setup() has just built every package: jest.global-setup.js need not run turbo again.
+    { env: { ...env, MIC_JEST_BUILD: '0' } },
+  );
   const counted = summarize(reportPath);
   process.exit(status !== 0 ? status : counted);
 }

@@ -17,7 +17,7 @@
  * @see drivers/misc/mic/bus/vop_bus.c
  * @see drivers/misc/mic/bus/mic_bus.c
  */
-import { MicError, isMicError } from '@mic/errors';
+import { MicError, isMicError, errorMessage } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { AsyncMutex } from './mutex.js';
 
@@ -90,7 +90,7 @@ interface Entry<D, Drv> {
 
 function wrap(err: unknown, message: string, details: Record<string, unknown>): MicError {
   const code = isMicError(err) ? err.code : 'EIO';
-  const why = err instanceof Error ? err.message : String(err);
+  const why = errorMessage(err);
   return new MicError(code, `${message}: ${why}`, { cause: err, details });
 }
 

@@ -5,12 +5,7 @@
  *
  * @see include/linux/dma-mapping.h (`dma_map_single`, `dma_unmap_single`)
  */
-import { MicError } from '@mic/errors';
-
-/** An address for messages: `0x…` for a finite number, else the value as given. */
-export function formatAddr(addr: unknown): string {
-  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
-}
+import { MicError, formatAddr } from '@mic/errors';
 
 /** Live `mapSingle` mappings, counted per address and length. */
 export class DmaMappingCounts {

@@ -1,12 +1,13 @@
 /**
- * Types that cross from a bus to the hardware driver below it, shared by every MIC bus. They are
- * generic in the memory view type `M` because this package does not depend on `@mic/memory`; each
- * bus package re-exports them specialised to `Memory` (`MicMw = CoreMicMw<Memory>`).
+ * Types that cross from a bus to the hardware driver below it, shared by every MIC bus (each bus
+ * package re-exports the ones its devices carry). Memory is always reached through the
+ * `@mic/memory` seam.
  *
  * @see include/linux/mic_bus.h
  * @see drivers/misc/mic/bus/vop_bus.h
  * @see drivers/misc/mic/bus/scif_bus.h
  */
+import type { Memory } from '@mic/memory';
 
 /** Doorbell number meaning "none / do not ring" (doorbells are `__s8` in the device page). */
 export const NO_DOORBELL = -1;
@@ -60,9 +61,9 @@ export interface MicIrq {
  *
  * @see include/linux/mic_bus.h `struct mic_mw`
  */
-export interface MicMw<M> {
+export interface MicMw {
   readonly pa: number;
-  readonly va: M;
+  readonly va: Memory;
   readonly len: number;
 }
 
@@ -70,8 +71,8 @@ export interface MicMw<M> {
  * A buffer from {@link DmaMapOps.alloc}: the CPU view `va` and the DMA address `dmaAddr` at which
  * the other side of the link (and the DMA engine) reaches the same bytes.
  */
-export interface DmaBuffer<M> {
-  readonly va: M;
+export interface DmaBuffer {
+  readonly va: Memory;
   readonly dmaAddr: number;
   readonly size: number;
 }
@@ -98,13 +99,13 @@ export interface DmaBuffer<M> {
  *
  * @see drivers/misc/mic/host/mic_boot.c `_mic_dma_ops`, `__mic_dma_ops`
  */
-export interface DmaMapOps<M> {
+export interface DmaMapOps {
   /** Allocates and maps zeroed memory (kernel: `__get_free_pages` + `dma_map_single`). */
-  alloc(size: number): DmaBuffer<M>;
+  alloc(size: number): DmaBuffer;
   /** Unmaps and frees a buffer from {@link alloc}. */
-  free(buf: DmaBuffer<M>): void;
+  free(buf: DmaBuffer): void;
   /** Maps existing memory and returns its DMA address (`dma_map_single`). */
-  mapSingle(va: M): number;
+  mapSingle(va: Memory): number;
   /** Undoes a {@link mapSingle} (`dma_unmap_single`). */
   unmapSingle(dmaAddr: number, size: number): void;
 }

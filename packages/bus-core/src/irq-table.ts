@@ -14,7 +14,7 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
  */
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import { IRQ_RETURN, type IrqHandler, type MicIrq } from './hw.js';
 
@@ -129,7 +129,7 @@ export class ThreadedIrqTable<T extends string, C = unknown> {
                   type,
                   num,
                   name: cookie.name,
-                  error: err instanceof Error ? err.message : String(err),
+                  error: errorMessage(err),
                 });
               }
             });

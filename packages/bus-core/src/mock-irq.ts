@@ -5,14 +5,16 @@
  * @see drivers/misc/mic/host/mic_intr.c `mic_next_db`, `mic_request_threaded_irq`
  * @see drivers/misc/mic/card/mic_device.c `mic_next_card_db`, `mic_request_card_irq`
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
+import { CardDoorbellAllocator, HostDoorbellAllocator } from './doorbells.js';
 import { IRQ_RETURN, type IrqHandler, type MicIrq } from './hw.js';
 
 /**
  * How `nextDb` picks a doorbell: the x100 host hands them out round-robin
- * (`next_avail_src++ % n`); the card picks the one with the fewest handlers, the lowest index on
- * a tie.
+ * (`next_avail_src++ % n`, {@link HostDoorbellAllocator}); the card picks the one with the fewest
+ * handlers, the lowest index on a tie ({@link CardDoorbellAllocator}). The mocks use the drivers'
+ * allocators, so both pick the same doorbells.
  */
 export const DOORBELL_POLICY = {
   ROUND_ROBIN: 'round-robin',
@@ -81,7 +83,8 @@ export class MockIrqLines {
   readonly #log: Logger;
   readonly #lines: Request[][];
   readonly #latched: number[] = [];
-  #nextAvail = 0;
+  /** The policy's allocator; the least-used one counts the requests on its lines. */
+  readonly #doorbells: HostDoorbellAllocator | CardDoorbellAllocator;
   #outstanding = 0;
   #scheduled = false;
   #delivered = 0;
@@ -90,23 +93,20 @@ export class MockIrqLines {
 
   constructor(options: MockIrqLinesOptions) {
     const { count } = options;
-    if (!Number.isInteger(count) || count < 1 || count > 64) {
-      throw new MicError('EINVAL', `interrupt line count ${String(count)} is not an integer in [1, 64]`);
-    }
+    checkInt('interrupt line count', count, 1, 64);
     const policy = options.policy ?? DOORBELL_POLICY.ROUND_ROBIN;
     if (policy !== DOORBELL_POLICY.ROUND_ROBIN && policy !== DOORBELL_POLICY.LEAST_USED) {
       throw new MicError('EINVAL', `doorbell policy ${String(policy)} is not round-robin or least-used`);
     }
     this.count = count;
     const allocatable = options.allocatable ?? count;
-    if (!Number.isInteger(allocatable) || allocatable < 1 || allocatable > count) {
-      throw new MicError(
-        'EINVAL',
-        `allocatable doorbell count ${String(allocatable)} is not in [1, ${count}]`,
-      );
-    }
+    checkInt('allocatable doorbell count', allocatable, 1, count);
     this.allocatable = allocatable;
     this.policy = policy;
+    this.#doorbells =
+      policy === DOORBELL_POLICY.ROUND_ROBIN
+        ? new HostDoorbellAllocator(allocatable)
+        : new CardDoorbellAllocator(allocatable);
     this.autoClear = options.autoClear ?? false;
     this.#name = options.name ?? 'interrupt lines';
     this.#log = options.logger ?? nullLogger;
@@ -115,16 +115,7 @@ export class MockIrqLines {
 
   /** Picks a doorbell to listen on, by {@link policy}. */
   nextDb(): number {
-    if (this.policy === DOORBELL_POLICY.ROUND_ROBIN) {
-      const db = this.#nextAvail % this.allocatable;
-      this.#nextAvail++;
-      return db;
-    }
-    let best = 0;
-    for (let i = 1; i < this.allocatable; i++) {
-      if (this.#lines[i]!.length < this.#lines[best]!.length) best = i;
-    }
-    return best;
+    return this.#doorbells.next();
   }
 
   /** Handlers installed on line `src` (the card's `irq_usage_count`). */
@@ -159,6 +150,7 @@ export class MockIrqLines {
       threadFn: (threadFn ?? null) as IrqHandler<never> | null,
       data,
     });
+    this.#counted(src)?.use(src);
     return cookie;
   }
 
@@ -180,6 +172,13 @@ export class MockIrqLines {
       );
     }
     line.splice(at, 1);
+    this.#counted(src)?.release(src);
+  }
+
+  /** The least-used allocator when it counts the users of line `src`. */
+  #counted(src: number): CardDoorbellAllocator | undefined {
+    const doorbells = this.#doorbells;
+    return doorbells instanceof CardDoorbellAllocator && src < doorbells.count ? doorbells : undefined;
   }
 
   /** Raises line `src`: its handlers run in a later task. Throws `EINVAL` for a bad line. */

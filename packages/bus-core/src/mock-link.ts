@@ -10,14 +10,15 @@ import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import type { IrqHandler, MicIrq } from './hw.js';
 import { DOORBELL_POLICY, type DoorbellPolicy, MockIrqLines } from './mock-irq.js';
-import { type MockMemoryView, MockRemapper, type MockRemapRegion } from './mock-mem.js';
-import { X100_CARD_ALLOC_DOORBELLS, X100_CARD_DOORBELLS, X100_HOST_DOORBELLS } from './x100.js';
+import type { Memory } from '@mic/memory';
+import { MockRemapper, type MockRemapRegion } from './mock-mem.js';
+import { MOCK_CARD_ALLOC_DOORBELLS, MOCK_CARD_DOORBELLS, MOCK_HOST_DOORBELLS } from './mock-defaults.js';
 
 /** Options of a {@link MockLinkEnd}. */
-export interface MockLinkEndOptions<M> {
+export interface MockLinkEndOptions {
   /** Which side these ops play. */
   readonly role: 'host' | 'card';
-  /** Local doorbells (default: host 4, card 16, as on x100). */
+  /** Local doorbells (default: host {@link MOCK_HOST_DOORBELLS}, card {@link MOCK_CARD_DOORBELLS}). */
   readonly doorbells?: number;
   /** How `nextDb` picks (default: host round-robin, card least-used, as on x100). */
   readonly policy?: DoorbellPolicy;
@@ -27,7 +28,7 @@ export interface MockLinkEndOptions<M> {
    */
   readonly autoClear?: boolean;
   /** What `remap` reaches (default: nothing, every `remap` fails with `EFAULT`). */
-  readonly remap?: readonly MockRemapRegion<M>[];
+  readonly remap?: readonly MockRemapRegion[];
   /** Where exceptions thrown by handlers are logged. */
   readonly logger?: Logger;
 }
@@ -36,21 +37,21 @@ export interface MockLinkEndOptions<M> {
  * One side of a mock link, for the bus named by `bus` (`scif`, `vop`): alone, `sendIntr` only
  * records; joined to the other side with {@link join} it also rings it.
  */
-export class MockLinkEnd<M extends MockMemoryView<M>> {
+export class MockLinkEnd {
   /** Which side these ops play. */
   readonly role: 'host' | 'card';
   /** The local doorbells (handler table, usage counts, delivery). */
   readonly lines: MockIrqLines;
   readonly #bus: string;
-  readonly #remapper: MockRemapper<M>;
+  readonly #remapper: MockRemapper;
   readonly #sent: number[] = [];
-  #peer: MockLinkEnd<M> | undefined;
+  #peer: MockLinkEnd | undefined;
 
   /**
    * @param bus - the bus these ops belong to, for names and errors
    * @throws MicError EINVAL for a role other than `host` or `card`
    */
-  constructor(bus: string, options: MockLinkEndOptions<M>) {
+  constructor(bus: string, options: MockLinkEndOptions) {
     const host = options.role === 'host';
     if (!host && options.role !== 'card') {
       throw new MicError('EINVAL', `mock ${bus} role ${String(options.role)} is not host or card`);
@@ -58,8 +59,8 @@ export class MockLinkEnd<M extends MockMemoryView<M>> {
     this.#bus = bus;
     this.role = options.role;
     this.lines = new MockIrqLines({
-      count: options.doorbells ?? (host ? X100_HOST_DOORBELLS : X100_CARD_DOORBELLS),
-      ...(options.doorbells === undefined && !host ? { allocatable: X100_CARD_ALLOC_DOORBELLS } : {}),
+      count: options.doorbells ?? (host ? MOCK_HOST_DOORBELLS : MOCK_CARD_DOORBELLS),
+      ...(options.doorbells === undefined && !host ? { allocatable: MOCK_CARD_ALLOC_DOORBELLS } : {}),
       policy: options.policy ?? (host ? DOORBELL_POLICY.ROUND_ROBIN : DOORBELL_POLICY.LEAST_USED),
       autoClear: options.autoClear ?? host,
       name: `${options.role} ${bus} doorbells`,
@@ -72,7 +73,7 @@ export class MockLinkEnd<M extends MockMemoryView<M>> {
    * Joins a host side and a card side: from now on each one's `sendIntr` rings the other.
    * @throws MicError EINVAL for two sides of the same role
    */
-  protected static join<M extends MockMemoryView<M>>(a: MockLinkEnd<M>, b: MockLinkEnd<M>): void {
+  protected static join(a: MockLinkEnd, b: MockLinkEnd): void {
     if (a.role === b.role) throw new MicError('EINVAL', `cannot join two ${a.role} sides`);
     a.#peer = b;
     b.#peer = a;
@@ -104,11 +105,11 @@ export class MockLinkEnd<M extends MockMemoryView<M>> {
     this.#sent.push(db);
   }
 
-  remap(pa: number, len: number): M {
+  remap(pa: number, len: number): Memory {
     return this.#remapper.remap(pa, len);
   }
 
-  unmap(va: M): void {
+  unmap(va: Memory): void {
     this.#remapper.unmap(va);
   }
 

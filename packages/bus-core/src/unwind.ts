@@ -2,6 +2,7 @@
  * The error path of a multi-step probe: each step that succeeded pushes how to undo it, and a
  * failure (or a remove) undoes them in reverse, as the kernel's `goto err_*` ladders do.
  */
+import { errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 
 /** How to undo one step. */
@@ -18,7 +19,7 @@ export async function unwind(undo: UndoStep[], logger: Logger, what: string): Pr
       await undo.pop()!();
     } catch (err) {
       logger.error(`${what}: an unwind step failed`, {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     }
   }

@@ -1,24 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { MockLinkEnd, type MockLinkEndOptions, type MockMemoryView } from '../src/index.js';
+import { BufferMemory } from '@mic/memory';
+import { MockLinkEnd, type MockLinkEndOptions } from '../src/index.js';
 
-/** A minimal memory view for the remapper. */
-class View implements MockMemoryView<View> {
-  readonly buffer: ArrayBuffer;
-  readonly byteOffset: number;
-  readonly byteLength: number;
-  constructor(buffer: ArrayBuffer, byteOffset: number, byteLength: number) {
-    this.buffer = buffer;
-    this.byteOffset = byteOffset;
-    this.byteLength = byteLength;
-  }
-  window(offset: number, length: number): View {
-    return new View(this.buffer, this.byteOffset + offset, length);
-  }
-  fill(): void {}
-}
-
-class End extends MockLinkEnd<View> {
-  constructor(options: MockLinkEndOptions<View>) {
+class End extends MockLinkEnd {
+  constructor(options: MockLinkEndOptions) {
     super('test', options);
   }
   static connect(a: End, b: End): void {
@@ -56,10 +41,10 @@ describe('MockLinkEnd', () => {
   });
 
   it('remaps inside its regions and counts live mappings', () => {
-    const pool = new View(new ArrayBuffer(4096), 0, 4096);
+    const pool = BufferMemory.allocate(4096);
     const end = new End({ role: 'host', remap: [{ base: 0x1000, pool }] });
     const va = end.remap(0x1100, 16);
-    expect([va.byteOffset, va.byteLength, end.liveMappings]).toEqual([0x100, 16, 1]);
+    expect([(va as BufferMemory).byteOffset, va.byteLength, end.liveMappings]).toEqual([0x100, 16, 1]);
     end.unmap(va);
     expect(end.liveMappings).toBe(0);
     expect(() => end.remap(0x3000, 16)).toThrow(expect.objectContaining({ code: 'EFAULT' }));

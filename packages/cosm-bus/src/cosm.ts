@@ -4,11 +4,7 @@
  *
  * @see drivers/misc/mic/bus/cosm_bus.h
  */
-import type { BusDriver, MicMw as CoreMicMw } from '@mic/bus-core';
-import type { Memory } from '@mic/memory';
-
-/** A memory window `{pa, va, len}` (`struct mic_mw`) over {@link Memory}. */
-export type MicMw = CoreMicMw<Memory>;
+import type { BusDriver, MicMw } from '@mic/bus-core';
 
 /**
  * The boot settings the COSM driver keeps per card (set through sysfs) and hands to

@@ -3,9 +3,9 @@
  */
 import { type Clock, VirtualClock } from '@mic/clock';
 import { MicError } from '@mic/errors';
-import { MOCK_APER_PA } from '@mic/bus-core';
+import { MOCK_APER_PA, type MicMw } from '@mic/bus-core';
 import { BufferMemory } from '@mic/memory';
-import { COSM_FAMILY, type CosmBootConfig, type CosmHwOps, type MicMw } from './cosm.js';
+import { COSM_FAMILY, type CosmBootConfig, type CosmHwOps } from './cosm.js';
 
 /** Options of {@link MockCosmHwOps}. */
 export interface MockCosmHwOpsOptions {

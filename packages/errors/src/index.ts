@@ -91,9 +91,51 @@ export function isMicError(err: unknown, code?: ErrnoCode): err is MicError {
  */
 export function toMicError(err: unknown, code: ErrnoCode, message: string): MicError {
   if (err instanceof MicError) return err;
-  return new MicError(code, `${message}: ${err instanceof Error ? err.message : String(err)}`, {
+  return new MicError(code, `${message}: ${errorMessage(err)}`, {
     cause: err,
   });
+}
+
+/**
+ * A value as error messages show an address: `0x…` for a finite number, else the value as given
+ * (`undefined`, `NaN`, a string), so a message about a bad address still names what it got.
+ *
+ * @example
+ * formatAddr(0x80_0000_0000); // '0x8000000000'
+ */
+export function formatAddr(addr: unknown): string {
+  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
+}
+
+/** The message of a thrown value: `err.message` for an `Error`, else the value as a string. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Throws `EINVAL` naming `what` when `value` is not a positive safe integer (a size, a length).
+ *
+ * @example
+ * checkSize('allocation size', 0); // EINVAL: "allocation size 0 is not a positive integer"
+ */
+export function checkSize(what: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new MicError('EINVAL', `${what} ${String(value)} is not a positive integer`, {
+      details: { [what]: value },
+    });
+  }
+}
+
+/**
+ * Throws `EINVAL` naming `what` when `value` is not a non-negative safe integer (an address, an
+ * offset).
+ */
+export function checkAddr(what: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new MicError('EINVAL', `${what} ${String(value)} is not a non-negative integer`, {
+      details: { [what]: value },
+    });
+  }
 }
 
 /** Throws `EINVAL` naming `what` when `value` is not an integer in `[min, max]`. */

@@ -1,5 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkInt, ERRNO, isMicError, MicError, throwIfAborted, toMicError } from '../src/index.js';
+import {
+  checkAddr,
+  checkInt,
+  checkSize,
+  ERRNO,
+  errorMessage,
+  formatAddr,
+  isMicError,
+  MicError,
+  throwIfAborted,
+  toMicError,
+} from '../src/index.js';
 
 describe('MicError', () => {
   it('carries the code, the errno number, the message and the cause', () => {
@@ -47,6 +58,23 @@ describe('MicError', () => {
     expect(() => checkInt('queue index', 4, 0, 3)).toThrow('queue index 4 is not an integer in [0, 3]');
     expect(() => checkInt('length', 1.5, 0, 10)).toThrow(MicError);
     expect(() => checkInt('length', 10, 0, 10)).not.toThrow();
+  });
+
+  it('checkSize and checkAddr name the bad value and what it should have been', () => {
+    expect(() => checkSize('allocation size', 0)).toThrow('allocation size 0 is not a positive integer');
+    expect(() => checkSize('remap length', 2 ** 53)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => checkSize('length', 1)).not.toThrow();
+    expect(() => checkAddr('remap address', -1)).toThrow('remap address -1 is not a non-negative integer');
+    expect(() => checkAddr('remap address', 0.5)).toThrow(MicError);
+    expect(() => checkAddr('address', 0)).not.toThrow();
+  });
+
+  it('formats addresses and thrown values for messages', () => {
+    expect(formatAddr(0x80_0000_0000)).toBe('0x8000000000');
+    expect(formatAddr(undefined)).toBe('undefined');
+    expect(formatAddr(NaN)).toBe('NaN');
+    expect(errorMessage(new Error('gone'))).toBe('gone');
+    expect(errorMessage('plain')).toBe('plain');
   });
 
   it('throwIfAborted reports ECANCELED with the reason as cause', () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { BufferMemory, type Memory } from '@mic/memory';
+import { MIC_DP_SIZE } from '@mic/mic-common';
 import type { DmaMapOps, IrqHandler, MicIrq } from '@mic/vop-bus';
 import { type TestApi, throwsMicError, waitFor } from './api.js';
 import type { LinkPeer } from './peer.js';
@@ -42,7 +43,7 @@ function recorder(ops: LinkOps): { calls: [number, unknown][]; fn: IrqHandler<un
 }
 
 /** Page offset the suites scribble on (restored afterwards): the last 8 bytes of the page. */
-const PAGE_PROBE = 4096 - 8;
+const PAGE_PROBE = MIC_DP_SIZE - 8;
 
 /** Registers the shared link tests. */
 export function linkTests(
@@ -61,10 +62,13 @@ export function linkTests(
       const { page, peer } = get();
       const remote = await peer.devicePage();
       assert.ok(
-        page.byteLength >= 4096,
-        `the device page has ${page.byteLength} bytes, fewer than MIC_DP_SIZE`,
+        page.byteLength >= MIC_DP_SIZE,
+        `the device page has ${page.byteLength} bytes, fewer than MIC_DP_SIZE (${MIC_DP_SIZE})`,
       );
-      assert.ok(remote.byteLength >= 4096, `the peer's device page has ${remote.byteLength} bytes`);
+      assert.ok(
+        remote.byteLength >= MIC_DP_SIZE,
+        `the peer's device page has ${remote.byteLength} bytes, fewer than MIC_DP_SIZE (${MIC_DP_SIZE})`,
+      );
       const saved = [page.loadU32(PAGE_PROBE), page.loadU32(PAGE_PROBE + 4)];
       try {
         page.storeU32(PAGE_PROBE, 0xc0ffee5a);

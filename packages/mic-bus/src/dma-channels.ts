@@ -9,7 +9,7 @@
  * @see drivers/misc/mic/card/mic_device.c (`mic_request_dma_chans`)
  */
 import type { DmaChannel } from '@mic/bus-core';
-import { MicError, toMicError } from '@mic/errors';
+import { MicError, toMicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { MbusDevice } from './mbus.js';
 
@@ -80,7 +80,7 @@ export async function requestDmaChans(
   if (channels.length === 0 || channels.length > max) {
     await releaseChannels(dma, channels).catch((err: unknown) => {
       logger.error('giving back DMA channels failed', {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     });
     throw new MicError('ENODEV', `${dev.name} gave ${channels.length} DMA channels, not 1 to ${max}`, {

@@ -7,8 +7,7 @@
 import {
   ANY_ID,
   type BusDriver,
-  type DmaBuffer as CoreDmaBuffer,
-  type DmaMapOps as CoreDmaMapOps,
+  type DmaMapOps,
   type IdTable,
   type IrqHandler,
   type MicIrq,
@@ -23,17 +22,6 @@ export const MBUS_DEV_DMA_MIC = 3;
 
 /** The id table wildcard (`MBUS_DEV_ANY_ID`). */
 export const MBUS_DEV_ANY_ID = ANY_ID;
-
-/** A DMA-mapped buffer from {@link DmaMapOps.alloc}. */
-export type DmaBuffer = CoreDmaBuffer<Memory>;
-
-/**
- * DMA map ops of an mbus device: the DMA driver maps its descriptor rings and status words with
- * them (host: `mic_dma_ops`, SMPT addresses; card: direct). See `DmaMapOps` in `@mic/bus-core`.
- *
- * @see drivers/misc/mic/host/mic_boot.c `mic_dma_ops`
- */
-export type DmaMapOps = CoreDmaMapOps<Memory>;
 
 /**
  * The hardware ops of an mbus device (`struct mbus_hw_ops`). One instance serves one device, so

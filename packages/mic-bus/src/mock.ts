@@ -8,7 +8,7 @@ import {
   type MicIrq,
   MockDmaMapOps,
   MockIrqLines,
-  X100_MMIO_LEN,
+  MOCK_MMIO_LEN,
 } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
@@ -107,11 +107,14 @@ export interface MockMbusHardwareOptions extends MockMbusHwOpsOptions {
   readonly ramSize?: number;
   /** Back the memories with SharedArrayBuffers (default false). */
   readonly shared?: boolean;
+  /** DMA address of RAM offset 0 (default: host {@link MOCK_SMPT_BASE}, card 0). */
+  readonly dmaBase?: number;
 }
 
 /**
  * Everything a mock mbus device needs: the ops, the SBOX MMIO (128 KiB of zeroed registers) and
- * DMA ops over a RAM pool (host: DMA address `MOCK_SMPT_BASE + offset`; card: the offset).
+ * DMA ops over a RAM pool (host: DMA address `MOCK_SMPT_BASE + offset`; card: the offset; `dmaBase`
+ * moves either).
  *
  * @example
  * const hw = new MockMbusHardware({ role: 'host' });
@@ -122,7 +125,7 @@ export class MockMbusHardware {
   readonly hwOps: MockMbusHwOps;
   readonly mmio: BufferMemory;
   readonly ram: BufferMemory;
-  readonly dmaOps: MockDmaMapOps<BufferMemory>;
+  readonly dmaOps: MockDmaMapOps;
 
   constructor(options: MockMbusHardwareOptions) {
     if (options.role !== 'host' && options.role !== 'card') {
@@ -131,11 +134,11 @@ export class MockMbusHardware {
     const shared = options.shared ?? false;
     this.role = options.role;
     this.hwOps = new MockMbusHwOps({ ...options, autoClear: options.autoClear ?? options.role === 'host' });
-    this.mmio = BufferMemory.allocate(X100_MMIO_LEN, { shared });
+    this.mmio = BufferMemory.allocate(MOCK_MMIO_LEN, { shared });
     this.ram = BufferMemory.allocate(options.ramSize ?? 1 << 20, { shared });
     this.dmaOps = new MockDmaMapOps({
       pool: this.ram,
-      base: options.role === 'host' ? MOCK_SMPT_BASE : 0,
+      base: options.dmaBase ?? (options.role === 'host' ? MOCK_SMPT_BASE : 0),
       name: `${options.role} mbus dma`,
     });
   }

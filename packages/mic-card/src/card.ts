@@ -12,7 +12,7 @@
  * @see drivers/misc/mic/card/mic_x100.c
  */
 import { type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { readBootparam } from '@mic/mic-common';
@@ -26,7 +26,8 @@ import {
 } from '@mic/mic-bus';
 import { MIC_MAX_DMA_CHAN, MIC_SCIF_DEV, type MicMw, type ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop-bus';
-import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView, cardDpInit } from '@mic/x100';
+import { MmioMemory, X100_CARD_MMIO_BASE, X100_MMIO_SIZE, type X100CardView } from '@mic/x100';
+import { cardDpInit } from './device-page.js';
 import { CardDmaMapOps } from './dma-ops.js';
 import { CardMbusHwOps, type CardOpsContext, CardScifHwOps, CardVopHwOps } from './hw-ops.js';
 import { CardIrqTable } from './irq.js';
@@ -209,7 +210,7 @@ export class MicCard {
         await this.#buses.scif.unregisterDevice(sdev);
       });
     } catch (err) {
-      this.#logger.warn('probe failed', { step, error: err instanceof Error ? err.message : String(err) });
+      this.#logger.warn('probe failed', { step, error: errorMessage(err) });
       await unwind(this.#undo, this.#logger, 'probe');
       this.#state = 'removed';
       this.#onRemoved(this);

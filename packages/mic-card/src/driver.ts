@@ -5,7 +5,7 @@
  *
  * @see drivers/misc/mic/card/mic_x100.c (`mic_init`, `mic_probe`, `mic_remove`)
  */
-import { MicError, toMicError } from '@mic/errors';
+import { MicError, toMicError, errorMessage } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MicCard, type MicCardOptions } from './card.js';
 import type { DmaDriverLoader } from '@mic/mic-bus';
@@ -51,7 +51,7 @@ export class MicCardDriver {
         await options.loadDmaDriver();
       } catch (err) {
         logger.error('loading the DMA driver failed', {
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         });
         throw toMicError(err, 'ENODEV', 'loading the DMA driver (mic_x100_dma) failed');
       }

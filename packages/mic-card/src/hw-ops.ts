@@ -6,8 +6,8 @@
  * @see drivers/misc/mic/card/mic_device.c (`vop_hw_ops`, `scif_hw_ops`, `mbus_hw_ops`)
  * @see drivers/misc/mic/card/mic_x100.c (`mic_send_intr`, `mic_send_p2p_intr`, `mic_card_map`)
  */
-import type { IrqHandler, MicIrq } from '@mic/bus-core';
-import { MicError } from '@mic/errors';
+import { DoorbellLinkOps, ThreadedIrqOps } from '@mic/bus-core';
+import { MicError, checkInt } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import type { MbusHwOps } from '@mic/mic-bus';
 import type { MicMw, ScifHwOps } from '@mic/scif-bus';
@@ -21,7 +21,7 @@ import {
   apicIcrReg,
   rdmasrReg,
 } from '@mic/x100';
-import { CARD_INTR, type CardIrqTable } from './irq.js';
+import { CARD_INTR, type CardIntrType, type CardIrqTable } from './irq.js';
 
 /** What the card's hw ops share. */
 export interface CardOpsContext {
@@ -29,91 +29,30 @@ export interface CardOpsContext {
   readonly irqs: CardIrqTable;
 }
 
-function checkRange(pa: number, len: number): void {
-  if (!Number.isSafeInteger(len) || len <= 0) {
-    throw new MicError('EINVAL', `remap length ${String(len)} is not a positive integer`, {
-      details: { len },
-    });
-  }
-  if (!Number.isSafeInteger(pa) || pa < 0) {
-    throw new MicError('EINVAL', `remap address ${String(pa)} is not a non-negative integer`, {
-      details: { pa },
-    });
-  }
-}
-
 /**
  * The doorbell-link ops the card's SCIF and VOP devices share: the least used of the first 8
- * card doorbells, handlers on the card interrupt line, host doorbells rung through `SDBIC`, and
- * host memory reached through the SMPT window (`mic_card_map`).
+ * card doorbells, handlers on the card interrupt line (`mic_ack_interrupt` does nothing), host
+ * doorbells rung through `SDBIC` (`mic_send_intr`), and host memory reached through the SMPT
+ * window (`mic_card_map`). The rest is `DoorbellLinkOps` (`@mic/bus-core`), shared with the host.
  */
-class CardLinkOps {
+class CardLinkOps extends DoorbellLinkOps<CardIntrType> {
   protected readonly ctx: CardOpsContext;
-  readonly #mappings = new Set<Memory>();
 
   constructor(ctx: CardOpsContext) {
+    super({ side: 'card', irqs: ctx.irqs, doorbellKind: CARD_INTR.DB, doorbells: ctx.irqs.doorbells });
     this.ctx = ctx;
   }
 
-  /** `mic_next_card_db`: the least used of doorbells 0–7, the lowest on a tie. */
-  nextDb(): number {
-    return this.ctx.irqs.doorbells.next();
+  protected ring(db: number): void {
+    this.ctx.card.sendIntr(db);
   }
 
-  /**
-   * `mic_request_card_irq` on doorbell `db` (0–15).
-   * @throws MicError EINVAL for another doorbell or a missing handler, ENODEV after a reset
-   */
-  requestIrq<D>(func: IrqHandler<D>, name: string, data: D, db: number): MicIrq {
-    if (typeof func !== 'function')
-      throw new MicError('EINVAL', `interrupt request '${name}' has no handler`);
-    return this.ctx.irqs.request(CARD_INTR.DB, func, null, name, data, db);
-  }
-
-  /** `mic_free_card_irq`. @throws MicError EINVAL for a cookie that is not live */
-  freeIrq<D>(cookie: MicIrq, data: D): void {
-    this.ctx.irqs.free(cookie, data);
-  }
-
-  /** `mic_ack_interrupt`: nothing to do on the card. */
-  ackInterrupt(_num: number): void {
+  protected ack(): void {
     this.ctx.card.ackInterrupt();
   }
 
-  /**
-   * Rings host doorbell `db` (`mic_send_intr`: DBREQ to `SDBIC0 + 4 * db`).
-   * @throws MicError EINVAL for -1 ("no doorbell") or a doorbell outside 0–3, ENODEV after a reset
-   */
-  sendIntr(db: number): void {
-    if (!this.ctx.card.sendIntr(db)) {
-      throw new MicError('EINVAL', `host doorbell ${String(db)} is "no doorbell": nothing to ring`, {
-        details: { db },
-      });
-    }
-  }
-
-  /**
-   * Host memory at card address `pa` in the SMPT window (`mic_card_map`).
-   * @throws MicError EINVAL for a bad length or address, EFAULT when no mapped SMPT entry
-   * covers the range
-   */
-  remap(pa: number, len: number): Memory {
-    checkRange(pa, len);
-    const va = this.ctx.card.cardMap(pa, len);
-    this.#mappings.add(va);
-    return va;
-  }
-
-  /** `mic_card_unmap`. @throws MicError EINVAL for memory that is not a live remap */
-  unmap(va: Memory): void {
-    if (!this.#mappings.delete(va)) {
-      throw new MicError('EINVAL', 'unmap of memory that is not a live remap of this card device');
-    }
-  }
-
-  /** Mappings from {@link remap} not unmapped yet. */
-  get liveMappings(): number {
-    return this.#mappings.size;
+  protected window(pa: number, len: number): Memory {
+    return this.ctx.card.cardMap(pa, len);
   }
 }
 
@@ -165,11 +104,7 @@ export class CardScifHwOps extends CardLinkOps implements ScifHwOps {
     ) {
       throw new MicError('EINVAL', `p2p window is not a ${X100_MMIO_SIZE}-byte MMIO window of a card`);
     }
-    if (!Number.isInteger(db) || db < 0 || db >= X100_CARD_NUM_DOORBELLS) {
-      throw new MicError('EINVAL', `peer card doorbell ${String(db)} is not an integer in [0, 15]`, {
-        details: { db },
-      });
-    }
+    checkInt('peer card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
     const va = w.va;
     if (db < X100_INTR.CARD_NUM_SBOX_DB) {
       const reg = apicIcrReg(db);
@@ -184,34 +119,16 @@ export class CardScifHwOps extends CardLinkOps implements ScifHwOps {
  * The card's `MbusHwOps` for its DMA device: channel interrupts at card source 16 + channel.
  * @see drivers/misc/mic/card/mic_device.c (`mbus_hw_ops`)
  */
-export class CardMbusHwOps implements MbusHwOps {
-  readonly #ctx: CardOpsContext;
+export class CardMbusHwOps extends ThreadedIrqOps<CardIntrType> implements MbusHwOps {
+  readonly #card: X100CardView;
 
   constructor(ctx: CardOpsContext) {
-    this.#ctx = ctx;
-  }
-
-  /**
-   * `request_threaded_irq` on DMA channel `intrSrc` (0–7).
-   * @throws MicError EINVAL for another channel or when both functions are null
-   */
-  requestThreadedIrq<D>(
-    handler: IrqHandler<D> | null,
-    threadFn: IrqHandler<D> | null,
-    name: string,
-    data: D,
-    intrSrc: number,
-  ): MicIrq {
-    return this.#ctx.irqs.request(CARD_INTR.DMA, handler, threadFn, name, data, intrSrc);
-  }
-
-  /** `free_irq`. @throws MicError EINVAL for a cookie that is not live */
-  freeIrq<D>(cookie: MicIrq, data: D): void {
-    this.#ctx.irqs.free(cookie, data);
+    super(ctx.irqs, CARD_INTR.DMA);
+    this.#card = ctx.card;
   }
 
   /** `mic_ack_interrupt`: nothing to do on the card. */
-  ackInterrupt(_num: number): void {
-    this.#ctx.card.ackInterrupt();
+  protected ack(): void {
+    this.#card.ackInterrupt();
   }
 }

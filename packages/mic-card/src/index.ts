@@ -7,9 +7,12 @@
  * @see drivers/misc/mic/card/mic_x100.c
  */
 export { MIC_CARD_PROBE_STEPS } from './card.js';
+export { MIC_X100_MAX_DOORBELL_IDX } from './constants.js';
 export type { MicCard, MicCardBuses, MicCardOptions, MicCardStep } from './card.js';
 export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
+export { cardPages } from './card-pages.js';
 export { CardDmaMapOps } from './dma-ops.js';
+export { cardDpInit, readDpAddress } from './device-page.js';
 export { MicCardDriver } from './driver.js';
 export type { MicCardDriverOptions } from './driver.js';
 export { CardMbusHwOps, CardScifHwOps, CardVopHwOps } from './hw-ops.js';

@@ -10,17 +10,10 @@
  * `mic_next_card_db`)
  * @see drivers/misc/mic/card/mic_x100.c (`mic_db_to_irq`)
  */
-import { type IrqHandler, type MicIrq, ThreadedIrqTable } from '@mic/bus-core';
+import { CardDoorbellAllocator, type IrqHandler, type MicIrq, ThreadedIrqTable } from '@mic/bus-core';
 import type { Logger } from '@mic/logger';
-import {
-  CardDoorbellAllocator,
-  X100_CARD_ALLOC_DOORBELLS,
-  X100_CARD_NUM_DOORBELLS,
-  X100_DMA,
-  cardDmaSrc,
-  type IrqCookie,
-  type X100CardView,
-} from '@mic/x100';
+import { MIC_X100_MAX_DOORBELL_IDX } from './constants.js';
+import { X100_CARD_NUM_DOORBELLS, X100_DMA, cardDmaSrc, type IrqCookie, type X100CardView } from '@mic/x100';
 
 /** Which kind of source a request is for. */
 export const CARD_INTR = {
@@ -39,7 +32,7 @@ export type CardIntrType = (typeof CARD_INTR)[keyof typeof CARD_INTR];
  */
 export class CardIrqTable extends ThreadedIrqTable<CardIntrType, IrqCookie> {
   /** `irq_usage_count` of the doorbells `mic_next_card_db` chooses from. */
-  readonly doorbells = new CardDoorbellAllocator(X100_CARD_ALLOC_DOORBELLS);
+  readonly doorbells = new CardDoorbellAllocator(MIC_X100_MAX_DOORBELL_IDX);
 
   constructor(card: X100CardView, logger: Logger) {
     super({
@@ -67,14 +60,14 @@ export class CardIrqTable extends ThreadedIrqTable<CardIntrType, IrqCookie> {
     num: number,
   ): MicIrq {
     const cookie = super.request(type, handler, threadFn, name, data, num);
-    if (type === CARD_INTR.DB && num < X100_CARD_ALLOC_DOORBELLS) this.doorbells.use(num);
+    if (type === CARD_INTR.DB && num < MIC_X100_MAX_DOORBELL_IDX) this.doorbells.use(num);
     return cookie;
   }
 
   /** `mic_free_card_irq`: see {@link ThreadedIrqTable.free}; releases the doorbell's use. */
   override free(cookie: MicIrq, data: unknown): { readonly type: CardIntrType; readonly num: number } {
     const freed = super.free(cookie, data);
-    if (freed.type === CARD_INTR.DB && freed.num < X100_CARD_ALLOC_DOORBELLS) {
+    if (freed.type === CARD_INTR.DB && freed.num < MIC_X100_MAX_DOORBELL_IDX) {
       this.doorbells.release(freed.num);
     }
     return freed;

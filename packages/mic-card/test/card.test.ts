@@ -1,9 +1,10 @@
-// The card driver on the in-process x100, with mic-host as the host: what probe registers and
+// The card driver on the in-process x100, with the host end on the raw host view (host-peer.ts): what probe registers and
 // with which fields, the removal order, the doorbell policy, the DMA channels, the direct DMA map
 // ops and the peer-to-peer doorbell registers.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { BufferMemory } from '@mic/memory';
+import { MIC_BOOTPARAM_OFFSETS, MIC_DPHI_SPAD, MIC_DPLO_SPAD, MIC_MAGIC } from '@mic/mic-common';
 import { MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
 import {
   MmioMemory,
@@ -14,7 +15,13 @@ import {
   apicIcrReg,
   rdmasrReg,
 } from '@mic/x100';
-import { type DmaChannelProvider, MicCardDriver } from '../src/index.js';
+import {
+  type DmaChannelProvider,
+  MicCardDriver,
+  cardDpInit,
+  cardPages,
+  readDpAddress,
+} from '../src/index.js';
 import { type BareRig, bareRig, closeRig, inProcessRig, makeCardBuses } from './helpers.js';
 
 const rigs: BareRig[] = [];
@@ -64,11 +71,11 @@ describe('MicCard probe and remove', () => {
     // The remote device page is the host's page, reached through the SMPT.
     const rdp = card.vopDevice!.hwOps.getRemoteDp()!;
     rdp.storeU32(4092, 0x600df00d);
-    expect(host.dp!.mem.loadU32(4092)).toBe(0x600df00d);
-    expect(card.nodeId).toBe(host.id + 1);
+    expect(host.dp.mem.loadU32(4092)).toBe(0x600df00d);
+    expect(card.nodeId).toBe(host.nodeId);
     expect(card.scifDevice).toMatchObject({
       dnode: 0,
-      snode: host.id + 1,
+      snode: host.nodeId,
       aper: null,
       dp: null,
       cardRelDa: true,
@@ -187,15 +194,14 @@ describe('the card hw ops', () => {
   });
 
   it('map card memory directly: the DMA address is the card address the host reaches through its aperture', async () => {
-    const { card, host } = await rig();
+    const { card, platform } = await rig();
     const ops = card.dmaOps;
     const buf = ops.alloc(8192);
     expect(buf.dmaAddr % 4096).toBe(0);
     expect(buf.dmaAddr).toBeLessThan(X100_SMPT.BASE);
     buf.va.storeU32(8, 0xabcdef01);
-    const seen = host.vopDevice!.hwOps.remap(buf.dmaAddr, 8192);
+    const seen = platform.host.apertureWindow(buf.dmaAddr, 8192);
     expect(seen.loadU32(8)).toBe(0xabcdef01);
-    host.vopDevice!.hwOps.unmap(seen);
     expect(ops.mapSingle(buf.va.window(64, 64))).toBe(buf.dmaAddr + 64);
     ops.unmapSingle(buf.dmaAddr + 64, 64);
     ops.free(buf);
@@ -222,5 +228,43 @@ describe('the card hw ops', () => {
       expect(() => send(db, w)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     }
     expect(card.vopDevice!.hwOps).not.toHaveProperty('sendP2pIntr');
+  });
+});
+
+describe('the card device page (mic_dp_init)', () => {
+  it('maps the page whose address the host wrote to SPAD14/15 and checks its magic', async () => {
+    const r = await bare();
+    const hostDp = r.host.dp;
+    expect(readDpAddress(r.view)).toBe(hostDp.micAddr);
+    const dp = cardDpInit(r.view);
+    expect(dp.readU8(MIC_BOOTPARAM_OFFSETS.nodeId)).toBe(r.host.nodeId);
+    dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 5);
+    expect(hostDp.mem.readU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb)).toBe(5);
+
+    hostDp.mem.storeU32(MIC_BOOTPARAM_OFFSETS.magic, 0xdeadbeef);
+    expect(() => cardDpInit(r.view)).toThrow(
+      expect.objectContaining({ code: 'EIO', message: expect.stringContaining('magic') }),
+    );
+    hostDp.mem.storeU32(MIC_BOOTPARAM_OFFSETS.magic, MIC_MAGIC);
+    // An address in the SMPT window that no entry maps (entry 1: the page is in entry 0).
+    r.platform.host.writeSpad(MIC_DPLO_SPAD, 0);
+    r.platform.host.writeSpad(MIC_DPHI_SPAD, (X100_SMPT.BASE + X100_SMPT.PAGE_SIZE) / 2 ** 32);
+    expect(() => cardDpInit(r.view)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+  });
+});
+
+describe('cardPages', () => {
+  it('is one page allocator per boot, past the first page, refusing a card that was reset', async () => {
+    const r = await bare();
+    const pages = cardPages(r.view);
+    expect(cardPages(r.view)).toBe(pages);
+    const a = pages.alloc(8192, 4096);
+    expect(a.offset).toBeGreaterThanOrEqual(4096);
+    expect(r.view.physAddrOf(a.mem)).toBe(a.offset);
+    a.mem.writeU32(4, 0x1234);
+    expect(r.platform.host.apertureWindow(a.offset, 8).readU32(4)).toBe(0x1234);
+    pages.free(a.offset);
+    r.platform.host.reset();
+    expect(() => pages.alloc(64)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
   });
 });

@@ -1,11 +1,12 @@
 // Every card-side hwops-compliance suite (VOP, SCIF, mbus) against mic-card on both x100 platforms,
-// with mic-host as the other end of the link.
+// with the host end of the link on the raw x100 host view (host-peer.ts; mic-card may not import
+// mic-host: the host and card drivers together are tested in @mic/e2e).
 //
-// inProcess: mic-card (these sources) and mic-host share the test's thread.
+// inProcess: mic-card (these sources) and the host end share the test's thread.
 // worker: the card's view of the hardware lives in the card's worker thread, so that is where the
 // suites run: card-main.mjs probes mic-card there and runs each test when jest asks for it by name
-// (see fixtures/remote.mjs); the host end (mic-host on the platform's host view) stays in the jest
-// thread and answers the card's LinkPeer requests over a BroadcastChannel.
+// (see fixtures/remote.mjs); the host end stays in the jest thread and answers the card's LinkPeer
+// requests over a BroadcastChannel.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import {
   type ClosableLinkPeer,
@@ -15,9 +16,7 @@ import {
   type VopTestContext,
   mbusHwOpsCompliance,
   scifHwOpsCompliance,
-  scifLinkPeer,
   vopHwOpsCompliance,
-  vopLinkPeer,
 } from '@mic/hwops-compliance';
 import { cardDmaSrc } from '@mic/x100';
 import { registerCardSuites, testPath } from './fixtures/remote.mjs';
@@ -51,7 +50,7 @@ vopHwOpsCompliance(
   'mic-card on x100 (inProcess)',
   fromRig((rig): VopTestContext & { peer: ClosableLinkPeer } => ({
     device: rig.card.vopDevice!,
-    peer: vopLinkPeer(rig.host.vopDevice!),
+    peer: rig.host.linkPeer(),
   })),
   api,
 );
@@ -60,7 +59,7 @@ scifHwOpsCompliance(
   'mic-card on x100 (inProcess)',
   fromRig((rig): ScifTestContext & { peer: ClosableLinkPeer } => ({
     device: rig.card.scifDevice!,
-    peer: scifLinkPeer(rig.host.scifDevice!),
+    peer: rig.host.linkPeer(),
   })),
   api,
 );
@@ -83,7 +82,7 @@ describe('mic-card on the worker platform, suites run in the card thread', () =>
   beforeAll(async () => {
     rig = await workerRig({ channel, timeoutMs });
     const { host, platform } = rig;
-    server = serveHostPeer(channel, { vop: host.vopDevice!, scif: host.scifDevice! }, (ch) =>
+    server = serveHostPeer(channel, { vop: host.linkPeer(), scif: host.linkPeer() }, (ch) =>
       platform.hardware.raiseCardInterrupt(cardDmaSrc(ch)),
     );
   });

@@ -16,6 +16,7 @@ import {
   MIC_CARD_PROBE_STEPS,
   type MicCardBuses,
   MicCardDriver,
+  cardPages,
 } from '../src/index.js';
 import { type BareRig, bareRig, closeRig, makeCardBuses } from './helpers.js';
 
@@ -170,7 +171,8 @@ async function hardwareHeld(w: World): Promise<{ handlerCalls: number; cardMemor
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
   let cardMemoryFree = false;
   try {
-    view.freePages(view.allocPages(platform.hardware.config.cardMemorySize - 4096));
+    const pages = cardPages(view);
+    pages.free(pages.alloc(platform.hardware.config.cardMemorySize - 4096).offset);
     cardMemoryFree = true;
   } catch {
     cardMemoryFree = false;
@@ -201,7 +203,7 @@ describe('card probe (mic_driver_init) with a failure injected at each step', ()
     async (step, at) => {
       const w = await makeWorld();
       world = w;
-      const dp = w.rig.host.dp!.mem;
+      const dp = w.rig.host.dp.mem;
       if (step === 'device page') dp.storeU32(0, 0xdeadbeef);
       w.inject = step;
       const driver = await MicCardDriver.init();

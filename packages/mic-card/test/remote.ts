@@ -1,18 +1,9 @@
-// The jest side of the remote compliance runs (see fixtures/remote.mjs): the host answers the
-// card's LinkPeer requests with its real devices, and jest registers the card's suites with a test
-// API whose tests ask the card to run the test of the same path.
+// The jest side of the remote compliance runs (see fixtures/remote.mjs): the host end (host-peer.ts,
+// on the raw host view) answers the card's LinkPeer requests, and jest registers the card's suites
+// with a test API whose tests ask the card to run the test of the same path.
 import { BroadcastChannel } from 'node:worker_threads';
 import { it as jestIt, describe as jestDescribe } from '@jest/globals';
-import {
-  type ClosableLinkPeer,
-  type PeerBuffer,
-  type PeerDoorbell,
-  type TestApi,
-  scifLinkPeer,
-  vopLinkPeer,
-} from '@mic/hwops-compliance';
-import type { ScifHwDev } from '@mic/scif-bus';
-import type { VopDevice } from '@mic/vop-bus';
+import type { ClosableLinkPeer, PeerBuffer, PeerDoorbell, TestApi } from '@mic/hwops-compliance';
 import { testPath } from './fixtures/remote.mjs';
 
 type Target = 'vop' | 'scif';
@@ -32,20 +23,16 @@ function offsetOf(mem: unknown): number {
 }
 
 /**
- * Answers the card's requests on BroadcastChannel `name` with the host's devices: each target is
- * the host end of a link (`vopLinkPeer`/`scifLinkPeer` over the real host ops), `raise` plays the
- * DMA engine raising a card DMA interrupt.
+ * Answers the card's requests on BroadcastChannel `name` with the host ends of its links: each
+ * target is a `LinkPeer` on the host view, `raise` plays the DMA engine raising a card DMA
+ * interrupt.
  */
 export function serveHostPeer(
   name: string,
-  devices: { readonly vop: VopDevice; readonly scif: ScifHwDev },
+  peers: Readonly<Record<Target, ClosableLinkPeer>>,
   raise: (channel: number) => void,
 ): { close(): Promise<void> } {
   const channel = new BroadcastChannel(name);
-  const peers: Record<Target, ClosableLinkPeer> = {
-    vop: vopLinkPeer(devices.vop),
-    scif: scifLinkPeer(devices.scif),
-  };
   const doors = new Map<number, PeerDoorbell>();
   const buffers = new Map<string, PeerBuffer>();
   let nextKey = 1;

@@ -36,6 +36,7 @@ export {
   type MicStatusString,
 } from './constants.js';
 export { readS8, writeS8 } from './bytes.js';
+export { decodeDpAddress, encodeDpAddress, type DpAddressSpads } from './dp-address.js';
 export {
   MIC_BOOTPARAM_LEGACY_OFFSETS,
   MIC_BOOTPARAM_LEGACY_SIZE,

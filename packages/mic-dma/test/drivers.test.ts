@@ -21,6 +21,7 @@ import {
   smptRefs,
   workerRig,
 } from './rigs.js';
+import { hostRam } from '@mic/mic-host';
 
 type Rig = InProcessRig | WorkerRig;
 
@@ -197,7 +198,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     expect(rig.mic.dmaOps.liveMappings).toBe(0);
     expect(rig.mic.irqsInUse).toBe(0);
     expect(hostHandlers(rig)).toBe(0);
-    expect(rig.platform.host.dmaBytesInUse).toBe(4096);
+    expect(hostRam(rig.platform.host).usedBytes).toBe(4096);
     expect(smptRefs(rig)).toBe(4096);
 
     await rig.mic.cosmOps.reset();
@@ -236,7 +237,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     for (const bus of Object.values(rig.buses)) expect(bus.devices()).toEqual([]);
     expect(rig.dma.devices).toEqual([]);
     expect(hostHandlers(rig)).toBe(0);
-    expect(rig.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(rig.platform.host).usedBytes).toBe(0);
     expect(smptRefs(rig)).toBe(0);
   });
 });

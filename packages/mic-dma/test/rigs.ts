@@ -10,7 +10,7 @@ import { VopBus } from '@mic/vop-bus';
 import {
   type InProcessPlatform,
   type WorkerPlatform,
-  type X100CardHandle,
+  type CardDebugHandle,
   createInProcessPlatform,
   createWorkerPlatform,
 } from '@mic/x100';
@@ -61,14 +61,14 @@ export interface HostSide {
 
 export interface InProcessRig extends HostSide {
   readonly platform: InProcessPlatform;
-  readonly card: X100CardHandle;
+  readonly card: CardDebugHandle;
   /** The card OS's objects (same thread). */
   readonly cardOs: CardOs;
 }
 
 export interface WorkerRig extends HostSide {
   readonly platform: WorkerPlatform;
-  readonly card: X100CardHandle;
+  readonly card: CardDebugHandle;
 }
 
 /** What mic-host's DMA device holds: its channels, as the DMA driver built them. */

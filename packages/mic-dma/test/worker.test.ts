@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { X100_SMPT } from '@mic/x100';
-import type { X100CardHandle } from '@mic/x100';
+import type { CardDebugHandle } from '@mic/x100';
 import { DMA_PREP, DMA_STATUS } from '../src/index.js';
 import type { MicDmaChan } from '../src/index.js';
 import { runTransfers } from './fixtures/transfers.mjs';
@@ -16,7 +16,7 @@ interface Rig {
   readonly drivers: WorkerRig;
   readonly host: { readonly chans: MicDmaChan[] };
   /** The card code: its SCIF device's channels 4-7 as indexes 0-3 of `run`, `error`, `recover`. */
-  readonly card: X100CardHandle;
+  readonly card: CardDebugHandle;
   readonly hostRegion: Region;
   readonly cardRegion: Region;
 }

@@ -6,127 +6,78 @@
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_dma_ops`, `__mic_dma_ops`, `mic_dma_ops`)
  * @see drivers/misc/mic/host/mic_smpt.c (`mic_map_single`, `mic_unmap_single`)
  */
+import { type DmaAllocation, DmaMapOpsBase } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
-import { DmaMappingCounts, formatAddr } from '@mic/bus-core';
-import type { DmaBuffer, DmaMapOps } from '@mic/vop-bus';
 import type { X100HostView } from '@mic/x100';
-
-interface Allocation {
-  readonly buf: DmaBuffer;
-  /** The host-physical address of the buffer (what the SMPT entry points at). */
-  readonly hostAddr: number;
-}
-
-const isSize = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+import { hostRam } from './host-ram.js';
 
 /**
- * {@link DmaMapOps} of the host over an x100 host view: `alloc` takes zeroed host RAM
- * (page-aligned from 4096 bytes up, 64-byte aligned below) and maps it through the SMPT;
- * `mapSingle` maps any view of host RAM. Every live buffer and mapping holds SMPT references
- * until it is freed or unmapped.
+ * `DmaMapOps` of the host over an x100 host view: `alloc` takes zeroed host RAM from
+ * {@link hostRam} (page-aligned from 4096 bytes up, 64-byte aligned below) and maps it through the
+ * SMPT; `mapSingle` maps any view of host RAM. Every live buffer and mapping holds SMPT references
+ * until it is freed or unmapped. The bookkeeping is `DmaMapOpsBase` (`@mic/bus-core`), shared with
+ * the card's and the mocks' ops.
  *
  * @example
  * const ops = new HostDmaMapOps(platform.host);
  * const buf = ops.alloc(8192); // buf.dmaAddr is what the card maps with cardMap
  * ops.free(buf);
  */
-export class HostDmaMapOps implements DmaMapOps {
+export class HostDmaMapOps extends DmaMapOpsBase {
   readonly #host: X100HostView;
-  readonly #name: string;
-  readonly #buffers = new Map<number, Allocation>();
-  readonly #mappings: DmaMappingCounts;
 
   /**
    * @param host - the host's view of the card
    * @param name - what errors call these ops (default `mic host dma`)
    */
   constructor(host: X100HostView, name = 'mic host dma') {
+    super(name);
     this.#host = host;
-    this.#name = name;
-    this.#mappings = new DmaMappingCounts(name);
-  }
-
-  /** Buffers from {@link alloc} not freed yet. */
-  get liveBuffers(): number {
-    return this.#buffers.size;
-  }
-
-  /** Mappings from {@link mapSingle} not unmapped yet. */
-  get liveMappings(): number {
-    return this.#mappings.live;
   }
 
   /**
-   * Allocates zeroed host RAM and maps it for the card (`__get_free_pages` + `mic_map_single`).
-   * @throws MicError EINVAL for a size that is not a positive integer, ENOMEM when host RAM is
-   * exhausted, ENOSPC when no SMPT entry is free
+   * Zeroed host RAM mapped for the card (`__get_free_pages` + `mic_map_single`).
+   * @throws MicError ENOMEM when host RAM is exhausted, ENOSPC when no SMPT entry is free
    */
-  alloc(size: number): DmaBuffer {
-    if (!isSize(size)) {
-      throw new MicError(
-        'EINVAL',
-        `${this.#name}: allocation size ${String(size)} is not a positive integer`,
-        {
-          details: { size },
-        },
-      );
-    }
-    const host = this.#host.allocDma(size, size >= 4096 ? 4096 : 64);
+  protected allocMapped(size: number, align: number): DmaAllocation {
+    const ram = hostRam(this.#host);
+    const piece = ram.alloc(size, align);
     let dmaAddr: number;
     try {
-      dmaAddr = this.#host.smpt.map(host.dmaAddr, size);
+      dmaAddr = this.#host.smpt.map(piece.offset, size);
     } catch (err) {
-      this.#host.freeDma(host);
+      ram.free(piece.offset);
       throw err;
     }
-    const buf: DmaBuffer = Object.freeze({ va: host.mem, dmaAddr, size });
-    this.#buffers.set(dmaAddr, { buf, hostAddr: host.dmaAddr });
-    return buf;
+    return {
+      va: piece.mem,
+      dmaAddr,
+      release: () => {
+        this.#host.smpt.unmap(dmaAddr, size);
+        ram.free(piece.offset);
+      },
+    };
   }
 
-  /**
-   * Unmaps and frees a buffer from {@link alloc}.
-   * @throws MicError EINVAL when it is not a live buffer of these ops
-   */
-  free(buf: DmaBuffer): void {
-    const dmaAddr = (buf as { dmaAddr?: unknown } | null)?.dmaAddr;
-    const entry = typeof dmaAddr === 'number' ? this.#buffers.get(dmaAddr) : undefined;
-    if (!entry || entry.buf !== buf) {
-      throw new MicError('EINVAL', `${this.#name}: buffer at ${formatAddr(dmaAddr)} is not live`, {
-        details: { dmaAddr },
-      });
-    }
-    this.#buffers.delete(entry.buf.dmaAddr);
-    this.#host.smpt.unmap(entry.buf.dmaAddr, entry.buf.size);
-    this.#host.freeDma(entry.hostAddr);
-  }
-
-  /**
-   * Maps a view of host RAM for the card (`mic_map_single`) and returns its card-visible address.
-   * @throws MicError EINVAL for memory that is not host RAM of this card's host, or an empty view
-   */
-  mapSingle(va: Memory): number {
-    let hostAddr: number;
+  /** The host-physical address of a view of host RAM. @throws MicError EINVAL for other memory */
+  protected addrOf(va: Memory): number {
     try {
-      hostAddr = this.#host.dmaAddrOf(va);
+      return this.#host.dmaAddrOf(va);
     } catch (err) {
-      throw new MicError('EINVAL', `${this.#name}: memory to map is not host RAM the card can reach`, {
+      throw new MicError('EINVAL', `${this.name}: memory to map is not host RAM the card can reach`, {
         cause: err,
       });
     }
-    const len = va.byteLength;
-    if (!isSize(len)) throw new MicError('EINVAL', `${this.#name}: cannot map an empty view`);
-    const dmaAddr = this.#host.smpt.map(hostAddr, len);
-    this.#mappings.add(dmaAddr, len);
-    return dmaAddr;
   }
 
-  /**
-   * Undoes one {@link mapSingle} of `size` bytes at card address `dmaAddr` (`mic_unmap_single`).
-   * @throws MicError EINVAL when no such mapping is live
-   */
-  unmapSingle(dmaAddr: number, size: number): void {
-    this.#mappings.release(dmaAddr, size, () => this.#host.smpt.unmap(dmaAddr, size));
+  /** `mic_map_single`: through the SMPT. @throws MicError ENOSPC when no SMPT entry is free */
+  protected override mapRange(hostAddr: number, len: number): number {
+    return this.#host.smpt.map(hostAddr, len);
+  }
+
+  /** `mic_unmap_single`. */
+  protected override unmapRange(dmaAddr: number, size: number): void {
+    this.#host.smpt.unmap(dmaAddr, size);
   }
 }

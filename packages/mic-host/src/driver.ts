@@ -6,7 +6,7 @@
  *
  * @see drivers/misc/mic/host/mic_main.c (`mic_init`, `mic_exit`, `mic_probe`, `mic_remove`)
  */
-import { MicError, checkInt, toMicError } from '@mic/errors';
+import { MicError, checkInt, toMicError, errorMessage } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_MAX_NUM_DEVS } from './constants.js';
 import type { DmaDriverLoader } from '@mic/mic-bus';
@@ -53,7 +53,7 @@ export class MicHostDriver {
         await options.loadDmaDriver();
       } catch (err) {
         logger.error('loading the DMA driver failed', {
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         });
         throw toMicError(err, 'ENODEV', 'loading the DMA driver (mic_x100_dma) failed');
       }

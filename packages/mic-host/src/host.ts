@@ -17,7 +17,7 @@
  * @see drivers/misc/mic/host/mic_main.c (`mic_probe`, `mic_remove`)
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_start`, `_mic_stop`, `cosm_hw_ops`)
  */
-import { AsyncMutex, type DmaChannel, type UndoStep, unwind } from '@mic/bus-core';
+import { AsyncMutex, type DmaChannel, HostDoorbellAllocator, type UndoStep, unwind } from '@mic/bus-core';
 import { type Clock, realClock } from '@mic/clock';
 import {
   COSM_FAMILY,
@@ -27,7 +27,7 @@ import {
   type CosmHwOps,
   steppingName,
 } from '@mic/cosm-bus';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import {
   type DmaChannelProvider,
@@ -42,18 +42,15 @@ import { type MicMw, VOP_DEV_TRNSP, type VopBus, type VopDevice } from '@mic/vop
 import { bootparamInit } from '@mic/mic-common';
 import {
   MmioMemory,
-  type DevicePage,
-  HostDoorbellAllocator,
+  X100_HOST_NUM_DOORBELLS,
   X100_MMIO_SIZE,
   X100_PCI_DEVICE_IDS,
   X100_PCI_VENDOR_INTEL,
   X100_SPAD,
   type X100HostView,
-  hostDpInit,
-  hostDpUninit,
-  writeDpAddress,
 } from '@mic/x100';
 import { MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
+import { type DevicePage, hostDpInit, hostDpUninit, writeDpAddress } from './device-page.js';
 import { HostDmaMapOps } from './dma-ops.js';
 import { type FirmwareLayout, type FirmwareLoader, checkBootConfig, loadFirmware } from './firmware.js';
 import { HostMbusHwOps, type HostOpsContext, HostScifHwOps, HostVopHwOps } from './hw-ops.js';
@@ -161,7 +158,11 @@ export class MicHost {
     this.mmio = Object.freeze({ pa: mmioBarAddress(id), va: this.host.mmio.memory, len: X100_MMIO_SIZE });
     this.dmaOps = new HostDmaMapOps(this.host, `mic${id} dma`);
     this.#irqs = new HostIrqTable(this.host, logger);
-    this.#ctx = { host: this.host, irqs: this.#irqs, doorbells: new HostDoorbellAllocator() };
+    this.#ctx = {
+      host: this.host,
+      irqs: this.#irqs,
+      doorbells: new HostDoorbellAllocator(X100_HOST_NUM_DOORBELLS),
+    };
     this.cosmOps = Object.freeze({
       reset: () => this.reset(),
       forceReset: () => this.reset(),
@@ -252,7 +253,7 @@ export class MicHost {
         await this.#buses.cosm.unregisterDevice(cdev);
       });
     } catch (err) {
-      this.#logger.warn('probe failed', { step, error: errorText(err) });
+      this.#logger.warn('probe failed', { step, error: errorMessage(err) });
       await unwind(undo, this.#logger, `mic${this.id} probe`);
       this.#state = 'removed';
       this.#onRemoved(this);
@@ -276,7 +277,7 @@ export class MicHost {
       try {
         await cosm();
       } catch (err) {
-        this.#logger.error('COSM device unregister failed', { error: errorText(err) });
+        this.#logger.error('COSM device unregister failed', { error: errorMessage(err) });
       }
     }
     // Let a start or stop still in flight finish first.
@@ -374,7 +375,7 @@ export class MicHost {
         writeDpAddress(this.host, dp.micAddr);
         this.host.sendFirmwareIntr();
       } catch (err) {
-        this.#logger.warn('start failed', { step, error: errorText(err) });
+        this.#logger.warn('start failed', { step, error: errorMessage(err) });
         await unwind(undo, this.#logger, `mic${this.id} start`);
         bootparamInit(dp.mem, this.id + 1);
         throw err;
@@ -434,8 +435,4 @@ export class MicHost {
 
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(4, '0')}`;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

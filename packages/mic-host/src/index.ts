@@ -8,7 +8,10 @@
  */
 export { MIC_MAX_NUM_DEVS, MIC_RESET_SLEEP_MS, aperBarAddress, mmioBarAddress } from './constants.js';
 export type { DmaChannelProvider, DmaDriverLoader } from '@mic/mic-bus';
+export { hostDpInit, hostDpUninit, writeDpAddress } from './device-page.js';
+export type { DevicePage } from './device-page.js';
 export { HostDmaMapOps } from './dma-ops.js';
+export { hostRam } from './host-ram.js';
 export { MicHostDriver } from './driver.js';
 export type { MicHostDriverOptions } from './driver.js';
 export { BOOT_PARAMS_RAMDISK, MIC_CMDLINE_SIZE, checkBootConfig, loadFirmware } from './firmware.js';

@@ -18,6 +18,7 @@ import {
   MIC_HOST_START_STEPS,
   type MicHostBuses,
   MicHostDriver,
+  hostRam,
 } from '../src/index.js';
 import { cardMain } from './fixtures/card-peer.mjs';
 import { BOOT, makeBuses } from './helpers.js';
@@ -240,7 +241,7 @@ describe('host start (_mic_start) with a failure injected at each step', () => {
       expect(handlersOnHostLine(w)).toBe(0);
       expect(mic.dmaOps.liveBuffers).toBe(0);
       expect(mic.dmaOps.liveMappings).toBe(0);
-      expect(w.platform.host.dmaBytesInUse).toBe(4096); // the device page only
+      expect(hostRam(w.platform.host).usedBytes).toBe(4096); // the device page only
       expect(smptRefs(w)).toBe(4096);
       expect(mic.started).toBe(false);
       expect(mic.dmaChannels).toEqual([]);
@@ -257,7 +258,7 @@ describe('host start (_mic_start) with a failure injected at each step', () => {
       expect(w.buses.mbus.devices()).toEqual([]);
       expect(w.held).toEqual({ irqs: 0, buffers: 0, channels: 0 });
       expect(handlersOnHostLine(w)).toBe(0);
-      expect(w.platform.host.dmaBytesInUse).toBe(0);
+      expect(hostRam(w.platform.host).usedBytes).toBe(0);
       expect(smptRefs(w)).toBe(0);
     },
   );
@@ -272,7 +273,9 @@ describe('host probe (mic_probe) with a failure injected at each step', () => {
       const host = w.platform.host;
       // Exhausting host RAM is how the device page allocation fails.
       const filler =
-        step === 'device page' ? host.allocDma(w.platform.hardware.config.hostRamSize - 4096, 4096) : null;
+        step === 'device page'
+          ? hostRam(host).alloc(w.platform.hardware.config.hostRamSize - 4096, 4096)
+          : null;
       w.inject = step;
       const driver = await MicHostDriver.init();
       await expect(driver.probe({ host, clock: w.platform.clock, buses: w.buses })).rejects.toMatchObject({
@@ -282,14 +285,14 @@ describe('host probe (mic_probe) with a failure injected at each step', () => {
       expect(w.buses.cosm.devices()).toEqual([]);
       expect(w.buses.cosm.indexesInUse).toBe(0);
       expect(smptRefs(w)).toBe(0);
-      if (filler) host.freeDma(filler);
-      expect(host.dmaBytesInUse).toBe(0);
+      if (filler) hostRam(host).free(filler.offset);
+      expect(hostRam(host).usedBytes).toBe(0);
 
       w.inject = undefined;
       const mic = await driver.probe({ host, clock: w.platform.clock, buses: w.buses });
       expect(mic.id).toBe(0);
       await driver.exit();
-      expect(host.dmaBytesInUse).toBe(0);
+      expect(hostRam(host).usedBytes).toBe(0);
       expect(smptRefs(w)).toBe(0);
     },
   );
@@ -308,6 +311,6 @@ describe('host probe (mic_probe) with a failure injected at each step', () => {
     ).rejects.toMatchObject({ code: 'ENOENT' });
     expect(loads).toBe(1);
     for (const bus of Object.values(w.buses)) expect(bus.devices()).toEqual([]);
-    expect(w.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(w.platform.host).usedBytes).toBe(0);
   });
 });

@@ -5,8 +5,10 @@ import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
 import { MIC_DP_SIZE } from '@mic/mic-common';
 import {
-  type X100CardHandle,
+  type CardDebugHandle,
   type X100Platform,
+  X100Hardware,
+  X100HostView,
   createInProcessPlatform,
   createWorkerPlatform,
 } from '@mic/x100';
@@ -27,6 +29,12 @@ export const BOOT: CosmBootConfig = Object.freeze({
 export type PlatformKind = 'inProcess' | 'worker';
 export const PLATFORMS: readonly PlatformKind[] = ['inProcess', 'worker'];
 
+/** A host view of 1 MiB of host RAM on bare hardware (no platform, no card code). */
+export function bareHost(): X100HostView {
+  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+  return new X100HostView(hw, { delivery: 'microtask' });
+}
+
 /** Fresh buses, as the kernel's global buses. */
 export function makeBuses(): MicHostBuses {
   return { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
@@ -44,7 +52,7 @@ export function makePlatform(kind: PlatformKind): X100Platform {
  * call into the card code (in the card's worker on `worker`); memory comes back as offsets into
  * the shared card memory or host RAM, viewed here.
  */
-export function cardPeer(platform: X100Platform, handle: X100CardHandle): ClosableLinkPeer {
+export function cardPeer(platform: X100Platform, handle: CardDebugHandle): ClosableLinkPeer {
   const hw = platform.hardware;
   return {
     async ring(db) {
@@ -93,7 +101,7 @@ export interface HostRig {
 
 /** A rig whose card was started and has booted the peer card code. */
 export interface BootedRig extends HostRig {
-  readonly handle: X100CardHandle;
+  readonly handle: CardDebugHandle;
   readonly peer: ClosableLinkPeer;
 }
 

@@ -3,7 +3,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { isMicError } from '@mic/errors';
-import { MIC_BOOTPARAM_OFFSETS, MIC_MAGIC, readBootparam } from '@mic/mic-common';
+import {
+  MIC_BOOTPARAM_OFFSETS,
+  MIC_DPHI_SPAD,
+  MIC_DPLO_SPAD,
+  MIC_MAGIC,
+  readBootparam,
+} from '@mic/mic-common';
 import { MBUS_DEV_DMA_HOST, type MbusDevice } from '@mic/mic-bus';
 import {
   MmioMemory,
@@ -11,7 +17,6 @@ import {
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
-  cardDpInit,
   createInProcessPlatform,
 } from '@mic/x100';
 import {
@@ -20,6 +25,7 @@ import {
   MicHostDriver,
   aperBarAddress,
   mmioBarAddress,
+  hostRam,
 } from '../src/index.js';
 import { BOOT, type HostRig, bootedRig, closeRig, hostRig, makeBuses } from './helpers.js';
 
@@ -123,12 +129,12 @@ describe('MicHost probe and remove', () => {
       len: r.platform.hardware.config.cardMemorySize,
     });
     expect(r.mic.mmio.pa).toBe(mmioBarAddress(2));
-    expect(r.platform.host.dmaBytesInUse).toBe(4096);
+    expect(hostRam(r.platform.host).usedBytes).toBe(4096);
     expect(smptRefs(r)).toBe(4096);
 
     await r.mic.remove();
     expect(r.buses.cosm.devices()).toEqual([]);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
     expect(smptRefs(r)).toBe(0);
     expect(r.mic.dp).toBeUndefined();
     expect(r.driver.hosts).toEqual([]);
@@ -150,7 +156,7 @@ describe('MicHost probe and remove', () => {
     expect(r.platform.card).toBeUndefined();
     expect(r.platform.cardState).not.toBe(X100_CARD_STATE.RUNNING);
     expect(r.platform.host.interruptEnableMask()).toBe(0);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
     expect(smptRefs(r)).toBe(0);
   });
 });
@@ -177,7 +183,7 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     await r.mic.remove();
     expect(calls).toEqual(['probe cosm-dev0', 'remove cosm-dev0']);
     for (const bus of Object.values(buses)) expect(bus.devices()).toEqual([]);
-    expect(r.platform.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(r.platform.host).usedBytes).toBe(0);
   });
 
   it('registers DMA, SCIF and VOP in that order with the kernel fields, loads the firmware and boots the card', async () => {
@@ -203,7 +209,7 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     expect(r.mic.vopDevice!.hwOps.getRemoteDp()).toBeNull();
     // _mic_start's tail: device page address in SPAD14/15, interrupts on, the card booting.
     const host = r.platform.host;
-    expect(host.readSpad(X100_SPAD.DPLO) + host.readSpad(X100_SPAD.DPHI) * 2 ** 32).toBe(r.mic.dp!.micAddr);
+    expect(host.readSpad(MIC_DPLO_SPAD) + host.readSpad(MIC_DPHI_SPAD) * 2 ** 32).toBe(r.mic.dp!.micAddr);
     expect(host.interruptEnableMask()).not.toBe(0);
     await r.platform.boot;
     expect(r.platform.cardState).toBe(X100_CARD_STATE.RUNNING);
@@ -401,7 +407,7 @@ describe('the host DMA map ops', () => {
       err = e;
     }
     expect(isMicError(err, 'ENOMEM')).toBe(true);
-    expect(r.platform.host.dmaBytesInUse).toBe(4096);
+    expect(hostRam(r.platform.host).usedBytes).toBe(4096);
     expect(smptRefs(r)).toBe(4096);
   });
 });
@@ -410,8 +416,7 @@ describe('the host and the card device page', () => {
   it('publishes a device page the card maps through SPAD14/15 and the SMPT', async () => {
     const r = await bootedRig('inProcess');
     rigs.push(r);
-    const platform = r.platform as ReturnType<typeof createInProcessPlatform>;
-    const dp = cardDpInit(platform.cardView!);
+    const dp = await r.peer.devicePage();
     expect(dp.readU8(MIC_BOOTPARAM_OFFSETS.nodeId)).toBe(1);
     dp.writeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, 6);
     expect(readBootparam(r.mic.dp!.mem).h2cConfigDb).toBe(6);

@@ -11,20 +11,21 @@ import {
   MockDmaMapOps,
   MockLinkEnd,
   type MockLinkEndOptions,
-  X100_CARD_DOORBELLS,
-  X100_CARD_MMIO_PA,
-  X100_HOST_DOORBELLS,
-  X100_MMIO_LEN,
+  MOCK_CARD_DOORBELLS,
+  MOCK_CARD_MMIO_PA,
+  MOCK_HOST_DOORBELLS,
+  MOCK_MMIO_LEN,
+  type DmaBuffer,
+  type MicMw,
 } from '@mic/bus-core';
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, formatAddr } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
-import { MIC_SCIF_DEV, type DmaBuffer, type MicMw, type ScifHwDevParams, type ScifHwOps } from './scif.js';
-
-const DP_SIZE = 4096;
+import { MIC_DP_SIZE } from '@mic/mic-common';
+import { MIC_SCIF_DEV, type ScifHwDevParams, type ScifHwOps } from './scif.js';
 
 /** Options of {@link MockScifHwOps}. */
-export interface MockScifHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
+export interface MockScifHwOpsOptions extends MockLinkEndOptions {
   /** Which side these ops play; only the card has `sendP2pIntr`. */
   readonly role: 'host' | 'card';
   /**
@@ -51,7 +52,7 @@ export interface MockP2pInterrupt {
  * ops.requestIrq(scifIntrHandler, 'SCIF_INTR', scifdev, db);
  * ops.raiseInterrupt(db);
  */
-export class MockScifHwOps extends MockLinkEnd<BufferMemory> implements ScifHwOps {
+export class MockScifHwOps extends MockLinkEnd implements ScifHwOps {
   /** Card only: ring a doorbell of another card through its MMIO window. */
   readonly sendP2pIntr?: (db: number, mw: MicMw) => void;
   readonly #sentP2p: MockP2pInterrupt[] = [];
@@ -66,14 +67,11 @@ export class MockScifHwOps extends MockLinkEnd<BufferMemory> implements ScifHwOp
         if (resolve) {
           const target = resolve(mw);
           if (!target || target === this) {
-            throw new MicError(
-              'EINVAL',
-              `scif p2p window at 0x${Number(mw.pa).toString(16)} is not a peer card's MMIO`,
-            );
+            throw new MicError('EINVAL', `scif p2p window at ${formatAddr(mw.pa)} is not a peer card's MMIO`);
           }
           target.lines.raise(db);
         } else {
-          checkInt('scif p2p doorbell', db, 0, X100_CARD_DOORBELLS - 1);
+          checkInt('scif p2p doorbell', db, 0, this.lines.count - 1);
         }
         this.#sentP2p.push({ db, pa: mw.pa });
       };
@@ -101,7 +99,7 @@ export class MockScifLink {
   readonly cardRam: BufferMemory;
   /** The card's SBOX MMIO registers. */
   readonly cardMmio: BufferMemory;
-  readonly cardDmaOps: MockDmaMapOps<BufferMemory>;
+  readonly cardDmaOps: MockDmaMapOps;
   /** The host's device page for this card, in host RAM. */
   readonly dp: DmaBuffer;
   /** The card's aperture as the host sees it (`pa` = BAR0 address). */
@@ -121,30 +119,34 @@ export class MockScifLink {
     this.#fabric = fabric;
     this.node = index + 1;
     this.cardRam = BufferMemory.allocate(options.cardRamSize ?? 1 << 20, { shared });
-    this.cardMmio = BufferMemory.allocate(X100_MMIO_LEN, { shared });
+    this.cardMmio = BufferMemory.allocate(MOCK_MMIO_LEN, { shared });
     this.cardDmaOps = new MockDmaMapOps({ pool: this.cardRam, base: 0, name: `card ${this.node} scif dma` });
-    this.dp = fabric.hostDmaOps.alloc(DP_SIZE);
+    this.dp = fabric.hostDmaOps.alloc(MIC_DP_SIZE);
     this.aper = Object.freeze({
-      pa: MOCK_APER_PA + index * 0x4_0000_0000,
+      pa: (options.aperPa ?? MOCK_APER_PA) + index * 0x4_0000_0000,
       va: this.cardRam,
       len: this.cardRam.byteLength,
     });
     this.hostMmio = Object.freeze({
-      pa: MOCK_MMIO_PA + index * 0x10_0000,
+      pa: (options.mmioPa ?? MOCK_MMIO_PA) + index * 0x10_0000,
       va: this.cardMmio,
-      len: X100_MMIO_LEN,
+      len: MOCK_MMIO_LEN,
     });
-    this.cardMmioMw = Object.freeze({ pa: X100_CARD_MMIO_PA, va: this.cardMmio, len: X100_MMIO_LEN });
+    this.cardMmioMw = Object.freeze({
+      pa: options.cardMmioPa ?? MOCK_CARD_MMIO_PA,
+      va: this.cardMmio,
+      len: MOCK_MMIO_LEN,
+    });
     this.host = new MockScifHwOps({
       role: 'host',
-      doorbells: options.hostDoorbells ?? X100_HOST_DOORBELLS,
+      doorbells: options.hostDoorbells ?? MOCK_HOST_DOORBELLS,
       remap: [{ base: 0, pool: this.cardRam }],
       logger,
     });
     this.card = new MockScifHwOps({
       role: 'card',
-      doorbells: options.cardDoorbells ?? X100_CARD_DOORBELLS,
-      remap: [{ base: MOCK_SMPT_BASE, pool: fabric.hostRam }],
+      doorbells: options.cardDoorbells ?? MOCK_CARD_DOORBELLS,
+      remap: [{ base: fabric.hostDmaBase, pool: fabric.hostRam }],
       resolveP2p: (mw) => fabric.cardByMmio(mw)?.card,
       logger,
     });
@@ -153,7 +155,7 @@ export class MockScifLink {
 
   /** The card's view of the host device page (what the card passes as `rdp`). */
   get rdp(): Memory {
-    return this.#fabric.hostRam.window(this.dp.dmaAddr - MOCK_SMPT_BASE, DP_SIZE);
+    return this.#fabric.hostRam.window(this.dp.dmaAddr - this.#fabric.hostDmaBase, MIC_DP_SIZE);
   }
 
   /** Registration parameters of the host-side device, as the host's `_mic_start` passes them. */
@@ -201,14 +203,24 @@ export interface MockScifFabricOptions {
   readonly cardRamSize?: number;
   /** Back the memories with SharedArrayBuffers (default false). */
   readonly shared?: boolean;
+  /** Host doorbells per link (default {@link MOCK_HOST_DOORBELLS}). */
   readonly hostDoorbells?: number;
+  /** Doorbells per card (default {@link MOCK_CARD_DOORBELLS}). */
   readonly cardDoorbells?: number;
+  /** DMA address of host RAM offset 0, where the cards reach it (default {@link MOCK_SMPT_BASE}). */
+  readonly hostDmaBase?: number;
+  /** BAR0 address of card 0's aperture; card `n` is 16 GiB above (default {@link MOCK_APER_PA}). */
+  readonly aperPa?: number;
+  /** BAR4 address of card 0's MMIO; card `n` is 1 MiB above (default {@link MOCK_MMIO_PA}). */
+  readonly mmioPa?: number;
+  /** Where each card sees its own MMIO (default {@link MOCK_CARD_MMIO_PA}). */
+  readonly cardMmioPa?: number;
   readonly logger?: Logger;
 }
 
 /**
  * A host and `cards` cards, laid out like x100:
- * - host RAM; the host DMA ops hand it out at `MOCK_SMPT_BASE + offset`, which every card's
+ * - host RAM; the host DMA ops hand it out at `hostDmaBase + offset`, which every card's
  *   `remap` reaches;
  * - per card: RAM (DMA address = offset, reached by the host's `remap` through the aperture), SBOX
  *   MMIO, a device page in host RAM (host `dp`, card `rdp`), and doorbells both ways;
@@ -222,14 +234,21 @@ export interface MockScifFabricOptions {
  */
 export class MockScifFabric {
   readonly hostRam: BufferMemory;
-  readonly hostDmaOps: MockDmaMapOps<BufferMemory>;
+  /** DMA address of host RAM offset 0. */
+  readonly hostDmaBase: number;
+  readonly hostDmaOps: MockDmaMapOps;
   readonly links: readonly MockScifLink[];
 
   constructor(options: MockScifFabricOptions = {}) {
     const cards = options.cards ?? 1;
     checkInt('mock scif card count', cards, 1, 8);
     this.hostRam = BufferMemory.allocate(options.hostRamSize ?? 4 << 20, { shared: options.shared ?? false });
-    this.hostDmaOps = new MockDmaMapOps({ pool: this.hostRam, base: MOCK_SMPT_BASE, name: 'host scif dma' });
+    this.hostDmaBase = options.hostDmaBase ?? MOCK_SMPT_BASE;
+    this.hostDmaOps = new MockDmaMapOps({
+      pool: this.hostRam,
+      base: this.hostDmaBase,
+      name: 'host scif dma',
+    });
     const links: MockScifLink[] = [];
     for (let i = 0; i < cards; i++) links.push(new MockScifLink(this, i, options));
     this.links = Object.freeze(links);

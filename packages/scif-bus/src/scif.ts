@@ -7,13 +7,12 @@
 import {
   ANY_ID,
   type BusDriver,
-  type DmaBuffer as CoreDmaBuffer,
   type DmaChannel,
-  type DmaMapOps as CoreDmaMapOps,
+  type DmaMapOps,
   type IdTable,
   type IrqHandler,
   type MicIrq,
-  type MicMw as CoreMicMw,
+  type MicMw,
 } from '@mic/bus-core';
 import type { Memory } from '@mic/memory';
 
@@ -28,21 +27,6 @@ export const MIC_MAX_DMA_CHAN = 4;
 
 /** Largest SCIF node id: the management node 0 plus 128 cards (`MAX_SCIF_NODES - 1`). */
 export const SCIF_MAX_NODE = 128;
-
-/** A memory window `{pa, va, len}` (`struct mic_mw`) over {@link Memory}. */
-export type MicMw = CoreMicMw<Memory>;
-
-/** A DMA-mapped buffer from {@link DmaMapOps.alloc}. */
-export type DmaBuffer = CoreDmaBuffer<Memory>;
-
-/**
- * DMA map ops of a SCIF device: on the host every address they return is a card-visible (SMPT)
- * address (`__mic_dma_ops`); on the card the mapping is direct. See `DmaMapOps` in
- * `@mic/bus-core` for the contract.
- *
- * @see drivers/misc/mic/host/mic_boot.c `__mic_dma_ops`
- */
-export type DmaMapOps = CoreDmaMapOps<Memory>;
 
 /**
  * The hardware ops of a SCIF device (`struct scif_hw_ops`). One instance serves one device, so the

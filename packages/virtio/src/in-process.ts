@@ -143,7 +143,7 @@ export class InProcessTransport {
       },
       free: (buf: VirtioDmaBuffer): void => {
         const off = buf.addr - this.dmaBase;
-        if (this.#alloc.sizeAt(off) !== buf.size) {
+        if (this.#alloc.sizeOf(off) !== buf.size) {
           throw new MicError('EINVAL', `in-process buffer at 0x${buf.addr.toString(16)} is not live`);
         }
         this.#alloc.free(off);

@@ -10,18 +10,18 @@ import {
   MockDmaMapOps,
   MockLinkEnd,
   type MockLinkEndOptions,
-  X100_CARD_DOORBELLS,
-  X100_HOST_DOORBELLS,
+  MOCK_CARD_DOORBELLS,
+  MOCK_HOST_DOORBELLS,
+  type DmaBuffer,
+  type MicMw,
 } from '@mic/bus-core';
 import { type Logger, nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
-import { VOP_DEV_TRNSP, type DmaBuffer, type MicMw, type VopDeviceParams, type VopHwOps } from './vop.js';
-
-/** Size of a device page (`MIC_DP_SIZE`). */
-const DP_SIZE = 4096;
+import { MIC_DP_SIZE } from '@mic/mic-common';
+import { VOP_DEV_TRNSP, type VopDeviceParams, type VopHwOps } from './vop.js';
 
 /** Options of {@link MockVopHwOps}. */
-export interface MockVopHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
+export interface MockVopHwOpsOptions extends MockLinkEndOptions {
   /** The host's own device page (default: a fresh zeroed page on the host, `null` on the card). */
   readonly dp?: Memory | null;
   /** The card's view of the host page (default: a fresh zeroed page on the card, `null` on the host). */
@@ -40,16 +40,16 @@ export interface MockVopHwOpsOptions extends MockLinkEndOptions<BufferMemory> {
  * ops.raiseInterrupt(db); // the handler runs in a later task
  * await ops.flush();
  */
-export class MockVopHwOps extends MockLinkEnd<BufferMemory> implements VopHwOps {
+export class MockVopHwOps extends MockLinkEnd implements VopHwOps {
   readonly #dp: Memory | null;
   readonly #remoteDp: Memory | null;
 
   constructor(options: MockVopHwOpsOptions) {
     super('vop', options);
     const host = this.role === 'host';
-    this.#dp = options.dp !== undefined ? options.dp : host ? BufferMemory.allocate(DP_SIZE) : null;
+    this.#dp = options.dp !== undefined ? options.dp : host ? BufferMemory.allocate(MIC_DP_SIZE) : null;
     this.#remoteDp =
-      options.remoteDp !== undefined ? options.remoteDp : host ? null : BufferMemory.allocate(DP_SIZE);
+      options.remoteDp !== undefined ? options.remoteDp : host ? null : BufferMemory.allocate(MIC_DP_SIZE);
   }
 
   /** Joins two sides: from now on each one's `sendIntr` rings the other. */
@@ -76,19 +76,23 @@ export interface MockVopLinkOptions {
   readonly shared?: boolean;
   /** The host-side device's dnode, i.e. card index + 1 (default 1). */
   readonly dnode?: number;
-  /** Host doorbells (default 4). */
+  /** Host doorbells (default {@link MOCK_HOST_DOORBELLS}). */
   readonly hostDoorbells?: number;
-  /** Card doorbells (default 16). */
+  /** Card doorbells (default {@link MOCK_CARD_DOORBELLS}). */
   readonly cardDoorbells?: number;
+  /** DMA address of host RAM offset 0, where the card reaches it (default {@link MOCK_SMPT_BASE}). */
+  readonly hostDmaBase?: number;
+  /** BAR0 address of the card's aperture (default {@link MOCK_APER_PA}). */
+  readonly aperPa?: number;
   readonly logger?: Logger;
 }
 
 /**
  * A host and a card joined by a mock PCIe link, laid out like x100:
- * - host RAM; the host's DMA ops hand out host RAM at DMA address `MOCK_SMPT_BASE + offset`, which
+ * - host RAM; the host's DMA ops hand out host RAM at DMA address `hostDmaBase + offset`, which
  *   is what the card's `remap` reaches;
  * - card RAM; the card's DMA ops hand out card RAM at DMA address = offset (direct mapping), which
- *   is what the host's `remap` reaches through the aperture ({@link aper}, `pa = MOCK_APER_PA`);
+ *   is what the host's `remap` reaches through the aperture ({@link aper}, `pa = aperPa`);
  * - the device page: a page of host RAM, the host's `getDp()` and the card's `getRemoteDp()`;
  * - doorbells: each side's `sendIntr` raises the other's.
  *
@@ -100,8 +104,8 @@ export interface MockVopLinkOptions {
 export class MockVopLink {
   readonly hostRam: BufferMemory;
   readonly cardRam: BufferMemory;
-  readonly hostDmaOps: MockDmaMapOps<BufferMemory>;
-  readonly cardDmaOps: MockDmaMapOps<BufferMemory>;
+  readonly hostDmaOps: MockDmaMapOps;
+  readonly cardDmaOps: MockDmaMapOps;
   /** The host device page, in host RAM. */
   readonly dp: DmaBuffer;
   /** The card's memory as the host sees it through BAR0. */
@@ -116,15 +120,20 @@ export class MockVopLink {
     this.dnode = options.dnode ?? 1;
     this.hostRam = BufferMemory.allocate(options.hostRamSize ?? 1 << 20, { shared });
     this.cardRam = BufferMemory.allocate(options.cardRamSize ?? 1 << 20, { shared });
-    this.hostDmaOps = new MockDmaMapOps({ pool: this.hostRam, base: MOCK_SMPT_BASE, name: 'host vop dma' });
+    const hostDmaBase = options.hostDmaBase ?? MOCK_SMPT_BASE;
+    this.hostDmaOps = new MockDmaMapOps({ pool: this.hostRam, base: hostDmaBase, name: 'host vop dma' });
     this.cardDmaOps = new MockDmaMapOps({ pool: this.cardRam, base: 0, name: 'card vop dma' });
-    this.dp = this.hostDmaOps.alloc(DP_SIZE);
-    const dpOffset = this.dp.dmaAddr - MOCK_SMPT_BASE;
-    this.aper = Object.freeze({ pa: MOCK_APER_PA, va: this.cardRam, len: this.cardRam.byteLength });
+    this.dp = this.hostDmaOps.alloc(MIC_DP_SIZE);
+    const dpOffset = this.dp.dmaAddr - hostDmaBase;
+    this.aper = Object.freeze({
+      pa: options.aperPa ?? MOCK_APER_PA,
+      va: this.cardRam,
+      len: this.cardRam.byteLength,
+    });
     const logger = options.logger ?? nullLogger;
     this.host = new MockVopHwOps({
       role: 'host',
-      doorbells: options.hostDoorbells ?? X100_HOST_DOORBELLS,
+      doorbells: options.hostDoorbells ?? MOCK_HOST_DOORBELLS,
       dp: this.dp.va,
       remoteDp: null,
       remap: [{ base: 0, pool: this.cardRam }],
@@ -132,10 +141,10 @@ export class MockVopLink {
     });
     this.card = new MockVopHwOps({
       role: 'card',
-      doorbells: options.cardDoorbells ?? X100_CARD_DOORBELLS,
+      doorbells: options.cardDoorbells ?? MOCK_CARD_DOORBELLS,
       dp: null,
-      remoteDp: this.hostRam.window(dpOffset, DP_SIZE),
-      remap: [{ base: MOCK_SMPT_BASE, pool: this.hostRam }],
+      remoteDp: this.hostRam.window(dpOffset, MIC_DP_SIZE),
+      remap: [{ base: hostDmaBase, pool: this.hostRam }],
       logger,
     });
     MockVopHwOps.connect(this.host, this.card);

@@ -7,13 +7,12 @@
 import {
   ANY_ID,
   type BusDriver,
-  type DmaBuffer as CoreDmaBuffer,
   type DmaChannel,
-  type DmaMapOps as CoreDmaMapOps,
+  type DmaMapOps,
   type IdTable,
   type IrqHandler,
   type MicIrq,
-  type MicMw as CoreMicMw,
+  type MicMw,
 } from '@mic/bus-core';
 import type { Memory } from '@mic/memory';
 
@@ -25,21 +24,6 @@ export const VOP_DEV_ANY_ID = ANY_ID;
 
 /** Size of the bounce buffer per vring (`VOP_INT_DMA_BUF_SIZE`, 64 KiB). */
 export const VOP_INT_DMA_BUF_SIZE = 65536;
-
-/** A memory window `{pa, va, len}` (`struct mic_mw`) over {@link Memory}. */
-export type MicMw = CoreMicMw<Memory>;
-
-/** A DMA-mapped buffer from {@link DmaMapOps.alloc}. */
-export type DmaBuffer = CoreDmaBuffer<Memory>;
-
-/**
- * DMA map ops of a VOP device: on the host they map host memory to card-visible addresses
- * (`_mic_dma_ops`, through the SMPT); on the card they map card memory directly.
- * See `DmaMapOps` in `@mic/bus-core` for the contract.
- *
- * @see drivers/misc/mic/host/mic_boot.c `_mic_dma_ops`
- */
-export type DmaMapOps = CoreDmaMapOps<Memory>;
 
 /**
  * The hardware ops of a VOP device (`struct vop_hw_ops`). One instance serves one device, so the

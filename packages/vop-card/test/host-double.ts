@@ -7,7 +7,7 @@
  */
 import type { VopCardDriver } from '../src/index.js';
 import { type VirtualClock } from '@mic/clock';
-import type { BufferMemory, Memory } from '@mic/memory';
+import type { Memory } from '@mic/memory';
 import {
   type DpPendingEntry,
   MIC_BOOTPARAM_OFFSETS,
@@ -75,7 +75,7 @@ export class HostDevice {
   irq: MicIrq | null = null;
   /** The device side of each queue, once the card relocated the used rings. */
   vringh: (Vringh | null)[];
-  usedMaps: BufferMemory[] = [];
+  usedMaps: Memory[] = [];
   relocations = 0;
   resets = 0;
   notifications = 0;

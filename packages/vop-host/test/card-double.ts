@@ -175,7 +175,7 @@ export class CardDouble {
   }
 
   /** A zeroed card buffer and its card physical address. */
-  buffer(size: number): { addr: number; mem: BufferMemory } {
+  buffer(size: number): { addr: number; mem: Memory } {
     const b = this.link.cardDmaOps.alloc(size);
     return { addr: b.dmaAddr, mem: b.va };
   }

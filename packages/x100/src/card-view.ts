@@ -1,6 +1,7 @@
 /**
  * The card's view of an X100, what the card OS and its drivers get:
- * - its local memory (GDDR) and a page allocator over it;
+ * - its local memory (GDDR; allocating pages of it is the card OS's business, `@mic/mic-card`
+ *   does it);
  * - host memory only through the SMPT: {@link X100CardView.cardMap} turns a card address in the
  *   system window (`≥ 0x80_0000_0000`) into a bounds-checked window of host RAM, and refuses
  *   (`EFAULT`) addresses no mapped SMPT entry covers;
@@ -22,24 +23,13 @@ import { MicError } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
-import { RangeAllocator, viewOffset } from './allocator.js';
 import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
-import { NO_DOORBELL } from './doorbells.js';
 import { X100_CARD_SOURCES } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
-import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import type { MmioRegisters } from './mmio.js';
-
-/** A buffer in card memory. */
-export interface CardBuffer {
-  /** Card physical address (what the host reaches through the aperture at the same offset). */
-  readonly addr: number;
-  /** Bytes. */
-  readonly size: number;
-  /** The bytes, bounds-checked to the buffer. */
-  readonly mem: Memory;
-}
+import { viewOffset } from './views.js';
 
 /** Options of {@link X100CardView}. */
 export interface X100CardViewOptions {
@@ -70,7 +60,6 @@ export class X100CardView {
   /** The boot this view belongs to. */
   readonly generation: number;
   readonly #hw: X100Hardware;
-  readonly #pages: RangeAllocator;
   readonly #irq: IrqController;
   readonly #controller = new AbortController();
   /** Set by {@link kill}; a plain field, as it is read on every doorbell ring. */
@@ -84,8 +73,6 @@ export class X100CardView {
     this.logger = options.logger ?? nullLogger;
     this.generation = options.generation;
     this.signal = this.#controller.signal;
-    // Page 0 is never handed out: 0 means "no address" in several device page fields.
-    this.#pages = new RangeAllocator(4096, hw.config.cardMemorySize, 'card memory');
     this.#irq = new IrqController(hw.cardLine, {
       delivery: options.delivery,
       validSources: X100_CARD_SOURCES,
@@ -113,27 +100,8 @@ export class X100CardView {
   }
 
   /**
-   * Allocates zeroed card memory (`__get_free_pages`); the host reaches it through the aperture
-   * at `addr`.
-   * @param align - a power of two (default 4096)
-   * @throws MicError ENOMEM when card memory is exhausted
-   */
-  allocPages(size: number, align = 4096): CardBuffer {
-    this.#live();
-    const addr = this.#pages.alloc(size, align);
-    const mem = this.#hw.cardMemory.window(addr, size);
-    mem.fill(0, size, 0);
-    return { addr, size, mem };
-  }
-
-  /** Frees a buffer from {@link allocPages}. @throws MicError EINVAL when it is not live */
-  freePages(buffer: CardBuffer | number): void {
-    this.#pages.free(typeof buffer === 'number' ? buffer : buffer.addr);
-  }
-
-  /**
-   * The card physical address of a view of card memory, e.g. a window of a {@link CardBuffer}
-   * (what the card's `dma_map_single` returns: there is no translation on the card).
+   * The card physical address of a view of card memory (what the card's `virt_to_phys` and
+   * `dma_map_single` return: there is no translation on the card).
    * @throws MicError EINVAL for memory that is not a view of card memory
    */
   physAddrOf(mem: Memory): number {
@@ -175,15 +143,13 @@ export class X100CardView {
 
   /**
    * Rings host doorbell `db` (0–3): writes DBREQ to its `SDBIC` register (`mic_send_intr`).
-   * The host's handler runs later, never inside this call.
-   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
-   * @throws MicError EINVAL for another value outside 0–3, ENODEV after a reset
+   * The host's handler runs later, never inside this call. ("No doorbell", -1 in the device page,
+   * is the drivers' business: the hardware has doorbells 0–3 only.)
+   * @throws MicError EINVAL for a value outside 0–3, ENODEV after a reset
    */
-  sendIntr(db: number): boolean {
-    if (db === NO_DOORBELL) return false;
+  sendIntr(db: number): void {
     this.#live();
     this.mmio.write32(sdbicReg(db), X100_SDBIC_DBREQ); // sdbicReg checks db (EINVAL)
-    return true;
   }
 
   /**
@@ -191,7 +157,7 @@ export class X100CardView {
    * may share a source; they run asynchronously after the source is raised.
    * @throws MicError EINVAL for another source, ENODEV after a reset
    */
-  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+  requestIrq(src: number, handler: InterruptSourceHandler, name = ''): IrqCookie {
     this.#live();
     return this.#irq.requestIrq(src, handler, name);
   }

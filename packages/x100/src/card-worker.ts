@@ -14,16 +14,15 @@ import { X100CardView } from './card-view.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
 import { DmaSharedState } from './dma-state.js';
 import { X100Hardware } from './hardware.js';
-import { cardMethodNames, invokeCardMethod } from './platform.js';
-import { serializeError } from './rpc.js';
-import type { CallMessage, CardMessage, CardWorkerData } from './rpc.js';
+import { debugMethodNames, invokeDebugMethod, serializeError } from './debug-channel.js';
+import type { CardWorkerData, CardWorkerMessage, DebugCallMessage } from './debug-channel.js';
 
-function post(port: MessagePort, msg: CardMessage): void {
+function post(port: MessagePort, msg: CardWorkerMessage): void {
   port.postMessage(msg);
 }
 
 function postLog(port: MessagePort, record: LogRecord): void {
-  const msg: CardMessage = {
+  const msg: CardWorkerMessage = {
     type: 'log',
     level: record.level,
     component: record.component,
@@ -37,9 +36,9 @@ function postLog(port: MessagePort, record: LogRecord): void {
   }
 }
 
-async function serve(port: MessagePort, methods: unknown, msg: CallMessage): Promise<void> {
+async function serve(port: MessagePort, methods: unknown, msg: DebugCallMessage): Promise<void> {
   try {
-    const value = await invokeCardMethod(methods, msg.method, msg.args);
+    const value = await invokeDebugMethod(methods, msg.method, msg.args);
     post(port, { type: 'result', id: msg.id, ok: true, value });
   } catch (err) {
     post(port, { type: 'result', id: msg.id, ok: false, error: serializeError(err) });
@@ -63,7 +62,7 @@ async function main(port: MessagePort, data: CardWorkerData): Promise<void> {
     ...(data.spinNs === undefined ? {} : { spinNs: data.spinNs }),
   });
   let methods: unknown;
-  port.on('message', (msg: CallMessage) => {
+  port.on('message', (msg: DebugCallMessage) => {
     if (msg.type === 'call') void serve(port, methods, msg);
   });
   try {
@@ -73,7 +72,7 @@ async function main(port: MessagePort, data: CardWorkerData): Promise<void> {
       throw new MicError('ENOENT', `card module ${data.cardModule} exports no function '${data.cardExport}'`);
     }
     methods = await (entry as (c: X100CardView, d: unknown) => unknown)(card, data.cardData);
-    post(port, { type: 'booted', methods: cardMethodNames(methods) });
+    post(port, { type: 'booted', methods: debugMethodNames(methods) });
   } catch (err) {
     post(port, { type: 'failed', error: serializeError(err) });
   }

@@ -1,7 +1,6 @@
 /**
  * Numbers of the X100 card as hardware: PCI identity, the MMIO register map (BAR4), the SMPT
- * geometry, scratchpad roles, interrupt sources, DMA channel registers and the
- * `mic_bootparam` layout. Every register offset here is relative to the start of the MMIO
+ * geometry, the firmware's scratchpads, interrupt sources and DMA channel registers. Every register offset here is relative to the start of the MMIO
  * space (BAR4 on the host, physical `0x08007C0000` on the card), i.e. the kernel's
  * `MIC_X100_SBOX_BASE_ADDRESS + MIC_X100_SBOX_*`; both sides see the same map.
  *
@@ -112,17 +111,18 @@ export const X100_SMPT = {
   BASE: 0x80_0000_0000,
 } as const;
 
-/** Scratchpad count and the roles of the ones the stack uses. @see drivers/misc/mic/host/mic_x100.h */
+/**
+ * Scratchpad count and the roles the card's firmware gives some of them. Which scratchpads the
+ * drivers use for their own handshake (the device page address in 14/15) is theirs to say
+ * (`MIC_DPLO_SPAD`/`MIC_DPHI_SPAD` in `@mic/mic-common`).
+ * @see drivers/misc/mic/host/mic_x100.h
+ */
 export const X100_SPAD = {
   NUM: 16,
   /** Firmware download info: bit 0 ready, bits 9:1 APIC id, bits 31:12 boot address. */
   DOWNLOAD_INFO: 2,
   /** Firmware image size, written by the host. */
   FW_SIZE: 5,
-  /** Low 32 bits of the device page's card-visible address (`MIC_DPLO_SPAD`). */
-  DPLO: 14,
-  /** High 32 bits of the device page's card-visible address (`MIC_DPHI_SPAD`). */
-  DPHI: 15,
 } as const;
 
 /**
@@ -179,11 +179,6 @@ export const X100_DMA_REG = {
 export const X100_HOST_NUM_DOORBELLS = X100_INTR.HOST_NUM_DB;
 /** Doorbells the card listens on (0–15). @see drivers/misc/mic/card/mic_x100.c (mic_hw_intr_init) */
 export const X100_CARD_NUM_DOORBELLS = X100_INTR.CARD_NUM_DB;
-/**
- * Doorbells the card driver hands out (`MIC_X100_MAX_DOORBELL_IDX`, 8): `mic_next_card_db()`
- * picks the least used of these. @see drivers/misc/mic/card/mic_x100.h, card/mic_device.c
- */
-export const X100_CARD_ALLOC_DOORBELLS = 8;
 /** Number of `RDMASR` registers in the model. */
 export const X100_NUM_RDMASR = 32;
 

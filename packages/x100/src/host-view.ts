@@ -1,6 +1,7 @@
 /**
  * The host's view of an X100: what a PCIe card and its host bridge give the host driver.
- * - host RAM and a DMA buffer allocator (a buffer's `dmaAddr` is its host-physical offset);
+ * - host RAM (a DMA address is a host-physical offset in it; allocating it is the host OS's
+ *   business, `@mic/mic-host` does it);
  * - the aperture (BAR0): card memory, bounds-checked;
  * - the MMIO registers (BAR4): scratchpads, SMPT (through {@link SmptTable}), doorbells,
  *   interrupt status/enable, reset;
@@ -14,7 +15,6 @@ import { MicError, checkInt } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
-import { RangeAllocator, viewOffset } from './allocator.js';
 import {
   X100_APICICR_SEND,
   X100_BSP_INTERRUPT_VECTOR,
@@ -31,23 +31,13 @@ import {
   spadReg,
 } from './constants.js';
 import type { Spad2 } from './constants.js';
-import { NO_DOORBELL } from './doorbells.js';
 import { X100_HOST_SOURCES } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
-import type { IrqCookie, IrqDelivery, IrqHandler } from './irq.js';
+import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import type { MmioRegisters } from './mmio.js';
 import { SmptTable } from './smpt.js';
-
-/** A host buffer the card may reach once it is mapped through the SMPT. */
-export interface DmaBuffer {
-  /** Host-physical address (offset in host RAM), never 0. */
-  readonly dmaAddr: number;
-  /** Bytes. */
-  readonly size: number;
-  /** The bytes, bounds-checked to the buffer. */
-  readonly mem: Memory;
-}
+import { viewOffset } from './views.js';
 
 /** PCI identity of the card. */
 export interface X100PciId {
@@ -83,7 +73,6 @@ export class X100HostView {
   /** SMPT programming: host DMA ranges → card-visible addresses. */
   readonly smpt: SmptTable;
   readonly #hw: X100Hardware;
-  readonly #dma: RangeAllocator;
   readonly #irq: IrqController;
 
   constructor(hw: X100Hardware, options: X100HostViewOptions) {
@@ -93,40 +82,12 @@ export class X100HostView {
     this.aperture = hw.cardMemory;
     this.mmio = hw.mmio;
     this.smpt = new SmptTable(hw);
-    // Page 0 is never handed out: 0 means "no address" in several device page fields.
-    this.#dma = new RangeAllocator(4096, hw.config.hostRamSize, 'host RAM');
     this.#irq = new IrqController(hw.hostLine, {
       delivery: options.delivery,
       validSources: X100_HOST_SOURCES,
       logger: options.logger ?? nullLogger,
       ...(options.spinNs === undefined ? {} : { spinNs: options.spinNs }),
     });
-  }
-
-  /**
-   * Allocates a zeroed DMA-able buffer in host RAM (`kzalloc` + `dma_map_single`, or
-   * `dma_alloc_coherent`). Map it with {@link smpt} before the card uses it.
-   * @param align - a power of two (default 64, the DMA engine's alignment)
-   * @throws MicError ENOMEM when host RAM is exhausted
-   */
-  allocDma(size: number, align = 64): DmaBuffer {
-    const dmaAddr = this.#dma.alloc(size, align);
-    const mem = this.#hw.hostRam.window(dmaAddr, size);
-    mem.fill(0, size, 0);
-    return { dmaAddr, size, mem };
-  }
-
-  /**
-   * Frees a buffer from {@link allocDma}.
-   * @throws MicError EINVAL when it is not a live allocation
-   */
-  freeDma(buffer: DmaBuffer | number): void {
-    this.#dma.free(typeof buffer === 'number' ? buffer : buffer.dmaAddr);
-  }
-
-  /** Bytes of host RAM allocated for DMA. */
-  get dmaBytesInUse(): number {
-    return this.#dma.usedBytes;
   }
 
   /**
@@ -138,8 +99,8 @@ export class X100HostView {
   }
 
   /**
-   * The DMA address of a view of host RAM, e.g. a window of a {@link DmaBuffer} (what
-   * `dma_map_single` returns for it here, where DMA addresses are host-physical).
+   * The DMA address of a view of host RAM (its host-physical offset: what `virt_to_phys` and
+   * `dma_map_single` return for it here, where DMA addresses are host-physical).
    * @throws MicError EINVAL for memory that is not a view of this host's RAM
    */
   dmaAddrOf(mem: Memory): number {
@@ -173,12 +134,11 @@ export class X100HostView {
   /**
    * Rings card doorbell `db` (0–15), as `mic_x100_send_intr` does: doorbells 0–7 set the send
    * bit of their `APICICR` register, 8–15 write 0 to `RDMASR[db - 8 + 17]`. The card's handler
-   * runs later, never inside this call.
-   * @returns false for {@link NO_DOORBELL} (nothing is rung), true otherwise
-   * @throws MicError EINVAL for another value outside 0–15
+   * runs later, never inside this call. ("No doorbell", -1 in the device page, is the drivers'
+   * business: the hardware has doorbells 0–15 only.)
+   * @throws MicError EINVAL for a value outside 0–15
    */
-  sendIntr(db: number): boolean {
-    if (db === NO_DOORBELL) return false;
+  sendIntr(db: number): void {
     checkInt('card doorbell', db, 0, X100_CARD_NUM_DOORBELLS - 1);
     if (db < X100_INTR.CARD_NUM_SBOX_DB) {
       const reg = apicIcrReg(db);
@@ -186,7 +146,6 @@ export class X100HostView {
     } else {
       this.mmio.write32(rdmasrReg(db - X100_INTR.CARD_NUM_SBOX_DB + X100_INTR.RDMASR_IRQ_BASE), 0);
     }
-    return true;
   }
 
   /**
@@ -205,7 +164,7 @@ export class X100HostView {
    * once per delivery, and only while the source is enabled (see {@link enableInterrupts}).
    * @throws MicError EINVAL for another source
    */
-  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+  requestIrq(src: number, handler: InterruptSourceHandler, name = ''): IrqCookie {
     return this.#irq.requestIrq(src, handler, name);
   }
 

@@ -3,18 +3,14 @@
  * registers, doorbells, scratchpads, interrupt lines, the DMA engine) on two platforms,
  * `inProcess` and `worker`. It imports no bus and no driver.
  */
-export { RangeAllocator } from './allocator.js';
-export { cardDpInit, hostDpInit, hostDpUninit, readDpAddress, writeDpAddress } from './bootparam.js';
-export type { DevicePage } from './bootparam.js';
 export { X100CardView } from './card-view.js';
-export type { CardBuffer, X100CardViewOptions } from './card-view.js';
+export type { X100CardViewOptions } from './card-view.js';
 export {
   X100_APICICR_SEND,
   X100_BAR,
   X100_BSP_INTERRUPT_VECTOR,
   X100_CARD_MMIO_BASE,
   X100_CARD_NUM_DOORBELLS,
-  X100_CARD_ALLOC_DOORBELLS,
   X100_DMA,
   X100_DMA_BIT,
   X100_DMA_CHERR,
@@ -59,7 +55,6 @@ export { X100DmaEngine } from './dma-engine.js';
 export type { X100DmaEngineOptions, X100DmaEngineStats } from './dma-engine.js';
 export { installDmaRegisterHandlers } from './dma-regs.js';
 export { InProcessDmaRunner } from './dma-runner.js';
-export { CardDoorbellAllocator, HostDoorbellAllocator, NO_DOORBELL } from './doorbells.js';
 export {
   X100_CARD_SOURCES,
   X100_CARD_STATE,
@@ -75,27 +70,20 @@ export type {
   X100HardwareOptions,
 } from './hardware.js';
 export { X100HostView } from './host-view.js';
-export type { DmaBuffer, X100HostViewOptions, X100PciId } from './host-view.js';
+export type { X100HostViewOptions, X100PciId } from './host-view.js';
 export { InterruptLine, IrqController } from './irq.js';
 export type {
   InterruptLineLayout,
   IrqControllerOptions,
   IrqCookie,
   IrqDelivery,
-  IrqHandler,
+  InterruptSourceHandler,
   X100Side,
 } from './irq.js';
 export { MmioMemory, MmioRegisters } from './mmio.js';
 export type { MmioWriteHandler } from './mmio.js';
-export type {
-  CardMain,
-  CardMethod,
-  CardMethods,
-  X100CardHandle,
-  X100Platform,
-  X100PlatformKind,
-  X100PlatformOptions,
-} from './platform.js';
+export type { CardDebugHandle, CardDebugMethod, CardDebugMethods } from './debug-channel.js';
+export type { CardMain, X100Platform, X100PlatformKind, X100PlatformOptions } from './platform.js';
 export { createInProcessPlatform } from './platform-in-process.js';
 export type { InProcessPlatform, InProcessPlatformOptions } from './platform-in-process.js';
 export { createWorkerPlatform } from './platform-worker.js';

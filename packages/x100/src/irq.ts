@@ -25,7 +25,7 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
  */
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import { DEFAULT_SPIN_NS, EventWord } from '@mic/notify';
 
@@ -240,8 +240,12 @@ export class InterruptLine {
   }
 }
 
-/** A handler installed with `requestIrq`; called with the source number. */
-export type IrqHandler = (src: number) => void | Promise<void>;
+/**
+ * A handler the hardware calls for an interrupt source: installed with the views' `requestIrq`,
+ * called with the source number. (Not the buses' `IrqHandler` of `@mic/bus-core`, which the
+ * drivers' hw ops take and which is called with a doorbell number and data.)
+ */
+export type InterruptSourceHandler = (src: number) => void | Promise<void>;
 
 /** What `requestIrq` returns and `freeIrq` takes (the kernel's `struct mic_irq *` cookie). */
 export interface IrqCookie {
@@ -252,7 +256,7 @@ export interface IrqCookie {
 }
 
 interface IrqAction extends IrqCookie {
-  readonly handler: IrqHandler;
+  readonly handler: InterruptSourceHandler;
 }
 
 const EMPTY: readonly IrqAction[] = Object.freeze([]);
@@ -330,7 +334,7 @@ export class IrqController {
    * Installs `handler` on source `src`.
    * @throws MicError EINVAL for a source this side does not have, ENODEV after {@link close}
    */
-  requestIrq(src: number, handler: IrqHandler, name = ''): IrqCookie {
+  requestIrq(src: number, handler: InterruptSourceHandler, name = ''): IrqCookie {
     if (this.#closed) throw new MicError('ENODEV', `${this.#line.side} interrupt controller is closed`);
     if (!Number.isInteger(src) || src < 0 || src > 31 || ((this.#validSources >>> src) & 1) === 0) {
       throw new MicError('EINVAL', `${this.#line.side} has no interrupt source ${String(src)}`, {
@@ -426,7 +430,7 @@ export class IrqController {
       side: this.#line.side,
       src: action.src,
       name: action.name,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     });
   }
 

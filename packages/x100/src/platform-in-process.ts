@@ -10,8 +10,10 @@ import { MicError } from '@mic/errors';
 import { X100CardView } from './card-view.js';
 import type { X100DmaEngine } from './dma-engine.js';
 import { InProcessDmaRunner } from './dma-runner.js';
-import { PlatformBase, cardMethodNames, invokeCardMethod } from './platform.js';
-import type { CardMain, X100CardHandle, X100Platform, X100PlatformOptions } from './platform.js';
+import { debugMethodNames, invokeDebugMethod } from './debug-channel.js';
+import type { CardDebugHandle } from './debug-channel.js';
+import { PlatformBase } from './platform.js';
+import type { CardMain, X100Platform, X100PlatformOptions } from './platform.js';
 
 /** Options of {@link createInProcessPlatform}. */
 export interface InProcessPlatformOptions extends X100PlatformOptions {
@@ -34,7 +36,7 @@ export interface InProcessPlatform extends X100Platform {
    * Boots the card with `cardMain` (default: the configured one) and `cardData`.
    * @throws MicError EINVAL when there is no card code, EBUSY unless the card is `ready`
    */
-  startCard(cardMain?: CardMain, cardData?: unknown): Promise<X100CardHandle>;
+  startCard(cardMain?: CardMain, cardData?: unknown): Promise<CardDebugHandle>;
 }
 
 interface BootRequest {
@@ -43,7 +45,7 @@ interface BootRequest {
   readonly hasData: boolean;
 }
 
-class InProcessCardHandle implements X100CardHandle {
+class InProcessCardHandle implements CardDebugHandle {
   readonly methods: readonly string[];
   readonly #view: X100CardView;
   readonly #result: unknown;
@@ -51,13 +53,13 @@ class InProcessCardHandle implements X100CardHandle {
   constructor(view: X100CardView, result: unknown) {
     this.#view = view;
     this.#result = result;
-    this.methods = Object.freeze(cardMethodNames(result));
+    this.methods = Object.freeze(debugMethodNames(result));
   }
 
   async call(method: string, ...args: unknown[]): Promise<unknown> {
     if (!this.#view.alive)
       throw new MicError('ENODEV', `card method '${method}' called after the card was reset`);
-    return invokeCardMethod(this.#result, method, args);
+    return invokeDebugMethod(this.#result, method, args);
   }
 }
 
@@ -87,7 +89,7 @@ class InProcessPlatformImpl extends PlatformBase<BootRequest> implements InProce
     return this.#view;
   }
 
-  override startCard(...args: [cardMain?: CardMain, cardData?: unknown]): Promise<X100CardHandle> {
+  override startCard(...args: [cardMain?: CardMain, cardData?: unknown]): Promise<CardDebugHandle> {
     return this.requestBoot({ cardMain: args[0], cardData: args[1], hasData: args.length >= 2 });
   }
 
@@ -100,7 +102,7 @@ class InProcessPlatformImpl extends PlatformBase<BootRequest> implements InProce
     }
   }
 
-  protected async bootCard(generation: number, request: BootRequest | undefined): Promise<X100CardHandle> {
+  protected async bootCard(generation: number, request: BootRequest | undefined): Promise<CardDebugHandle> {
     const main = (request?.cardMain ?? this.#options.cardMain)!;
     const data = request?.hasData ? request.cardData : this.#options.cardData;
     const view = new X100CardView(this.hardware, {

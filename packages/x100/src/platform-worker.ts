@@ -23,9 +23,14 @@ import type { DmaEngineWorkerData } from './dma-engine-worker.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
 import { DmaSharedState } from './dma-state.js';
 import { PlatformBase } from './platform.js';
-import type { X100CardHandle, X100Platform, X100PlatformOptions } from './platform.js';
-import { deserializeError } from './rpc.js';
-import type { CallMessage, CardMessage, CardWorkerData } from './rpc.js';
+import { deserializeError } from './debug-channel.js';
+import type {
+  CardDebugHandle,
+  CardWorkerData,
+  CardWorkerMessage,
+  DebugCallMessage,
+} from './debug-channel.js';
+import type { X100Platform, X100PlatformOptions } from './platform.js';
 
 /** The card worker script (the same relative path works from `src/` under jest and from `dist/`). */
 const CARD_WORKER_URL = new URL('../dist/card-worker.js', import.meta.url);
@@ -64,7 +69,7 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
-class WorkerCardSession implements X100CardHandle {
+class WorkerCardSession implements CardDebugHandle {
   methods: readonly string[] = [];
   readonly worker: Worker;
   readonly #pending = new Map<number, Pending>();
@@ -86,7 +91,7 @@ class WorkerCardSession implements X100CardHandle {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       try {
-        const msg: CallMessage = { type: 'call', id, method, args };
+        const msg: DebugCallMessage = { type: 'call', id, method, args };
         this.worker.postMessage(msg);
       } catch (err) {
         this.#pending.delete(id);
@@ -97,7 +102,7 @@ class WorkerCardSession implements X100CardHandle {
     });
   }
 
-  settle(msg: Extract<CardMessage, { type: 'result' }>): void {
+  settle(msg: Extract<CardWorkerMessage, { type: 'result' }>): void {
     const p = this.#pending.get(msg.id);
     if (!p) return;
     this.#pending.delete(msg.id);
@@ -183,7 +188,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
 
   protected checkBootable(): void {}
 
-  protected bootCard(generation: number): Promise<X100CardHandle> {
+  protected bootCard(generation: number): Promise<CardDebugHandle> {
     const data: CardWorkerData = {
       buffers: this.hardware.buffers,
       config: this.hardware.config,
@@ -194,12 +199,12 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       spinNs: this.#spinNs,
       dmaEngine: this.#dmaWorker !== undefined,
     };
-    return new Promise<X100CardHandle>((resolve, reject) => {
+    return new Promise<CardDebugHandle>((resolve, reject) => {
       const worker = new Worker(CARD_WORKER_URL, { workerData: data, name: `x100-card-${generation}` });
       const session = new WorkerCardSession(worker);
       this.#session = session;
       let booted = false;
-      worker.on('message', (msg: CardMessage) => {
+      worker.on('message', (msg: CardWorkerMessage) => {
         switch (msg.type) {
           case 'booted':
             booted = true;
@@ -231,7 +236,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     });
   }
 
-  #log(msg: Extract<CardMessage, { type: 'log' }>): void {
+  #log(msg: Extract<CardWorkerMessage, { type: 'log' }>): void {
     if (!LOG_LEVELS.includes(msg.level)) return;
     const logger = msg.component ? this.#cardLogger.child(msg.component) : this.#cardLogger;
     logger[msg.level](msg.msg, msg.fields);

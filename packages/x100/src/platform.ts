@@ -10,48 +10,30 @@
  * on the platform clock → `ready` (`SPAD2` = ready | APIC id | boot address).
  *
  * Card code is a {@link CardMain} function: it gets a card view and the platform's `cardData`,
- * and may return an object of methods the host calls through {@link X100CardHandle.call}.
- * Arguments and results are structured-cloned on both platforms.
+ * and may return an object of debug methods the host (tests, tools) calls through the card's
+ * {@link CardDebugHandle} (see `debug-channel.ts`: a test/debug channel, not part of the hardware).
  */
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, errorMessage } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { X100CardView } from './card-view.js';
+import type { CardDebugHandle, CardDebugMethods } from './debug-channel.js';
 import { X100_REG, X100_RGCR_RESET, X100_SPAD, spadReg } from './constants.js';
 import { X100_CARD_SOURCES, X100_CARD_STATE, X100Hardware } from './hardware.js';
 import type { X100CardState, X100HardwareOptions } from './hardware.js';
 import { X100HostView } from './host-view.js';
 import type { IrqDelivery } from './irq.js';
 
-/** A method the card code offers to the host. */
-export type CardMethod = (...args: never[]) => unknown;
-
-/** The methods the card code offers (function-valued own properties count). */
-export interface CardMethods {
-  readonly [name: string]: CardMethod;
-}
-
 /**
  * The card code's entry: called once per boot with a fresh card view and the platform's
- * `cardData`. Its promise settles when the card is up; a rejection halts the card.
+ * `cardData`. Its promise settles when the card is up; a rejection halts the card. What it returns
+ * are the card's debug methods ({@link CardDebugMethods}), if any.
  */
 export type CardMain = (
   card: X100CardView,
   data: unknown,
-) => CardMethods | void | Promise<CardMethods | void>;
-
-/** The host's handle on a booted card's code. */
-export interface X100CardHandle {
-  /** Names of the methods the card code returned. */
-  readonly methods: readonly string[];
-  /**
-   * Calls a card method; arguments and result are structured-cloned.
-   * @throws MicError EINVAL for an unknown method, ENODEV once the card was reset, or what the
-   * method threw (a MicError keeps its code)
-   */
-  call(method: string, ...args: unknown[]): Promise<unknown>;
-}
+) => CardDebugMethods | void | Promise<CardDebugMethods | void>;
 
 /** Options common to both platforms. */
 export interface X100PlatformOptions extends X100HardwareOptions {
@@ -82,17 +64,17 @@ export interface X100Platform {
   readonly clock: Clock;
   /** The card's state. */
   readonly cardState: X100CardState;
-  /** The running card's handle, while the card is `running`. */
-  readonly card: X100CardHandle | undefined;
+  /** The debug handle of the running card's code, while the card is `running`. */
+  readonly card: CardDebugHandle | undefined;
   /** The latest boot (from {@link startCard} or a bootstrap interrupt), if any. */
-  readonly boot: Promise<X100CardHandle> | undefined;
+  readonly boot: Promise<CardDebugHandle> | undefined;
   /**
    * Boots the card (the same as the host's bootstrap interrupt) and resolves when its entry has
    * returned.
    * @throws MicError EBUSY unless the card is `ready`, ENODEV after close, or what the card
    * code's entry threw (the card is then `halted`)
    */
-  startCard(): Promise<X100CardHandle>;
+  startCard(): Promise<CardDebugHandle>;
   /** Stops the card code and interrupt delivery. Idempotent. */
   close(): Promise<void>;
 }
@@ -107,8 +89,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   protected readonly logger: Logger;
   readonly #resetDelayMs: number;
   #resetAbort: AbortController | undefined;
-  #card: X100CardHandle | undefined;
-  #boot: Promise<X100CardHandle> | undefined;
+  #card: CardDebugHandle | undefined;
+  #boot: Promise<CardDebugHandle> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
@@ -136,7 +118,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
           this.#startBoot(undefined, 'bootstrap interrupt');
         } catch (err) {
           this.logger.warn('bootstrap interrupt ignored', {
-            error: err instanceof Error ? err.message : String(err),
+            error: errorMessage(err),
           });
         }
       },
@@ -151,7 +133,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   /** Throws when a boot with `request` cannot start (no card code). */
   protected abstract checkBootable(request: TBoot | undefined): void;
   /** Starts the card code for `generation`; resolves with its handle once its entry returned. */
-  protected abstract bootCard(generation: number, request: TBoot | undefined): Promise<X100CardHandle>;
+  protected abstract bootCard(generation: number, request: TBoot | undefined): Promise<CardDebugHandle>;
   /** Stops the card code now (reset, failed boot, close). */
   protected abstract killCard(): Promise<void>;
   /** Stops what else runs the hardware (the DMA engine) on close, after the card code. */
@@ -161,11 +143,11 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     return this.hardware.cardState;
   }
 
-  get card(): X100CardHandle | undefined {
+  get card(): CardDebugHandle | undefined {
     return this.#card;
   }
 
-  get boot(): Promise<X100CardHandle> | undefined {
+  get boot(): Promise<CardDebugHandle> | undefined {
     return this.#boot;
   }
 
@@ -174,12 +156,12 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     return this.#closed;
   }
 
-  startCard(): Promise<X100CardHandle> {
+  startCard(): Promise<CardDebugHandle> {
     return this.requestBoot(undefined);
   }
 
   /** Boots with `request` (what `startCard` of a subclass passes). */
-  protected requestBoot(request: TBoot | undefined): Promise<X100CardHandle> {
+  protected requestBoot(request: TBoot | undefined): Promise<CardDebugHandle> {
     try {
       return this.#startBoot(request, 'startCard');
     } catch (err) {
@@ -187,7 +169,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     }
   }
 
-  #startBoot(request: TBoot | undefined, why: string): Promise<X100CardHandle> {
+  #startBoot(request: TBoot | undefined, why: string): Promise<CardDebugHandle> {
     const hw = this.hardware;
     if (this.#closed) throw new MicError('ENODEV', 'the platform is closed');
     if (hw.cardState !== X100_CARD_STATE.READY) {
@@ -221,7 +203,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       },
     );
     boot.catch((err: unknown) => {
-      this.logger.error('card boot failed', { error: err instanceof Error ? err.message : String(err) });
+      this.logger.error('card boot failed', { error: errorMessage(err) });
     });
     this.#boot = boot;
     return boot;
@@ -230,7 +212,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   /** Marks the card halted after a crash of running card code (worker `error` events). */
   protected cardCrashed(generation: number, err: unknown): void {
     const hw = this.hardware;
-    this.logger.error('card crashed', { error: err instanceof Error ? err.message : String(err) });
+    this.logger.error('card crashed', { error: errorMessage(err) });
     if (hw.generation !== generation) return;
     hw.setCardState(X100_CARD_STATE.HALTED);
     this.#card = undefined;
@@ -265,7 +247,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   #track(p: Promise<void>): void {
     const tracked = p.catch((err: unknown) => {
       this.logger.warn('stopping the card code failed', {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       });
     });
     this.#inFlight.add(tracked);
@@ -285,36 +267,4 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     })();
     return this.#closing;
   }
-}
-
-/** The method names of what a card entry returned. @throws MicError EINVAL for a non-object */
-export function cardMethodNames(result: unknown): string[] {
-  if (result === undefined || result === null) return [];
-  if (typeof result !== 'object') {
-    throw new MicError('EINVAL', `the card entry returned a ${typeof result}, not an object of methods`);
-  }
-  return Object.keys(result).filter((k) => typeof (result as Record<string, unknown>)[k] === 'function');
-}
-
-/**
- * Calls card method `method` of `methods` with structured-cloned arguments and result (used by
- * the in-process handle and inside the card worker).
- */
-export async function invokeCardMethod(
-  methods: unknown,
-  method: string,
-  args: readonly unknown[],
-): Promise<unknown> {
-  const fn =
-    methods !== null && typeof methods === 'object' && Object.hasOwn(methods, method)
-      ? (methods as Record<string, unknown>)[method]
-      : undefined;
-  if (typeof fn !== 'function') {
-    throw new MicError('EINVAL', `the card code has no method '${method}'`, { details: { method } });
-  }
-  const result: unknown = await (fn as (...a: unknown[]) => unknown).apply(
-    methods,
-    structuredClone([...args]),
-  );
-  return structuredClone(result);
 }

@@ -28,14 +28,14 @@ import {
   setupChannel,
   type Rig,
 } from './dma-helpers.js';
-import { flush } from './helpers.js';
+import { flush, hostBuffer as hostRamBuffer } from './helpers.js';
 
 const CARD_BUF = 0x40000;
 const KIB = 1024;
 
 /** A host buffer mapped for the card: its memory, host DMA address and card address. */
 function hostBuffer(rig: Rig, size: number) {
-  const buf = rig.host.allocDma(size, 4096);
+  const buf = hostRamBuffer(rig.host, size, 4096);
   return { mem: buf.mem, dmaAddr: buf.dmaAddr, mic: rig.host.smpt.map(buf.dmaAddr, size) };
 }
 
@@ -225,7 +225,7 @@ describe('a bad descriptor', () => {
       name: 'a MEMCPY from host memory to host memory',
       code: X100_DMA_CHERR.SYS_TO_SYS,
       bad: (rig) => {
-        const a = rig.host.allocDma(4096, 4096);
+        const a = hostRamBuffer(rig.host, 4096, 4096);
         const mic = rig.host.smpt.map(a.dmaAddr, 4096);
         return (o) => writeDmaMemcpyDesc(ringOf(rig), o, mic, mic + 2048, 64);
       },
@@ -358,7 +358,7 @@ describe('the DMA engine under hostile descriptors', () => {
   it('never throws, and never touches host RAM while the SMPT maps none of it', () => {
     const rig = makeRig();
     const ring = cardRing(rig, 0x1000, 64);
-    const host = rig.host.allocDma(64 * KIB, 4096);
+    const host = hostRamBuffer(rig.host, 64 * KIB, 4096);
     // Entry 0 maps all of this small host RAM while anything in it is mapped (16 GiB entries).
     const mic = rig.host.smpt.map(host.dmaAddr, 64 * KIB);
     rig.host.smpt.unmap(mic, 64 * KIB);

@@ -13,6 +13,7 @@ import {
   encodeDmaRing,
   installDmaRegisterHandlers,
 } from '../src/index.js';
+import { hostBuffer } from './helpers.js';
 
 /** Raw hardware, a host view, the DMA register handlers and an engine stepped by hand. */
 export interface Rig {
@@ -56,7 +57,7 @@ export interface TestRing {
 
 /** A ring in host RAM, SMPT-mapped (what the host driver does). */
 export function hostRing(rig: Rig, entries: number): TestRing {
-  const buf = rig.host.allocDma(entries * X100_DMA_DESC.SIZE, 4096);
+  const buf = hostBuffer(rig.host, entries * X100_DMA_DESC.SIZE, 4096);
   return { mem: buf.mem, addr: rig.host.smpt.map(buf.dmaAddr, buf.size), entries };
 }
 

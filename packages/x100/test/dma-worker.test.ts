@@ -10,7 +10,7 @@ import {
   writeDmaStatusDesc,
 } from '../src/index.js';
 import { completion, hostRing, pattern, reg, setHead, setupChannel, type Rig } from './dma-helpers.js';
-import { ECHO_CARD, eventually } from './helpers.js';
+import { ECHO_CARD, eventually, hostBuffer } from './helpers.js';
 
 let platform: WorkerPlatform | undefined;
 afterEach(async () => {
@@ -32,7 +32,7 @@ describe('the DMA engine on the worker platform', () => {
     const ring = hostRing(rig, 64);
     setupChannel(rig, 0, ring, false);
     const size = 1 << 20;
-    const src = p.host.allocDma(size, 4096);
+    const src = hostBuffer(p.host, size, 4096);
     const data = pattern(size, 21);
     src.mem.write(0, data);
     const srcMic = p.host.smpt.map(src.dmaAddr, size);

@@ -21,7 +21,7 @@ import {
   smptReg,
   spadReg,
 } from '../src/index.js';
-import { flush } from './helpers.js';
+import { flush, hostBuffer } from './helpers.js';
 
 describe('the register map', () => {
   it('places the registers where the kernel drivers write them', () => {
@@ -162,7 +162,7 @@ describe('X100Hardware', () => {
   it('resolves card physical addresses to card memory below the SMPT window and to host RAM inside it', () => {
     const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
     const host = new X100HostView(hw, { delivery: 'microtask' });
-    const buf = host.allocDma(128);
+    const buf = hostBuffer(host, 128);
     const micAddr = host.smpt.map(buf.dmaAddr, 128);
     hw.cardAddressWindow(micAddr, 128).writeU8(3, 9);
     expect(buf.mem.readU8(3)).toBe(9);

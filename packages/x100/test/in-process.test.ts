@@ -3,18 +3,15 @@ import { VirtualClock } from '@mic/clock';
 import { createMemoryLogger } from '@mic/logger';
 import type { InProcessPlatform, X100CardView } from '../src/index.js';
 import {
-  NO_DOORBELL,
   X100_CARD_STATE,
   X100_REG,
   X100_SMPT,
-  X100_SPAD,
   cardDmaSrc,
-  cardDpInit,
   createInProcessPlatform,
   smptReg,
   smptRegValue,
 } from '../src/index.js';
-import { flush, prepareHost } from './helpers.js';
+import { flush, hostBuffer, PAGE_SPAD, prepareHost } from './helpers.js';
 
 let platform: InProcessPlatform | undefined;
 afterEach(async () => {
@@ -219,25 +216,26 @@ describe('in-process interrupts', () => {
   it('gives card code the card address of its own memory, which the host reaches through the aperture', async () => {
     const p = make();
     const card = await bootBare(p);
-    const buf = card.allocPages(8192);
-    expect(buf.addr % 4096).toBe(0);
-    expect(card.physAddrOf(buf.mem.window(100, 4))).toBe(buf.addr + 100);
-    buf.mem.writeU32(100, 0xfeed);
-    expect(p.host.apertureWindow(buf.addr + 100, 4).readU32(0)).toBe(0xfeed);
-    expect(() => card.physAddrOf(p.host.allocDma(8).mem)).toThrow(
+    const addr = 0x3000;
+    const mem = card.memory.window(addr, 8192);
+    expect(card.physAddrOf(mem)).toBe(addr);
+    expect(card.physAddrOf(mem.window(100, 4))).toBe(addr + 100);
+    mem.writeU32(100, 0xfeed);
+    expect(p.host.apertureWindow(addr + 100, 4).readU32(0)).toBe(0xfeed);
+    expect(() => card.physAddrOf(hostBuffer(p.host, 8).mem)).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
-    card.freePages(buf);
-    expect(card.allocPages(4096).addr).toBe(buf.addr);
   });
 
-  it('treats doorbell -1 as none and rejects doorbells the other side does not have', async () => {
+  it('rejects doorbells the other side does not have, -1 ("none" in a device page) among them', async () => {
     const p = make();
     const card = await bootBare(p);
-    expect(p.host.sendIntr(NO_DOORBELL)).toBe(false);
-    expect(card.sendIntr(NO_DOORBELL)).toBe(false);
-    expect(() => p.host.sendIntr(16)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(() => card.sendIntr(4)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    for (const db of [-1, 16, 1.5]) {
+      expect(() => p.host.sendIntr(db)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    for (const db of [-1, 4]) {
+      expect(() => card.sendIntr(db)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
     expect(p.hardware.cardLine.pending()).toBe(0);
     expect(p.hardware.hostLine.pending()).toBe(0);
   });
@@ -341,14 +339,14 @@ describe('in-process boot and reset', () => {
     expect(() => card.sendIntr(0)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
     expect(() => card.requestIrq(0, () => {})).toThrow(expect.objectContaining({ code: 'ENODEV' }));
     expect(() => card.readSpad(14)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
-    expect(() => cardDpInit(card)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(() => card.cardMap(X100_SMPT.BASE, 8)).toThrow(expect.objectContaining({ code: 'ENODEV' }));
   });
 
   it('a reset loses the SMPT registers until restore, and takes resetDelayMs of platform time', async () => {
     const clock = new VirtualClock();
     const p = make({ clock, resetDelayMs: 1000 });
     const dp = prepareHost(p);
-    const buf = p.host.allocDma(64);
+    const buf = hostBuffer(p.host, 64);
     const micAddr = p.host.smpt.map(buf.dmaAddr + 5 * X100_SMPT.PAGE_SIZE, 64);
     const entry = Math.floor((micAddr - X100_SMPT.BASE) / X100_SMPT.PAGE_SIZE);
     expect(p.host.mmio.read32(smptReg(entry))).toBe(smptRegValue(5 * X100_SMPT.PAGE_SIZE));
@@ -364,7 +362,7 @@ describe('in-process boot and reset', () => {
     expect(p.host.mmio.read32(X100_REG.RGCR)).toBe(0);
     p.host.smpt.restore();
     expect(p.host.mmio.read32(smptReg(entry))).toBe(smptRegValue(5 * X100_SMPT.PAGE_SIZE));
-    expect(p.host.readSpad(X100_SPAD.DPLO)).toBe(0);
+    expect(p.host.readSpad(PAGE_SPAD.LO)).toBe(0);
     expect(dp.mem.readU32(0)).toBe(0xc0ffee00);
   });
 

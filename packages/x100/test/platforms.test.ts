@@ -3,17 +3,24 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { pollUntil } from '@mic/clock';
 import type { CardMain, X100Platform } from '../src/index.js';
-import { MIC_BOOTPARAM_OFFSETS } from '@mic/mic-common';
 import {
   X100_CARD_STATE,
   X100_SMPT,
   X100_SPAD,
   createInProcessPlatform,
   createWorkerPlatform,
-  hostDpUninit,
 } from '../src/index.js';
 import { cardMain } from './fixtures/card-echo.mjs';
-import { ECHO_CARD, eventually, prepareHost } from './helpers.js';
+import {
+  ECHO_CARD,
+  eventually,
+  hostBuffer,
+  PAGE,
+  PAGE_SPAD,
+  prepareHost,
+  publishPage,
+  unmapPage,
+} from './helpers.js';
 
 interface Setup {
   readonly name: string;
@@ -44,26 +51,26 @@ describe.each(setups)('the $name platform', (setup) => {
     platform = undefined;
   });
 
-  it('boots card code that finds the device page through SPAD14/15 and the SMPT', async () => {
+  it('boots card code that finds the shared page through SPAD14/15 and the SMPT', async () => {
     const p = make();
     const dp = prepareHost(p, 7);
     expect(p.cardState).toBe(X100_CARD_STATE.READY);
     const card = await p.startCard();
     expect(p.cardState).toBe(X100_CARD_STATE.RUNNING);
     expect(p.card).toBe(card);
-    expect(await card.call('dpAddress')).toBe(dp.micAddr);
+    expect(await card.call('pageAddress')).toBe(dp.micAddr);
     expect(dp.micAddr).toBe(X100_SMPT.BASE + dp.dmaAddr);
     expect(await card.call('nodeId')).toBe(7);
     expect(p.host.downloadInfo().ready).toBe(false);
   });
 
-  it('fails the boot with EIO and halts the card when the bootparam magic is wrong', async () => {
+  it('fails the boot with the error of the card code and halts the card when its entry throws', async () => {
     const p = make();
     const dp = prepareHost(p);
-    dp.mem.writeU32(MIC_BOOTPARAM_OFFSETS.magic, 0xdeadbeef);
+    dp.mem.writeU32(PAGE.MARK, 0xdeadbeef);
     await expect(p.startCard()).rejects.toMatchObject({
       code: 'EIO',
-      message: expect.stringContaining('magic'),
+      message: expect.stringContaining('mark'),
     });
     expect(p.cardState).toBe(X100_CARD_STATE.HALTED);
     expect(p.card).toBeUndefined();
@@ -72,7 +79,7 @@ describe.each(setups)('the $name platform', (setup) => {
   it('a card cannot read host memory that no SMPT entry maps', async () => {
     const p = make();
     const dp = prepareHost(p);
-    const buf = p.host.allocDma(256);
+    const buf = hostBuffer(p.host, 256);
     buf.mem.write(0, Uint8Array.from([1, 2, 3]));
     const card = await p.startCard();
     // entry 0 is mapped (the device page); entry 1 is not
@@ -88,7 +95,7 @@ describe.each(setups)('the $name platform', (setup) => {
     // below the SMPT window is card memory, never host memory
     await expect(card.call('readHost', buf.dmaAddr, 3)).rejects.toMatchObject({ code: 'EFAULT' });
     // once the last mapping through entry 0 is gone, the card loses that memory too
-    hostDpUninit(p.host, dp);
+    unmapPage(p.host, dp);
     await expect(card.call('readHost', X100_SMPT.BASE + buf.dmaAddr, 3)).rejects.toMatchObject({
       code: 'EFAULT',
     });
@@ -97,12 +104,12 @@ describe.each(setups)('the $name platform', (setup) => {
   it('moves bytes both ways: card writes through the SMPT, host writes through the aperture', async () => {
     const p = make();
     prepareHost(p);
-    const buf = p.host.allocDma(64);
+    const buf = hostBuffer(p.host, 64);
     const micAddr = p.host.smpt.map(buf.dmaAddr, 64);
     const card = await p.startCard();
     await card.call('writeHost', micAddr + 8, [9, 8, 7]);
     expect([...buf.mem.bytes(8, 3)]).toEqual([9, 8, 7]);
-    const local = (await card.call('allocPages', 4096)) as number;
+    const local = 0x5000; // a page of card memory nobody else uses
     p.host.apertureWindow(local, 16).write(4, Uint8Array.from([5, 6]));
     expect(await card.call('readLocal', local + 4, 2)).toEqual([5, 6]);
     await card.call('writeLocal', local, [42]);
@@ -120,17 +127,17 @@ describe.each(setups)('the $name platform', (setup) => {
       });
     }
     const card = await p.startCard();
-    expect(p.host.sendIntr(5)).toBe(true);
+    p.host.sendIntr(5);
     await eventually(() => seen.length === 1, 'the echo of card doorbell 5');
     expect(seen).toEqual([1]);
     // doorbells 8-15 go through the RDMASR registers
-    expect(p.host.sendIntr(14)).toBe(true);
+    p.host.sendIntr(14);
     await eventually(() => seen.length === 2, 'the echo of card doorbell 14');
     expect(seen).toEqual([1, 2]);
     const received = (await card.call('received')) as number[];
     expect(received.map((n, db) => (n ? db : -1)).filter((db) => db >= 0)).toEqual([5, 14]);
-    expect(await card.call('ring', 3)).toBe(true);
-    expect(await card.call('ring', -1)).toBe(false);
+    await card.call('ring', 3);
+    await expect(card.call('ring', -1)).rejects.toMatchObject({ code: 'EINVAL' });
     await eventually(() => seen.length === 3, 'host doorbell 3');
     expect(seen).toEqual([1, 2, 3]);
   });
@@ -159,7 +166,7 @@ describe.each(setups)('the $name platform', (setup) => {
     p.host.reset();
     expect(p.cardState).toBe(X100_CARD_STATE.RESET);
     expect(p.card).toBeUndefined();
-    expect(p.host.readSpad(X100_SPAD.DPLO)).toBe(0);
+    expect(p.host.readSpad(PAGE_SPAD.LO)).toBe(0);
     expect(p.host.interruptEnableMask()).toBe(0);
     await expect(first.call('nodeId')).rejects.toMatchObject({ code: 'ENODEV' });
     expect(await pollUntil(p.clock, () => p.cardState === X100_CARD_STATE.READY, 60_000, 5)).toBe(true);
@@ -168,8 +175,7 @@ describe.each(setups)('the $name platform', (setup) => {
     // what _mic_start does again before the next boot
     p.host.smpt.restore();
     p.host.enableInterrupts();
-    p.host.writeSpad(X100_SPAD.DPLO, dp.micAddr % 2 ** 32);
-    p.host.writeSpad(X100_SPAD.DPHI, Math.floor(dp.micAddr / 2 ** 32));
+    publishPage(p.host, dp.micAddr);
     const second = await p.startCard();
     expect(await second.call('nodeId')).toBe(1);
     expect((await second.call('generation')) as number).toBeGreaterThan(firstGeneration);

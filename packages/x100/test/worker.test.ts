@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createMemoryLogger } from '@mic/logger';
 import type { WorkerPlatform, WorkerPlatformOptions } from '../src/index.js';
-import { X100_CARD_STATE, createWorkerPlatform, writeDpAddress } from '../src/index.js';
-import { ECHO_CARD, eventually, prepareHost } from './helpers.js';
+import { X100_CARD_STATE, createWorkerPlatform } from '../src/index.js';
+import { ECHO_CARD, eventually, prepareHost, publishPage } from './helpers.js';
 
 let platform: WorkerPlatform | undefined;
 afterEach(async () => {
@@ -19,7 +19,7 @@ function make(options: Partial<WorkerPlatformOptions> = {}): WorkerPlatform {
 /** What the host redoes before booting again after a reset (`_mic_start`). */
 function prepareHostAgain(p: WorkerPlatform, dpMicAddr: number): void {
   p.host.enableInterrupts();
-  writeDpAddress(p.host, dpMicAddr);
+  publishPage(p.host, dpMicAddr);
 }
 
 /** Host doorbell 0 rings card doorbell 0 again until `rounds` echoes came back. */

@@ -7,10 +7,10 @@ import { MbusBus } from '@mic/mic-bus';
 import { MicCardDriver } from '@mic/mic-card';
 import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
-import type { CardMethods, X100CardView } from '@mic/x100';
+import type { CardDebugMethods, X100CardView } from '@mic/x100';
 import { currentTid } from '../common.js';
 
-export async function cardMain(card: X100CardView): Promise<CardMethods> {
+export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
   const driver = await MicCardDriver.init({ logger: card.logger });
   const mic = await driver.probe({
     card,

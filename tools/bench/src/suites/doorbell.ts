@@ -19,7 +19,7 @@ import { MicHostDriver } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
 import { VopBus, type VopDevice } from '@mic/vop-bus';
 import {
-  type X100CardHandle,
+  type CardDebugHandle,
   type X100HostView,
   X100_CARD_NUM_DOORBELLS,
   createWorkerPlatform,
@@ -132,7 +132,7 @@ export async function doorbellSuite(options: SuiteOptions): Promise<BenchRecord[
       cmdline: null,
       bootmode: 'linux',
     });
-    const card: X100CardHandle = await platform.boot!;
+    const card: CardDebugHandle = await platform.boot!;
     const cardTid = (await card.call('tid')) as number;
     const vop = mic.vopDevice!;
     const hostDb = vop.hwOps.nextDb();

@@ -1,12 +1,46 @@
-// End to end on both x100 platforms: mic-host probes and starts the card, the card's code probes
-// mic-card (in the card's worker thread on `worker`), and a VOP-level doorbell ping goes from the
-// card to the host and back through the registered devices' hw ops, many times over; then both
-// sides unwind and nothing is left behind.
+// End to end on both x100 platforms with both hardware drivers: mic-host probes and starts the
+// card, the card's code probes mic-card (in the card's worker thread on `worker`), and a VOP-level
+// doorbell ping goes from the card to the host and back through the registered devices' hw ops,
+// many times over; then both sides unwind and nothing is left behind. (mic-host and mic-card are
+// tested alone against a peer on the raw x100 view of the other side; this is where they meet.)
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { CosmBus, type CosmBootConfig } from '@mic/cosm-bus';
+import { MbusBus } from '@mic/mic-bus';
 import { readBootparam } from '@mic/mic-common';
+import { MicHostDriver, type MicHostBuses, hostRam } from '@mic/mic-host';
+import { ScifBus } from '@mic/scif-bus';
+import { VopBus } from '@mic/vop-bus';
 import { X100_CARD_STATE, type X100Platform, createInProcessPlatform, createWorkerPlatform } from '@mic/x100';
-import { cardMain } from './fixtures/card-main.mjs';
-import { CARD_MAIN, startHost } from './helpers.js';
+import { cardMain } from './fixtures/card-os.mjs';
+
+/** The card OS the worker platform boots (it probes mic-card from the built package). */
+const CARD_OS = new URL('./fixtures/card-os.mjs', import.meta.url);
+
+const BOOT: CosmBootConfig = Object.freeze({
+  firmware: 'mic/uos.img',
+  ramdisk: null,
+  cmdline: 'quiet',
+  bootmode: 'linux',
+});
+
+/** Probes mic-host on the platform and starts the card (which boots the platform's card code). */
+async function startHost(platform: X100Platform, resetSleepMs: number) {
+  const hostBuses: MicHostBuses = {
+    mbus: new MbusBus(),
+    scif: new ScifBus(),
+    vop: new VopBus(),
+    cosm: new CosmBus(),
+  };
+  const hostDriver = await MicHostDriver.init();
+  const host = await hostDriver.probe({
+    host: platform.host,
+    clock: platform.clock,
+    buses: hostBuses,
+    resetSleepMs,
+  });
+  await host.cosmOps.start(host.cosmDevice!.index, BOOT);
+  return { hostBuses, hostDriver, host };
+}
 
 const KINDS = ['inProcess', 'worker'] as const;
 
@@ -21,7 +55,7 @@ describe.each(KINDS)('host and card booted on the %s platform', (kind) => {
     platform =
       kind === 'inProcess'
         ? createInProcessPlatform({ cardMain, resetDelayMs: 100 })
-        : createWorkerPlatform({ cardModule: CARD_MAIN, resetDelayMs: 20 });
+        : createWorkerPlatform({ cardModule: CARD_OS, resetDelayMs: 20 });
     const p = platform;
     const { host, hostDriver, hostBuses } = await startHost(p, kind === 'worker' ? 10 : 1000);
     const card = await p.boot!;
@@ -70,7 +104,7 @@ describe.each(KINDS)('host and card booted on the %s platform', (kind) => {
 
     await hostDriver.exit();
     for (const bus of Object.values(hostBuses)) expect(bus.devices()).toEqual([]);
-    expect(p.host.dmaBytesInUse).toBe(0);
+    expect(hostRam(p.host).usedBytes).toBe(0);
     expect(p.host.smpt.entries().every((e) => e.refCount === 0)).toBe(true);
     expect(p.card).toBeUndefined();
   });
