@@ -28,6 +28,7 @@ import {
 } from './debug.js';
 import { type DmaMemcpyChannel, memcpyChannel } from './dma.js';
 import {
+  type VopChainInfo,
   type VopControlContext,
   type VopCopyDesc,
   type VopHandshakeTimeouts,
@@ -290,6 +291,11 @@ export class VopVirtioHandle {
   /** `MIC_VIRTIO_COPY_DESC`; see `VopVdev.copyDesc`. @returns bytes moved (`out_len`) */
   async copyDesc(desc: VopCopyDesc): Promise<number> {
     return this.#inited().copyDesc(desc);
+  }
+
+  /** The chain in progress on a vring (fetching the next one); see `VopVdev.chainInfo`. */
+  async chainInfo(vrIdx: number): Promise<VopChainInfo | null> {
+    return this.#inited().chainInfo(vrIdx);
   }
 
   /** `MIC_VIRTIO_CONFIG_CHANGE`; see `VopVdev.configChange`. */

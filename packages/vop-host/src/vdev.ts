@@ -94,6 +94,19 @@ export interface VopCopyDesc {
   readonly updateUsed: boolean;
 }
 
+/** The chain in progress on a vring, from {@link VopVdev.chainInfo}. */
+export interface VopChainInfo {
+  readonly head: number;
+  /** Bytes of the chain's device-readable part (card → host). */
+  readonly readable: number;
+  /** Bytes of its device-writable part (host → card). */
+  readonly writable: number;
+  /** Readable bytes already copied out by earlier calls. */
+  readonly read: number;
+  /** Writable bytes already filled by earlier calls. */
+  readonly written: number;
+}
+
 /** The card's flags of a device, as read once (for debug views). */
 export interface VopDeviceCtrlSnapshot {
   readonly configChange: number;
@@ -532,49 +545,12 @@ export class VopVdev {
     if (!Array.isArray(iov) || !iov.every((b) => b instanceof Uint8Array)) {
       throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
     }
-    if (!Number.isInteger(vrIdx) || vrIdx < 0 || vrIdx >= this.vrings.length) {
-      throw new MicError('EINVAL', `vring index ${String(vrIdx)} is not below num_vq ${this.vrings.length}`, {
-        details: { vrIdx, numVq: this.vrings.length },
-      });
-    }
-    const vr = this.vrings[vrIdx]!;
+    const vr = this.#vring(vrIdx);
     return vr.lock.run(() => this.#copy(vr, iov, desc.updateUsed === true));
   }
 
   async #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): Promise<number> {
-    this.#checkUp();
-    if (this.status() === 0) {
-      throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
-        details: { type: this.type },
-      });
-    }
-    if (this.#linkError) throw this.#linkError;
-    const vrh = vr.vringh;
-    if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) {
-      // A chain consumed by earlier calls without update_used is completed before the next one
-      // (the kernel overwrote its head and leaked the card's buffers).
-      if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
-      const r = vrh.getDesc(vr.riov, vr.wiov);
-      switch (r.status) {
-        case 'empty':
-          return 0;
-        case 'broken':
-          throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index },
-          });
-        case 'bad-chain':
-          this.stats.badChains++;
-          vr.publishAvailIdx();
-          if (vrh.needNotify()) vrh.notify();
-          throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index, head: r.head },
-          });
-        case 'chain':
-          vr.head = r.head;
-      }
-    }
+    if (!this.#ensureChain(vr)) return 0;
     let outLen = 0;
     for (const buf of iov) {
       let n = await vr.readInto(buf, 0);
@@ -584,6 +560,76 @@ export class VopVdev {
     }
     if (vr.head !== VOP_NO_HEAD && outLen !== 0 && updateUsed) this.#complete(vr);
     return outLen;
+  }
+
+  /**
+   * Makes sure a chain is in progress on `vr`, fetching the next one when the last is consumed.
+   * @returns false when the ring is empty
+   */
+  #ensureChain(vr: VopVring): boolean {
+    this.#checkUp();
+    if (this.status() === 0) {
+      throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
+        details: { type: this.type },
+      });
+    }
+    if (this.#linkError) throw this.#linkError;
+    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
+    const vrh = vr.vringh;
+    // A chain consumed by earlier calls without update_used is completed before the next one
+    // (the kernel overwrote its head and leaked the card's buffers).
+    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+    const r = vrh.getDesc(vr.riov, vr.wiov);
+    switch (r.status) {
+      case 'empty':
+        return false;
+      case 'broken':
+        throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
+          cause: r.error,
+          details: { vring: vr.index },
+        });
+      case 'bad-chain':
+        this.stats.badChains++;
+        vr.publishAvailIdx();
+        if (vrh.needNotify()) vrh.notify();
+        throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
+          cause: r.error,
+          details: { vring: vr.index, head: r.head },
+        });
+      case 'chain':
+        vr.head = r.head;
+        return true;
+    }
+  }
+
+  /**
+   * The chain in progress on vring `vrIdx`, fetching the next one if the last was consumed: its
+   * head and how many bytes it has and has moved in each direction, or null when the ring is
+   * empty. Backends use it to size their buffers exactly (the kernel's mpssd walks the mapped ring
+   * for this). Errors as {@link copyDesc}.
+   */
+  async chainInfo(vrIdx: number): Promise<VopChainInfo | null> {
+    this.#checkUp();
+    const vr = this.#vring(vrIdx);
+    return vr.lock.run(() => {
+      if (!this.#ensureChain(vr)) return null;
+      return {
+        head: vr.head,
+        readable: vr.riov.total,
+        writable: vr.wiov.total,
+        read: vr.riov.done,
+        written: vr.wiov.done,
+      };
+    });
+  }
+
+  #vring(vrIdx: number): VopVring {
+    if (!Number.isInteger(vrIdx) || vrIdx < 0 || vrIdx >= this.vrings.length) {
+      throw new MicError('EINVAL', `vring index ${String(vrIdx)} is not below num_vq ${this.vrings.length}`, {
+        details: { vrIdx, numVq: this.vrings.length },
+      });
+    }
+    return this.vrings[vrIdx]!;
   }
 
   /**

@@ -236,6 +236,30 @@ describe('vop-host: the data path (COPY_DESC)', () => {
     expect(d.every((b) => b === 0xab)).toBe(true);
   });
 
+  it('reports the chain in progress (sizes and progress) without moving data', async () => {
+    const r = await rig();
+    const h = r.control.open();
+    await h.addDevice(blockBlock());
+    const dev = await r.card.bringUp(24);
+    expect(await h.chainInfo(0)).toBeNull();
+    const hdr = r.card.buffer(64);
+    const data = r.card.buffer(4096);
+    dev.vqs[0]!.vq.add(
+      [{ addr: hdr.addr, len: 16 }],
+      [
+        { addr: data.addr, len: 512 },
+        { addr: data.addr + 512, len: 1 },
+      ],
+      1,
+    );
+    expect(await h.chainInfo(0)).toEqual({ head: 0, readable: 16, writable: 513, read: 0, written: 0 });
+    await h.copyDesc({ iov: [new Uint8Array(16)], vrIdx: 0, updateUsed: false });
+    expect(await h.chainInfo(0)).toMatchObject({ read: 16, written: 0 });
+    await h.copyDesc({ iov: [new Uint8Array(513)], vrIdx: 0, updateUsed: true });
+    expect(await h.chainInfo(0)).toBeNull();
+    expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 1, len: 513 });
+  });
+
   it('reads a chain split over several user buffers and writes the rest of a buffer into the writable part', async () => {
     const r = await rig();
     const h = r.control.open();
