@@ -120,3 +120,25 @@ export interface DmaChannel {
   /** A name for logs, e.g. `dma0chan0`. */
   readonly name: string;
 }
+
+/**
+ * A DMA channel that can copy memory: the part of the dmaengine API (`device_prep_dma_memcpy`,
+ * `tx_submit`, `dma_async_issue_pending`, `dma_sync_wait`) that drivers above a bus use for their
+ * copies (VOP's `vop_sync_dma`, SCIF's RMA). `@mic/mic-dma` channels implement it; a bus device's
+ * `dmaCh` may be a plain {@link DmaChannel} that cannot copy, so users check for these members.
+ *
+ * Addresses are DMA addresses as the bus device's DMA ops return them (x100: card memory at its
+ * physical address, host memory at its SMPT address).
+ *
+ * @see include/linux/dmaengine.h
+ */
+export interface DmaMemcpyChannel extends DmaChannel {
+  /** log2 of the alignment of copy addresses and lengths (`copy_align`; 6 on x100: 64 bytes). */
+  readonly copyAlign: number;
+  /** Prepares a copy of `len` bytes (`device_prep_dma_memcpy`); `submit()` returns its cookie. */
+  prepMemcpy(dst: number, src: number, len: number, flags?: number): { submit(): number };
+  /** Hands prepared transfers to the engine (`dma_async_issue_pending`). */
+  issuePending(): void;
+  /** Waits for a transfer (`dma_sync_wait`): `'complete'`, `'error'` or `'in-progress'` (timed out). */
+  syncWait(cookie: number, options?: { readonly timeoutMs?: number }): Promise<string>;
+}

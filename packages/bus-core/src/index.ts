@@ -10,7 +10,16 @@ export { Bus } from './bus.js';
 export type { BusDevice, BusDriver, BusEvent, BusOptions, BusType } from './bus.js';
 export { IRQ_RETURN, NO_DOORBELL } from './hw.js';
 export { CardDoorbellAllocator, HostDoorbellAllocator } from './doorbells.js';
-export type { DmaBuffer, DmaChannel, DmaMapOps, IrqHandler, IrqReturn, MicIrq, MicMw } from './hw.js';
+export type {
+  DmaBuffer,
+  DmaChannel,
+  DmaMemcpyChannel,
+  DmaMapOps,
+  IrqHandler,
+  IrqReturn,
+  MicIrq,
+  MicMw,
+} from './hw.js';
 export { DmaMappingCounts } from './dma-mappings.js';
 export { DmaMapOpsBase } from './dma-map-ops.js';
 export type { DmaAllocation } from './dma-map-ops.js';

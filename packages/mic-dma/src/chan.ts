@@ -14,7 +14,7 @@
  *
  * @see drivers/dma/mic_x100_dma.c
  */
-import type { DmaChannel, IrqReturn } from '@mic/bus-core';
+import type { DmaMemcpyChannel, IrqReturn } from '@mic/bus-core';
 import { IRQ_RETURN } from '@mic/bus-core';
 import type { Clock } from '@mic/clock';
 import { MicError, isMicError } from '@mic/errors';
@@ -26,6 +26,7 @@ import {
   DMA_STATUS,
   MIC_DMA_ADDR_LIMIT,
   MIC_DMA_ALIGN_BYTES,
+  MIC_DMA_ALIGN_SHIFT,
   MIC_DMA_BIT,
   MIC_DMA_DESC_SIZE,
   MIC_DMA_OWNER,
@@ -115,7 +116,7 @@ class Tx implements DmaTx {
  * One channel of an X100 DMA engine (host 0–3 or card 4–7). Built by {@link MicDmaDevice}; get
  * one with `MicDmaDriver.requestChannel` or {@link request} it directly. See the module comment.
  */
-export class MicDmaChan implements DmaChannel {
+export class MicDmaChan implements DmaMemcpyChannel {
   /** The hardware channel number (host 0–3, card 4–7). */
   readonly chanId: number;
   /** `dma<device>chan<index>`. */
@@ -169,6 +170,11 @@ export class MicDmaChan implements DmaChannel {
   /** Largest bytes per MEMCPY descriptor on this side (a longer copy is split). */
   get maxXferSize(): number {
     return this.#ctx.maxXferSize;
+  }
+
+  /** log2 of the alignment copies need (`copy_align`: 64 bytes on x100). */
+  get copyAlign(): number {
+    return MIC_DMA_ALIGN_SHIFT;
   }
 
   /** Descriptors in the ring (one is always left free). */

@@ -7,24 +7,14 @@
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_sync_dma`
  * @see include/linux/dmaengine.h
  */
-import type { DmaChannel } from '@mic/bus-core';
+import type { DmaChannel, DmaMemcpyChannel } from '@mic/bus-core';
+
+export type { DmaMemcpyChannel };
 import { MicError } from '@mic/errors';
 import { VOP_DMA_TIMEOUT_MS } from './constants.js';
 
 /** `DMA_PREP_FENCE`: the transfer completes only after the ones before it. */
 export const DMA_PREP_FENCE = 1 << 5;
-
-/** A DMA channel that can copy memory (`device_prep_dma_memcpy` and friends). */
-export interface DmaMemcpyChannel extends DmaChannel {
-  /** log2 of the alignment copies need (`copy_align`; 6 on x100: 64 bytes). */
-  readonly copyAlign: number;
-  /** Prepares a copy of `len` bytes between DMA addresses. */
-  prepMemcpy(dst: number, src: number, len: number, flags?: number): { submit(): number };
-  /** Hands prepared transfers to the engine (`dma_async_issue_pending`). */
-  issuePending(): void;
-  /** Waits for a transfer (`dma_sync_wait`): `'complete'`, `'error'` or `'in-progress'`. */
-  syncWait(cookie: number, options?: { readonly timeoutMs?: number }): Promise<string>;
-}
 
 /** The channel as a {@link DmaMemcpyChannel}, or null when it is none or cannot copy. */
 export function memcpyChannel(ch: DmaChannel | null): DmaMemcpyChannel | null {
