@@ -32,10 +32,10 @@ export function memcpyChannel(ch: DmaChannel | null): DmaMemcpyChannel | null {
 }
 
 /**
- * One synchronous DMA copy (`vop_sync_dma`): prep with FENCE, submit, issue, wait. Throws `EIO`
- * when the engine reports an error or the copy does not complete within 5 s.
+ * Hands one copy to the engine (`device_prep_dma_memcpy` with FENCE, `tx_submit`,
+ * `dma_async_issue_pending`) and returns its cookie. Throws `ENOMEM` when the channel refuses it.
  */
-export async function syncDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): Promise<void> {
+export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
   let cookie: number;
   try {
     cookie = ch.prepMemcpy(dst, src, len, DMA_PREP_FENCE).submit();
@@ -46,10 +46,20 @@ export async function syncDma(ch: DmaMemcpyChannel, dst: number, src: number, le
     });
   }
   ch.issuePending();
+  return cookie;
+}
+
+/** Waits for a copy from {@link startDma} (`dma_sync_wait`, 5 s). Throws `EIO` unless it completed. */
+export async function waitDma(ch: DmaMemcpyChannel, cookie: number): Promise<void> {
   const status = await ch.syncWait(cookie, { timeoutMs: VOP_DMA_TIMEOUT_MS });
   if (status !== 'complete') {
-    throw new MicError('EIO', `DMA of ${len} bytes on ${ch.name} ended ${status}`, {
-      details: { dst, src, len, status },
+    throw new MicError('EIO', `DMA ${cookie} on ${ch.name} ended ${status}`, {
+      details: { cookie, status },
     });
   }
+}
+
+/** One synchronous DMA copy (`vop_sync_dma`): {@link startDma}, then {@link waitDma}. */
+export async function syncDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): Promise<void> {
+  await waitDma(ch, startDma(ch, dst, src, len));
 }

@@ -40,7 +40,7 @@ import {
   removeDpEntry,
   writeS8,
 } from '@mic/mic-common';
-import { VIRTIO_F, isPowerOfTwo } from '@mic/virtio';
+import { VIRTIO_CONFIG_S, VIRTIO_F, isPowerOfTwo } from '@mic/virtio';
 import type { VopDevice, VopHwOps } from '@mic/vop-bus';
 import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
@@ -450,7 +450,10 @@ export class VopVdev {
 
   #wake(): void {
     this.#pollWake = true;
-    for (const w of [...this.#waiters]) w();
+    if (this.#waiters.size === 0) return;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
   }
 
   /**
@@ -476,18 +479,21 @@ export class VopVdev {
     return READY;
   }
 
-  /** Resolves true on the next wake-up, false on timeout or abort. */
+  /** Resolves true on the next wake-up, false on timeout or abort (a plain wait allocates no timer). */
   #waitWake(options: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<boolean> {
     const { signal, timeoutMs } = options;
+    if (signal === undefined && timeoutMs === undefined) {
+      return new Promise((resolve) => this.#waiters.add(() => resolve(true)));
+    }
     return new Promise((resolve) => {
       if (signal?.aborted) {
         resolve(false);
         return;
       }
-      const stopTimer = new AbortController();
+      const stopTimer = timeoutMs === undefined ? null : new AbortController();
       const finish = (woken: boolean): void => {
         this.#waiters.delete(waiter);
-        stopTimer.abort();
+        stopTimer?.abort();
         signal?.removeEventListener('abort', onAbort);
         resolve(woken);
       };
@@ -495,8 +501,8 @@ export class VopVdev {
       const onAbort = (): void => finish(false);
       this.#waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeoutMs !== undefined) {
-        this.#ctx.clock.sleep(timeoutMs, stopTimer.signal).then(
+      if (stopTimer !== null) {
+        this.#ctx.clock.sleep(timeoutMs!, stopTimer.signal).then(
           () => finish(false),
           () => {},
         );
@@ -549,15 +555,52 @@ export class VopVdev {
     return vr.lock.run(() => this.#copy(vr, iov, desc.updateUsed === true));
   }
 
-  async #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): Promise<number> {
+  /**
+   * The copy of `copyDesc`. It runs synchronously as long as every piece is a memcpy, and goes on
+   * asynchronously from the first piece that waits for the DMA engine.
+   */
+  #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): number | Promise<number> {
     if (!this.#ensureChain(vr)) return 0;
     let outLen = 0;
-    for (const buf of iov) {
-      let n = await vr.readInto(buf, 0);
-      n += await vr.writeFrom(buf, n);
-      outLen += n;
+    for (let k = 0; k < iov.length; k++) {
+      const buf = iov[k]!;
+      const r = vr.readInto(buf, 0);
+      if (typeof r !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen, r, true);
+      const w = vr.writeFrom(buf, r);
+      if (typeof w !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen + r, w, false);
+      outLen += r + w;
       if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
     }
+    return this.#finishCopy(vr, outLen, updateUsed);
+  }
+
+  /** The rest of {@link #copy} from buffer `k`, once a piece went to the DMA engine. */
+  async #copyAsync(
+    vr: VopVring,
+    iov: readonly Uint8Array[],
+    updateUsed: boolean,
+    k: number,
+    outLen: number,
+    pending: Promise<number>,
+    reading: boolean,
+  ): Promise<number> {
+    let total = outLen;
+    let n = await pending;
+    if (reading) n += await vr.writeFrom(iov[k]!, n);
+    total += n;
+    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) {
+      for (let j = k + 1; j < iov.length; j++) {
+        const buf = iov[j]!;
+        let m = await vr.readInto(buf, 0);
+        m += await vr.writeFrom(buf, m);
+        total += m;
+        if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
+      }
+    }
+    return this.#finishCopy(vr, total, updateUsed);
+  }
+
+  #finishCopy(vr: VopVring, outLen: number, updateUsed: boolean): number {
     if (vr.head !== VOP_NO_HEAD && outLen !== 0 && updateUsed) this.#complete(vr);
     return outLen;
   }
@@ -568,11 +611,15 @@ export class VopVdev {
    */
   #ensureChain(vr: VopVring): boolean {
     this.#checkUp();
-    if (this.status() === 0) {
+    const status = this.status();
+    if (status === 0) {
       throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
         details: { type: this.type },
       });
     }
+    // The device consumes no buffers before DRIVER_OK (virtio 1.2 §3.1.1): until then the card
+    // may still be setting the rings up (zeroing them after a reset), so nothing is fetched.
+    if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return false;
     if (this.#linkError) throw this.#linkError;
     if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
     const vrh = vr.vringh;

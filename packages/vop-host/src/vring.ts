@@ -21,7 +21,7 @@ import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMa
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
 import { VOP_BOUNCE_SIZE, VOP_NO_HEAD } from './constants.js';
-import { type DmaMemcpyChannel, syncDma } from './dma.js';
+import { type DmaMemcpyChannel, startDma, waitDma } from './dma.js';
 
 /** Counters of one device (`struct vop_vdev` stats), all in bytes except where said. */
 export interface VopVdevStats {
@@ -94,8 +94,12 @@ export class VopVring {
   readonly layout: MicVringLayout;
   /** The vring block in host RAM; `vqconfig.address` is its DMA address. */
   readonly block: DmaBuffer;
-  /** The bounce buffer for DMA (`vvr->buf`, `buf_da`). */
-  readonly bounce: DmaBuffer;
+  /**
+   * The bounce buffer for DMA (`vvr->buf`, `buf_da`): two halves of 64 KiB, so the engine fills
+   * or drains one while the CPU copies the other (the kernel has one 64 KiB buffer). Null when the
+   * control had no DMA channel when the device was added: every copy is a memcpy then.
+   */
+  readonly bounce: DmaBuffer | null;
   /** `vr_mutex`. */
   readonly lock = new AsyncMutex();
   /** Device-readable part of the chain in progress (`riov`). */
@@ -115,8 +119,8 @@ export class VopVring {
   #indirect = false;
 
   /**
-   * Allocates the vring block and the bounce buffer, writes the magic. Throws `ENOMEM` when host
-   * memory runs out (nothing is left allocated then).
+   * Allocates the vring block and, when the control has a DMA channel, the bounce buffer; writes
+   * the magic. Throws `ENOMEM` when host memory runs out (nothing is left allocated then).
    */
   constructor(ctx: VopCopyContext, type: number, index: number, num: number) {
     this.#ctx = ctx;
@@ -126,7 +130,7 @@ export class VopVring {
     this.magic = micVringMagic(type, index);
     this.block = ctx.dmaOps.alloc(this.layout.size);
     try {
-      this.bounce = ctx.dmaOps.alloc(VOP_BOUNCE_SIZE);
+      this.bounce = ctx.dma() === null ? null : ctx.dmaOps.alloc(2 * VOP_BOUNCE_SIZE);
     } catch (err) {
       ctx.dmaOps.free(this.block);
       throw err;
@@ -241,15 +245,16 @@ export class VopVring {
     this.riov.reset();
     this.wiov.reset();
     this.head = VOP_NO_HEAD;
-    this.#ctx.dmaOps.free(this.bounce);
+    if (this.bounce !== null) this.#ctx.dmaOps.free(this.bounce);
     this.#ctx.dmaOps.free(this.block);
   }
 
   /**
    * Copies card → host: bytes at the cursor of `riov` into `dst[pos..]` (the read phase of
-   * `_vop_virtio_copy`). @returns bytes copied
+   * `_vop_virtio_copy`). Synchronous while every piece is a memcpy; a promise from the first piece
+   * that goes to the DMA engine. @returns bytes copied
    */
-  async readInto(dst: Uint8Array, pos: number): Promise<number> {
+  readInto(dst: Uint8Array, pos: number): number | Promise<number> {
     const iov = this.riov;
     const ctx = this.#ctx;
     let copied = 0;
@@ -257,10 +262,11 @@ export class VopVring {
       const addr = iov.offsets[iov.i]! + iov.consumed;
       const n = Math.min(iov.lengths[iov.i]! - iov.consumed, dst.length - pos - copied);
       const out = dst.subarray(pos + copied, pos + copied + n);
-      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
-      if (dma === null || !(await this.#dmaFromCard(dma, addr, out))) {
-        ctx.aper.read(addr, out);
+      const dma = n >= ctx.dmaMinBytes && this.bounce !== null ? ctx.dma() : null;
+      if (dma !== null && this.#dmaReadable(dma, addr, n)) {
+        return this.#readAsync(dma, dst, pos, copied, addr, out);
       }
+      ctx.aper.read(addr, out);
       ctx.stats.inBytes += n;
       this.#vrh.skip(iov, n);
       copied += n;
@@ -268,11 +274,26 @@ export class VopVring {
     return copied;
   }
 
+  async #readAsync(
+    dma: DmaMemcpyChannel,
+    dst: Uint8Array,
+    pos: number,
+    copied: number,
+    addr: number,
+    out: Uint8Array,
+  ): Promise<number> {
+    await this.#dmaFromCard(dma, addr, out);
+    this.#ctx.stats.inBytes += out.length;
+    this.#vrh.skip(this.riov, out.length);
+    const rest = this.readInto(dst, pos + copied + out.length);
+    return copied + out.length + (typeof rest === 'number' ? rest : await rest);
+  }
+
   /**
    * Copies host → card: `src[pos..]` to the cursor of `wiov` (the write phase of
-   * `_vop_virtio_copy`). @returns bytes copied
+   * `_vop_virtio_copy`). Synchronous while every piece is a memcpy. @returns bytes copied
    */
-  async writeFrom(src: Uint8Array, pos: number): Promise<number> {
+  writeFrom(src: Uint8Array, pos: number): number | Promise<number> {
     const iov = this.wiov;
     const ctx = this.#ctx;
     let copied = 0;
@@ -281,15 +302,14 @@ export class VopVring {
       const segLeft = iov.lengths[iov.i]! - iov.consumed;
       const n = Math.min(segLeft, src.length - pos - copied);
       const data = src.subarray(pos + copied, pos + copied + n);
-      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
-      let done = false;
+      const dma = n >= ctx.dmaMinBytes && this.bounce !== null ? ctx.dma() : null;
       if (dma !== null) {
         const align = 2 ** dma.copyAlign;
         if (addr % align !== 0) ctx.stats.txDstUnaligned += n;
         else if (alignUp(n, align) > segLeft) ctx.stats.txLenUnaligned += n;
-        else done = await this.#dmaToCard(dma, addr, data);
+        else return this.#writeAsync(dma, src, pos, copied, addr, data);
       }
-      if (!done) ctx.aper.write(addr, data);
+      ctx.aper.write(addr, data);
       ctx.stats.outBytes += n;
       this.#vrh.skip(iov, n);
       copied += n;
@@ -297,63 +317,118 @@ export class VopVring {
     return copied;
   }
 
+  async #writeAsync(
+    dma: DmaMemcpyChannel,
+    src: Uint8Array,
+    pos: number,
+    copied: number,
+    addr: number,
+    data: Uint8Array,
+  ): Promise<number> {
+    await this.#dmaToCard(dma, addr, data);
+    this.#ctx.stats.outBytes += data.length;
+    this.#vrh.skip(this.wiov, data.length);
+    const rest = this.writeFrom(src, pos + copied + data.length);
+    return copied + data.length + (typeof rest === 'number' ? rest : await rest);
+  }
+
+  /** True when the aligned range a DMA read of `[addr, +n)` covers stays inside card memory. */
+  #dmaReadable(dma: DmaMemcpyChannel, addr: number, n: number): boolean {
+    const align = 2 ** dma.copyAlign;
+    const head = addr % align;
+    return addr - head + alignUp(head + n, align) <= this.#ctx.aper.byteLength;
+  }
+
   /**
    * DMA card → bounce → `out` in chunks of at most 64 KiB, each read aligned down to the DMA
    * alignment at its start and up at its end (extra card bytes are read, never written).
    * QUIRK fixed: the kernel advances the user pointer by the aligned chunk, corrupting unaligned
-   * reads over 64 KiB. Returns false (nothing copied) when the aligned range would leave card
-   * memory or the DMA failed: the caller copies by memcpy.
+   * reads over 64 KiB. The caller checked that the aligned range stays in card memory
+   * ({@link #dmaReadable}); a DMA that fails is finished by memcpy.
    */
-  async #dmaFromCard(dma: DmaMemcpyChannel, addr: number, out: Uint8Array): Promise<boolean> {
+  async #dmaFromCard(dma: DmaMemcpyChannel, addr: number, out: Uint8Array): Promise<void> {
     const ctx = this.#ctx;
+    const bounce = this.bounce!;
     const align = 2 ** dma.copyAlign;
-    const head = addr % align;
-    if (addr - head + alignUp(head + out.length, align) > ctx.aper.byteLength) return false;
-    let cur = addr;
+    // Chunk k goes to bounce half k % 2; chunk k + 1 is on the engine while chunk k is copied out.
+    const chunk = (at: number): { off: number; take: number } => {
+      const off = (addr + at) % align;
+      return { off, take: Math.min(out.length - at, VOP_BOUNCE_SIZE - off) };
+    };
+    const start = (at: number, half: number): number => {
+      const { off, take } = chunk(at);
+      return startDma(
+        dma,
+        bounce.dmaAddr + half * VOP_BOUNCE_SIZE,
+        addr + at - off,
+        alignUp(off + take, align),
+      );
+    };
     let done = 0;
-    while (done < out.length) {
-      const off = cur % align;
-      const take = Math.min(out.length - done, VOP_BOUNCE_SIZE - off);
-      try {
-        await syncDma(dma, this.bounce.dmaAddr, cur - off, alignUp(off + take, align));
-      } catch (err) {
-        ctx.stats.dmaErrors++;
-        ctx.dmaFailed(err);
-        // Finish this range by memcpy from where the DMA stopped.
-        ctx.aper.read(cur, out.subarray(done));
-        return true;
+    let half = 0;
+    try {
+      let cookie = start(0, 0);
+      while (done < out.length) {
+        const { off, take } = chunk(done);
+        const next = done + take < out.length ? start(done + take, half ^ 1) : 0;
+        await waitDma(dma, cookie);
+        bounce.va.read(half * VOP_BOUNCE_SIZE + off, out.subarray(done, done + take));
+        ctx.stats.inBytesDma += take;
+        done += take;
+        half ^= 1;
+        cookie = next;
       }
-      this.bounce.va.read(off, out.subarray(done, done + take));
-      ctx.stats.inBytesDma += take;
-      cur += take;
-      done += take;
+    } catch (err) {
+      ctx.stats.dmaErrors++;
+      ctx.dmaFailed(err);
+      // Finish the range by memcpy from the first chunk not copied out.
+      ctx.aper.read(addr + done, out.subarray(done));
     }
-    return true;
   }
 
   /**
-   * Bounce → DMA → card in chunks of at most 64 KiB; `addr` is aligned and the aligned length
-   * fits the descriptor (checked by the caller). Returns false when the DMA failed before
-   * anything was written (the caller copies by memcpy).
+   * Bounce → DMA → card in chunks of at most 64 KiB, through the two bounce halves (the next chunk
+   * is copied in while the engine writes the last one); `addr` is aligned and the aligned length
+   * fits the descriptor (checked by the caller). A DMA that fails is finished by memcpy.
    */
-  async #dmaToCard(dma: DmaMemcpyChannel, addr: number, data: Uint8Array): Promise<boolean> {
+  async #dmaToCard(dma: DmaMemcpyChannel, addr: number, data: Uint8Array): Promise<void> {
     const ctx = this.#ctx;
+    const bounce = this.bounce!;
     const align = 2 ** dma.copyAlign;
-    let done = 0;
-    while (done < data.length) {
-      const take = Math.min(data.length - done, VOP_BOUNCE_SIZE);
-      this.bounce.va.write(0, data.subarray(done, done + take));
-      try {
-        await syncDma(dma, addr + done, this.bounce.dmaAddr, alignUp(take, align));
-      } catch (err) {
-        ctx.stats.dmaErrors++;
-        ctx.dmaFailed(err);
-        ctx.aper.write(addr + done, data.subarray(done));
-        return true;
+    let done = 0; // bytes the engine has written
+    let queued = 0; // bytes handed to the engine
+    let inFlight: { cookie: number; take: number } | null = null;
+    let half = 0;
+    try {
+      while (done < data.length) {
+        let next: { cookie: number; take: number } | null = null;
+        if (queued < data.length) {
+          const take = Math.min(data.length - queued, VOP_BOUNCE_SIZE);
+          bounce.va.write(half * VOP_BOUNCE_SIZE, data.subarray(queued, queued + take));
+          next = {
+            cookie: startDma(
+              dma,
+              addr + queued,
+              bounce.dmaAddr + half * VOP_BOUNCE_SIZE,
+              alignUp(take, align),
+            ),
+            take,
+          };
+          queued += take;
+          half ^= 1;
+        }
+        if (inFlight !== null) {
+          await waitDma(dma, inFlight.cookie);
+          ctx.stats.outBytesDma += inFlight.take;
+          done += inFlight.take;
+        }
+        inFlight = next;
+        if (inFlight === null) break;
       }
-      ctx.stats.outBytesDma += take;
-      done += take;
+    } catch (err) {
+      ctx.stats.dmaErrors++;
+      ctx.dmaFailed(err);
+      ctx.aper.write(addr + done, data.subarray(done));
     }
-    return true;
   }
 }

@@ -5,6 +5,7 @@ import type { Suite } from './common.js';
 import { doorbellSuite } from './suites/doorbell.js';
 import { dmaSuite } from './suites/dma.js';
 import { ringSuite } from './suites/ring.js';
+import { vopSuite } from './suites/vop.js';
 
 export {
   type BenchRecord,
@@ -22,4 +23,5 @@ export const suites: Record<string, Suite> = {
   ring: ringSuite,
   doorbell: doorbellSuite,
   dma: dmaSuite,
+  vop: vopSuite,
 };

@@ -71,6 +71,28 @@ async function trial(
   }
 }
 
+/** One trial's rate (msg/s) of the ring loopback or the plain SAB ring, for other suites' baselines. */
+async function rateOf(
+  mode: 'virtio' | 'plain',
+  payload: number,
+  batch: number,
+  options: SuiteOptions,
+): Promise<number> {
+  const requests = Math.max(1000, Math.round(400_000 * options.scale));
+  const spec: TrialSpec = { payload, batch, requests, slots: NUM / 2, warmup: Math.max(1000, requests >> 2) };
+  return (await trial(mode, spec, options)).rate;
+}
+
+/** The plain SPSC SharedArrayBuffer ring pair's rate, one trial (the `ring` suite's baseline). */
+export function plainRingRate(payload: number, batch: number, options: SuiteOptions): Promise<number> {
+  return rateOf('plain', payload, batch, options);
+}
+
+/** The `@mic/virtio` ring loopback's rate, one trial (the `ring` suite's figure). */
+export function virtioRingRate(payload: number, batch: number, options: SuiteOptions): Promise<number> {
+  return rateOf('virtio', payload, batch, options);
+}
+
 export async function ringSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   const records: BenchRecord[] = [];
   for (const payload of [64, 4096]) {
