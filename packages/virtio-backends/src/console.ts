@@ -167,7 +167,7 @@ export class ConsoleBackend implements VirtioBackend {
     }
     let pty: Pty | null = null;
     try {
-      if (options.pty) pty = await openPty();
+      if (options.pty) pty = await openPty(outputLimit);
       const backend = new ConsoleBackend({
         description: Object.freeze({
           deviceType: VIRTIO_ID.CONSOLE,
@@ -317,7 +317,7 @@ export class ConsoleBackend implements VirtioBackend {
         this.#log.warn('virtio-console: an output listener failed', { err });
       }
     }
-    if (this.#pty) this.#toViewer(this.#pty.master, data);
+    if (this.#pty && !this.#pty.write(data)) this.#stats.outputDropped += data.length;
     for (const c of this.#clients) this.#toViewer(c, data);
     // The log has everything: the card's buffer is returned once its bytes are in the file.
     let done = 0;

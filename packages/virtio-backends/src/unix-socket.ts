@@ -5,6 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { MicError } from '@mic/errors';
 import { fsError } from './block-file.js';
 
@@ -30,6 +31,13 @@ export async function listenUnix(
   onConnection: (s: net.Socket) => void,
 ): Promise<net.Server> {
   if (typeof path !== 'string' || path === '') throw new MicError('EINVAL', `${what} path is empty`);
+  try {
+    if (!(await fsp.stat(dirname(path))).isDirectory())
+      throw new MicError('ENOENT', `${what} ${path}: its directory is not a directory`);
+  } catch (err) {
+    if (err instanceof MicError) throw err;
+    throw new MicError('ENOENT', `${what} ${path}: its directory does not exist`, { cause: err });
+  }
   let st;
   try {
     st = await fsp.lstat(path);

@@ -83,7 +83,12 @@ async function write(r: Rig, sector: bigint, data: Uint8Array, parts = 1): Promi
   return u.written[0]![0]!;
 }
 
-async function read(r: Rig, sector: bigint, length: number, parts = 1): Promise<{ status: number; data: Uint8Array }> {
+async function read(
+  r: Rig,
+  sector: bigint,
+  length: number,
+  parts = 1,
+): Promise<{ status: number; data: Uint8Array }> {
   const lens = segments(new Uint8Array(length), parts).map((s) => s.length);
   const u = await r.driver.post(0, [hdr(VIRTIO_BLK_T.IN, sector)], [...lens, 1]);
   return { status: u.written.at(-1)![0]!, data: concat(u.written.slice(0, -1)) };
@@ -91,14 +96,19 @@ async function read(r: Rig, sector: bigint, length: number, parts = 1): Promise<
 
 describe('BlockBackend on the in-process transport', () => {
   it('describes the device: capacity ceil(size/512), seg_max 126, FLUSH, DISCARD, WRITE_ZEROES', async () => {
-    const { r, blk } = await start(new Uint8Array(1 << 20 | 100), { serial: 'x' });
+    const { r, blk } = await start(new Uint8Array((1 << 20) | 100), { serial: 'x' });
     expect(blk.capacity).toBe(2049n);
     const cfg = decodeBlkConfig(r.transport.config());
     expect(cfg.capacity).toBe(2049n);
     expect(cfg.segMax).toBe(126);
     expect(cfg.maxDiscardSeg).toBeGreaterThan(0);
     const f = r.transport.negotiatedFeatures();
-    for (const bit of [VIRTIO_BLK_F.SEG_MAX, VIRTIO_BLK_F.FLUSH, VIRTIO_BLK_F.DISCARD, VIRTIO_BLK_F.WRITE_ZEROES]) {
+    for (const bit of [
+      VIRTIO_BLK_F.SEG_MAX,
+      VIRTIO_BLK_F.FLUSH,
+      VIRTIO_BLK_F.DISCARD,
+      VIRTIO_BLK_F.WRITE_ZEROES,
+    ]) {
       expect(hasFeature(f, bit)).toBe(true);
     }
     expect(hasFeature(f, VIRTIO_BLK_F.RO)).toBe(false);
@@ -355,7 +365,9 @@ describe('BlockBackend options', () => {
     expect(await code(BlockBackend.open({ path: file, blkSize: 1000 }))).toBe('EINVAL');
     expect(await code(BlockBackend.open({ path: file, queueSize: 100 }))).toBe('EINVAL');
     expect(await code(BlockBackend.open({ path: file, readOnly: true, discard: true }))).toBe('EINVAL');
-    await expect(BlockBackend.open({ path: join(dir, 'missing.img') })).rejects.toThrow(/missing\.img does not exist/);
+    await expect(BlockBackend.open({ path: join(dir, 'missing.img') })).rejects.toThrow(
+      /missing\.img does not exist/,
+    );
     const ok = await BlockBackend.open({ path: file, blkSize: 4096 });
     expect(hasFeature(ok.description.features, VIRTIO_BLK_F.BLK_SIZE)).toBe(true);
     expect(decodeBlkConfig(ok.description.config).blkSize).toBe(4096);

@@ -53,7 +53,10 @@ export class DriverDouble implements VirtioDriver {
   async probe(vdev: VirtioDevice): Promise<void> {
     this.vdev = vdev;
     const qs = await vdev.findVqs<Token>(
-      Array.from({ length: this.#numQueues }, (_, i) => ({ name: `q${i}`, callback: (vq: VirtioQueue) => this.#used(vq) })),
+      Array.from({ length: this.#numQueues }, (_, i) => ({
+        name: `q${i}`,
+        callback: (vq: VirtioQueue) => this.#used(vq),
+      })),
     );
     this.queues = qs.map((q) => q!);
     this.#readyResolve();
@@ -131,7 +134,11 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
-export async function rig(backend: VirtioBackend, featureTable: number[], memorySize = 32 << 20): Promise<Rig> {
+export async function rig(
+  backend: VirtioBackend,
+  featureTable: number[],
+  memorySize = 32 << 20,
+): Promise<Rig> {
   const d = backend.description;
   const transport = InProcessBackendTransport.create(d, { memorySize });
   const bus = new VirtioBus();
