@@ -75,7 +75,7 @@ describe('ConsoleBackend on the in-process transport', () => {
     expect(con.ptyPath).toMatch(/^\/dev\/pts\/\d+$/);
     const fd = openSync(con.ptyPath!, constants.O_RDWR | constants.O_NOCTTY);
     const term = new tty.ReadStream(fd);
-    cleanups.push(() => term.destroy());
+    cleanups.push(() => void term.destroy());
     let seen = '';
     term.on('data', (d: Buffer) => (seen += d.toString()));
     await print(r, 'login: ');

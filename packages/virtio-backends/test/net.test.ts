@@ -37,7 +37,7 @@ import { ensureTool } from './tools.js';
 
 const CARD_MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 1);
 const HOST_MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0xfe);
-const LEGACY = [VIRTIO_NET_F.CSUM, VIRTIO_NET_F.GUEST_CSUM, VIRTIO_NET_F.MAC, VIRTIO_NET_F.STATUS];
+const LEGACY: number[] = [VIRTIO_NET_F.CSUM, VIRTIO_NET_F.GUEST_CSUM, VIRTIO_NET_F.MAC, VIRTIO_NET_F.STATUS];
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
