@@ -24,6 +24,7 @@ import {
   VIRTIO_BLK_SECTOR_SIZE,
   VIRTIO_BLK_T,
   VIRTIO_ID,
+  checkQueueSize,
   decodeBlkOutHdr,
   encodeBlkConfig,
   encodeBlkSerial,
@@ -165,17 +166,12 @@ export class BlockBackend implements VirtioBackend {
   static async open(options: BlockBackendOptions): Promise<BlockBackend> {
     const readOnly = options.readOnly ?? false;
     const queueSize = options.queueSize ?? MIC_VRING_ENTRIES;
-    if (
-      !Number.isInteger(queueSize) ||
-      queueSize < 2 ||
-      queueSize > 32768 ||
-      (queueSize & (queueSize - 1)) !== 0
-    ) {
+    checkQueueSize(queueSize);
+    if (queueSize < 4)
       throw new MicError(
         'EINVAL',
-        `block queue size ${String(queueSize)} is not a power of two in [2, 32768]`,
+        `block queue size ${queueSize} leaves no room for a header, data and status`,
       );
-    }
     const segMax = options.segMax ?? queueSize - 2;
     if (!Number.isInteger(segMax) || segMax < 1 || segMax > queueSize - 2) {
       throw new MicError(

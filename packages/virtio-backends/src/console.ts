@@ -18,7 +18,7 @@ import type net from 'node:net';
 import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_VRING_ENTRIES } from '@mic/mic-common';
-import { VIRTIO_CONSOLE_F, VIRTIO_ID, encodeConsoleConfig, featureBit } from '@mic/virtio';
+import { VIRTIO_CONSOLE_F, VIRTIO_ID, checkQueueSize, encodeConsoleConfig, featureBit } from '@mic/virtio';
 import { fsError } from './block-file.js';
 import { type Pty, openPty } from './pty.js';
 import { type ServeOptions, ServiceLoop, type VirtioBackend } from './service.js';
@@ -124,17 +124,7 @@ export class ConsoleBackend implements VirtioBackend {
    */
   static async open(options: ConsoleBackendOptions): Promise<ConsoleBackend> {
     const queueSize = options.queueSize ?? MIC_VRING_ENTRIES;
-    if (
-      !Number.isInteger(queueSize) ||
-      queueSize < 1 ||
-      queueSize > 32768 ||
-      (queueSize & (queueSize - 1)) !== 0
-    ) {
-      throw new MicError(
-        'EINVAL',
-        `console queue size ${String(queueSize)} is not a power of two in [1, 32768]`,
-      );
-    }
+    checkQueueSize(queueSize);
     const inputLimit = options.inputLimit ?? 64 << 10;
     const outputLimit = options.outputLimit ?? 1 << 20;
     for (const [name, v] of [

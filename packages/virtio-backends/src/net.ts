@@ -24,6 +24,7 @@ import { MIC_VRING_ENTRIES } from '@mic/mic-common';
 import {
   VIRTIO_F,
   VIRTIO_ID,
+  checkQueueSize,
   VIRTIO_NET_F,
   VIRTIO_NET_HDR_F,
   VIRTIO_NET_HDR_GSO,
@@ -218,14 +219,7 @@ export class NetBackend implements VirtioBackend {
    */
   static async open(options: NetBackendOptions = {}): Promise<NetBackend> {
     const queueSize = options.queueSize ?? MIC_VRING_ENTRIES;
-    if (
-      !Number.isInteger(queueSize) ||
-      queueSize < 1 ||
-      queueSize > 32768 ||
-      (queueSize & (queueSize - 1)) !== 0
-    ) {
-      throw new MicError('EINVAL', `net queue size ${String(queueSize)} is not a power of two in [1, 32768]`);
-    }
+    checkQueueSize(queueSize);
     const rxLimit = options.rxQueueFrames ?? NET_DEFAULT_RX_QUEUE;
     if (!Number.isSafeInteger(rxLimit) || rxLimit < 1) {
       throw new MicError('EINVAL', `rxQueueFrames ${String(rxLimit)} is not a positive integer`);

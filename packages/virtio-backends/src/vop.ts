@@ -20,7 +20,7 @@
 import { MicError, isMicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_MAX_VRING_ENTRIES, encodeDescBlock, featureBitsToBytes } from '@mic/mic-common';
-import { VIRTIO_CONFIG_S } from '@mic/virtio';
+import { VIRTIO_CONFIG_S, isPowerOfTwo } from '@mic/virtio';
 import type { VopVirtioHandle } from '@mic/vop-host';
 import type {
   BackendChain,
@@ -104,7 +104,7 @@ export class VopBackendTransport implements BackendTransport {
       );
     }
     description.queueSizes.forEach((num, q) => {
-      if (!Number.isInteger(num) || num < 1 || num > MIC_MAX_VRING_ENTRIES || (num & (num - 1)) !== 0) {
+      if (!isPowerOfTwo(num) || num > MIC_MAX_VRING_ENTRIES) {
         throw new MicError(
           'EINVAL',
           `queue ${q} size ${String(num)} is not a power of two in [1, ${MIC_MAX_VRING_ENTRIES}] (MIC_MAX_VRING_ENTRIES)`,

@@ -7,7 +7,6 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { isMicError } from '@mic/errors';
 import {
   VIRTIO_BLK_F,
   VIRTIO_BLK_S,
@@ -17,7 +16,7 @@ import {
   hasFeature,
 } from '@mic/virtio';
 import { BlockBackend, type BlockBackendOptions, type BlockFile, openBlockFile } from '../src/index.js';
-import { type Rig, concat, rig } from './driver-double.js';
+import { type Rig, concat, rig, errorCode } from './driver-double.js';
 
 const ALL_FEATURES = [
   VIRTIO_BLK_F.SEG_MAX,
@@ -341,15 +340,7 @@ describe('BlockBackend against malformed requests: IOERR or UNSUPP, never a byte
 });
 
 describe('BlockBackend options', () => {
-  const code = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      await p;
-      return 'resolved';
-    } catch (err) {
-      if (!isMicError(err)) throw err;
-      return err.code;
-    }
-  };
+  const code = errorCode;
 
   it('gives one clear error per bad option', async () => {
     const dir = tmp();

@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tty from 'node:tty';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { isMicError } from '@mic/errors';
 import { VIRTIO_CONSOLE_F, decodeConsoleConfig, hasFeature } from '@mic/virtio';
 import {
   CONSOLE_RECEIVEQ,
@@ -25,7 +24,7 @@ import {
   ConsoleBackend,
   type ConsoleBackendOptions,
 } from '../src/index.js';
-import { type Rig, type Used, rig, until } from './driver-double.js';
+import { type Rig, type Used, rig, until, errorCode } from './driver-double.js';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -152,16 +151,7 @@ describe('ConsoleBackend on the in-process transport', () => {
 });
 
 describe('ConsoleBackend options', () => {
-  const code = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      const v = await p;
-      if (v instanceof ConsoleBackend) await v.close();
-      return 'resolved';
-    } catch (err) {
-      if (!isMicError(err)) throw err;
-      return err.code;
-    }
-  };
+  const code = errorCode;
 
   it('gives one clear error per bad option', async () => {
     const dir = tmp();

@@ -1,7 +1,7 @@
 // A driver double for the backends' tests: a virtio driver on a VirtioBus that posts exactly the
 // chains a test asks for (well-formed or not) and hands back what the device wrote, plus a rig
 // that serves a backend on the in-process adapter with this driver bound.
-import { MicError } from '@mic/errors';
+import { MicError, isMicError } from '@mic/errors';
 import {
   VIRTIO_DEV_ANY_ID,
   VirtioBus,
@@ -183,5 +183,18 @@ export async function until(check: () => boolean, what: string, limitMs = 60_000
   while (!check()) {
     if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** The MicError code a promise rejects with ('resolved' when it does not); closes what it resolves to. */
+export async function errorCode(p: Promise<unknown>): Promise<string> {
+  try {
+    const v = await p;
+    if (v && typeof (v as { close?: unknown }).close === 'function')
+      await (v as { close(): unknown }).close();
+    return 'resolved';
+  } catch (err) {
+    if (!isMicError(err)) throw err;
+    return err.code;
   }
 }

@@ -8,7 +8,6 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { isMicError } from '@mic/errors';
 import {
   VIRTIO_F,
   VIRTIO_NET_F,
@@ -31,7 +30,7 @@ import {
   VirtualSwitch,
   encodeStreamFrame,
 } from '../src/index.js';
-import { type Rig, rig, until } from './driver-double.js';
+import { type Rig, rig, until, errorCode } from './driver-double.js';
 import { BROADCAST, equal, ip4, udpChecksumOk, udpFrame } from './frames.js';
 import { ensureTool } from './tools.js';
 
@@ -326,16 +325,7 @@ describe('NetBackend pcap', () => {
 });
 
 describe('NetBackend options', () => {
-  const code = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      const v = await p;
-      if (v instanceof NetBackend) await v.close();
-      return 'resolved';
-    } catch (err) {
-      if (!isMicError(err)) throw err;
-      return err.code;
-    }
-  };
+  const code = errorCode;
 
   it('gives one clear error per bad option', async () => {
     const dir = tmp();
