@@ -235,10 +235,12 @@ describe('virtio-backends over VOP (mock link, vop-card, a card-side driver doub
     expect(sha(back.written[0]!)).toBe(sha(data.subarray(4096, 8192)));
     const bad = await r.card.post(0, [], [16, 512, 1]); // the header in writable memory
     expect(bad.written[2]![0]).toBe(VIRTIO_BLK_S.IOERR);
+    const noStatus = await r.card.post(0, [hdr(VIRTIO_BLK_T.OUT, 0n), pattern(512, 9)], []);
+    expect(noStatus.len).toBe(0); // not executed, returned with used length 0
     const past = await r.card.post(0, [hdr(VIRTIO_BLK_T.IN, 2048n)], [512, 1]);
     expect(past.written[1]![0]).toBe(VIRTIO_BLK_S.IOERR);
     expect(sha(readFileSync(path))).toBe(sha(data));
-    expect(blk.stats()).toMatchObject({ writes: 16, flushes: 1, ioErrors: 2 });
+    expect(blk.stats()).toMatchObject({ writes: 16, flushes: 1, ioErrors: 2, noStatus: 1 });
   });
 
   it('block: hot swap while idle: remove, re-add a new image into the freed slot', async () => {

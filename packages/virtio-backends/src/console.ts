@@ -28,6 +28,8 @@ import { closeUnix, listenUnix } from './unix-socket.js';
 /** Queue indices of port 0 (virtio 1.2 §5.3.2; mpssd's "tx" vring 0 and "rx" vring 1). */
 export const CONSOLE_RECEIVEQ = 0;
 export const CONSOLE_TRANSMITQ = 1;
+/** Bytes of card output read at a time. */
+const OUTPUT_CHUNK = 64 << 10;
 
 /** Options of {@link ConsoleBackend.open}. */
 export interface ConsoleBackendOptions {
@@ -289,9 +291,14 @@ export class ConsoleBackend implements VirtioBackend {
       const chain = await t.nextChain(CONSOLE_TRANSMITQ);
       if (chain === null) return;
       try {
-        const data = new Uint8Array(chain.readable);
-        const n = await chain.read(data);
-        if (n > 0) await this.#output(data.subarray(0, n));
+        // In pieces: the driver decides the buffer size, the host bounds its memory.
+        for (let left = chain.readable; left > 0;) {
+          const data = new Uint8Array(Math.min(left, OUTPUT_CHUNK));
+          const n = await chain.read(data);
+          if (n === 0) break;
+          await this.#output(data.subarray(0, n));
+          left -= n;
+        }
       } finally {
         await chain.complete();
       }

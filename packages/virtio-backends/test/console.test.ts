@@ -132,6 +132,16 @@ describe('ConsoleBackend on the in-process transport', () => {
     expect(con.stats().inputBytes).toBe(text.length);
   });
 
+  it('logs a card buffer larger than the read chunk whole, in order', async () => {
+    const { r, con } = await start();
+    const big = Array.from({ length: 20_000 }, (_, i) => `${i % 10}`)
+      .join('')
+      .repeat(10);
+    await print(r, big);
+    await r.stop();
+    expect(readFileSync(con.logPath, 'utf8')).toBe(big);
+  });
+
   it('offers the console size (F_SIZE) and changes it with a config change', async () => {
     const { r, con } = await start({ size: { cols: 80, rows: 25 } });
     expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_CONSOLE_F.SIZE)).toBe(true);
