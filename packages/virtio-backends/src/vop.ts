@@ -292,6 +292,8 @@ export class VopBackendTransport implements BackendTransport {
 }
 
 const ONE_ZERO = new Uint8Array(1);
+/** Bytes read away at a time when a readable part is skipped. */
+const SKIP_CHUNK = 64 << 10;
 
 /** A chain in progress on one vring of a VOP device; see the module comment for the copy rules. */
 class VopChain implements BackendChain {
@@ -379,12 +381,14 @@ class VopChain implements BackendChain {
     return n;
   }
 
-  /** Reads away what is left of the readable part. */
+  /** Reads away what is left of the readable part, 64 KiB at a time; the last piece publishes if asked. */
   async #skipReadable(updateUsed: boolean): Promise<boolean> {
-    const left = this.readable - this.#read;
-    if (left === 0) return true;
-    if (!(await this.#copy(new Uint8Array(left), updateUsed))) return false;
-    this.#read += left;
+    while (this.#read < this.readable) {
+      const n = Math.min(this.readable - this.#read, SKIP_CHUNK);
+      const last = this.#read + n === this.readable;
+      if (!(await this.#copy(new Uint8Array(n), updateUsed && last))) return false;
+      this.#read += n;
+    }
     return true;
   }
 
