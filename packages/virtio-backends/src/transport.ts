@@ -58,8 +58,8 @@ export interface BackendChain {
   read(dst: Uint8Array): Promise<number>;
   /**
    * Copies `src` into the next writable bytes (skipping whatever of the readable part was not
-   * read). The transport may keep a reference to `src` until {@link complete}: do not change it
-   * before. @returns bytes taken: `src.length`, or fewer when the writable part is full
+   * read). The transport may keep a reference to `src` until {@link complete} resolves (VOP sends
+   * a request's writes together): do not change it before. @returns bytes taken: `src.length`, or fewer when the writable part is full
    */
   write(src: Uint8Array): Promise<number>;
   /**

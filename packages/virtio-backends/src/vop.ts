@@ -7,8 +7,8 @@
  *
  * COPY_DESC works on "the chain in progress" of a vring: one chain per queue is open at a time
  * ({@link VopBackendTransport.maxInFlight} is 1), and the used entry is published by the copy that
- * passes `updateUsed` and moves at least one byte. A chain here therefore keeps its last write
- * back until `complete()` and sends it with `updateUsed`; a chain with nothing written is
+ * passes `updateUsed` and moves at least one byte. A chain here therefore keeps its writes back
+ * (up to 1 MiB) and sends them in one copy with `updateUsed` from `complete()`; a chain with nothing written is
  * published by the read that consumes its readable part (a card → host buffer, used length 0).
  * Before each copy the adapter checks with `chainInfo` that the chain in progress is still its
  * own (same head, sizes and progress): after a card-initiated reset the old chain is dead and
@@ -247,7 +247,7 @@ export class VopBackendTransport implements BackendTransport {
   /** @internal the copy of one chain, after checking it is still the vring's chain in progress */
   async copy(
     chain: VopChain,
-    buf: Uint8Array,
+    iov: Uint8Array[],
     updateUsed: boolean,
     expect: { head: number; readable: number; writable: number; read: number; written: number },
   ): Promise<number | null> {
@@ -275,7 +275,7 @@ export class VopBackendTransport implements BackendTransport {
       return null;
     }
     try {
-      return await this.handle.copyDesc({ iov: [buf], vrIdx: chain.queue, updateUsed });
+      return await this.handle.copyDesc({ iov, vrIdx: chain.queue, updateUsed });
     } catch (err) {
       if (isMicError(err, 'ENODEV') || isMicError(err, 'EBADF')) return null;
       throw err;
@@ -294,6 +294,8 @@ export class VopBackendTransport implements BackendTransport {
 const ONE_ZERO = new Uint8Array(1);
 /** Bytes read away at a time when a readable part is skipped. */
 const SKIP_CHUNK = 64 << 10;
+/** Bytes of writes kept back at most before they are copied (one copy for data and status). */
+const DEFER_LIMIT = 1 << 20;
 
 /** A chain in progress on one vring of a VOP device; see the module comment for the copy rules. */
 class VopChain implements BackendChain {
@@ -308,7 +310,9 @@ class VopChain implements BackendChain {
   #read = 0;
   /** Written bytes already copied to the card. */
   #flushed = 0;
-  #deferred: Uint8Array | null = null;
+  /** Writes kept back for the next copy (the last one goes with `updateUsed`). */
+  #deferred: Uint8Array[] = [];
+  #deferredBytes = 0;
   #done = false;
 
   constructor(t: VopBackendTransport, queue: number, info: ChainInfo, generation: number) {
@@ -326,7 +330,7 @@ class VopChain implements BackendChain {
   }
 
   get bytesWritten(): number {
-    return this.#flushed + (this.#deferred?.length ?? 0);
+    return this.#flushed + this.#deferredBytes;
   }
 
   get done(): boolean {
@@ -344,10 +348,10 @@ class VopChain implements BackendChain {
     };
   }
 
-  /** One copy; false (and the chain dead) when it did not move exactly `buf.length` bytes. */
-  async #copy(buf: Uint8Array, updateUsed: boolean): Promise<boolean> {
-    const moved = await this.#t.copy(this, buf, updateUsed, this.#expect());
-    if (moved !== buf.length) {
+  /** One copy; false (and the chain dead) when it did not move exactly the bytes of `iov`. */
+  async #copy(iov: Uint8Array[], updateUsed: boolean): Promise<boolean> {
+    const moved = await this.#t.copy(this, iov, updateUsed, this.#expect());
+    if (moved !== iov.reduce((sum, b) => sum + b.length, 0)) {
       this.#done = true;
       return false;
     }
@@ -361,7 +365,7 @@ class VopChain implements BackendChain {
     if (n === 0) return 0;
     // A chain with no writable part is published by the read that finishes it.
     const last = this.#read + n === this.readable && this.writable === 0;
-    if (!(await this.#copy(dst.subarray(0, n), last))) return 0;
+    if (!(await this.#copy([dst.subarray(0, n)], last))) return 0;
     this.#read += n;
     return n;
   }
@@ -371,14 +375,22 @@ class VopChain implements BackendChain {
     if (!(await this.#skipReadable(false))) return 0;
     const n = Math.min(src.length, this.writable - this.bytesWritten);
     if (n === 0) return 0;
-    if (this.#deferred !== null) {
-      const prev = this.#deferred;
-      this.#deferred = null;
-      if (!(await this.#copy(prev, false))) return 0;
-      this.#flushed += prev.length;
-    }
-    this.#deferred = src.subarray(0, n);
+    const piece = src.subarray(0, n);
+    // Writes go together in one copy; past DEFER_LIMIT all but the newest go now.
+    if (this.#deferredBytes + n > DEFER_LIMIT && !(await this.#flush(false))) return 0;
+    this.#deferred.push(piece);
+    this.#deferredBytes += n;
     return n;
+  }
+
+  async #flush(updateUsed: boolean): Promise<boolean> {
+    const iov = this.#deferred;
+    const bytes = this.#deferredBytes;
+    this.#deferred = [];
+    this.#deferredBytes = 0;
+    if (!(await this.#copy(iov, updateUsed))) return false;
+    this.#flushed += bytes;
+    return true;
   }
 
   /** Reads away what is left of the readable part, 64 KiB at a time; the last piece publishes if asked. */
@@ -386,7 +398,7 @@ class VopChain implements BackendChain {
     while (this.#read < this.readable) {
       const n = Math.min(this.readable - this.#read, SKIP_CHUNK);
       const last = this.#read + n === this.readable;
-      if (!(await this.#copy(new Uint8Array(n), updateUsed && last))) return false;
+      if (!(await this.#copy([new Uint8Array(n)], updateUsed && last))) return false;
       this.#read += n;
     }
     return true;
@@ -394,10 +406,8 @@ class VopChain implements BackendChain {
 
   async complete(): Promise<void> {
     if (this.done) return;
-    if (this.#deferred !== null) {
-      const last = this.#deferred;
-      this.#deferred = null;
-      if (await this.#copy(last, true)) this.#flushed += last.length;
+    if (this.#deferred.length > 0) {
+      await this.#flush(true);
       return;
     }
     if (this.#read < this.readable) {
@@ -406,7 +416,7 @@ class VopChain implements BackendChain {
     }
     if (this.bytesWritten < this.writable) {
       // COPY_DESC publishes only after moving a byte: one zero byte, used length 1.
-      if (await this.#copy(ONE_ZERO, true)) this.#flushed += 1;
+      if (await this.#copy([ONE_ZERO], true)) this.#flushed += 1;
       return;
     }
     // Nothing left to move (an empty chain): vop-host completes it before fetching the next.
