@@ -88,10 +88,15 @@ describe('ConsoleBackend on the in-process transport', () => {
     expect(rx.text()).toBe('root\n');
   });
 
-  it('serves Unix socket clients both ways and keeps everything the card printed in the log', async () => {
+  it('serves Unix socket clients both ways, a PTY at the same time, and keeps everything in the log', async () => {
     const dir = tmp();
     const socketPath = join(dir, 'console.sock');
-    const { r, con } = await start({ socketPath });
+    const { r, con } = await start({ socketPath, pty: true });
+    const fd = openSync(con.ptyPath!, constants.O_RDWR | constants.O_NOCTTY);
+    const term = new tty.ReadStream(fd);
+    cleanups.push(() => void term.destroy());
+    let onPty = '';
+    term.on('data', (d: Buffer) => (onPty += d.toString()));
     const client = net.connect(socketPath);
     cleanups.push(() => void client.destroy());
     await new Promise((res) => client.once('connect', res));
@@ -100,6 +105,7 @@ describe('ConsoleBackend on the in-process transport', () => {
     await until(() => con.stats().clients === 1, 'the client attached');
     for (const line of ['boot: ok\n', 'mic0 login: ']) await print(r, line);
     await until(() => seen === 'boot: ok\nmic0 login: ', 'output at the socket');
+    await until(() => onPty === 'boot: ok\nmic0 login: ', 'output at the PTY');
     const rx = receiver(r, 2, 4096);
     client.write('hello card');
     await until(() => rx.text() === 'hello card', 'socket input at the card');
@@ -130,6 +136,21 @@ describe('ConsoleBackend on the in-process transport', () => {
     await until(() => rx.text() === text, 'all input in 16-byte buffers');
     expect(rx.used.every((u) => u.len <= 16 && u.len > 0)).toBe(true);
     expect(con.stats().inputBytes).toBe(text.length);
+  });
+
+  it('pauses a fast typist past inputLimit and loses nothing', async () => {
+    const dir = tmp();
+    const socketPath = join(dir, 'console.sock');
+    const { r } = await start({ socketPath, inputLimit: 1024 });
+    const client = net.connect(socketPath);
+    cleanups.push(() => void client.destroy());
+    await new Promise((res) => client.once('connect', res));
+    const text = Array.from({ length: 20_000 }, (_, i) => `${i},`).join('');
+    client.write(text);
+    await new Promise((res) => setTimeout(res, 50)); // the card has no buffers yet: input waits, paused
+    const rx = receiver(r, 2, 512);
+    await until(() => rx.text().length === text.length, 'all input at the card');
+    expect(rx.text()).toBe(text);
   });
 
   it('logs a card buffer larger than the read chunk whole, in order', async () => {
