@@ -1,0 +1,444 @@
+/**
+ * The virtio-blk backend on a raw image file: mpssd's `virtio_block` thread (reference §7.9),
+ * done properly. Capacity is the file size in 512-byte sectors (rounded up), requests are IN,
+ * OUT, FLUSH (fsync), GET_ID (the configured serial), DISCARD and WRITE_ZEROES, several at once
+ * (fs.promises, not one blocking call at a time), each with a status byte that says what happened.
+ *
+ * Every request is checked before a byte moves: the header must be 16 readable bytes, the status
+ * byte must be there, the data length a multiple of 512, and `sector * 512 + length` inside the
+ * image (in 64-bit arithmetic: sector 2^64 − 1 is out of range, not a wrap-around). Reads past
+ * the end of the file inside the last, partial sector return zeros; writes there are cut at the
+ * end of the file. Nothing outside the image is ever read or written.
+ *
+ * @see virtio 1.2 §5.2 (block device)
+ * @see samples/mic/mpssd/mpssd.c `virtio_block`, `open_backend`, `header_error_check`
+ */
+import { MicError } from '@mic/errors';
+import { type Logger, nullLogger } from '@mic/logger';
+import { MIC_VRING_ENTRIES } from '@mic/mic-common';
+import {
+  VIRTIO_BLK_F,
+  VIRTIO_BLK_ID_BYTES,
+  VIRTIO_BLK_OUTHDR_SIZE,
+  VIRTIO_BLK_S,
+  VIRTIO_BLK_SECTOR_SIZE,
+  VIRTIO_BLK_T,
+  VIRTIO_ID,
+  checkQueueSize,
+  decodeBlkOutHdr,
+  encodeBlkConfig,
+  encodeBlkSerial,
+  featureBit,
+  hasFeature,
+} from '@mic/virtio';
+import { type BlockFile, type OpenBlockFile, openBlockFile } from './block-file.js';
+import { type ServeOptions, ServiceLoop, type VirtioBackend } from './service.js';
+import type { BackendChain, BackendTransport, VirtioDeviceDescription } from './transport.js';
+
+/** Bytes of one `struct virtio_blk_discard_write_zeroes` segment (virtio 1.2 §5.2.6). */
+export const VIRTIO_BLK_DISCARD_SEGMENT_SIZE = 16;
+/** `virtio_blk_discard_write_zeroes.flags` bit 0: the device may deallocate (WRITE_ZEROES only). */
+export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;
+/** Most segments in one DISCARD or WRITE_ZEROES request offered (`max_discard_seg`, `max_write_zeroes_seg`). */
+export const BLOCK_MAX_DISCARD_SEGMENTS = 16;
+/** Most sectors in one DISCARD or WRITE_ZEROES segment offered (2 GiB). */
+export const BLOCK_MAX_DISCARD_SECTORS = 1 << 22;
+/** Requests in flight at most by default (the queue allows up to its size). */
+export const BLOCK_DEFAULT_QUEUE_DEPTH = 32;
+
+/** Bytes moved per file operation of one request (bounds the memory one request takes). */
+const CHUNK = 1 << 20;
+const ZEROS = new Uint8Array(64 << 10);
+const SECTOR = BigInt(VIRTIO_BLK_SECTOR_SIZE);
+
+/** Options of {@link BlockBackend.open}. */
+export interface BlockBackendOptions {
+  /** The raw image file (a regular file; its size fixes the capacity). */
+  readonly path: string;
+  /** Open the image read-only and offer VIRTIO_BLK_F_RO: every write fails with IOERR. */
+  readonly readOnly?: boolean;
+  /** What GET_ID returns: printable ASCII, at most 20 characters (default: empty, 20 NULs). */
+  readonly serial?: string;
+  /** Entries of the request queue (default 128, `MIC_VRING_ENTRIES`). */
+  readonly queueSize?: number;
+  /** `seg_max` offered (VIRTIO_BLK_F_SEG_MAX): data segments per request (default queue size − 2, 126 as mpssd). */
+  readonly segMax?: number;
+  /** Offer VIRTIO_BLK_F_BLK_SIZE with this logical block size (a power of two, 512 to 65536). */
+  readonly blkSize?: number;
+  /** Offer VIRTIO_BLK_F_FLUSH (default true); FLUSH requests run `fsync` either way. */
+  readonly flush?: boolean;
+  /** Offer VIRTIO_BLK_F_DISCARD (default: unless read-only). */
+  readonly discard?: boolean;
+  /** Offer VIRTIO_BLK_F_WRITE_ZEROES (default: unless read-only). */
+  readonly writeZeroes?: boolean;
+  /** Most requests in flight at once (default 32; a transport may allow fewer, VOP allows 1). */
+  readonly queueDepth?: number;
+  /** Opens the image (default {@link openBlockFile}); a wrapper can watch the file operations. */
+  readonly openFile?: OpenBlockFile;
+  readonly logger?: Logger;
+}
+
+/** Counters of a {@link BlockBackend}. */
+export interface BlockBackendStats {
+  requests: number;
+  reads: number;
+  writes: number;
+  flushes: number;
+  getIds: number;
+  discards: number;
+  writeZeroes: number;
+  /** Bytes read from the image for the driver. */
+  bytesRead: number;
+  /** Bytes written to the image from the driver. */
+  bytesWritten: number;
+  /** Requests answered IOERR (out of range, read-only, I/O failure, malformed). */
+  ioErrors: number;
+  /** Requests answered UNSUPP. */
+  unsupported: number;
+  /** Requests without a status byte (returned with used length 0, not executed). */
+  noStatus: number;
+  /** Most requests that were in flight at once. */
+  maxInFlight: number;
+}
+
+/**
+ * A block device on an image file.
+ *
+ * @example
+ * const blk = await BlockBackend.open({ path: '/var/mpss/mic0.img', serial: 'mic0-disk' });
+ * const t = await VopBackendTransport.add(vop.control(0)!.open(), blk.description);
+ * await blk.serve(t, { signal });
+ */
+export class BlockBackend implements VirtioBackend {
+  readonly description: VirtioDeviceDescription;
+  /** The image path. */
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** Sectors of 512 bytes: ceil(file size / 512). */
+  readonly capacity: bigint;
+  readonly #file: BlockFile;
+  readonly #serial: Uint8Array;
+  readonly #depth: number;
+  readonly #log: Logger;
+  readonly #loop: ServiceLoop;
+  readonly #handlers = new Set<Promise<void>>();
+  readonly #stats: BlockBackendStats = {
+    requests: 0,
+    reads: 0,
+    writes: 0,
+    flushes: 0,
+    getIds: 0,
+    discards: 0,
+    writeZeroes: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    ioErrors: 0,
+    unsupported: 0,
+    noStatus: 0,
+    maxInFlight: 0,
+  };
+  #negotiated = 0n;
+  #closed = false;
+
+  private constructor(
+    path: string,
+    file: BlockFile,
+    description: VirtioDeviceDescription,
+    opts: { readOnly: boolean; serial: Uint8Array; depth: number; log: Logger },
+  ) {
+    this.path = path;
+    this.#file = file;
+    this.description = description;
+    this.readOnly = opts.readOnly;
+    this.capacity = (BigInt(file.size) + SECTOR - 1n) / SECTOR;
+    this.#serial = opts.serial;
+    this.#depth = opts.depth;
+    this.#log = opts.log;
+    this.#loop = new ServiceLoop(`virtio-blk ${path}`, opts.log);
+  }
+
+  /**
+   * Opens the image and describes the device (features and config). Every bad option is one
+   * MicError naming it: ENOENT (no such image), EISDIR (a directory), EACCES (no permission),
+   * EINVAL (not a regular file, a serial that is not printable ASCII or longer than 20, a bad
+   * queue size, seg_max, block size or queue depth).
+   */
+  static async open(options: BlockBackendOptions): Promise<BlockBackend> {
+    const readOnly = options.readOnly ?? false;
+    const queueSize = options.queueSize ?? MIC_VRING_ENTRIES;
+    checkQueueSize(queueSize);
+    if (queueSize < 4)
+      throw new MicError(
+        'EINVAL',
+        `block queue size ${queueSize} leaves no room for a header, data and status`,
+      );
+    const segMax = options.segMax ?? queueSize - 2;
+    if (!Number.isInteger(segMax) || segMax < 1 || segMax > queueSize - 2) {
+      throw new MicError(
+        'EINVAL',
+        `seg_max ${String(segMax)} is not in [1, ${queueSize - 2}] (the queue size less the header and status descriptors)`,
+      );
+    }
+    const blkSize = options.blkSize;
+    if (
+      blkSize !== undefined &&
+      (!Number.isInteger(blkSize) || blkSize < 512 || blkSize > 65536 || (blkSize & (blkSize - 1)) !== 0)
+    ) {
+      throw new MicError('EINVAL', `block size ${String(blkSize)} is not a power of two in [512, 65536]`);
+    }
+    const serialText = options.serial ?? '';
+    if (typeof serialText !== 'string' || serialText.length > VIRTIO_BLK_ID_BYTES) {
+      throw new MicError(
+        'EINVAL',
+        `serial ${JSON.stringify(serialText)} is longer than ${VIRTIO_BLK_ID_BYTES} characters`,
+      );
+    }
+    const serial = encodeBlkSerial(serialText);
+    const depth = options.queueDepth ?? BLOCK_DEFAULT_QUEUE_DEPTH;
+    if (!Number.isInteger(depth) || depth < 1 || depth > queueSize) {
+      throw new MicError('EINVAL', `queue depth ${String(depth)} is not in [1, ${queueSize}]`);
+    }
+    const discard = options.discard ?? !readOnly;
+    const writeZeroes = options.writeZeroes ?? !readOnly;
+    if (readOnly && (options.discard || options.writeZeroes)) {
+      throw new MicError('EINVAL', 'a read-only image offers neither DISCARD nor WRITE_ZEROES');
+    }
+    const file = await (options.openFile ?? openBlockFile)(options.path, readOnly);
+    const capacity = (BigInt(file.size) + SECTOR - 1n) / SECTOR;
+    let features = featureBit(VIRTIO_BLK_F.SEG_MAX);
+    if (readOnly) features |= featureBit(VIRTIO_BLK_F.RO);
+    if (options.flush ?? true) features |= featureBit(VIRTIO_BLK_F.FLUSH);
+    if (blkSize !== undefined) features |= featureBit(VIRTIO_BLK_F.BLK_SIZE);
+    if (discard) features |= featureBit(VIRTIO_BLK_F.DISCARD);
+    if (writeZeroes) features |= featureBit(VIRTIO_BLK_F.WRITE_ZEROES);
+    const config = encodeBlkConfig({
+      capacity,
+      segMax,
+      ...(blkSize === undefined ? {} : { blkSize }),
+      ...(discard
+        ? {
+            maxDiscardSectors: BLOCK_MAX_DISCARD_SECTORS,
+            maxDiscardSeg: BLOCK_MAX_DISCARD_SEGMENTS,
+            discardSectorAlignment: 1,
+          }
+        : {}),
+      ...(writeZeroes
+        ? {
+            maxWriteZeroesSectors: BLOCK_MAX_DISCARD_SECTORS,
+            maxWriteZeroesSeg: BLOCK_MAX_DISCARD_SEGMENTS,
+            writeZeroesMayUnmap: 1,
+          }
+        : {}),
+    });
+    const description: VirtioDeviceDescription = Object.freeze({
+      deviceType: VIRTIO_ID.BLOCK,
+      features,
+      config,
+      queueSizes: Object.freeze([queueSize]),
+    });
+    return new BlockBackend(options.path, file, description, {
+      readOnly,
+      serial,
+      depth,
+      log: options.logger ?? nullLogger,
+    });
+  }
+
+  /** A copy of the counters. */
+  stats(): BlockBackendStats {
+    return { ...this.#stats };
+  }
+
+  async serve(transport: BackendTransport, options: ServeOptions = {}): Promise<void> {
+    if (this.#closed) throw new MicError('EBADF', `block backend ${this.path} is closed`);
+    try {
+      await this.#loop.run(transport, (t) => this.#pump(t), options.signal);
+    } finally {
+      await Promise.all([...this.#handlers]);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#handlers]);
+    await this.#file.close();
+  }
+
+  /** Fetches requests while fewer than the depth are in flight; each runs on its own. */
+  async #pump(t: BackendTransport): Promise<void> {
+    this.#negotiated = t.negotiatedFeatures();
+    const depth = Math.min(this.#depth, t.maxInFlight(0));
+    while (this.#handlers.size < depth) {
+      const chain = await t.nextChain(0);
+      if (chain === null) return;
+      const h: Promise<void> = this.#handle(chain).finally(() => {
+        this.#handlers.delete(h);
+        this.#loop.poke();
+      });
+      this.#handlers.add(h);
+      if (this.#handlers.size > this.#stats.maxInFlight) this.#stats.maxInFlight = this.#handlers.size;
+    }
+  }
+
+  async #handle(chain: BackendChain): Promise<void> {
+    this.#stats.requests++;
+    let status: number | null;
+    try {
+      status = await this.#execute(chain);
+    } catch (err) {
+      this.#log.warn('virtio-blk: request failed', { path: this.path, head: chain.head, err });
+      status = VIRTIO_BLK_S.IOERR;
+    }
+    try {
+      if (status === null) {
+        this.#stats.noStatus++;
+      } else {
+        if (status === VIRTIO_BLK_S.IOERR) this.#stats.ioErrors++;
+        if (status === VIRTIO_BLK_S.UNSUPP) this.#stats.unsupported++;
+        await this.#writeStatus(chain, status);
+      }
+      await chain.complete();
+    } catch (err) {
+      this.#log.warn('virtio-blk: completing a request failed', { path: this.path, head: chain.head, err });
+    }
+  }
+
+  /** Pads the writable part to its last byte and writes the status there (virtio 1.2 §5.2.6). */
+  async #writeStatus(chain: BackendChain, status: number): Promise<void> {
+    let pad = chain.writable - chain.bytesWritten - 1;
+    while (pad > 0) {
+      const n = Math.min(pad, ZEROS.length);
+      if ((await chain.write(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n))) !== n) return;
+      pad -= n;
+    }
+    await chain.write(Uint8Array.of(status));
+  }
+
+  /** Runs one request; @returns its status, or null when it has no status byte (not executed) */
+  async #execute(chain: BackendChain): Promise<number | null> {
+    if (chain.writable < 1) {
+      this.#log.warn('virtio-blk: request without a status byte, not executed', { head: chain.head });
+      return null;
+    }
+    if (chain.readable < VIRTIO_BLK_OUTHDR_SIZE) {
+      this.#log.warn('virtio-blk: request header is not 16 readable bytes', {
+        head: chain.head,
+        readable: chain.readable,
+      });
+      return VIRTIO_BLK_S.IOERR;
+    }
+    const raw = new Uint8Array(VIRTIO_BLK_OUTHDR_SIZE);
+    if ((await chain.read(raw)) !== raw.length) return VIRTIO_BLK_S.IOERR;
+    const hdr = decodeBlkOutHdr(raw);
+    switch (hdr.type) {
+      case VIRTIO_BLK_T.IN:
+        return this.#read(chain, hdr.sector);
+      case VIRTIO_BLK_T.OUT:
+        return this.#write(chain, hdr.sector);
+      case VIRTIO_BLK_T.FLUSH:
+        this.#stats.flushes++;
+        await this.#file.sync();
+        return VIRTIO_BLK_S.OK;
+      case VIRTIO_BLK_T.GET_ID: {
+        this.#stats.getIds++;
+        if (chain.writable - 1 < VIRTIO_BLK_ID_BYTES) return VIRTIO_BLK_S.IOERR;
+        await chain.write(this.#serial.slice());
+        return VIRTIO_BLK_S.OK;
+      }
+      case VIRTIO_BLK_T.DISCARD:
+      case VIRTIO_BLK_T.WRITE_ZEROES:
+        return this.#zeroes(chain, hdr.type);
+      default:
+        this.#log.debug('virtio-blk: request type not supported', { type: hdr.type });
+        return VIRTIO_BLK_S.UNSUPP;
+    }
+  }
+
+  /**
+   * The byte range `[sector * 512, + length)` when it is inside the image, else null. `length`
+   * must be a multiple of 512 (virtio 1.2 §5.2.6.1).
+   */
+  #range(sector: bigint, length: number): number | null {
+    if (length % VIRTIO_BLK_SECTOR_SIZE !== 0) return null;
+    const end = sector * SECTOR + BigInt(length);
+    if (end > this.capacity * SECTOR) return null;
+    return Number(sector * SECTOR);
+  }
+
+  async #read(chain: BackendChain, sector: bigint): Promise<number> {
+    this.#stats.reads++;
+    const length = chain.writable - 1;
+    const at = this.#range(sector, length);
+    if (at === null) return VIRTIO_BLK_S.IOERR;
+    for (let done = 0; done < length;) {
+      const n = Math.min(CHUNK, length - done);
+      // Bytes past the end of the file (the partial last sector) stay zero.
+      const buf = new Uint8Array(n);
+      await this.#file.read(buf, at + done);
+      if ((await chain.write(buf)) !== n) return VIRTIO_BLK_S.IOERR;
+      done += n;
+      this.#stats.bytesRead += n;
+    }
+    return VIRTIO_BLK_S.OK;
+  }
+
+  async #write(chain: BackendChain, sector: bigint): Promise<number> {
+    this.#stats.writes++;
+    // virtio 1.2 §5.2.6.2: with VIRTIO_BLK_F_RO a write is IOERR and writes no data.
+    if (this.readOnly) return VIRTIO_BLK_S.IOERR;
+    const length = chain.readable - VIRTIO_BLK_OUTHDR_SIZE;
+    const at = this.#range(sector, length);
+    if (at === null) return VIRTIO_BLK_S.IOERR;
+    const size = this.#file.size;
+    for (let done = 0; done < length;) {
+      const n = Math.min(CHUNK, length - done);
+      const buf = new Uint8Array(n);
+      if ((await chain.read(buf)) !== n) return VIRTIO_BLK_S.IOERR;
+      // Cut at the end of the file: the partial last sector never grows the image.
+      const keep = Math.max(0, Math.min(n, size - (at + done)));
+      if (keep > 0) await this.#file.write(keep === n ? buf : buf.subarray(0, keep), at + done);
+      done += n;
+      this.#stats.bytesWritten += n;
+    }
+    return VIRTIO_BLK_S.OK;
+  }
+
+  /** DISCARD and WRITE_ZEROES: a list of `{le64 sector, le32 num_sectors, le32 flags}` segments. */
+  async #zeroes(chain: BackendChain, type: number): Promise<number> {
+    const discard = type === VIRTIO_BLK_T.DISCARD;
+    if (discard) this.#stats.discards++;
+    else this.#stats.writeZeroes++;
+    const feature = discard ? VIRTIO_BLK_F.DISCARD : VIRTIO_BLK_F.WRITE_ZEROES;
+    if (!hasFeature(this.#negotiated, feature) || this.readOnly) return VIRTIO_BLK_S.UNSUPP;
+    const length = chain.readable - VIRTIO_BLK_OUTHDR_SIZE;
+    if (
+      length === 0 ||
+      length % VIRTIO_BLK_DISCARD_SEGMENT_SIZE !== 0 ||
+      length > BLOCK_MAX_DISCARD_SEGMENTS * VIRTIO_BLK_DISCARD_SEGMENT_SIZE
+    ) {
+      return VIRTIO_BLK_S.IOERR;
+    }
+    const raw = new Uint8Array(length);
+    if ((await chain.read(raw)) !== length) return VIRTIO_BLK_S.IOERR;
+    const dv = new DataView(raw.buffer);
+    const ranges: { at: number; length: number; unmap: boolean }[] = [];
+    for (let off = 0; off < length; off += VIRTIO_BLK_DISCARD_SEGMENT_SIZE) {
+      const sector = dv.getBigUint64(off, true);
+      const count = dv.getUint32(off + 8, true);
+      const flags = dv.getUint32(off + 12, true);
+      // §5.2.6.2: unknown flags, and UNMAP on a discard, are UNSUPP.
+      if (flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP || (discard && flags !== 0)) return VIRTIO_BLK_S.UNSUPP;
+      if (count > BLOCK_MAX_DISCARD_SECTORS) return VIRTIO_BLK_S.IOERR;
+      const at = this.#range(sector, count * VIRTIO_BLK_SECTOR_SIZE);
+      if (at === null) return VIRTIO_BLK_S.IOERR;
+      ranges.push({ at, length: count * VIRTIO_BLK_SECTOR_SIZE, unmap: discard || flags !== 0 });
+    }
+    const size = this.#file.size;
+    for (const r of ranges) {
+      const keep = Math.max(0, Math.min(r.length, size - r.at));
+      if (keep > 0) await this.#file.zero(r.at, keep, r.unmap);
+    }
+    return VIRTIO_BLK_S.OK;
+  }
+}
