@@ -23,6 +23,7 @@ export const ERRNO = {
   ENODEV: 19,
   EINVAL: 22,
   ENOSPC: 28,
+  EROFS: 30,
   ERANGE: 34,
   ENOSYS: 38,
   ELOOP: 40,

@@ -106,6 +106,16 @@ describe('virtio bus: registration and negotiation (drivers/virtio/virtio.c)', (
     expect(statuses).toEqual([0, ACKNOWLEDGE, ACKNOWLEDGE | DRIVER, ACKNOWLEDGE | DRIVER | DRIVER_OK]);
   });
 
+  it('lets validate clear a negotiated feature before the transport finalizes them', async () => {
+    const bus = new VirtioBus();
+    const { t } = recorded({ features: features(2, 3, 5) });
+    const drv = driver({ featureTable: [2, 3, 5], validate: (vdev) => vdev.clearFeature(3) });
+    await bus.registerDriver(drv);
+    const vdev = await bus.registerDevice(t.params());
+    expect(vdev.features).toBe(features(2, 5));
+    expect(t.driverFeatures).toBe(features(2, 5));
+  });
+
   it('keeps transport features for the transport to finalize and drops those the ring lacks', async () => {
     expect(vringTransportFeatures(features(VIRTIO_F.RING_PACKED, VIRTIO_F.RING_EVENT_IDX, 3, 30))).toBe(
       features(VIRTIO_F.RING_EVENT_IDX, 3),
