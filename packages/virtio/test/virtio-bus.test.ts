@@ -322,6 +322,52 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     expect(t.queue(0)).toBeNull();
   });
 
+  it('carries multi-buffer chains in indirect tables at device addresses when INDIRECT_DESC is negotiated', async () => {
+    const bus = new VirtioBus();
+    const t = new InProcessTransport({
+      deviceId: VIRTIO_ID.CONSOLE,
+      features: featureBit(VIRTIO_F.RING_INDIRECT_DESC),
+      queueSizes: [4],
+    });
+    const stats = echoDevice(t);
+    const done: number[] = [];
+    let vq!: VirtioQueue<number>;
+    await bus.registerDriver(
+      driver({
+        probe: async (vdev) => {
+          [vq] = (await vdev.findVqs<number>([
+            {
+              name: 'echo',
+              callback: (q) => {
+                for (let u = q.getBuf(); u; u = q.getBuf()) done.push(u.len);
+              },
+            },
+          ])) as [VirtioQueue<number>];
+        },
+      }),
+    );
+    const vdev = await bus.registerDevice(t.params());
+    const b = vdev.dma.alloc(64);
+    b.va.write(0, Uint8Array.of(1, 2, 3, 4));
+    // Four chains of three buffers in a ring of four descriptors: one descriptor each.
+    for (let k = 0; k < 4; k++) {
+      vq.add(
+        [
+          { addr: b.addr, len: 2 },
+          { addr: b.addr + 2, len: 2 },
+        ],
+        [{ addr: b.addr + 32 + 4 * k, len: 4 }],
+        k,
+      );
+    }
+    vq.kick();
+    for (let turn = 0; turn < 100 && done.length < 4; turn++) await t.flush();
+    expect(done).toEqual([4, 4, 4, 4]);
+    expect(t.queue(0)!.vringh.badChains).toBe(0);
+    expect(stats.served).toBe(4);
+    expect([...b.va.bytes(44, 4)]).toEqual([1, 2, 3, 4]);
+  });
+
   it('skips null names without using a queue index, and refuses more queues than the device has', async () => {
     const bus = new VirtioBus();
     const t = new InProcessTransport({ deviceId: VIRTIO_ID.CONSOLE, features: 0n, queueSizes: [8, 4] });
