@@ -842,13 +842,11 @@ export class VirtioBlkDriver extends VirtioDriverBase<VirtioBlk> implements Virt
     try {
       await disk.init();
     } catch (err) {
-      await disk
-        .shutdown()
-        .catch((e: unknown) =>
-          this.log.warn(`virtio-blk ${vdev.name}: cleanup after a failed probe failed`, {
-            error: errorMessage(e),
-          }),
-        );
+      await disk.shutdown().catch((e: unknown) =>
+        this.log.warn(`virtio-blk ${vdev.name}: cleanup after a failed probe failed`, {
+          error: errorMessage(e),
+        }),
+      );
       throw err;
     }
     vdev.ready();

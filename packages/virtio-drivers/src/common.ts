@@ -92,15 +92,14 @@ export abstract class VirtioDriverBase<D extends { readonly vdev: VirtioDevice }
  * Emits `event` and logs (instead of throwing) what a listener threw: drivers emit from probe,
  * remove and interrupt callbacks, where a user's exception must not break the device.
  */
-export function safeEmit<T extends Record<keyof T, unknown[]>, K extends keyof T & string>(
+export function safeEmit(
   log: Logger,
-  emitter: EventEmitter<T>,
-  event: K,
-  ...args: T[K]
+  emitter: { emit(event: string, ...args: unknown[]): boolean },
+  event: string,
+  ...args: unknown[]
 ): void {
   try {
-    // The typed emit of @types/node wants its own argument mapping; the map above is the same.
-    (emitter as unknown as EventEmitter).emit(event, ...args);
+    emitter.emit(event, ...args);
   } catch (err) {
     log.warn(`a '${event}' listener threw`, { error: errorMessage(err) });
   }

@@ -11,3 +11,11 @@ export {
   type VirtioBlkEvents,
   type VirtioBlkLimits,
 } from './blk.js';
+export {
+  VIRTIO_CONSOLE_BUF_SIZE,
+  VirtioConsole,
+  VirtioConsoleDriver,
+  type ConsoleSize,
+  type VirtioConsoleCounters,
+  type VirtioConsoleDriverOptions,
+} from './console.js';
