@@ -19,3 +19,29 @@ export {
   type VirtioConsoleCounters,
   type VirtioConsoleDriverOptions,
 } from './console.js';
+export {
+  ETH_HLEN,
+  VIRTIO_NET_MAX_FRAME,
+  VIRTIO_NET_MERGEABLE_BUF_SIZE,
+  VirtioNet,
+  VirtioNetDriver,
+  formatMac,
+  parseMac,
+  type NetFrameInfo,
+  type NetFramesOptions,
+  type NetSendOptions,
+  type VirtioNetCounters,
+  type VirtioNetDriverOptions,
+  type VirtioNetEvents,
+} from './net.js';
+export {
+  ETH_P_ARP,
+  ETH_P_IP,
+  ETH_ZLEN,
+  NetResponder,
+  inetChecksum,
+  parseIpv4,
+  respond,
+  type NetResponderCounters,
+  type NetResponderOptions,
+} from './responder.js';
