@@ -395,13 +395,11 @@ export class VirtioConsoleDriver extends VirtioDriverBase<VirtioConsole> impleme
     try {
       await con.init();
     } catch (err) {
-      await con
-        .shutdown()
-        .catch((e: unknown) =>
-          this.log.warn(`virtio-console ${vdev.name}: cleanup after a failed probe failed`, {
-            error: errorMessage(e),
-          }),
-        );
+      await con.shutdown().catch((e: unknown) =>
+        this.log.warn(`virtio-console ${vdev.name}: cleanup after a failed probe failed`, {
+          error: errorMessage(e),
+        }),
+      );
       throw err;
     }
     vdev.ready();
