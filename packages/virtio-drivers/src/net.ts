@@ -721,13 +721,11 @@ export class VirtioNetDriver extends VirtioDriverBase<VirtioNet> implements Virt
     try {
       await nic.init();
     } catch (err) {
-      await nic
-        .shutdown()
-        .catch((e: unknown) =>
-          this.log.warn(`virtio-net ${vdev.name}: cleanup after a failed probe failed`, {
-            error: errorMessage(e),
-          }),
-        );
+      await nic.shutdown().catch((e: unknown) =>
+        this.log.warn(`virtio-net ${vdev.name}: cleanup after a failed probe failed`, {
+          error: errorMessage(e),
+        }),
+      );
       throw err;
     }
     vdev.ready();
