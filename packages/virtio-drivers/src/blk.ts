@@ -23,7 +23,7 @@
  * @see virtio 1.2 §5.2
  */
 import { EventEmitter } from 'node:events';
-import { MicError, checkInt, errorMessage } from '@mic/errors';
+import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import {
   VIRTIO_BLK_CONFIG,
@@ -262,7 +262,7 @@ export class VirtioBlk extends EventEmitter<VirtioBlkEvents> {
     };
   }
 
-  /** Sets up the request queue and its header slab (`init_vq`). */
+  /** @internal Sets up the request queue and its header slab (`init_vq`). */
   async init(): Promise<void> {
     const vdev = this.vdev;
     const [vq] = await vdev.findVqs<BlkRequest>([{ name: 'req.0', callback: () => this.#onDone() }]);
@@ -291,6 +291,9 @@ export class VirtioBlk extends EventEmitter<VirtioBlkEvents> {
   get limits(): VirtioBlkLimits {
     return this.#limits;
   }
+
+  /** @internal Nothing to post before the first request. */
+  start(): void {}
 
   /** Capacity in 512-byte sectors (it changes on a config change). */
   get capacity(): bigint {
@@ -823,53 +826,14 @@ export class VirtioBlkDriver extends VirtioDriverBase<VirtioBlk> implements Virt
     this.#options = options;
   }
 
-  /** Drops features whose config field the device's config space does not hold. */
-  validate(vdev: VirtioDevice): void {
-    const size = vdev.config.configSize;
-    for (const [bit, end] of BLK_FEATURE_FIELDS) {
-      if (vdev.hasFeature(bit) && end > size) {
-        this.log.warn(
-          `virtio-blk ${vdev.name}: config space of ${size} bytes lacks the field of feature ${bit}`,
-        );
-        vdev.clearFeature(bit);
-      }
-    }
+  protected readonly configFields = BLK_FEATURE_FIELDS;
+
+  /** `virtblk_probe` (the base sets it up, sets DRIVER_OK, emits `add`). */
+  protected create(vdev: VirtioDevice): VirtioBlk {
+    return new VirtioBlk(vdev, this.#options, this.log);
   }
 
-  /** `virtblk_probe`: reads the config, sets up the queue, sets DRIVER_OK. */
-  async probe(vdev: VirtioDevice): Promise<void> {
-    const disk = new VirtioBlk(vdev, this.#options, this.log);
-    try {
-      await disk.init();
-    } catch (err) {
-      await disk.shutdown().catch((e: unknown) =>
-        this.log.warn(`virtio-blk ${vdev.name}: cleanup after a failed probe failed`, {
-          error: errorMessage(e),
-        }),
-      );
-      throw err;
-    }
-    vdev.ready();
-    this.log.info(`virtio-blk ${vdev.name}: ${disk.capacity} sectors${disk.readOnly ? ' (read-only)' : ''}`);
-    this.bind(vdev, disk);
-  }
-
-  /** `virtblk_remove`. */
-  async remove(vdev: VirtioDevice): Promise<void> {
-    const disk = this.unbind(vdev);
-    if (!disk) {
-      await vdev.reset();
-      return;
-    }
-    try {
-      await disk.shutdown();
-    } finally {
-      safeEmit(this.log, this, 'remove', disk);
-    }
-  }
-
-  /** `virtblk_config_changed`. */
-  configChanged(vdev: VirtioDevice): void {
-    this.deviceOf(vdev)?.configChanged();
+  protected describe(disk: VirtioBlk): string {
+    return `${disk.capacity} sectors${disk.readOnly ? ', read-only' : ''}`;
   }
 }

@@ -30,12 +30,28 @@ export interface WaitForDeviceOptions {
 }
 
 /**
- * The devices a driver bound, one object per virtio device, with `add` and `remove` events. A
- * listener that throws is logged, never propagated into probe or remove.
+ * What a driver's device object implements for {@link VirtioDriverBase}: set up (queues,
+ * buffers; no notification yet), start after DRIVER_OK, follow config changes, tear down.
  */
-export abstract class VirtioDriverBase<D extends { readonly vdev: VirtioDevice }> extends EventEmitter<
-  VirtioDriverEvents<D>
-> {
+export interface BoundDevice {
+  readonly vdev: VirtioDevice;
+  /** Queues and buffers (`init_vqs`); the device is not notified yet. */
+  init(): Promise<void>;
+  /** After DRIVER_OK: post the first buffers and notify (virtio 1.2 §3.1.1). */
+  start(): void;
+  /** The device changed its config space. */
+  configChanged(): void;
+  /** Reset the device, delete the queues, free every buffer, fail what is pending. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The probe, remove, validate and config-change of the three drivers, and the devices a driver
+ * bound (one object per virtio device, with `add` and `remove` events). A listener that throws is
+ * logged, never propagated into probe or remove.
+ */
+export abstract class VirtioDriverBase<D extends BoundDevice> extends EventEmitter<VirtioDriverEvents<D>> {
+  abstract readonly name: string;
   readonly #bound = new Map<VirtioDevice, D>();
   protected readonly log: Logger;
 
@@ -43,6 +59,12 @@ export abstract class VirtioDriverBase<D extends { readonly vdev: VirtioDevice }
     super();
     this.log = log;
   }
+
+  /** The device object for `vdev` (not set up yet). */
+  protected abstract create(vdev: VirtioDevice): D;
+
+  /** Feature bits and the end of the config field each needs, for {@link validate}. */
+  protected abstract readonly configFields: readonly (readonly [bit: number, end: number])[];
 
   /** The devices bound now, in bind order. */
   devices(): D[] {
@@ -74,17 +96,60 @@ export abstract class VirtioDriverBase<D extends { readonly vdev: VirtioDevice }
     });
   }
 
-  /** Records `device` as bound to `vdev` and emits `add`. */
-  protected bind(vdev: VirtioDevice, device: D): void {
-    this.#bound.set(vdev, device);
-    safeEmit(this.log, this, 'add', device);
+  /** Drops features whose config field lies outside the device's config space. */
+  validate(vdev: VirtioDevice): void {
+    const size = vdev.config.configSize;
+    for (const [bit, end] of this.configFields) {
+      if (vdev.hasFeature(bit) && end > size) {
+        this.log.warn(
+          `${this.name} ${vdev.name}: config space of ${size} bytes lacks the field of feature ${bit}`,
+        );
+        vdev.clearFeature(bit);
+      }
+    }
   }
 
-  /** Forgets the device of `vdev` and returns it (emit `remove` once it is torn down). */
-  protected unbind(vdev: VirtioDevice): D | undefined {
+  /** Sets the device up, sets DRIVER_OK, starts it, emits `add`; undoes the setup on failure. */
+  async probe(vdev: VirtioDevice): Promise<void> {
+    const d = this.create(vdev);
+    try {
+      await d.init();
+    } catch (err) {
+      await d.shutdown().catch((e: unknown) =>
+        this.log.warn(`${this.name} ${vdev.name}: cleanup after a failed probe failed`, {
+          error: errorMessage(e),
+        }),
+      );
+      throw err;
+    }
+    vdev.ready();
+    d.start();
+    this.#bound.set(vdev, d);
+    this.log.info(`${this.name} ${vdev.name}: bound, ${this.describe(d)}`);
+    safeEmit(this.log, this, 'add', d);
+  }
+
+  /** What the probe log line says about a bound device. */
+  protected abstract describe(device: D): string;
+
+  /** Tears the device down (it resets the device) and emits `remove`. */
+  async remove(vdev: VirtioDevice): Promise<void> {
     const d = this.#bound.get(vdev);
     this.#bound.delete(vdev);
-    return d;
+    if (!d) {
+      await vdev.reset();
+      return;
+    }
+    try {
+      await d.shutdown();
+    } finally {
+      safeEmit(this.log, this, 'remove', d);
+    }
+  }
+
+  /** Passes a config change to the device object. */
+  configChanged(vdev: VirtioDevice): void {
+    this.#bound.get(vdev)?.configChanged();
   }
 }
 
@@ -135,6 +200,178 @@ export function tryAdd<T>(
   } catch (err) {
     if (isMicError(err, 'ENOSPC') && vq.numFree < vq.num) return false;
     throw err;
+  }
+}
+
+/**
+ * Posts parked receive slots to `vq` as device-writable chains (`bufsOf(slot)`) while they fit,
+ * newest first; returns how many were posted (the caller kicks once).
+ */
+export function postParked(
+  vq: VirtioQueue<number>,
+  parked: number[],
+  bufsOf: (slot: number) => readonly { addr: number; len: number }[],
+): number {
+  let posted = 0;
+  while (parked.length > 0 && !vq.broken) {
+    const slot = parked[parked.length - 1]!;
+    if (!tryAdd(vq, [], bufsOf(slot), slot)) break;
+    parked.pop();
+    posted++;
+  }
+  return posted;
+}
+
+/** Options of {@link QueuePair.open}. */
+export interface QueuePairOptions {
+  /** `virtio-console`, `virtio-net`: for messages. */
+  readonly what: string;
+  /** Names of the receive and transmit queues. */
+  readonly names: readonly [rx: string, tx: string];
+  /** Receive slots: how many and how large, given the receive queue. */
+  readonly rxSlots: (rx: VirtioQueue<number>) => { readonly count: number; readonly size: number };
+  /** Transmit slots: how many and how large, given the transmit queue. */
+  readonly txSlots: (tx: VirtioQueue<number>) => { readonly count: number; readonly size: number };
+  /** A receive buffer came back with `len` bytes (clamped by the ring); its slot is parked. */
+  readonly onRx: (slot: number, len: number) => void;
+  /** After the used receive buffers were collected (and the queue is sound): refill or not. */
+  readonly afterRx: () => void;
+  /** A transmit buffer came back, before its slot is freed. */
+  readonly onTxDone?: (slot: number) => void;
+  /** After transmit buffers came back and waiting chains were let in. */
+  readonly afterTx?: () => void;
+  /** A queue broke or the device could not be notified. */
+  readonly onBroken: (err: MicError) => void;
+}
+
+/**
+ * The receive and transmit queues of console and net (queues 0 and 1, virtio 1.2 §5.1.2 and
+ * §5.3.2) with their buffer slabs: receive slots parked until posted, transmit slots behind a
+ * {@link RoomQueue}. Tokens are slot numbers.
+ */
+export class QueuePair {
+  readonly rx: VirtioQueue<number>;
+  readonly tx: VirtioQueue<number>;
+  readonly rxSlab: DmaSlab;
+  readonly txSlab: DmaSlab;
+  readonly room: RoomQueue;
+  /** Receive slots not posted (not yet, or held back). */
+  readonly parked: number[] = [];
+  readonly #vdev: VirtioDevice;
+  readonly #o: QueuePairOptions;
+
+  private constructor(
+    vdev: VirtioDevice,
+    rx: VirtioQueue<number>,
+    tx: VirtioQueue<number>,
+    o: QueuePairOptions,
+  ) {
+    this.#vdev = vdev;
+    this.#o = o;
+    this.rx = rx;
+    this.tx = tx;
+    const r = o.rxSlots(rx);
+    const t = o.txSlots(tx);
+    this.rxSlab = new DmaSlab(vdev.dma, r.count, r.size);
+    try {
+      this.txSlab = new DmaSlab(vdev.dma, t.count, t.size);
+    } catch (err) {
+      this.rxSlab.release(vdev.dma);
+      throw err;
+    }
+    this.room = new RoomQueue({
+      what: `${o.what} ${vdev.name} ${o.names[1]}`,
+      fits: (need) => this.txSlab.free > 0 && tx.numFree >= descriptorsFor(vdev, need),
+      kick: () => this.kick(tx),
+    });
+    for (let s = this.rxSlab.take(); s >= 0; s = this.rxSlab.take()) this.parked.push(s);
+  }
+
+  /** Sets up both queues and their slabs; nothing is posted yet (see {@link refill}). */
+  static async open(vdev: VirtioDevice, o: QueuePairOptions): Promise<QueuePair> {
+    let pair: QueuePair | null = null;
+    const [rx, tx] = await vdev.findVqs<number>([
+      { name: o.names[0], callback: () => pair && pair.#rxDone() },
+      { name: o.names[1], callback: () => pair && pair.#txDone() },
+    ]);
+    if (!rx || !tx)
+      throw new MicError('ENOENT', `${o.what} ${vdev.name}: needs a receive and a transmit queue`);
+    pair = new QueuePair(vdev, rx, tx, o);
+    return pair;
+  }
+
+  /** Receive buffers posted now. */
+  get rxPosted(): number {
+    return this.rxSlab.count - this.parked.length;
+  }
+
+  /** Transmit slots the device holds now. */
+  get txInFlight(): number {
+    return this.txSlab.count - this.txSlab.free;
+  }
+
+  /** Notifies the device (`virtqueue_kick`); a failed notification breaks the pair. */
+  kick(vq: VirtioQueue<number>): void {
+    if (!vq.kick())
+      this.#o.onBroken(
+        new MicError('EIO', `${this.#o.what} ${this.#vdev.name}: the device cannot be notified`),
+      );
+  }
+
+  /** Posts parked receive slots (`bufsOf(slot)`, device-writable) while they fit, kicks once. */
+  refill(bufsOf: (slot: number) => readonly { addr: number; len: number }[]): void {
+    if (postParked(this.rx, this.parked, bufsOf) > 0) this.kick(this.rx);
+  }
+
+  /**
+   * Takes a transmit slot, lets `fill` write it and name its device-readable buffers, adds the
+   * chain. Returns the slot, or -1 when there was no room (the slot goes back).
+   */
+  postTx(fill: (slot: number) => readonly { addr: number; len: number }[]): number {
+    const slot = this.txSlab.take();
+    if (slot < 0) return -1;
+    if (!tryAdd(this.tx, fill(slot), [], slot)) {
+      this.txSlab.put(slot);
+      return -1;
+    }
+    return slot;
+  }
+
+  /** Frees both slabs (after the device was reset and the queues deleted). */
+  release(): void {
+    this.rxSlab.release(this.#vdev.dma);
+    this.txSlab.release(this.#vdev.dma);
+    this.parked.length = 0;
+  }
+
+  #rxDone(): void {
+    const rx = this.rx;
+    drainUsed(rx, (slot, len) => {
+      this.parked.push(slot);
+      this.#o.onRx(slot, len);
+    });
+    if (rx.broken) this.#o.onBroken(this.#brokenError(rx, 'receive'));
+    else this.#o.afterRx();
+  }
+
+  #txDone(): void {
+    const tx = this.tx;
+    drainUsed(tx, (slot) => {
+      this.#o.onTxDone?.(slot);
+      this.txSlab.put(slot);
+    });
+    if (tx.broken) {
+      this.#o.onBroken(this.#brokenError(tx, 'transmit'));
+      return;
+    }
+    this.room.pump();
+    this.#o.afterTx?.();
+  }
+
+  #brokenError(vq: VirtioQueue<number>, which: string): MicError {
+    return (
+      vq.ring.broken ?? new MicError('EIO', `${this.#o.what} ${this.#vdev.name}: the ${which} queue broke`)
+    );
   }
 }
 

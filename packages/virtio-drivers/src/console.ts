@@ -24,7 +24,7 @@
  * @see virtio 1.2 §5.3
  */
 import { Duplex } from 'node:stream';
-import { MicError, checkInt, errorMessage } from '@mic/errors';
+import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import {
   VIRTIO_CONFIG_S,
@@ -33,9 +33,8 @@ import {
   VIRTIO_ID,
   type VirtioDevice,
   type VirtioDriver,
-  type VirtioQueue,
 } from '@mic/virtio';
-import { DmaSlab, RoomQueue, VirtioDriverBase, drainUsed, safeEmit, tryAdd } from './common.js';
+import { QueuePair, VirtioDriverBase, safeEmit } from './common.js';
 
 /** Bytes of a receive buffer and of the largest transmit chain by default (`PAGE_SIZE`). */
 export const VIRTIO_CONSOLE_BUF_SIZE = 4096;
@@ -89,13 +88,7 @@ export interface VirtioConsoleCounters {
 export class VirtioConsole extends Duplex {
   readonly vdev: VirtioDevice;
   readonly counters: VirtioConsoleCounters = { rxBytes: 0, rxDropped: 0, txBytes: 0 };
-  #rx!: VirtioQueue<number>;
-  #tx!: VirtioQueue<number>;
-  #rxSlab!: DmaSlab;
-  #txSlab!: DmaSlab;
-  #room!: RoomQueue;
-  /** Receive slots taken back and not posted again (the reader is behind, or not posted yet). */
-  readonly #parked: number[] = [];
+  #q: QueuePair | null = null;
   readonly #txLen = new Map<number, number>();
   #rxPaused = false;
   #finalCb: ((err?: Error | null) => void) | null = null;
@@ -129,7 +122,7 @@ export class VirtioConsole extends Duplex {
 
   /** Receive buffers posted to the device now. */
   get rxPosted(): number {
-    return this.#rxSlab.count - this.#parked.length;
+    return this.#q?.rxPosted ?? 0;
   }
 
   /** Transmit chains the device holds now. */
@@ -137,87 +130,62 @@ export class VirtioConsole extends Duplex {
     return this.#txLen.size;
   }
 
-  /** `init_vqs` and `fill_queue`: sets up both queues and posts the receive buffers (no kick yet). */
+  /** @internal `init_vqs` and `fill_queue`: both queues and their buffers (nothing posted yet). */
   async init(): Promise<void> {
-    const vdev = this.vdev;
-    const [rx, tx] = await vdev.findVqs<number>([
-      { name: 'input', callback: () => this.#onRx() },
-      { name: 'output', callback: () => this.#onTx() },
-    ]);
-    if (!rx || !tx)
-      throw new MicError('ENOENT', `virtio-console ${vdev.name}: needs a receive and a transmit queue`);
-    this.#rx = rx;
-    this.#tx = tx;
     const o = this.#opts;
-    const rxCount = Math.min(o.rxBuffers || rx.num, rx.num);
-    const txCount = Math.min(o.txBuffers || Math.min(tx.num, 32), tx.num);
-    this.#rxSlab = new DmaSlab(vdev.dma, rxCount, o.rxBufferSize);
-    this.#txSlab = new DmaSlab(vdev.dma, txCount, o.txChunkSize);
-    this.#room = new RoomQueue({
-      what: `virtio-console ${vdev.name} write`,
-      fits: () => this.#txSlab.free > 0 && tx.numFree > 0,
-      kick: () => this.#kick(tx),
+    this.#q = await QueuePair.open(this.vdev, {
+      what: 'virtio-console',
+      names: ['input', 'output'],
+      rxSlots: (rx) => ({ count: Math.min(o.rxBuffers || rx.num, rx.num), size: o.rxBufferSize }),
+      txSlots: (tx) => ({
+        count: Math.min(o.txBuffers || Math.min(tx.num, 32), tx.num),
+        size: o.txChunkSize,
+      }),
+      onRx: (slot, len) => this.#receive(slot, len),
+      // A destroyed stream keeps the buffers going: the host must not block on a closed console.
+      afterRx: () => {
+        if (!this.#rxPaused || this.destroyed) this.#refill();
+      },
+      onTxDone: (slot) => {
+        this.counters.txBytes += this.#txLen.get(slot) ?? 0;
+        this.#txLen.delete(slot);
+      },
+      afterTx: () => this.#maybeFinish(),
+      onBroken: (err) => this.#fail(err),
     });
-    for (let s = this.#rxSlab.take(); s >= 0; s = this.#rxSlab.take()) this.#parked.push(s);
     this.#readSize();
   }
 
-  /** Posts the receive buffers and notifies the device: after DRIVER_OK (virtio 1.2 §3.1.1). */
+  /** @internal Posts the receive buffers and notifies the device: after DRIVER_OK (virtio 1.2 §3.1.1). */
   start(): void {
     this.#refill();
   }
 
-  #kick(vq: VirtioQueue<number>): void {
-    if (!vq.kick())
-      this.#fail(new MicError('EIO', `virtio-console ${this.vdev.name}: the device cannot be notified`));
-  }
-
   /** Posts parked receive buffers while the ring has room, and kicks once. */
   #refill(): void {
-    if (this.#removed) return;
-    const rx = this.#rx;
-    let posted = 0;
-    while (this.#parked.length > 0 && rx.numFree > 0 && !rx.broken) {
-      const slot = this.#parked[this.#parked.length - 1]!;
-      const buf = { addr: this.#rxSlab.addr(slot), len: this.#rxSlab.slotSize };
-      if (!tryAdd(rx, [], [buf], slot)) break;
-      this.#parked.pop();
-      posted++;
-    }
-    if (posted > 0) this.#kick(rx);
+    const q = this.#q;
+    if (!q || this.#removed) return;
+    q.refill((slot) => [{ addr: q.rxSlab.addr(slot), len: q.rxSlab.slotSize }]);
   }
 
   /** `in_intr`: copies what came back into the readable side. */
-  #onRx(): void {
-    const rx = this.#rx;
-    const slab = this.#rxSlab;
-    drainUsed(rx, (slot, len) => {
-      if (len > 0) {
-        if (this.destroyed || this.readableEnded || this.#removed) {
-          this.counters.rxDropped += len;
-        } else {
-          const bytes = Buffer.allocUnsafe(len);
-          slab.va.read(slab.offset(slot), bytes);
-          this.counters.rxBytes += len;
-          if (!this.push(bytes)) this.#rxPaused = true;
-        }
-      }
-      this.#parked.push(slot);
-    });
-    if (rx.broken) {
-      this.#fail(
-        rx.ring.broken ?? new MicError('EIO', `virtio-console ${this.vdev.name}: the receive queue broke`),
-      );
+  #receive(slot: number, len: number): void {
+    if (len === 0) return;
+    if (this.destroyed || this.readableEnded || this.#removed) {
+      this.counters.rxDropped += len;
       return;
     }
-    // A destroyed stream keeps the buffers going: the host must not block on a closed console.
-    if (!this.#rxPaused || this.destroyed) this.#refill();
+    const slab = this.#q!.rxSlab;
+    const bytes = Buffer.allocUnsafe(len);
+    slab.va.read(slab.offset(slot), bytes);
+    this.counters.rxBytes += len;
+    if (!this.push(bytes)) this.#rxPaused = true;
   }
 
   /** The reader wants more: post the buffers kept back. */
   override _read(): void {
     this.#rxPaused = false;
-    if (this.#rx) this.#refill();
+    this.#refill();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -231,43 +199,21 @@ export class VirtioConsole extends Duplex {
 
   /** Posts `data` in chains of at most `txChunkSize` bytes, waiting for room in order. */
   async #send(data: Uint8Array): Promise<void> {
-    if (this.#removed) throw this.#gone();
-    const max = this.#txSlab.slotSize;
-    for (let off = 0; off < data.length; off += max) {
-      const piece = data.subarray(off, Math.min(data.length, off + max));
-      await this.#room.run(1, () => this.#postTx(piece));
+    const q = this.#q;
+    if (this.#removed || !q) throw this.#gone();
+    const slab = q.txSlab;
+    for (let off = 0; off < data.length; off += slab.slotSize) {
+      const piece = data.subarray(off, Math.min(data.length, off + slab.slotSize));
+      await q.room.run(1, () => {
+        const slot = q.postTx((s) => {
+          slab.va.write(slab.offset(s), piece);
+          return [{ addr: slab.addr(s), len: piece.length }];
+        });
+        if (slot < 0) return false;
+        this.#txLen.set(slot, piece.length);
+        return true;
+      });
     }
-  }
-
-  #postTx(piece: Uint8Array): boolean {
-    const slab = this.#txSlab;
-    const slot = slab.take();
-    if (slot < 0) return false;
-    slab.va.write(slab.offset(slot), piece);
-    if (!tryAdd(this.#tx, [{ addr: slab.addr(slot), len: piece.length }], [], slot)) {
-      slab.put(slot);
-      return false;
-    }
-    this.#txLen.set(slot, piece.length);
-    return true;
-  }
-
-  /** `out_intr`: frees transmitted buffers and lets waiting writes in. */
-  #onTx(): void {
-    const tx = this.#tx;
-    drainUsed(tx, (slot) => {
-      this.counters.txBytes += this.#txLen.get(slot) ?? 0;
-      this.#txLen.delete(slot);
-      this.#txSlab.put(slot);
-    });
-    if (tx.broken) {
-      this.#fail(
-        tx.ring.broken ?? new MicError('EIO', `virtio-console ${this.vdev.name}: the transmit queue broke`),
-      );
-      return;
-    }
-    this.#room.pump();
-    this.#maybeFinish();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -283,10 +229,12 @@ export class VirtioConsole extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#room?.fail(new MicError('ECANCELED', `virtio-console ${this.vdev.name}: the stream was destroyed`));
+    this.#q?.room.fail(
+      new MicError('ECANCELED', `virtio-console ${this.vdev.name}: the stream was destroyed`),
+    );
     this.#finalCb = null;
     // Buffers held back for a reader that is gone go to the device again.
-    if (this.#rx && !this.#rx.broken) this.#refill();
+    this.#refill();
     cb(err);
   }
 
@@ -297,7 +245,7 @@ export class VirtioConsole extends Duplex {
   /** A broken queue or a device that needs a reset: the stream errors with `err`. */
   #fail(err: MicError): void {
     this.#log.error(`virtio-console ${this.vdev.name}: ${err.message}`);
-    this.#room.fail(err);
+    this.#q?.room.fail(err);
     if (!this.destroyed) this.destroy(err);
   }
 
@@ -326,15 +274,13 @@ export class VirtioConsole extends Duplex {
    */
   async shutdown(): Promise<void> {
     this.#removed = true;
-    this.#room?.fail(this.#gone());
+    this.#q?.room.fail(this.#gone());
     try {
       await this.vdev.reset();
     } finally {
       await this.vdev.delVqs();
-      this.#rxSlab?.release(this.vdev.dma);
-      this.#txSlab?.release(this.vdev.dma);
+      this.#q?.release();
       this.#txLen.clear();
-      this.#parked.length = 0;
       this.#maybeFinish();
       if (!this.destroyed && !this.readableEnded) this.push(null);
       safeEmit(this.#log, this, 'remove');
@@ -379,50 +325,14 @@ export class VirtioConsoleDriver extends VirtioDriverBase<VirtioConsole> impleme
     this.#options = options;
   }
 
-  /** Drops SIZE when the config space cannot hold `cols` and `rows`. */
-  validate(vdev: VirtioDevice): void {
-    if (vdev.hasFeature(VIRTIO_CONSOLE_F.SIZE) && vdev.config.configSize < 4) {
-      this.log.warn(
-        `virtio-console ${vdev.name}: config space of ${vdev.config.configSize} bytes has no size`,
-      );
-      vdev.clearFeature(VIRTIO_CONSOLE_F.SIZE);
-    }
+  protected readonly configFields = [[VIRTIO_CONSOLE_F.SIZE, 4]] as const;
+
+  /** `virtcons_probe` (the base sets it up, sets DRIVER_OK, posts the receive buffers). */
+  protected create(vdev: VirtioDevice): VirtioConsole {
+    return new VirtioConsole(vdev, this.#options, this.log);
   }
 
-  /** `virtcons_probe`: queues, receive buffers, DRIVER_OK, then the first kick. */
-  async probe(vdev: VirtioDevice): Promise<void> {
-    const con = new VirtioConsole(vdev, this.#options, this.log);
-    try {
-      await con.init();
-    } catch (err) {
-      await con.shutdown().catch((e: unknown) =>
-        this.log.warn(`virtio-console ${vdev.name}: cleanup after a failed probe failed`, {
-          error: errorMessage(e),
-        }),
-      );
-      throw err;
-    }
-    vdev.ready();
-    con.start();
-    this.bind(vdev, con);
-  }
-
-  /** `virtcons_remove`. */
-  async remove(vdev: VirtioDevice): Promise<void> {
-    const con = this.unbind(vdev);
-    if (!con) {
-      await vdev.reset();
-      return;
-    }
-    try {
-      await con.shutdown();
-    } finally {
-      safeEmit(this.log, this, 'remove', con);
-    }
-  }
-
-  /** `config_intr`. */
-  configChanged(vdev: VirtioDevice): void {
-    this.deviceOf(vdev)?.configChanged();
+  protected describe(con: VirtioConsole): string {
+    return con.size ? `${con.size.cols}x${con.size.rows}` : 'no size';
   }
 }

@@ -38,7 +38,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { MicError, checkInt, errorMessage } from '@mic/errors';
+import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import {
   VIRTIO_CONFIG_S,
@@ -53,18 +53,8 @@ import {
   VIRTIO_NET_S,
   type VirtioDevice,
   type VirtioDriver,
-  type VirtioQueue,
 } from '@mic/virtio';
-import {
-  DmaSlab,
-  RoomQueue,
-  VirtioDriverBase,
-  cancelled,
-  descriptorsFor,
-  drainUsed,
-  safeEmit,
-  tryAdd,
-} from './common.js';
+import { QueuePair, VirtioDriverBase, cancelled, descriptorsFor, safeEmit } from './common.js';
 
 /** `ETH_HLEN`: the Ethernet header. */
 export const ETH_HLEN = 14;
@@ -192,12 +182,7 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
     txBytes: 0,
   };
   #linkUp = true;
-  #rx!: VirtioQueue<number>;
-  #tx!: VirtioQueue<number>;
-  #rxSlab!: DmaSlab;
-  #txSlab!: DmaSlab;
-  #room!: RoomQueue;
-  readonly #parked: number[] = [];
+  #q: QueuePair | null = null;
   readonly #sinks = new Set<FrameSink>();
   #broken: MicError | null = null;
   #removed = false;
@@ -237,48 +222,40 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
 
   /** Receive buffers posted to the device now. */
   get rxPosted(): number {
-    return this.#rxSlab.count - this.#parked.length;
+    return this.#q?.rxPosted ?? 0;
   }
 
   /** Transmit buffers the device holds now. */
   get txInFlight(): number {
-    return this.#txSlab.count - this.#txSlab.free;
+    return this.#q?.txInFlight ?? 0;
   }
 
-  /** `init_vqs` and the buffers: receive buffers are posted by {@link start}. */
+  /** @internal `init_vqs` and the buffers: receive buffers are posted by {@link start}. */
   async init(): Promise<void> {
     const vdev = this.vdev;
-    const [rx, tx] = await vdev.findVqs<number>([
-      { name: 'input.0', callback: () => this.#onRx() },
-      { name: 'output.0', callback: () => this.#onTx() },
-    ]);
-    if (!rx || !tx)
-      throw new MicError('ENOENT', `virtio-net ${vdev.name}: needs a receive and a transmit queue`);
-    this.#rx = rx;
-    this.#tx = tx;
     const o = this.#opts;
+    const slot = roundUp(this.hdrSize + VIRTIO_NET_MAX_FRAME, 64);
     const rxDescs = descriptorsFor(vdev, this.#rxParts());
     const txDescs = descriptorsFor(vdev, this.anyLayout ? 1 : 2);
-    const rxSlot = this.mergeable
-      ? (o.mergeableBufferSize ?? VIRTIO_NET_MERGEABLE_BUF_SIZE)
-      : roundUp(this.hdrSize + VIRTIO_NET_MAX_FRAME, 64);
-    const rxCount = Math.min(o.rxBuffers ?? Math.floor(rx.num / rxDescs), rx.num);
-    const txCount = Math.min(o.txBuffers ?? Math.floor(tx.num / txDescs), tx.num);
-    this.#rxSlab = new DmaSlab(vdev.dma, Math.max(1, rxCount), rxSlot);
-    this.#txSlab = new DmaSlab(
-      vdev.dma,
-      Math.max(1, txCount),
-      roundUp(this.hdrSize + VIRTIO_NET_MAX_FRAME, 64),
-    );
-    this.#room = new RoomQueue({
-      what: `virtio-net ${vdev.name} frame`,
-      fits: (need) => this.#txSlab.free > 0 && tx.numFree >= descriptorsFor(vdev, need),
-      kick: () => this.#kick(tx),
+    this.#q = await QueuePair.open(vdev, {
+      what: 'virtio-net',
+      names: ['input.0', 'output.0'],
+      rxSlots: (rx) => ({
+        count: Math.max(1, Math.min(o.rxBuffers ?? Math.floor(rx.num / rxDescs), rx.num)),
+        size: this.mergeable ? (o.mergeableBufferSize ?? VIRTIO_NET_MERGEABLE_BUF_SIZE) : slot,
+      }),
+      txSlots: (tx) => ({
+        count: Math.max(1, Math.min(o.txBuffers ?? Math.floor(tx.num / txDescs), tx.num)),
+        size: slot,
+      }),
+      onRx: (s, len) => this.#receive(s, len),
+      afterRx: () => this.#refill(),
+      // Legacy devices report wrong lengths here (virtio 1.2 §5.1.6.3): the length is not used.
+      onBroken: (err) => this.#break(err),
     });
-    for (let s = this.#rxSlab.take(); s >= 0; s = this.#rxSlab.take()) this.#parked.push(s);
   }
 
-  /** Posts the receive buffers and notifies the device (after DRIVER_OK). */
+  /** @internal Posts the receive buffers and notifies the device (after DRIVER_OK). */
   start(): void {
     this.#refill();
   }
@@ -288,56 +265,28 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
     return this.mergeable || this.anyLayout ? 1 : 2;
   }
 
-  #kick(vq: VirtioQueue<number>): void {
-    if (!vq.kick())
-      this.#break(new MicError('EIO', `virtio-net ${this.vdev.name}: the device cannot be notified`));
-  }
-
   /** `try_fill_recv`: posts parked receive buffers while they fit, then kicks once. */
   #refill(): void {
-    if (this.#removed || this.#broken) return;
-    const rx = this.#rx;
-    const slab = this.#rxSlab;
+    const q = this.#q;
+    if (!q || this.#removed || this.#broken) return;
+    const slab = q.rxSlab;
     const split = this.#rxParts() === 2;
-    let posted = 0;
-    while (this.#parked.length > 0) {
-      const slot = this.#parked[this.#parked.length - 1]!;
-      const bufs = split
+    const whole = this.mergeable ? slab.slotSize : this.hdrSize + VIRTIO_NET_MAX_FRAME;
+    q.refill((slot) =>
+      split
         ? [
             { addr: slab.addr(slot), len: this.hdrSize },
             { addr: slab.addr(slot, this.hdrSize), len: VIRTIO_NET_MAX_FRAME },
           ]
-        : [
-            {
-              addr: slab.addr(slot),
-              len: this.mergeable ? slab.slotSize : this.hdrSize + VIRTIO_NET_MAX_FRAME,
-            },
-          ];
-      if (!tryAdd(rx, [], bufs, slot)) break;
-      this.#parked.pop();
-      posted++;
-    }
-    if (posted > 0) this.#kick(rx);
+        : [{ addr: slab.addr(slot), len: whole }],
+    );
   }
 
-  /** `virtnet_poll` / `receive_buf`: copies each frame out and reposts its buffers. */
-  #onRx(): void {
-    const rx = this.#rx;
-    drainUsed(rx, (slot, len) => this.#receive(slot, len));
-    if (rx.broken) {
-      this.#break(
-        rx.ring.broken ?? new MicError('EIO', `virtio-net ${this.vdev.name}: the receive queue broke`),
-      );
-      return;
-    }
-    this.#refill();
-  }
-
+  /** `receive_buf`: copies a frame out (its buffers are parked, to be posted again). */
   #receive(slot: number, len: number): void {
-    const slab = this.#rxSlab;
+    const slab = this.#q!.rxSlab;
     const va = slab.va;
     const at = slab.offset(slot);
-    this.#parked.push(slot);
     if (len < this.hdrSize + (this.mergeable ? 0 : ETH_HLEN)) {
       this.counters.rxLengthErrors++;
       return;
@@ -378,21 +327,22 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
    * used buffers. Returns null (counted) when buffers are missing or the frame is too long.
    */
   #gather(first: number, len: number, buffers: number): Uint8Array | null {
-    const slab = this.#rxSlab;
-    if (buffers < 1 || buffers > this.#rxSlab.count) {
+    const q = this.#q!;
+    const slab = q.rxSlab;
+    if (buffers < 1 || buffers > slab.count) {
       this.counters.rxLengthErrors++;
       return null;
     }
     const pieces: [slot: number, from: number, len: number][] = [[first, this.hdrSize, len - this.hdrSize]];
     let total = len - this.hdrSize;
     for (let k = 1; k < buffers; k++) {
-      const u = this.#rx.getBuf();
+      const u = q.rx.getBuf();
       if (!u) {
         this.#log.debug(`virtio-net ${this.vdev.name}: ${buffers - k} of ${buffers} receive buffers missing`);
         this.counters.rxLengthErrors++;
         return null;
       }
-      this.#parked.push(u.token);
+      q.parked.push(u.token);
       pieces.push([u.token, 0, u.len]);
       total += u.len;
     }
@@ -459,51 +409,35 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
         );
       }
     }
-    return this.#room.run(this.anyLayout ? 1 : 2, () => this.#postTx(frame, csum), options.signal);
+    const q = this.#q!;
+    return q.room.run(this.anyLayout ? 1 : 2, () => this.#postTx(q, frame, csum), options.signal);
   }
 
   /** `start_xmit` / `xmit_skb`: header and frame into a transmit buffer, one or two descriptors. */
-  #postTx(frame: Uint8Array, csum: NetSendOptions['csum']): boolean {
-    const slab = this.#txSlab;
-    const slot = slab.take();
+  #postTx(q: QueuePair, frame: Uint8Array, csum: NetSendOptions['csum']): boolean {
+    const slab = q.txSlab;
+    const slot = q.postTx((s) => {
+      const va = slab.va;
+      const at = slab.offset(s);
+      va.writeU8(at, csum ? VIRTIO_NET_HDR_F.NEEDS_CSUM : 0);
+      va.writeU8(at + 1, VIRTIO_NET_HDR_GSO.NONE);
+      va.writeU16(at + 2, 0); // hdr_len
+      va.writeU16(at + 4, 0); // gso_size
+      va.writeU16(at + 6, csum?.start ?? 0);
+      va.writeU16(at + 8, csum?.offset ?? 0);
+      if (this.hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) va.writeU16(at + 10, 0); // num_buffers: 0 on transmit
+      va.write(at + this.hdrSize, frame);
+      return this.anyLayout
+        ? [{ addr: slab.addr(s), len: this.hdrSize + frame.length }]
+        : [
+            { addr: slab.addr(s), len: this.hdrSize },
+            { addr: slab.addr(s, this.hdrSize), len: frame.length },
+          ];
+    });
     if (slot < 0) return false;
-    const va = slab.va;
-    const at = slab.offset(slot);
-    va.writeU8(at, csum ? VIRTIO_NET_HDR_F.NEEDS_CSUM : 0);
-    va.writeU8(at + 1, VIRTIO_NET_HDR_GSO.NONE);
-    va.writeU16(at + 2, 0); // hdr_len
-    va.writeU16(at + 4, 0); // gso_size
-    va.writeU16(at + 6, csum?.start ?? 0);
-    va.writeU16(at + 8, csum?.offset ?? 0);
-    if (this.hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) va.writeU16(at + 10, 0); // num_buffers: 0 on transmit
-    va.write(at + this.hdrSize, frame);
-    const bufs = this.anyLayout
-      ? [{ addr: slab.addr(slot), len: this.hdrSize + frame.length }]
-      : [
-          { addr: slab.addr(slot), len: this.hdrSize },
-          { addr: slab.addr(slot, this.hdrSize), len: frame.length },
-        ];
-    if (!tryAdd(this.#tx, bufs, [], slot)) {
-      slab.put(slot);
-      return false;
-    }
     this.counters.txPackets++;
     this.counters.txBytes += frame.length;
     return true;
-  }
-
-  /** `skb_xmit_done` / `free_old_xmit_skbs`: transmit buffers back, waiting sends in. */
-  #onTx(): void {
-    const tx = this.#tx;
-    // Legacy devices report wrong lengths here (virtio 1.2 §5.1.6.3): the length is not used.
-    drainUsed(tx, (slot) => this.#txSlab.put(slot));
-    if (tx.broken) {
-      this.#break(
-        tx.ring.broken ?? new MicError('EIO', `virtio-net ${this.vdev.name}: the transmit queue broke`),
-      );
-      return;
-    }
-    this.#room.pump();
   }
 
   /**
@@ -605,7 +539,7 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
     if (this.#broken) return;
     this.#broken = err;
     this.#log.error(`virtio-net ${this.vdev.name}: ${err.message}`);
-    this.#room.fail(err);
+    this.#q?.room.fail(err);
     for (const s of [...this.#sinks]) s.end(err);
     safeEmit(this.#log, this, 'broken', err);
   }
@@ -613,14 +547,12 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   /** @internal `virtnet_remove`: reset, delete the queues, free every buffer, end iterators. */
   async shutdown(): Promise<void> {
     this.#removed = true;
-    this.#room?.fail(this.#gone());
+    this.#q?.room.fail(this.#gone());
     try {
       await this.vdev.reset();
     } finally {
       await this.vdev.delVqs();
-      this.#rxSlab?.release(this.vdev.dma);
-      this.#txSlab?.release(this.vdev.dma);
-      this.#parked.length = 0;
+      this.#q?.release();
       for (const s of [...this.#sinks]) s.end(null);
       safeEmit(this.#log, this, 'remove');
     }
@@ -699,57 +631,17 @@ export class VirtioNetDriver extends VirtioDriverBase<VirtioNet> implements Virt
     this.#options = options;
   }
 
-  /** Drops MAC and STATUS when the config space cannot hold their fields. */
-  validate(vdev: VirtioDevice): void {
-    const size = vdev.config.configSize;
-    for (const [bit, end] of [
-      [VIRTIO_NET_F.MAC, 6],
-      [VIRTIO_NET_F.STATUS, 8],
-    ] as const) {
-      if (vdev.hasFeature(bit) && size < end) {
-        this.log.warn(
-          `virtio-net ${vdev.name}: config space of ${size} bytes lacks the field of feature ${bit}`,
-        );
-        vdev.clearFeature(bit);
-      }
-    }
+  protected readonly configFields = [
+    [VIRTIO_NET_F.MAC, 6],
+    [VIRTIO_NET_F.STATUS, 8],
+  ] as const;
+
+  /** `virtnet_probe` (the base sets it up, sets DRIVER_OK, posts the receive buffers). */
+  protected create(vdev: VirtioDevice): VirtioNet {
+    return new VirtioNet(vdev, this.#options, this.log);
   }
 
-  /** `virtnet_probe`: queues, DRIVER_OK, then the receive buffers. */
-  async probe(vdev: VirtioDevice): Promise<void> {
-    const nic = new VirtioNet(vdev, this.#options, this.log);
-    try {
-      await nic.init();
-    } catch (err) {
-      await nic.shutdown().catch((e: unknown) =>
-        this.log.warn(`virtio-net ${vdev.name}: cleanup after a failed probe failed`, {
-          error: errorMessage(e),
-        }),
-      );
-      throw err;
-    }
-    vdev.ready();
-    nic.start();
-    this.log.info(`virtio-net ${vdev.name}: ${nic.macString}, link ${nic.linkUp ? 'up' : 'down'}`);
-    this.bind(vdev, nic);
-  }
-
-  /** `virtnet_remove`. */
-  async remove(vdev: VirtioDevice): Promise<void> {
-    const nic = this.unbind(vdev);
-    if (!nic) {
-      await vdev.reset();
-      return;
-    }
-    try {
-      await nic.shutdown();
-    } finally {
-      safeEmit(this.log, this, 'remove', nic);
-    }
-  }
-
-  /** `virtnet_config_changed`. */
-  configChanged(vdev: VirtioDevice): void {
-    this.deviceOf(vdev)?.configChanged();
+  protected describe(nic: VirtioNet): string {
+    return `${nic.macString}, link ${nic.linkUp ? 'up' : 'down'}`;
   }
 }

@@ -13,7 +13,7 @@ import {
 } from '@mic/virtio';
 import { type VirtioBlk, VirtioBlkDriver, type VirtioBlkDriverOptions } from '../src/index.js';
 import { type BlkDevice, type BlkDeviceOptions, blkDevice } from './blk-device.js';
-import { type Rig, rig, until } from './harness.js';
+import { type Rig, rejection, rig, until } from './harness.js';
 
 /** What mpssd offers: SEG_MAX only, seg_max 126, 128 entries (mic-vop.md §7.5). */
 const MPSSD_BLK = features(VIRTIO_BLK_F.SEG_MAX);
@@ -57,15 +57,6 @@ function pattern(bytes: number, seed: number): Uint8Array {
   const b = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i++) b[i] = (i * 7 + seed * 13 + (i >> 9)) & 0xff;
   return b;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('virtio-blk driver: binding and feature negotiation', () => {

@@ -160,3 +160,13 @@ export async function until(t: InProcessTransport, cond: () => boolean, turns = 
   }
   throw new Error('condition not reached');
 }
+
+/** The error `p` rejects with; fails when it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}

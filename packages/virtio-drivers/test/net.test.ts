@@ -17,7 +17,7 @@ import {
   type VirtioNetDriverOptions,
 } from '../src/index.js';
 import { type DeliverOptions, type NetDevice, netDevice } from './net-device.js';
-import { type Rig, rig, until } from './harness.js';
+import { type Rig, rejection, rig, until } from './harness.js';
 
 /** mpssd's offer: CSUM, GSO, GUEST_TSO4, GUEST_TSO6, GUEST_ECN (mic-vop.md §7.5). */
 const MPSSD_NET = 0x3c1n;
@@ -68,15 +68,6 @@ function collect(nic: VirtioNet): { frames: Uint8Array[]; infos: NetFrameInfo[] 
     got.infos.push(info);
   });
   return got;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('virtio-net driver: binding and negotiation', () => {

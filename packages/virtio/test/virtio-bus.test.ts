@@ -281,12 +281,12 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     return stats;
   }
 
-  it('carries requests to the device and responses back, with device addresses above the DMA base', async () => {
-    const bus = new VirtioBus();
-    const t = new InProcessTransport({ deviceId: VIRTIO_ID.CONSOLE, features: 0n, queueSizes: [16] });
-    const stats = echoDevice(t);
-    const done: number[] = [];
-    let vq!: VirtioQueue<number>;
+  /** Registers a driver that sets up one queue and reports its used buffers; returns the queue. */
+  async function oneQueueDriver(
+    bus: VirtioBus,
+    onUsed: (token: number, len: number) => void,
+  ): Promise<() => VirtioQueue<number>> {
+    let vq: VirtioQueue<number> | undefined;
     await bus.registerDriver(
       driver({
         probe: async (vdev) => {
@@ -294,7 +294,7 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
             {
               name: 'echo',
               callback: (q) => {
-                for (let u = q.getBuf(); u; u = q.getBuf()) done.push((u.token as number) * 1000 + u.len);
+                for (let u = q.getBuf(); u; u = q.getBuf()) onUsed(u.token as number, u.len);
               },
             },
           ])) as [VirtioQueue<number>];
@@ -305,7 +305,17 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
         },
       }),
     );
+    return () => vq!;
+  }
+
+  it('carries requests to the device and responses back, with device addresses above the DMA base', async () => {
+    const bus = new VirtioBus();
+    const t = new InProcessTransport({ deviceId: VIRTIO_ID.CONSOLE, features: 0n, queueSizes: [16] });
+    const stats = echoDevice(t);
+    const done: number[] = [];
+    const queue = await oneQueueDriver(bus, (token, len) => done.push(token * 1000 + len));
     const vdev = await bus.registerDevice(t.params());
+    const vq = queue();
     const out = vdev.dma.alloc(64);
     const back = vdev.dma.alloc(64);
     expect(out.addr).toBeGreaterThanOrEqual(t.dmaBase + 4096);
@@ -331,22 +341,9 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     });
     const stats = echoDevice(t);
     const done: number[] = [];
-    let vq!: VirtioQueue<number>;
-    await bus.registerDriver(
-      driver({
-        probe: async (vdev) => {
-          [vq] = (await vdev.findVqs<number>([
-            {
-              name: 'echo',
-              callback: (q) => {
-                for (let u = q.getBuf(); u; u = q.getBuf()) done.push(u.len);
-              },
-            },
-          ])) as [VirtioQueue<number>];
-        },
-      }),
-    );
+    const queue = await oneQueueDriver(bus, (_token, len) => done.push(len));
     const vdev = await bus.registerDevice(t.params());
+    const vq = queue();
     const b = vdev.dma.alloc(64);
     b.va.write(0, Uint8Array.of(1, 2, 3, 4));
     // Four chains of three buffers in a ring of four descriptors: one descriptor each.
