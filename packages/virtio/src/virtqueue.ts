@@ -450,7 +450,10 @@ function checkPool(pool: IndirectPool, mem: Memory, num: number): CheckedPool {
   }
   const addr = pool.addr ?? pool.base;
   if (!Number.isSafeInteger(addr) || addr < 0 || addr % 16 !== 0) {
-    throw new MicError('EINVAL', `indirect pool address ${String(addr)} is not a 16-byte aligned safe integer`);
+    throw new MicError(
+      'EINVAL',
+      `indirect pool address ${String(addr)} is not a 16-byte aligned safe integer`,
+    );
   }
   return { mem: m, base: pool.base, addr, maxEntries: pool.maxEntries };
 }
