@@ -1,4 +1,9 @@
-export { VirtioDriverBase, type VirtioDriverEvents, type WaitForDeviceOptions } from './common.js';
+export {
+  VirtioDriverBase,
+  type BoundDevice,
+  type VirtioDriverEvents,
+  type WaitForDeviceOptions,
+} from './common.js';
 export {
   VIRTIO_BLK_DISCARD_SEGMENT_SIZE,
   VIRTIO_BLK_DEFAULT_SEGMENT_SIZE,
