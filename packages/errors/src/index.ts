@@ -24,6 +24,7 @@ export const ERRNO = {
   EISDIR: 21,
   EINVAL: 22,
   ENOSPC: 28,
+  EROFS: 30,
   ERANGE: 34,
   ENOSYS: 38,
   ELOOP: 40,

@@ -33,6 +33,7 @@ describe('MicError', () => {
     expect(ERRNO.EBUSY).toBe(16);
     expect(ERRNO.ETIMEDOUT).toBe(110);
     expect(ERRNO.ENOSPC).toBe(28);
+    expect(ERRNO.EROFS).toBe(30);
     expect(ERRNO.EIO).toBe(5);
   });
 

@@ -343,7 +343,11 @@ export class InProcessTransport {
           mem: this.memory,
           ...layout,
           eventIdx,
-          ...(poolOffset === null ? {} : { indirect: { mem: this.memory, base: poolOffset, maxEntries } }),
+          ...(poolOffset === null
+            ? {}
+            : {
+                indirect: { mem: this.memory, base: poolOffset, addr: this.dmaBase + poolOffset, maxEntries },
+              }),
         });
         const vringh = new Vringh({
           mem: this.memory,

@@ -225,6 +225,15 @@ export class VirtioDevice {
     this.#features = features;
   }
 
+  /**
+   * Drops feature bit `bit` from the negotiated features (`__virtio_clear_bit`): for a driver's
+   * `validate`, before the features are finalized, e.g. when the config field a feature needs
+   * lies outside the device's config space.
+   */
+  clearFeature(bit: number): void {
+    this.#features &= ~featureBit(bit);
+  }
+
   /** True when feature bit `bit` was negotiated (`virtio_has_feature`). */
   hasFeature(bit: number): boolean {
     return hasFeature(this.#features, bit);

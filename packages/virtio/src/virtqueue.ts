@@ -37,12 +37,15 @@ export interface VirtqBuf {
 
 /**
  * Where indirect descriptor tables go: one table of `maxEntries` descriptors per head, at
- * `base + head × maxEntries × 16` in `mem`. The table's address in the ring is that offset, so
- * `mem` must be the memory whose offsets the device sees as addresses (usually the data memory).
+ * `base + head × maxEntries × 16` in `mem`. The table's address in the ring is
+ * `addr + head × maxEntries × 16`: `addr` is the device address of `base` (by default `base`
+ * itself, when the device sees offsets of `mem` as addresses).
  */
 export interface IndirectPool {
   readonly mem?: Memory;
   readonly base: number;
+  /** The device address of `base` (default `base`). */
+  readonly addr?: number;
   /** Most descriptors in one indirect table: 2 to the queue size (virtio 1.2 §2.7.5.3.1). */
   readonly maxEntries: number;
 }
@@ -86,7 +89,7 @@ export class Virtqueue<T> {
   clampedLengths = 0;
 
   readonly #w: RingWindows;
-  readonly #pool: { mem: Memory; base: number; maxEntries: number } | null;
+  readonly #pool: CheckedPool | null;
   // Shadow state, never read back from shared memory.
   readonly #next: Uint16Array;
   readonly #chainLen: Uint16Array;
@@ -183,8 +186,9 @@ export class Virtqueue<T> {
     const desc = this.#w.desc;
     const head = this.#freeHead;
     if (indirect) {
-      const tableAddr = pool.base + head * pool.maxEntries * VRING_DESC_SIZE;
-      this.#writeIndirect(pool, tableAddr, out, inBufs);
+      const tableOffset = head * pool.maxEntries * VRING_DESC_SIZE;
+      const tableAddr = pool.addr + tableOffset;
+      this.#writeIndirect(pool, pool.base + tableOffset, out, inBufs);
       writeDesc(
         desc,
         head * VRING_DESC_SIZE,
@@ -225,8 +229,8 @@ export class Virtqueue<T> {
   }
 
   #writeIndirect(
-    pool: { mem: Memory; base: number; maxEntries: number },
-    tableAddr: number,
+    pool: CheckedPool,
+    tableAt: number,
     out: readonly VirtqBuf[],
     inBufs: readonly VirtqBuf[],
   ): void {
@@ -235,7 +239,7 @@ export class Virtqueue<T> {
       const b = k < out.length ? out[k]! : inBufs[k - out.length]!;
       const last = k + 1 === total;
       const flags = (k < out.length ? 0 : VRING_DESC_F.WRITE) | (last ? 0 : VRING_DESC_F.NEXT);
-      writeDesc(pool.mem, tableAddr + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
+      writeDesc(pool.mem, tableAt + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
     }
   }
 
@@ -420,11 +424,14 @@ function writeDesc(mem: Memory | RingView, at: number, b: VirtqBuf, flags: numbe
   mem.writeU16(at + DESC.NEXT, next);
 }
 
-function checkPool(
-  pool: IndirectPool,
-  mem: Memory,
-  num: number,
-): { mem: Memory; base: number; maxEntries: number } {
+interface CheckedPool {
+  readonly mem: Memory;
+  readonly base: number;
+  readonly addr: number;
+  readonly maxEntries: number;
+}
+
+function checkPool(pool: IndirectPool, mem: Memory, num: number): CheckedPool {
   const m = pool.mem ?? mem;
   if (!Number.isInteger(pool.maxEntries) || pool.maxEntries < 2 || pool.maxEntries > num) {
     throw new MicError('EINVAL', `indirect table size ${String(pool.maxEntries)} is not in [2, ${num}]`);
@@ -441,5 +448,12 @@ function checkPool(
       `indirect pool [${String(pool.base)}, +${size}) is not 16-byte aligned inside ${m.byteLength} bytes`,
     );
   }
-  return { mem: m, base: pool.base, maxEntries: pool.maxEntries };
+  const addr = pool.addr ?? pool.base;
+  if (!Number.isSafeInteger(addr) || addr < 0 || addr % 16 !== 0) {
+    throw new MicError(
+      'EINVAL',
+      `indirect pool address ${String(addr)} is not a 16-byte aligned safe integer`,
+    );
+  }
+  return { mem: m, base: pool.base, addr, maxEntries: pool.maxEntries };
 }

@@ -106,6 +106,16 @@ describe('virtio bus: registration and negotiation (drivers/virtio/virtio.c)', (
     expect(statuses).toEqual([0, ACKNOWLEDGE, ACKNOWLEDGE | DRIVER, ACKNOWLEDGE | DRIVER | DRIVER_OK]);
   });
 
+  it('lets validate clear a negotiated feature before the transport finalizes them', async () => {
+    const bus = new VirtioBus();
+    const { t } = recorded({ features: features(2, 3, 5) });
+    const drv = driver({ featureTable: [2, 3, 5], validate: (vdev) => vdev.clearFeature(3) });
+    await bus.registerDriver(drv);
+    const vdev = await bus.registerDevice(t.params());
+    expect(vdev.features).toBe(features(2, 5));
+    expect(t.driverFeatures).toBe(features(2, 5));
+  });
+
   it('keeps transport features for the transport to finalize and drops those the ring lacks', async () => {
     expect(vringTransportFeatures(features(VIRTIO_F.RING_PACKED, VIRTIO_F.RING_EVENT_IDX, 3, 30))).toBe(
       features(VIRTIO_F.RING_EVENT_IDX, 3),
@@ -271,12 +281,12 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     return stats;
   }
 
-  it('carries requests to the device and responses back, with device addresses above the DMA base', async () => {
-    const bus = new VirtioBus();
-    const t = new InProcessTransport({ deviceId: VIRTIO_ID.CONSOLE, features: 0n, queueSizes: [16] });
-    const stats = echoDevice(t);
-    const done: number[] = [];
-    let vq!: VirtioQueue<number>;
+  /** Registers a driver that sets up one queue and reports its used buffers; returns the queue. */
+  async function oneQueueDriver(
+    bus: VirtioBus,
+    onUsed: (token: number, len: number) => void,
+  ): Promise<() => VirtioQueue<number>> {
+    let vq: VirtioQueue<number> | undefined;
     await bus.registerDriver(
       driver({
         probe: async (vdev) => {
@@ -284,7 +294,7 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
             {
               name: 'echo',
               callback: (q) => {
-                for (let u = q.getBuf(); u; u = q.getBuf()) done.push((u.token as number) * 1000 + u.len);
+                for (let u = q.getBuf(); u; u = q.getBuf()) onUsed(u.token as number, u.len);
               },
             },
           ])) as [VirtioQueue<number>];
@@ -295,7 +305,17 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
         },
       }),
     );
+    return () => vq!;
+  }
+
+  it('carries requests to the device and responses back, with device addresses above the DMA base', async () => {
+    const bus = new VirtioBus();
+    const t = new InProcessTransport({ deviceId: VIRTIO_ID.CONSOLE, features: 0n, queueSizes: [16] });
+    const stats = echoDevice(t);
+    const done: number[] = [];
+    const queue = await oneQueueDriver(bus, (token, len) => done.push(token * 1000 + len));
     const vdev = await bus.registerDevice(t.params());
+    const vq = queue();
     const out = vdev.dma.alloc(64);
     const back = vdev.dma.alloc(64);
     expect(out.addr).toBeGreaterThanOrEqual(t.dmaBase + 4096);
@@ -310,6 +330,39 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     expect(new TextDecoder().decode(got)).toBe('hello');
     await bus.unregisterDevice(vdev);
     expect(t.queue(0)).toBeNull();
+  });
+
+  it('carries multi-buffer chains in indirect tables at device addresses when INDIRECT_DESC is negotiated', async () => {
+    const bus = new VirtioBus();
+    const t = new InProcessTransport({
+      deviceId: VIRTIO_ID.CONSOLE,
+      features: featureBit(VIRTIO_F.RING_INDIRECT_DESC),
+      queueSizes: [4],
+    });
+    const stats = echoDevice(t);
+    const done: number[] = [];
+    const queue = await oneQueueDriver(bus, (_token, len) => done.push(len));
+    const vdev = await bus.registerDevice(t.params());
+    const vq = queue();
+    const b = vdev.dma.alloc(64);
+    b.va.write(0, Uint8Array.of(1, 2, 3, 4));
+    // Four chains of three buffers in a ring of four descriptors: one descriptor each.
+    for (let k = 0; k < 4; k++) {
+      vq.add(
+        [
+          { addr: b.addr, len: 2 },
+          { addr: b.addr + 2, len: 2 },
+        ],
+        [{ addr: b.addr + 32 + 4 * k, len: 4 }],
+        k,
+      );
+    }
+    vq.kick();
+    for (let turn = 0; turn < 100 && done.length < 4; turn++) await t.flush();
+    expect(done).toEqual([4, 4, 4, 4]);
+    expect(t.queue(0)!.vringh.badChains).toBe(0);
+    expect(stats.served).toBe(4);
+    expect([...b.va.bytes(44, 4)]).toEqual([1, 2, 3, 4]);
   });
 
   it('skips null names without using a queue index, and refuses more queues than the device has', async () => {
