@@ -28,6 +28,7 @@ import {
 } from './debug.js';
 import { type DmaMemcpyChannel, memcpyChannel } from './dma.js';
 import {
+  type VopChain,
   type VopChainInfo,
   type VopControlContext,
   type VopCopyDesc,
@@ -296,6 +297,11 @@ export class VopVirtioHandle {
   /** The chain in progress on a vring (fetching the next one); see `VopVdev.chainInfo`. */
   async chainInfo(vrIdx: number): Promise<VopChainInfo | null> {
     return this.#inited().chainInfo(vrIdx);
+  }
+
+  /** Takes the next chain of a vring as an object of its own; see `VopVdev.takeChain`. */
+  async takeChain(vrIdx: number): Promise<VopChain | null> {
+    return this.#inited().takeChain(vrIdx);
   }
 
   /** `MIC_VIRTIO_CONFIG_CHANGE`; see `VopVdev.configChange`. */

@@ -24,7 +24,7 @@ export type { VopBootparamDump, VopDpDump, VopDpEntryDump, VopVdevInfo, VopVring
 export { DMA_PREP_FENCE, memcpyChannel, startDma, syncDma, waitDma } from './dma.js';
 export { VopHostDriver } from './driver.js';
 export type { VopHostEvent } from './driver.js';
-export { VopVdev, checkAddDevice } from './vdev.js';
+export { VopChain, VopVdev, checkAddDevice } from './vdev.js';
 export type { VopCopyDesc, VopDeviceCtrlSnapshot, VopHandshakeTimeouts, VopPollEvents } from './vdev.js';
 export { VopMapping } from './view.js';
 export { VopVring, emptyStats } from './vring.js';

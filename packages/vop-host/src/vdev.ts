@@ -40,7 +40,7 @@ import {
   removeDpEntry,
   writeS8,
 } from '@mic/mic-common';
-import { VIRTIO_CONFIG_S, VIRTIO_F, isPowerOfTwo } from '@mic/virtio';
+import { VIRTIO_CONFIG_S, VIRTIO_F, VringhIov, isPowerOfTwo } from '@mic/virtio';
 import type { VopDevice, VopHwOps } from '@mic/vop-bus';
 import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
@@ -670,6 +670,64 @@ export class VopVdev {
     });
   }
 
+  /**
+   * Takes the next chain of vring `vrIdx` as an object of its own ({@link VopChain}), apart from
+   * the chain in progress of {@link copyDesc}: a backend can hold several requests of one vring at
+   * once and complete them in any order (virtio 1.2 §2.7.8), as a block backend with several
+   * requests in flight does. Resolves null when the ring is empty or the card has not set
+   * DRIVER_OK. A bad chain was returned to the card with length 0 and rejects as in `copyDesc`.
+   */
+  async takeChain(vrIdx: number): Promise<VopChain | null> {
+    this.#checkUp();
+    const vr = this.#vring(vrIdx);
+    return vr.lock.run(() => {
+      this.#checkUp();
+      const status = this.status();
+      if (status === 0) {
+        throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
+          details: { type: this.type },
+        });
+      }
+      if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return null;
+      if (this.#linkError) throw this.#linkError;
+      const riov = new VringhIov();
+      const wiov = new VringhIov();
+      const r = vr.vringh.getDesc(riov, wiov);
+      switch (r.status) {
+        case 'empty':
+          return null;
+        case 'broken':
+          throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
+            cause: r.error,
+            details: { vring: vr.index },
+          });
+        case 'bad-chain':
+          this.stats.badChains++;
+          vr.publishAvailIdx();
+          if (vr.vringh.needNotify()) vr.vringh.notify();
+          throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
+            cause: r.error,
+            details: { vring: vr.index, head: r.head },
+          });
+        case 'chain':
+          return new VopChain(this, vr, r.head, riov, wiov);
+      }
+    });
+  }
+
+  /** @internal a chain's completion, under its vring lock */
+  completeChain(vr: VopVring, head: number, written: number): void {
+    const vrh = vr.vringh;
+    vrh.complete(head, written);
+    if (vrh.needNotify()) vrh.notify();
+    vr.publishAvailIdx();
+  }
+
+  /** @internal throws ENODEV unless the device is up */
+  checkUp(): void {
+    this.#checkUp();
+  }
+
   #vring(vrIdx: number): VopVring {
     if (!Number.isInteger(vrIdx) || vrIdx < 0 || vrIdx >= this.vrings.length) {
       throw new MicError('EINVAL', `vring index ${String(vrIdx)} is not below num_vq ${this.vrings.length}`, {
@@ -827,5 +885,102 @@ export class VopVdev {
       // The card wrote a type that is no device: restore the header word the host owns.
     }
     dp.storeU32(this.entry.offset, this.#headerWord(-1));
+  }
+}
+
+/**
+ * One chain taken with {@link VopVdev.takeChain}: its readable part (card → host) and writable
+ * part (host → card), each with a cursor, and its completion. Copies take the vring's lock, so
+ * chains of one vring move their bytes one at a time (they share the bounce buffer) while any
+ * number of them may be outstanding. After a reset or removal of the device the chain is dead:
+ * every call throws `ENODEV` and nothing reaches the new rings.
+ */
+export class VopChain {
+  readonly vrIdx: number;
+  readonly head: number;
+  /** Bytes of the device-readable part. */
+  readonly readable: number;
+  /** Bytes of the device-writable part. */
+  readonly writable: number;
+  readonly #vdev: VopVdev;
+  readonly #vr: VopVring;
+  readonly #riov: VringhIov;
+  readonly #wiov: VringhIov;
+  readonly #generation: number;
+  #done = false;
+
+  /** @internal made by {@link VopVdev.takeChain} */
+  constructor(vdev: VopVdev, vr: VopVring, head: number, riov: VringhIov, wiov: VringhIov) {
+    this.#vdev = vdev;
+    this.#vr = vr;
+    this.vrIdx = vr.index;
+    this.head = head;
+    this.#riov = riov;
+    this.#wiov = wiov;
+    this.readable = riov.total;
+    this.writable = wiov.total;
+    this.#generation = vr.generation;
+  }
+
+  /** Readable bytes copied out so far. */
+  get bytesRead(): number {
+    return this.#riov.done;
+  }
+
+  /** Writable bytes filled so far. */
+  get bytesWritten(): number {
+    return this.#wiov.done;
+  }
+
+  /** True once completed. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  #check(): void {
+    this.#vdev.checkUp();
+    if (this.#done)
+      throw new MicError('EINVAL', `chain ${this.head} of vring ${this.vrIdx} is already complete`);
+    if (this.#vr.generation !== this.#generation) {
+      throw new MicError('ENODEV', `chain ${this.head} of vring ${this.vrIdx} died with a device reset`, {
+        details: { head: this.head, vring: this.vrIdx },
+      });
+    }
+  }
+
+  /** Copies the next readable bytes into `dst` (card → host). @returns bytes copied */
+  read(dst: Uint8Array): Promise<number> {
+    return this.#vr.lock.run(() => {
+      this.#check();
+      return this.#vr.readInto(dst, 0, this.#riov);
+    });
+  }
+
+  /** Skips `n` readable bytes without copying them. @returns bytes skipped */
+  skip(n: number): Promise<number> {
+    return this.#vr.lock.run(() => {
+      this.#check();
+      return this.#vr.vringh.skip(this.#riov, n);
+    });
+  }
+
+  /** Copies `src` into the next writable bytes (host → card). @returns bytes copied */
+  write(src: Uint8Array): Promise<number> {
+    return this.#vr.lock.run(() => {
+      this.#check();
+      return this.#vr.writeFrom(src, 0, this.#wiov);
+    });
+  }
+
+  /**
+   * Returns the chain to the card: used entry `{head, bytes written}` (virtio 1.2 §2.7.8.2), a
+   * notification if the card wants one, `info.avail_idx` refreshed.
+   */
+  complete(): Promise<void> {
+    return this.#vr.lock.run(() => {
+      this.#check();
+      this.#done = true;
+      this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
+    });
   }
 }

@@ -112,6 +112,8 @@ export class VopVring {
   usedRemap: Memory | null = null;
   /** The card address of the relocated used ring (0 before relocation). */
   usedAddress = 0;
+  /** Counts resets: a chain taken before the last one is dead. */
+  generation = 0;
   #vrh: Vringh;
   #notify: () => void = () => {};
   readonly #ctx: VopCopyContext;
@@ -224,6 +226,7 @@ export class VopVring {
    * not continued against the new ring.
    */
   resetState(): void {
+    this.generation++;
     this.#vrh.reset();
     this.riov.reset();
     this.wiov.reset();
@@ -238,6 +241,7 @@ export class VopVring {
 
   /** Frees the vring block, the bounce buffer and the used-ring mapping. */
   free(): void {
+    this.generation++;
     if (this.usedRemap !== null) {
       this.#ctx.hw.unmap(this.usedRemap);
       this.usedRemap = null;
@@ -254,8 +258,7 @@ export class VopVring {
    * `_vop_virtio_copy`). Synchronous while every piece is a memcpy; a promise from the first piece
    * that goes to the DMA engine. @returns bytes copied
    */
-  readInto(dst: Uint8Array, pos: number): number | Promise<number> {
-    const iov = this.riov;
+  readInto(dst: Uint8Array, pos: number, iov: VringhIov = this.riov): number | Promise<number> {
     const ctx = this.#ctx;
     let copied = 0;
     while (pos + copied < dst.length && iov.i < iov.count) {
@@ -264,7 +267,7 @@ export class VopVring {
       const out = dst.subarray(pos + copied, pos + copied + n);
       const dma = n >= ctx.dmaMinBytes && this.bounce !== null ? ctx.dma() : null;
       if (dma !== null && this.#dmaReadable(dma, addr, n)) {
-        return this.#readAsync(dma, dst, pos, copied, addr, out);
+        return this.#readAsync(dma, iov, dst, pos, copied, addr, out);
       }
       ctx.aper.read(addr, out);
       ctx.stats.inBytes += n;
@@ -276,6 +279,7 @@ export class VopVring {
 
   async #readAsync(
     dma: DmaMemcpyChannel,
+    iov: VringhIov,
     dst: Uint8Array,
     pos: number,
     copied: number,
@@ -284,8 +288,8 @@ export class VopVring {
   ): Promise<number> {
     await this.#dmaFromCard(dma, addr, out);
     this.#ctx.stats.inBytes += out.length;
-    this.#vrh.skip(this.riov, out.length);
-    const rest = this.readInto(dst, pos + copied + out.length);
+    this.#vrh.skip(iov, out.length);
+    const rest = this.readInto(dst, pos + copied + out.length, iov);
     return copied + out.length + (typeof rest === 'number' ? rest : await rest);
   }
 
@@ -293,8 +297,7 @@ export class VopVring {
    * Copies host → card: `src[pos..]` to the cursor of `wiov` (the write phase of
    * `_vop_virtio_copy`). Synchronous while every piece is a memcpy. @returns bytes copied
    */
-  writeFrom(src: Uint8Array, pos: number): number | Promise<number> {
-    const iov = this.wiov;
+  writeFrom(src: Uint8Array, pos: number, iov: VringhIov = this.wiov): number | Promise<number> {
     const ctx = this.#ctx;
     let copied = 0;
     while (pos + copied < src.length && iov.i < iov.count) {
@@ -307,7 +310,7 @@ export class VopVring {
         const align = 2 ** dma.copyAlign;
         if (addr % align !== 0) ctx.stats.txDstUnaligned += n;
         else if (alignUp(n, align) > segLeft) ctx.stats.txLenUnaligned += n;
-        else return this.#writeAsync(dma, src, pos, copied, addr, data);
+        else return this.#writeAsync(dma, iov, src, pos, copied, addr, data);
       }
       ctx.aper.write(addr, data);
       ctx.stats.outBytes += n;
@@ -319,6 +322,7 @@ export class VopVring {
 
   async #writeAsync(
     dma: DmaMemcpyChannel,
+    iov: VringhIov,
     src: Uint8Array,
     pos: number,
     copied: number,
@@ -327,8 +331,8 @@ export class VopVring {
   ): Promise<number> {
     await this.#dmaToCard(dma, addr, data);
     this.#ctx.stats.outBytes += data.length;
-    this.#vrh.skip(this.wiov, data.length);
-    const rest = this.writeFrom(src, pos + copied + data.length);
+    this.#vrh.skip(iov, data.length);
+    const rest = this.writeFrom(src, pos + copied + data.length, iov);
     return copied + data.length + (typeof rest === 'number' ? rest : await rest);
   }
 

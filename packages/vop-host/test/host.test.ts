@@ -260,6 +260,43 @@ describe('vop-host: the data path (COPY_DESC)', () => {
     expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 1, len: 513 });
   });
 
+  it('hands out several chains of one vring at once, completed in any order; a reset kills them', async () => {
+    const r = await rig({ dma: true, dmaMinBytes: 0 });
+    const h = r.control.open();
+    await h.addDevice(blockBlock());
+    const dev = await r.card.bringUp(24);
+    const reqs = [0, 1, 2].map((i) => {
+      const hdr = r.card.buffer(64);
+      hdr.mem.write(0, Uint8Array.of(i));
+      const data = r.card.buffer(8192);
+      dev.vqs[0]!.vq.add([{ addr: hdr.addr, len: 16 }], [{ addr: data.addr, len: 8192 }], i);
+      return data;
+    });
+    const chains = [await h.takeChain(0), await h.takeChain(0), await h.takeChain(0)];
+    expect(await h.takeChain(0)).toBeNull();
+    expect(chains.map((c) => [c!.readable, c!.writable])).toEqual([
+      [16, 8192],
+      [16, 8192],
+      [16, 8192],
+    ]);
+    for (const [i, c] of [chains[2]!, chains[0]!].entries()) {
+      const hdr = new Uint8Array(16);
+      expect(await c.read(hdr)).toBe(16);
+      expect(await c.write(new Uint8Array(8192).fill(0x10 + i))).toBe(8192);
+      await c.complete();
+    }
+    expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 2, len: 8192 });
+    expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 0, len: 8192 });
+    const back = new Uint8Array(8192);
+    reqs[2]!.mem.read(0, back);
+    expect(back.every((b) => b === 0x10)).toBe(true);
+    expect(h.stats().outBytesDma).toBe(2 * 8192);
+    await expect(chains[0]!.complete()).rejects.toMatchObject({ code: 'EINVAL' });
+    await r.card.reset(dev);
+    await expect(chains[1]!.write(Uint8Array.of(1))).rejects.toMatchObject({ code: 'ENODEV' });
+    expect(dev.vqs[0]!.vq.getBuf()).toBeNull();
+  });
+
   it('reads a chain split over several user buffers and writes the rest of a buffer into the writable part', async () => {
     const r = await rig();
     const h = r.control.open();
