@@ -5,14 +5,12 @@
  * mpssd's `spin_for_descriptors` busy loop), moves bytes with COPY_DESC and hot-unplugs with
  * `remove`.
  *
- * COPY_DESC works on "the chain in progress" of a vring: one chain per queue is open at a time
- * ({@link VopBackendTransport.maxInFlight} is 1), and the used entry is published by the copy that
- * passes `updateUsed` and moves at least one byte. A chain here therefore keeps its writes back
- * (up to 1 MiB) and sends them in one copy with `updateUsed` from `complete()`; a chain with nothing written is
- * published by the read that consumes its readable part (a card → host buffer, used length 0).
- * Before each copy the adapter checks with `chainInfo` that the chain in progress is still its
- * own (same head, sizes and progress): after a card-initiated reset the old chain is dead and
- * nothing of it reaches the new rings.
+ * Chains come from vop-host's `takeChain`: each one is an object of its own with its readable and
+ * writable cursors (not COPY_DESC's single "chain in progress" per vring), so as many chains of a
+ * queue as it has entries may be open at once and complete in any order
+ * ({@link VopBackendTransport.maxInFlight} is the queue size): a block backend keeps several
+ * requests in flight, as it does in-process. After a card-initiated reset vop-host kills the old
+ * chains (`ENODEV`): nothing of them reaches the new rings, and here they are simply done.
  *
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_ioctl`, `vop_poll`
  * @see samples/mic/mpssd/mpssd.c `add_virtio_device`, `wait_for_card_driver`
@@ -44,7 +42,7 @@ export interface VopBackendOptions {
 /** What vop-host reports for a chain it returned to the card as malformed. */
 const BAD_CHAIN_CODES = new Set(['EINVAL', 'ELOOP', 'EFAULT', 'EOVERFLOW']);
 
-type ChainInfo = NonNullable<Awaited<ReturnType<VopVirtioHandle['chainInfo']>>>;
+type HostChain = NonNullable<Awaited<ReturnType<VopVirtioHandle['takeChain']>>>;
 
 /**
  * A virtio device served through a VOP host handle. Made by {@link VopBackendTransport.add}.
@@ -61,7 +59,7 @@ export class VopBackendTransport implements BackendTransport {
   readonly numQueues: number;
   readonly offeredFeatures: bigint;
   readonly #log: Logger;
-  readonly #open: (VopChain | null)[];
+  readonly #sizes: readonly number[];
   readonly #stats: BackendTransportStats = { chains: 0, badChains: 0, resets: 0 };
   #config: Uint8Array;
   #generation = 0;
@@ -75,7 +73,7 @@ export class VopBackendTransport implements BackendTransport {
     this.offeredFeatures = d.features;
     this.#config = d.config.slice();
     this.#log = log;
-    this.#open = d.queueSizes.map(() => null);
+    this.#sizes = d.queueSizes.slice();
   }
 
   /**
@@ -133,7 +131,7 @@ export class VopBackendTransport implements BackendTransport {
 
   maxInFlight(q: number): number {
     this.#checkQueue(q);
-    return 1;
+    return this.#sizes[q]!;
   }
 
   negotiatedFeatures(): bigint {
@@ -161,7 +159,6 @@ export class VopBackendTransport implements BackendTransport {
     if (!down) return;
     this.#generation++;
     this.#stats.resets++;
-    this.#open.fill(null);
     this.#log.debug('virtio-backends: VOP device reset by the card', { type: this.deviceType });
   }
 
@@ -178,16 +175,10 @@ export class VopBackendTransport implements BackendTransport {
   async nextChain(q: number): Promise<BackendChain | null> {
     this.#checkQueue(q);
     this.status();
-    const open = this.#open[q];
-    if (open && !open.done) {
-      throw new MicError('EBUSY', `queue ${q} has a chain open; VOP copies one chain per vring at a time`, {
-        details: { queue: q, head: open.head },
-      });
-    }
     for (;;) {
-      let info: ChainInfo | null;
+      let chain: HostChain | null;
       try {
-        info = await this.handle.chainInfo(q);
+        chain = await this.handle.takeChain(q);
       } catch (err) {
         if (isMicError(err) && BAD_CHAIN_CODES.has(err.code)) {
           this.#stats.badChains++;
@@ -195,11 +186,9 @@ export class VopBackendTransport implements BackendTransport {
         }
         throw this.#downError(err);
       }
-      if (info === null) return null;
+      if (chain === null) return null;
       this.#stats.chains++;
-      const chain = new VopChain(this, q, info, this.#generation);
-      this.#open[q] = chain;
-      return chain;
+      return new VopChain(this, q, chain, this.#generation);
     }
   }
 
@@ -225,7 +214,6 @@ export class VopBackendTransport implements BackendTransport {
 
   #markGone(): 'gone' {
     this.#gone = true;
-    this.#open.fill(null);
     return 'gone';
   }
 
@@ -244,44 +232,6 @@ export class VopBackendTransport implements BackendTransport {
     return !this.#gone && generation === this.#generation;
   }
 
-  /** @internal the copy of one chain, after checking it is still the vring's chain in progress */
-  async copy(
-    chain: VopChain,
-    iov: Uint8Array[],
-    updateUsed: boolean,
-    expect: { head: number; readable: number; writable: number; read: number; written: number },
-  ): Promise<number | null> {
-    if (!this.live(chain.generation)) return null;
-    let info: ChainInfo | null;
-    try {
-      info = await this.handle.chainInfo(chain.queue);
-    } catch (err) {
-      if (isMicError(err, 'ENODEV') || isMicError(err, 'EBADF')) return null;
-      throw err;
-    }
-    if (
-      !this.live(chain.generation) ||
-      info === null ||
-      info.head !== expect.head ||
-      info.readable !== expect.readable ||
-      info.writable !== expect.writable ||
-      info.read !== expect.read ||
-      info.written !== expect.written
-    ) {
-      this.#log.debug('virtio-backends: VOP chain is no longer in progress (reset)', {
-        queue: chain.queue,
-        head: expect.head,
-      });
-      return null;
-    }
-    try {
-      return await this.handle.copyDesc({ iov, vrIdx: chain.queue, updateUsed });
-    } catch (err) {
-      if (isMicError(err, 'ENODEV') || isMicError(err, 'EBADF')) return null;
-      throw err;
-    }
-  }
-
   #checkQueue(q: number): void {
     if (!Number.isInteger(q) || q < 0 || q >= this.numQueues) {
       throw new MicError('EINVAL', `queue ${String(q)} is not below the ${this.numQueues} queues`, {
@@ -291,46 +241,42 @@ export class VopBackendTransport implements BackendTransport {
   }
 }
 
-const ONE_ZERO = new Uint8Array(1);
-/** Bytes read away at a time when a readable part is skipped. */
-const SKIP_CHUNK = 64 << 10;
-/** Bytes of writes kept back at most before they are copied (one copy for data and status). */
-const DEFER_LIMIT = 1 << 20;
+/** The end of a chain's device (card reset, removal, handle closed): the chain is done. */
+const isDown = (err: unknown): boolean => isMicError(err, 'ENODEV') || isMicError(err, 'EBADF');
 
-/** A chain in progress on one vring of a VOP device; see the module comment for the copy rules. */
+/** One chain taken from vop-host (`takeChain`), as a {@link BackendChain}. */
 class VopChain implements BackendChain {
   readonly queue: number;
-  readonly head: number;
-  readonly readable: number;
-  readonly writable: number;
   readonly generation: number;
   readonly #t: VopBackendTransport;
-  /** What vop-host had moved of the chain when it was fetched. */
-  readonly #base: { read: number; written: number };
-  #read = 0;
-  /** Written bytes already copied to the card. */
-  #flushed = 0;
-  /** Writes kept back for the next copy (the last one goes with `updateUsed`). */
-  #deferred: Uint8Array[] = [];
-  #deferredBytes = 0;
+  readonly #c: HostChain;
   #done = false;
 
-  constructor(t: VopBackendTransport, queue: number, info: ChainInfo, generation: number) {
+  constructor(t: VopBackendTransport, queue: number, chain: HostChain, generation: number) {
     this.#t = t;
     this.queue = queue;
-    this.head = info.head;
-    this.readable = info.readable - info.read;
-    this.writable = info.writable - info.written;
-    this.#base = { read: info.read, written: info.written };
+    this.#c = chain;
     this.generation = generation;
   }
 
+  get head(): number {
+    return this.#c.head;
+  }
+
+  get readable(): number {
+    return this.#c.readable;
+  }
+
+  get writable(): number {
+    return this.#c.writable;
+  }
+
   get bytesRead(): number {
-    return this.#read;
+    return this.#c.bytesRead;
   }
 
   get bytesWritten(): number {
-    return this.#flushed + this.#deferredBytes;
+    return this.#c.bytesWritten;
   }
 
   get done(): boolean {
@@ -338,88 +284,35 @@ class VopChain implements BackendChain {
     return this.#done;
   }
 
-  #expect(): { head: number; readable: number; writable: number; read: number; written: number } {
-    return {
-      head: this.head,
-      readable: this.readable + this.#base.read,
-      writable: this.writable + this.#base.written,
-      read: this.#base.read + this.#read,
-      written: this.#base.written + this.#flushed,
-    };
-  }
-
-  /** One copy; false (and the chain dead) when it did not move exactly the bytes of `iov`. */
-  async #copy(iov: Uint8Array[], updateUsed: boolean): Promise<boolean> {
-    const moved = await this.#t.copy(this, iov, updateUsed, this.#expect());
-    if (moved !== iov.reduce((sum, b) => sum + b.length, 0)) {
-      this.#done = true;
-      return false;
-    }
-    if (updateUsed) this.#done = true;
-    return true;
-  }
-
   async read(dst: Uint8Array): Promise<number> {
     if (this.done) return 0;
-    const n = Math.min(dst.length, this.readable - this.#read);
-    if (n === 0) return 0;
-    // A chain with no writable part is published by the read that finishes it.
-    const last = this.#read + n === this.readable && this.writable === 0;
-    if (!(await this.#copy([dst.subarray(0, n)], last))) return 0;
-    this.#read += n;
-    return n;
+    try {
+      return await this.#c.read(dst);
+    } catch (err) {
+      if (!isDown(err)) throw err;
+      this.#done = true;
+      return 0;
+    }
   }
 
   async write(src: Uint8Array): Promise<number> {
     if (this.done) return 0;
-    if (!(await this.#skipReadable(false))) return 0;
-    const n = Math.min(src.length, this.writable - this.bytesWritten);
-    if (n === 0) return 0;
-    const piece = src.subarray(0, n);
-    // Writes go together in one copy; past DEFER_LIMIT all but the newest go now.
-    if (this.#deferredBytes + n > DEFER_LIMIT && !(await this.#flush(false))) return 0;
-    this.#deferred.push(piece);
-    this.#deferredBytes += n;
-    return n;
-  }
-
-  async #flush(updateUsed: boolean): Promise<boolean> {
-    const iov = this.#deferred;
-    const bytes = this.#deferredBytes;
-    this.#deferred = [];
-    this.#deferredBytes = 0;
-    if (!(await this.#copy(iov, updateUsed))) return false;
-    this.#flushed += bytes;
-    return true;
-  }
-
-  /** Reads away what is left of the readable part, 64 KiB at a time; the last piece publishes if asked. */
-  async #skipReadable(updateUsed: boolean): Promise<boolean> {
-    while (this.#read < this.readable) {
-      const n = Math.min(this.readable - this.#read, SKIP_CHUNK);
-      const last = this.#read + n === this.readable;
-      if (!(await this.#copy([new Uint8Array(n)], updateUsed && last))) return false;
-      this.#read += n;
+    try {
+      return await this.#c.write(src);
+    } catch (err) {
+      if (!isDown(err)) throw err;
+      this.#done = true;
+      return 0;
     }
-    return true;
   }
 
   async complete(): Promise<void> {
     if (this.done) return;
-    if (this.#deferred.length > 0) {
-      await this.#flush(true);
-      return;
-    }
-    if (this.#read < this.readable) {
-      await this.#skipReadable(true);
-      return;
-    }
-    if (this.bytesWritten < this.writable) {
-      // COPY_DESC publishes only after moving a byte: one zero byte, used length 1.
-      if (await this.#copy([ONE_ZERO], true)) this.#flushed += 1;
-      return;
-    }
-    // Nothing left to move (an empty chain): vop-host completes it before fetching the next.
     this.#done = true;
+    try {
+      await this.#c.complete();
+    } catch (err) {
+      if (!isDown(err)) throw err;
+    }
   }
 }
