@@ -26,7 +26,14 @@ export type { DmaMemcpyChannel } from './dma.js';
 export { VopHostDriver } from './driver.js';
 export type { VopHostEvent } from './driver.js';
 export { VopVdev, checkAddDevice } from './vdev.js';
-export type { VopCopyDesc, VopDeviceCtrlSnapshot, VopHandshakeTimeouts, VopPollEvents } from './vdev.js';
+export type {
+  VopChainInfo,
+  VopControlContext,
+  VopCopyDesc,
+  VopDeviceCtrlSnapshot,
+  VopHandshakeTimeouts,
+  VopPollEvents,
+} from './vdev.js';
 export { VopMapping } from './view.js';
 export { VopVring, emptyStats } from './vring.js';
-export type { VopVdevStats } from './vring.js';
+export type { VopCopyContext, VopVdevStats } from './vring.js';
