@@ -164,9 +164,7 @@ export function checkRules(root) {
       `${name}: src changed since ${cmp.label} (${shown}) but no new changeset names it: run \`pnpm changeset\``,
     );
   }
-  notes.push(
-    `changesets: ${touched.size} published package(s) with src changes since ${cmp.label}, each with a changeset`,
-  );
+  notes.push(`changesets: ${touched.size} published package(s) changed in src since ${cmp.label}`);
   return { findings, notes };
 }
 
