@@ -168,9 +168,14 @@ export function checkRules(root) {
   return { findings, notes };
 }
 
-/** Rule 4: `changeset version` in a scratch copy. Returns findings. */
+/**
+ * Rule 4: `changeset version` in a scratch copy. Returns `{ findings, note, releases }`, where
+ * `releases` lists `{ name, dir, from, to, changelog }` (the new changelog section) per package
+ * that the dry run moved.
+ */
 export function dryRunVersion(root) {
   const findings = [];
+  const releases = [];
   const changesets = pendingChangesets(root);
   if (changesets.length === 0) return { findings, note: 'changesets: none pending, no version dry run' };
   const scratch = mkdtempSync(join(tmpdir(), 'changeset-dry-run-'));
@@ -212,6 +217,23 @@ export function dryRunVersion(root) {
         `changeset version (dry run): the published packages end at different versions (${[...versions].join(', ')}); they are one fixed group`,
       );
     }
+    for (const p of after) {
+      const before = packages.find((q) => q.dir === p.dir);
+      if (before && before.version !== p.version) {
+        const log = join(scratch, p.dir, 'CHANGELOG.md');
+        const changelog = existsSync(log)
+          ? `## ${readFileSync(log, 'utf8').split(/^## /m)[1] ?? ''}`.trim()
+          : '';
+        releases.push({
+          name: p.name,
+          dir: p.dir,
+          from: before.version,
+          to: p.version,
+          private: p.private,
+          changelog,
+        });
+      }
+    }
     for (const p of published) {
       const before = packages.find((q) => q.dir === p.dir);
       if (before?.version === '0.0.0' && p.version !== '0.1.0') {
@@ -233,6 +255,7 @@ export function dryRunVersion(root) {
     }
     return {
       findings,
+      releases,
       note: `changesets: ${changesets.length} pending; version dry run: ${published.length} published packages at ${[...versions].join(', ')}`,
     };
   } finally {
