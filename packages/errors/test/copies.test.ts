@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkInt, isMicError, MicError, toMicError } from '../src/index.js';
+import type * as Errors from '../src/index.js';
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-type ErrorsModule = typeof import('../src/index.js');
+type ErrorsModule = typeof Errors;
 
 describe('a second copy of @mic/errors', () => {
   let dir: string;
