@@ -30,6 +30,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workspacePackages as listPackages } from './workspace.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CHANGESET_BIN = join(ROOT, 'node_modules', '@changesets', 'cli', 'bin.js');
@@ -46,17 +47,12 @@ function git(root, args, { allowFail = false } = {}) {
 
 /** Workspace packages: `{ dir (relative), name, version, private }`. */
 function workspacePackages(root) {
-  const out = [];
-  for (const top of ['packages', 'tools']) {
-    if (!existsSync(join(root, top))) continue;
-    for (const d of readdirSync(join(root, top)).sort()) {
-      const file = join(root, top, d, 'package.json');
-      if (!existsSync(file)) continue;
-      const pkg = JSON.parse(readFileSync(file, 'utf8'));
-      out.push({ dir: `${top}/${d}`, name: pkg.name, version: pkg.version, private: pkg.private === true });
-    }
-  }
-  return out;
+  return listPackages(root).map(({ dir, pkg }) => ({
+    dir,
+    name: pkg.name,
+    version: pkg.version,
+    private: pkg.private === true,
+  }));
 }
 
 /** The packages and bump types a changeset file names (its front matter). */

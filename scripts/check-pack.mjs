@@ -28,6 +28,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workspacePackages } from './workspace.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PREPACK = 'node ../../scripts/prepack.mjs';
@@ -37,17 +38,6 @@ function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   if (r.error) throw r.error;
   return r;
-}
-
-function workspacePackages() {
-  const out = [];
-  for (const top of ['packages', 'tools']) {
-    for (const d of readdirSync(join(ROOT, top)).sort()) {
-      const file = join(ROOT, top, d, 'package.json');
-      if (existsSync(file)) out.push({ dir: `${top}/${d}`, pkg: JSON.parse(readFileSync(file, 'utf8')) });
-    }
-  }
-  return out;
 }
 
 /** Findings about one published package's manifest and files in the repository. */
@@ -120,7 +110,7 @@ function main() {
   const rootPkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   const license = readFileSync(join(ROOT, 'LICENSE'), 'utf8');
   const findings = [];
-  const all = workspacePackages();
+  const all = workspacePackages(ROOT);
   const published = all.filter((p) => p.pkg.private !== true);
   const work = mkdtempSync(join(tmpdir(), 'mic-pack-'));
   const tarballs = [];

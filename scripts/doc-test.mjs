@@ -30,6 +30,7 @@ import {
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { workspacePackages } from './workspace.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUN_TIMEOUT_MS = 60_000;
@@ -79,22 +80,6 @@ function defaultFiles(root) {
   if (existsSync(docs))
     for (const f of readdirSync(docs).sort()) if (f.endsWith('.md')) files.push(join(docs, f));
   return files.filter((f) => existsSync(f));
-}
-
-/** The workspace packages by name, with their folders. */
-function workspacePackages(root) {
-  const pkgs = new Map();
-  for (const top of ['packages', 'tools']) {
-    const dir = join(root, top);
-    if (!existsSync(dir)) continue;
-    for (const d of readdirSync(dir)) {
-      const file = join(dir, d, 'package.json');
-      if (!existsSync(file)) continue;
-      const pkg = JSON.parse(readFileSync(file, 'utf8'));
-      if (pkg.name) pkgs.set(pkg.name, { dir: join(dir, d), pkg });
-    }
-  }
-  return pkgs;
 }
 
 /** Findings about a published package's install line and minimum Node. */
@@ -192,10 +177,11 @@ export async function docTest({
   const packages = workspacePackages(root);
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(join(workDir, 'node_modules', '@mic'), { recursive: true });
-  for (const [name, { dir }] of packages) {
+  for (const { path, pkg } of packages) {
+    if (!pkg.name) continue;
     symlinkSync(
-      relative(join(workDir, 'node_modules', '@mic'), dir),
-      join(workDir, 'node_modules', name),
+      relative(join(workDir, 'node_modules', '@mic'), path),
+      join(workDir, 'node_modules', pkg.name),
       'dir',
     );
   }
@@ -245,7 +231,7 @@ export async function docTest({
       generated.set(name, { readme, line: b.line, run: !b.flags.includes('no-run') });
     }
     const dir = dirname(readme);
-    const owner = [...packages.values()].find((p) => p.dir === dir);
+    const owner = packages.find((p) => p.path === dir);
     if (owner && owner.pkg.private !== true && basename(readme) === 'README.md') {
       findings.push(...checkInstall(readme, text, blocks, owner.pkg));
     }
