@@ -5,8 +5,9 @@
 // - Each block becomes an ES module of its own (top-level await allowed) in .doc-test/ at the
 //   workspace root, where node_modules/@mic/<name> links to every workspace package, so imports
 //   resolve to the packages' built exports (`dist/`, what a user installs; `npm test` builds first).
-// - One `tsc` over all blocks with the repository's base config (strict, noUncheckedIndexedAccess,
-//   NodeNext). Errors name the README line.
+// - One TypeScript program over all blocks with the repository's base config (strict,
+//   noUncheckedIndexedAccess, NodeNext). Errors name the README line; a block with a syntax error
+//   gets those only, and the others are still checked (tsc would stop at the syntax errors).
 // - Then every block runs in its own `node` process and must exit 0 within 60 s (so it must also
 //   let go of what it started: workers, timers). A block whose fence says ```ts no-run is only
 //   type-checked: for examples that need a card module, a network or a long time.
@@ -330,6 +331,9 @@ async function selfTest() {
         `${fence}ts`,
         'process.exitCode = 3;', // fence on line 15
         fence,
+        `${fence}ts`,
+        'const = 1;', // line 19: a syntax error, which must not hide line 3's
+        fence,
       ].join('\n'),
     );
     const { findings } = await docTest({
@@ -361,6 +365,7 @@ async function selfTest() {
       `${rel('bad/README.md')}:8: unknown doc-test flag sometimes`,
       `${rel('bad/README.md')}:12:`,
       `${rel('bad/README.md')}:15: the example exited 3`,
+      `${rel('bad/README.md')}:19:`,
       `${rel('pub/README.md')}:3: the install line lacks @mic/errors`,
       `${rel('pub/README.md')}: no install line`,
     ];
