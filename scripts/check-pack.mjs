@@ -9,8 +9,9 @@
 // - Tarball (`pnpm pack`, which runs prepack, so a tarball can never lack dist): dist with .js and
 //   .d.ts, every export target, README, LICENSE; no tests, no .tsbuildinfo, no node_modules, no
 //   dist file whose source is gone, no `workspace:` range left.
-// - Install: all tarballs together into an empty npm project (offline: nothing but the tarballs),
-//   then each package and its package.json import from there in a plain `node`.
+// - Install: all tarballs together into an empty npm project (offline: nothing but the tarballs,
+//   and each third-party runtime dependency linked from the copy the workspace installed), then
+//   each package and its package.json import from there in a plain `node`.
 //
 // Exits 1 with one line per finding.
 //
@@ -19,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
+  realpathSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -135,9 +137,19 @@ function main() {
     // Install every tarball into an empty project, offline, and import each package from it.
     const app = join(work, 'app');
     mkdirSync(app);
+    // Offline, a third-party dependency (koffi) comes from the workspace's installed copy.
+    const external = {};
+    for (const p of published) {
+      for (const dep of Object.keys(p.pkg.dependencies ?? {})) {
+        if (dep.startsWith('@mic/') || external[dep]) continue;
+        const at = join(ROOT, p.dir, 'node_modules', dep);
+        if (existsSync(at)) external[dep] = `file:${realpathSync(at)}`;
+        else findings.push(`${p.dir}: dependency ${dep} is not installed in the workspace`);
+      }
+    }
     writeFileSync(
       join(app, 'package.json'),
-      JSON.stringify({ name: 'app', private: true, type: 'module' }) + '\n',
+      JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: external }) + '\n',
     );
     const npm = run(
       'npm',
