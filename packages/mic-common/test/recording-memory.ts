@@ -103,10 +103,6 @@ export class RecordingMemory implements Memory {
     this.accesses.push({ kind: 'write', offset, length, data: new Uint8Array(length).fill(value) });
     this.#inner.fill(offset, length, value);
   }
-  bytes(offset: number, length: number): Uint8Array {
-    this.#read(offset, length);
-    return this.#inner.bytes(offset, length);
-  }
   window(offset: number, length: number): Memory {
     this.#read(offset, length);
     return this.#inner.window(offset, length);

@@ -29,7 +29,7 @@ export {
   vringNeedEvent,
   type VringLayout,
 } from './layout.js';
-export { RingView, ringWindows, type VringParts, type RingWindows } from './ring.js';
+export { ringWindows, type VringParts, type RingWindows } from './ring.js';
 export {
   Vringh,
   VringhIov,

@@ -15,7 +15,7 @@
  * `getBuf` reads `used.idx` with an atomic load before the entries it covers (`virtio_rmb`).
  */
 import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import type { CheckedView, Memory } from '@mic/memory';
 import { VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F, VRING_USED_F_NO_NOTIFY } from './constants.js';
 import {
   AVAIL,
@@ -27,7 +27,7 @@ import {
   usedEventOffset,
   vringNeedEvent,
 } from './layout.js';
-import { ringWindows, type RingView, type RingWindows, type VringParts } from './ring.js';
+import { ringWindows, type RingWindows, type VringParts } from './ring.js';
 
 /** A buffer to post: an address in the device-visible space and a length (1 to 2^32 − 1). */
 export interface VirtqBuf {
@@ -388,9 +388,7 @@ export class Virtqueue<T> {
    */
   reset(): T[] {
     const tokens = this.detachUnused();
-    this.#w.desc.clear();
-    this.#w.avail.clear();
-    this.#w.used.clear();
+    for (const part of [this.#w.desc, this.#w.avail, this.#w.used]) part.fill(0, part.byteLength, 0);
     this.#initFreeList();
     this.#availIdx = 0;
     this.#published = 0;
@@ -413,7 +411,7 @@ function checkBuf(b: VirtqBuf): number {
   return b.len;
 }
 
-function writeDesc(mem: Memory | RingView, at: number, b: VirtqBuf, flags: number, next: number): void {
+function writeDesc(mem: Memory | CheckedView, at: number, b: VirtqBuf, flags: number, next: number): void {
   mem.writeU64(at + DESC.ADDR, b.addr);
   mem.writeU32(at + DESC.LEN, b.len);
   mem.writeU16(at + DESC.FLAGS, flags);

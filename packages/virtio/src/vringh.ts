@@ -19,7 +19,7 @@
  * atomic loads after that store, which orders them as the full barrier `vringh_need_notify` uses.
  */
 import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import { CheckedView, type BufferMemory } from '@mic/memory';
 import { VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F, VRING_USED_F_NO_NOTIFY } from './constants.js';
 import {
   AVAIL,
@@ -31,7 +31,7 @@ import {
   usedEventOffset,
   vringNeedEvent,
 } from './layout.js';
-import { RingView, ringWindows, type RingWindows, type VringParts } from './ring.js';
+import { ringWindows, type RingWindows, type VringParts } from './ring.js';
 
 /**
  * A region of guest addresses the device accepts, like `struct vringh_range`: guest addresses
@@ -59,8 +59,12 @@ export interface VringhOptions extends VringParts {
   readonly eventIdx?: boolean;
   /** VIRTIO_RING_F_INDIRECT_DESC was negotiated (without it an INDIRECT descriptor is a bad chain). */
   readonly indirect?: boolean;
-  /** Memory that data buffers and indirect tables are in (default: `mem`). */
-  readonly dataMem?: Memory;
+  /**
+   * Memory that data buffers and indirect tables are in (default: `mem`). A `BufferMemory`: it is
+   * read and written through a view checked once, the segments having been checked against it
+   * when their chain was fetched; {@link getRange} does any address translation.
+   */
+  readonly dataMem?: BufferMemory;
   /** Which guest addresses a chain may name (default: all of `dataMem`, identity-mapped). */
   readonly getRange?: GetRange;
   /**
@@ -155,7 +159,8 @@ export class Vringh {
   badChains = 0;
 
   readonly #w: RingWindows;
-  readonly #data: Memory;
+  readonly #data: BufferMemory;
+  readonly #dataView: CheckedView;
   readonly #getRange: GetRange;
   readonly #maxChain: number;
   readonly #maxSegments: number;
@@ -169,6 +174,7 @@ export class Vringh {
     this.eventIdx = options.eventIdx ?? false;
     this.indirect = options.indirect ?? false;
     this.#data = options.dataMem ?? options.mem;
+    this.#dataView = new CheckedView(this.#data);
     const all: VringhRange = { start: 0, end: this.#data.byteLength, offset: 0 };
     this.#getRange = options.getRange ?? ((addr) => (addr < all.end ? all : null));
     const maxChain = options.maxChainLength ?? this.num;
@@ -186,7 +192,7 @@ export class Vringh {
   }
 
   /** The memory data segments point into. */
-  get dataMem(): Memory {
+  get dataMem(): BufferMemory {
     return this.#data;
   }
 
@@ -239,7 +245,8 @@ export class Vringh {
 
   /** Walks the chain from `head`; returns null or the reason it is bad. */
   #walk(head: number, riov: VringhIov, wiov: VringhIov): MicError | null {
-    let table: RingView = this.#w.desc;
+    let table: CheckedView = this.#w.desc;
+    let tableBase = 0;
     let tableSize = this.num;
     let inIndirect = false;
     let i = head;
@@ -247,7 +254,7 @@ export class Vringh {
     let total = 0;
     let sawWritable = false;
     for (;;) {
-      const base = i * VRING_DESC_SIZE;
+      const base = tableBase + i * VRING_DESC_SIZE;
       // Read every field once: the driver may change the descriptor while we look at it.
       const addr = table.readU64(base + DESC.ADDR);
       const len = table.readU32(base + DESC.LEN);
@@ -286,7 +293,9 @@ export class Vringh {
             },
           );
         }
-        table = new RingView(this.#data.window(at, len));
+        // Inside the data memory: #translateWhole checked [at, at + len) against it.
+        table = this.#dataView;
+        tableBase = at;
         tableSize = len / VRING_DESC_SIZE;
         inIndirect = true;
         i = 0;
@@ -380,7 +389,7 @@ export class Vringh {
       const segLen = riov.lengths[riov.i]!;
       const n = Math.min(segLen - riov.consumed, dst.length - copied);
       const at = riov.offsets[riov.i]! + riov.consumed;
-      this.#data.read(at, n === dst.length ? dst : dst.subarray(copied, copied + n));
+      this.#dataView.read(at, n === dst.length ? dst : dst.subarray(copied, copied + n));
       copied += n;
       this.#advance(riov, n, segLen);
     }
@@ -397,7 +406,7 @@ export class Vringh {
       const segLen = wiov.lengths[wiov.i]!;
       const n = Math.min(segLen - wiov.consumed, src.length - copied);
       const at = wiov.offsets[wiov.i]! + wiov.consumed;
-      this.#data.write(at, n === src.length ? src : src.subarray(copied, copied + n));
+      this.#dataView.write(at, n === src.length ? src : src.subarray(copied, copied + n));
       copied += n;
       this.#advance(wiov, n, segLen);
     }

@@ -421,7 +421,7 @@ function fuzzRig(s: FuzzSetup) {
   const ring = vringLayout(s.num, 16);
   const ringSize = alignUp(ring.size, 16);
   const mem = BufferMemory.allocate(s.separateData ? ringSize : ringSize + DATA_SIZE);
-  const data: Memory = s.separateData ? BufferMemory.allocate(DATA_SIZE) : mem;
+  const data = s.separateData ? BufferMemory.allocate(DATA_SIZE) : mem;
   const dataStart = s.separateData ? 0 : ringSize;
   const size = data.byteLength;
   // A 32-byte hole in the middle of the data memory, when gapped.

@@ -127,8 +127,8 @@ export class MmioRegisters {
  * {@link MmioRegisters.read32} / {@link MmioRegisters.write32}, so writes run the registers'
  * handlers (`iowrite32`); a u64 write is two 32-bit writes, low word first. Narrower writes, byte
  * copies and fills are refused (`EINVAL`): the registers are 32 bits wide. Reads of any width
- * come from the stored values and have no side effects. {@link bytes} is a live view of the
- * stored values (writing through it bypasses the handlers).
+ * come from the stored values and have no side effects. It has no raw byte view (`Memory` has
+ * none): nothing can write the registers without running their handlers.
  *
  * @example
  * const regs = new MmioMemory(host.mmio);
@@ -238,9 +238,6 @@ export class MmioMemory implements Memory {
   }
   fill(offset: number, _length: number, _value: number): void {
     this.#narrow('fill', offset);
-  }
-  bytes(offset: number, length: number): Uint8Array {
-    return this.#raw.bytes(offset, length);
   }
   window(offset: number, length: number): MmioMemory {
     checkRange('MMIO window', offset, length, this.byteLength);
