@@ -36,14 +36,31 @@ export interface VirtqBuf {
 }
 
 /**
- * Where indirect descriptor tables go: one table of `maxEntries` descriptors per head, at
- * `base + head × maxEntries × 16` in `mem`. The table's address in the ring is that offset, so
- * `mem` must be the memory whose offsets the device sees as addresses (usually the data memory).
+ * Where indirect descriptor tables go: one table of `maxEntries` descriptors per head. The table
+ * of head `h` is written at offset `base + h × maxEntries × 16` of `mem`, and the ring names it by
+ * its device-visible (DMA) address `dmaAddr + h × maxEntries × 16`: the device reads tables
+ * through the addresses it is given, like every buffer, and where the pool's memory sits in the
+ * device's address space is the driver's business (on the MIC card a buffer from `dmaOps.alloc()`
+ * has its own DMA address, not its offset in the window).
  */
 export interface IndirectPool {
+  /** Memory the tables are written in (default: the ring's `mem`); any {@link Memory}. */
   readonly mem?: Memory;
+  /** Offset of the first table in `mem` (16-byte aligned). */
   readonly base: number;
+  /** Device-visible address of `mem` offset `base`, the first table (16-byte aligned). */
+  readonly dmaAddr: number;
   /** Most descriptors in one indirect table: 2 to the queue size (virtio 1.2 §2.7.5.3.1). */
+  readonly maxEntries: number;
+}
+
+/** A checked {@link IndirectPool}. */
+interface Pool {
+  readonly mem: Memory;
+  readonly base: number;
+  readonly dmaAddr: number;
+  /** Bytes of one table. */
+  readonly stride: number;
   readonly maxEntries: number;
 }
 
@@ -86,7 +103,7 @@ export class Virtqueue<T> {
   clampedLengths = 0;
 
   readonly #w: RingWindows;
-  readonly #pool: { mem: Memory; base: number; maxEntries: number } | null;
+  readonly #pool: Pool | null;
   // Shadow state, never read back from shared memory.
   readonly #next: Uint16Array;
   readonly #chainLen: Uint16Array;
@@ -183,12 +200,11 @@ export class Virtqueue<T> {
     const desc = this.#w.desc;
     const head = this.#freeHead;
     if (indirect) {
-      const tableAddr = pool.base + head * pool.maxEntries * VRING_DESC_SIZE;
-      this.#writeIndirect(pool, tableAddr, out, inBufs);
+      this.#writeIndirect(pool, pool.base + head * pool.stride, out, inBufs);
       writeDesc(
         desc,
         head * VRING_DESC_SIZE,
-        { addr: tableAddr, len: total * VRING_DESC_SIZE },
+        { addr: pool.dmaAddr + head * pool.stride, len: total * VRING_DESC_SIZE },
         VRING_DESC_F.INDIRECT,
         0,
       );
@@ -224,18 +240,14 @@ export class Virtqueue<T> {
     }
   }
 
-  #writeIndirect(
-    pool: { mem: Memory; base: number; maxEntries: number },
-    tableAddr: number,
-    out: readonly VirtqBuf[],
-    inBufs: readonly VirtqBuf[],
-  ): void {
+  /** Writes the chain into the table at offset `table` of the pool's memory. */
+  #writeIndirect(pool: Pool, table: number, out: readonly VirtqBuf[], inBufs: readonly VirtqBuf[]): void {
     const total = out.length + inBufs.length;
     for (let k = 0; k < total; k++) {
       const b = k < out.length ? out[k]! : inBufs[k - out.length]!;
       const last = k + 1 === total;
       const flags = (k < out.length ? 0 : VRING_DESC_F.WRITE) | (last ? 0 : VRING_DESC_F.NEXT);
-      writeDesc(pool.mem, tableAddr + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
+      writeDesc(pool.mem, table + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
     }
   }
 
@@ -418,16 +430,13 @@ function writeDesc(mem: Memory | CheckedView, at: number, b: VirtqBuf, flags: nu
   mem.writeU16(at + DESC.NEXT, next);
 }
 
-function checkPool(
-  pool: IndirectPool,
-  mem: Memory,
-  num: number,
-): { mem: Memory; base: number; maxEntries: number } {
+function checkPool(pool: IndirectPool, mem: Memory, num: number): Pool {
   const m = pool.mem ?? mem;
   if (!Number.isInteger(pool.maxEntries) || pool.maxEntries < 2 || pool.maxEntries > num) {
     throw new MicError('EINVAL', `indirect table size ${String(pool.maxEntries)} is not in [2, ${num}]`);
   }
-  const size = num * pool.maxEntries * VRING_DESC_SIZE;
+  const stride = pool.maxEntries * VRING_DESC_SIZE;
+  const size = num * stride;
   if (
     !Number.isSafeInteger(pool.base) ||
     pool.base < 0 ||
@@ -439,5 +448,17 @@ function checkPool(
       `indirect pool [${String(pool.base)}, +${size}) is not 16-byte aligned inside ${m.byteLength} bytes`,
     );
   }
-  return { mem: m, base: pool.base, maxEntries: pool.maxEntries };
+  if (
+    !Number.isSafeInteger(pool.dmaAddr) ||
+    pool.dmaAddr < 0 ||
+    pool.dmaAddr % 16 !== 0 ||
+    !Number.isSafeInteger(pool.dmaAddr + size)
+  ) {
+    throw new MicError(
+      'EINVAL',
+      `indirect pool DMA address ${String(pool.dmaAddr)} is not a 16-byte aligned address with room for ${size} bytes`,
+      { details: { dmaAddr: pool.dmaAddr, size } },
+    );
+  }
+  return { mem: m, base: pool.base, dmaAddr: pool.dmaAddr, stride, maxEntries: pool.maxEntries };
 }

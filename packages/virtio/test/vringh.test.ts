@@ -164,7 +164,7 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
     const mem = BufferMemory.allocate(16384);
     const ring = vringLayout(num, 4096);
     const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used };
-    const vq = new Virtqueue<string>({ ...parts, indirect: { base: 8192, maxEntries: num } });
+    const vq = new Virtqueue<string>({ ...parts, indirect: { base: 8192, dmaAddr: 8192, maxEntries: num } });
     const vrh = new Vringh({ ...parts, indirect: true });
     mem.write(12288, pattern(12, 3));
     vq.add(
