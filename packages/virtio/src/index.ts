@@ -37,6 +37,7 @@ export {
   type VringhRange,
   type GetRange,
   type GetDescResult,
+  type VringhState,
 } from './vringh.js';
 export {
   Virtqueue,

@@ -68,7 +68,7 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
     expect(segments(wiov)).toEqual(c.writable.map((b) => [b.addr, b.len]));
     expect(riov.total).toBe(30);
     expect(wiov.total).toBe(70);
-    expect(vrh.lastAvailIdx).toBe(1);
+    expect(vrh.state().lastAvailIdx).toBe(1);
     expect(vrh.pending()).toBe(0);
     expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'empty' });
   });
@@ -294,7 +294,7 @@ describe('Vringh completion', () => {
     vrh.complete(c.head, 17);
     expect(drv.usedIdx).toBe(1);
     expect(drv.readUsed(0)).toEqual({ id: c.head, len: 17 });
-    expect(vrh.completed).toBe(1);
+    expect(vrh.state().completed).toBe(1);
   });
 
   it('completeMany publishes several entries at once, after earlier single completions', () => {
@@ -308,7 +308,7 @@ describe('Vringh completion', () => {
       { id: 2, len: 20 },
       { id: 3, len: 30 },
     ]);
-    expect(vrh.completed).toBe(4);
+    expect(vrh.state().completed).toBe(4);
   });
 
   it('refuses its own bad arguments with EINVAL', () => {
@@ -366,8 +366,8 @@ describe('Vringh needNotify (virtio 1.2 §2.7.7)', () => {
     drv.setUsedEvent(5 + rel);
     for (let k = 0; k < n; k++) vrh.complete(k, 0);
     expect(vrh.needNotify()).toBe(expected);
-    expect(vrh.lastUsedIdx).toBe(5 + n);
-    expect(vrh.completed).toBe(0);
+    expect(vrh.state().lastUsedIdx).toBe(5 + n);
+    expect(vrh.state().completed).toBe(0);
   });
 
   it('with EVENT_IDX is right across the 16-bit wrap of used.idx', () => {
@@ -451,7 +451,7 @@ describe('Vringh abandon', () => {
   it.each([-1, 1.5, 9])('refuses to abandon %p heads of a queue of 8', (n) => {
     const { vrh } = deviceRig();
     expect(() => vrh.abandon(n)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(vrh.lastAvailIdx).toBe(0);
+    expect(vrh.state().lastAvailIdx).toBe(0);
   });
 });
 
@@ -534,12 +534,137 @@ describe('Vringh reset', () => {
     vrh.complete(0, 0);
     vrh.reset();
     expect(vrh.broken).toBeNull();
-    expect([vrh.lastAvailIdx, vrh.lastUsedIdx, vrh.completed]).toEqual([0, 0, 0]);
+    expect(vrh.state()).toEqual({
+      lastAvailIdx: 0,
+      lastUsedIdx: 0,
+      completed: 0,
+      eventIdx: false,
+      badChains: 0,
+      broken: null,
+    });
     // The driver sets the ring up again.
     drv.setAvailIdx(0);
     const c = drv.addChain([pattern(4, 1)], []);
     expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: c.head });
     expect(pullAll(vrh, riov)).toEqual(pattern(4, 1));
+  });
+});
+
+describe('Vringh state and restore', () => {
+  it('state() is a copy of the progress, and the indices cannot be written from outside', () => {
+    const { drv, vrh, riov, wiov } = deviceRig({ eventIdx: true });
+    const a = drv.addChain([pattern(4, 1)], []);
+    drv.addChain([pattern(4, 2)], []);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: a.head });
+    vrh.complete(a.head, 0);
+    const s = vrh.state();
+    expect(s).toEqual({
+      lastAvailIdx: 1,
+      lastUsedIdx: 0,
+      completed: 1,
+      eventIdx: true,
+      badChains: 0,
+      broken: null,
+    });
+    (s as { lastAvailIdx: number }).lastAvailIdx = 7;
+    Object.assign(vrh, { lastAvailIdx: 5, lastUsedIdx: 5, completed: 5 });
+    expect(vrh.state()).toEqual({ ...s, lastAvailIdx: 1 });
+    expect(vrh.pending()).toBe(1);
+  });
+
+  it('round trip: a new Vringh over a relocated used ring goes on where the old one stopped', () => {
+    const num = 8;
+    const ring = vringLayout(num, 4096);
+    const mem = BufferMemory.allocate(16384);
+    const card = BufferMemory.allocate(4096); // the used ring's new home, as VOP relocates it
+    const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used, eventIdx: true };
+    const drv = new MockDriverRing({ ...parts, dataBase: DATA_BASE });
+    const before = new Vringh(parts);
+    const riov = new VringhIov();
+    const wiov = new VringhIov();
+    const heads = [0, 1, 2, 3].map((k) => drv.addChain([pattern(4, k)], [4]).head);
+    for (let k = 0; k < 3; k++)
+      expect(before.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[k] });
+    for (let k = 0; k < 2; k++) before.complete(heads[k]!, 4);
+    before.needNotify();
+    before.complete(heads[2]!, 4); // completed, not yet folded by needNotify
+    const saved = before.state();
+    expect(saved).toMatchObject({ lastAvailIdx: 3, lastUsedIdx: 2, completed: 1 });
+
+    card.write(0, mem.bytes(ring.used, 6 + 8 * num)); // the used entries so far move along
+    const after = new Vringh({ ...parts, usedMem: card, used: 0 });
+    after.restore(saved);
+    expect(after.state()).toEqual(saved);
+    expect(after.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[3] });
+    expect(pullAll(after, riov)).toEqual(pattern(4, 3));
+    after.complete(heads[3]!, 4);
+    expect(card.loadU16(2)).toBe(4); // used.idx = lastUsedIdx + completed
+    expect([card.readU32(4 + 8 * 3), card.readU32(8 + 8 * 3)]).toEqual([heads[3], 4]);
+    drv.setUsedEvent(3);
+    expect(after.needNotify()).toBe(true); // the batch since lastUsedIdx 2 (entries 2 and 3) passes 3
+    expect(after.state()).toMatchObject({ lastAvailIdx: 4, lastUsedIdx: 4, completed: 0 });
+  });
+
+  it('restore keeps a latched error and the bad-chain count', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    drv.writeDesc(0, { addr: DATA_BASE, len: 4, flags: NEXT, next: num });
+    drv.pushAvail(0);
+    expect(vrh.getDesc(riov, wiov).status).toBe('bad-chain');
+    drv.setAvailIdx(drv.availIdx + num + 1);
+    const r = vrh.getDesc(riov, wiov);
+    expect(r.status).toBe('broken');
+    const other = deviceRig().vrh;
+    other.restore(vrh.state());
+    expect(other.badChains).toBe(1);
+    expect(other.broken).toBe(vrh.broken);
+    expect(other.getDesc(riov, wiov)).toEqual(r);
+  });
+
+  const good = { lastAvailIdx: 3, lastUsedIdx: 2, completed: 1, eventIdx: false, badChains: 0, broken: null };
+  it.each([
+    ['lastAvailIdx', -1, 'last_avail_idx -1 is not an integer in [0, 65535]'],
+    ['lastAvailIdx', 0x10000, 'last_avail_idx 65536'],
+    ['lastAvailIdx', 1.5, 'last_avail_idx 1.5'],
+    ['lastUsedIdx', '2', 'last_used_idx 2'],
+    ['lastUsedIdx', undefined, 'last_used_idx undefined'],
+    ['completed', -1, 'completed -1'],
+    ['completed', Number.NaN, 'completed NaN'],
+    ['badChains', 2 ** 53, 'bad chain count'],
+    ['eventIdx', 1, 'eventIdx 1 is not a boolean'],
+    ['broken', new Error('not ours'), 'neither null nor a MicError'],
+  ])('restore refuses %s = %p with EINVAL and changes nothing', (field, value, message) => {
+    const { drv, vrh, riov, wiov } = deviceRig();
+    drv.addChain([pattern(4, 1)], []);
+    vrh.getDesc(riov, wiov);
+    const before = vrh.state();
+    expect(() => vrh.restore({ ...good, [field]: value } as never)).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining(message) }),
+    );
+    expect(vrh.state()).toEqual(before);
+  });
+
+  it('restore refuses something that is not a state', () => {
+    const { vrh } = deviceRig();
+    expect(() => vrh.restore(null as never)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  it('reset zeroes the progress and keeps eventIdx and the bad-chain count', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig({ eventIdx: true });
+    drv.writeDesc(0, { addr: DATA_BASE, len: 4, flags: NEXT, next: num });
+    drv.pushAvail(0);
+    expect(vrh.getDesc(riov, wiov).status).toBe('bad-chain');
+    drv.addChain([pattern(4, 1)], []);
+    expect(vrh.getDesc(riov, wiov).status).toBe('chain');
+    vrh.restore({ ...vrh.state(), eventIdx: false });
+    vrh.reset();
+    expect(vrh.state()).toEqual({
+      lastAvailIdx: 0,
+      lastUsedIdx: 0,
+      completed: 0,
+      eventIdx: false,
+      badChains: 1,
+      broken: null,
+    });
   });
 });
 
