@@ -98,17 +98,3 @@ export {
   type VirtioConsoleConfig,
   type VirtioConsoleControl,
 } from './console.js';
-export {
-  loopbackLayout,
-  loopbackPattern,
-  runLoopbackDriver,
-  runLoopbackDevice,
-  runLoopback,
-  type LoopbackConfig,
-  type LoopbackLayout,
-  type LoopbackDriverOptions,
-  type LoopbackDriverResult,
-  type LoopbackDeviceStats,
-  type LoopbackOptions,
-  type LoopbackResult,
-} from './loopback.js';

@@ -18,9 +18,15 @@ import { Worker } from 'node:worker_threads';
 import { MicError } from '@mic/errors';
 import { BufferMemory } from '@mic/memory';
 import { EventWord, EVENT_WORD_BYTES, DEFAULT_SPIN_NS } from '@mic/notify';
-import { alignUp, checkQueueSize, vringLayout } from './layout.js';
-import { Virtqueue, type VirtqChain } from './virtqueue.js';
-import { Vringh, VringhIov } from './vringh.js';
+import {
+  Virtqueue,
+  Vringh,
+  VringhIov,
+  alignUp,
+  checkQueueSize,
+  vringLayout,
+  type VirtqChain,
+} from '@mic/virtio';
 
 /** Geometry of a loopback region. */
 export interface LoopbackConfig {
