@@ -113,7 +113,6 @@ export {
   checkVringMagic,
   micVringLayout,
   micVringMagic,
-  micVringSize,
   readVringInfo,
   writeVringInfo,
   type MicVringInfo,
