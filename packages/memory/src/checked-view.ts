@@ -5,24 +5,21 @@
  * its checked `_user` ones (drivers/vhost/vringh.c).
  */
 import { MicError } from '@mic/errors';
-import { BufferMemory, LITTLE_ENDIAN_HOST, checkRange } from './memory.js';
+import { BufferMemory, LITTLE_ENDIAN_HOST, SMALL_COPY, checkRange, readSmall } from './memory.js';
 
 const TWO32 = 4294967296;
 const swap16 = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
 const swap32 = (v: number): number =>
   (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | ((v >>> 24) & 0xff)) >>> 0;
 
-/** Copies up to this many bytes with a loop instead of a temporary view. */
-const SMALL_COPY = 64;
-
 /**
  * A little-endian view of `[offset, offset + length)` of a {@link BufferMemory}, checked once when
  * it is made. Accesses skip the per-call checks of `Memory` (range, integer offset); the caller
  * guarantees its offsets lie inside the view, because it checked them once itself. What stays
- * per access is a backstop that costs next to nothing: the DataView and typed arrays underneath
- * cover exactly this range, so a wrong offset throws a `RangeError` (or reads `undefined` from a
- * typed array) and never reaches a byte outside it; copies compare their range against the view
- * and throw `EFAULT`.
+ * per access is a backstop that costs next to nothing: the DataView and the byte and atomic views
+ * underneath cover exactly this range, so a wrong offset throws a `RangeError` (or reads
+ * `undefined`) and never reaches a byte outside it; copies compare their range against the view
+ * (`EFAULT`) before they move a byte.
  *
  * It takes a `BufferMemory` because it reads the bytes directly: a memory whose accesses have
  * effects (MMIO, translation) cannot be wrapped, by type.
@@ -43,6 +40,10 @@ export class CheckedView {
   readonly shared: boolean;
   readonly #dv: DataView;
   readonly #u8: Uint8Array;
+  /** The buffer, where the view starts in it, and the buffer as words: for small copies, which check their range first. */
+  readonly #buffer: ArrayBufferLike;
+  readonly #start: number;
+  readonly #words: Uint32Array;
   /** For atomics: set only when shared and the view starts 2-byte (4-byte) aligned. */
   readonly #a16: Uint16Array | null;
   readonly #a32: Uint32Array | null;
@@ -64,6 +65,9 @@ export class CheckedView {
     this.shared = mem.shared;
     this.#dv = new DataView(buffer, start, length);
     this.#u8 = new Uint8Array(buffer, start, length);
+    this.#buffer = buffer;
+    this.#start = start;
+    this.#words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
     this.#a16 = mem.shared && start % 2 === 0 ? new Uint16Array(buffer, start, length >>> 1) : null;
     this.#a32 = mem.shared && start % 4 === 0 ? new Uint32Array(buffer, start, length >>> 2) : null;
   }
@@ -145,13 +149,8 @@ export class CheckedView {
   read(off: number, dst: Uint8Array): void {
     const n = dst.length;
     if (!(off >= 0 && off <= this.byteLength - n)) checkRange('checked view read', off, n, this.byteLength);
-    const u8 = this.#u8;
-    if (n <= SMALL_COPY) {
-      // A byte loop beats subarray()+set() below ~100 bytes (no view allocation).
-      for (let i = 0; i < n; i++) dst[i] = u8[off + i]!;
-    } else {
-      dst.set(u8.subarray(off, off + n));
-    }
+    if (n <= SMALL_COPY) readSmall(this.#buffer, this.#u8, this.#words, off, this.#start + off, dst);
+    else dst.set(this.#u8.subarray(off, off + n));
   }
   /** Copies `src` to `off`. */
   write(off: number, src: Uint8Array): void {

@@ -28,7 +28,72 @@ const swap32 = (v: number): number =>
   (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | ((v >>> 24) & 0xff)) >>> 0;
 
 /** Copies up to this many bytes with a loop instead of a temporary view. */
-const SMALL_COPY = 64;
+export const SMALL_COPY = 64;
+
+/** The destination of the last small word-aligned read, and a word view of it once it came twice. */
+let lastDst: Uint8Array | null = null;
+let lastDstWords: Uint32Array | null = null;
+let lastDstBuffer: ArrayBufferLike | null = null;
+
+/**
+ * A Uint32Array of `nw` words over `dst` when `dst` was the destination of the previous small read
+ * too (a request buffer reused for every request, the common case: the view is made once and
+ * kept), is word-aligned and is not in `memory`, the buffer read from (a word loop is no memmove);
+ * else null.
+ */
+function repeatedDstWords(dst: Uint8Array, nw: number, memory: ArrayBufferLike): Uint32Array | null {
+  if (dst !== lastDst) {
+    lastDst = dst;
+    lastDstWords = null;
+    return null;
+  }
+  let w = lastDstWords;
+  if (w === null || w.length !== nw) {
+    if ((dst.byteOffset & 3) !== 0) return null;
+    w = lastDstWords = new Uint32Array(dst.buffer, dst.byteOffset, nw);
+    lastDstBuffer = dst.buffer;
+  }
+  return lastDstBuffer === memory ? null : w;
+}
+
+/**
+ * Copies `dst.length` (at most {@link SMALL_COPY}) bytes into `dst` from byte `off` of `u8`, which
+ * is byte `abs` of its buffer `buffer`; `words` is a Uint32Array over that whole buffer. The caller
+ * checked the range. A loop, because below ~100 bytes `subarray()` + `set()` costs more than the copy (a
+ * view allocation, and V8 copies out of shared memory with a relaxed-atomic loop). On a
+ * little-endian host a word-aligned copy moves words into `dst`'s word view (see repeatedDstWords),
+ * or loads words and stores bytes.
+ * @internal
+ */
+export function readSmall(
+  buffer: ArrayBufferLike,
+  u8: Uint8Array,
+  words: Uint32Array,
+  off: number,
+  abs: number,
+  dst: Uint8Array,
+): void {
+  const n = dst.length;
+  if (n === 0) return;
+  if (LITTLE_ENDIAN_HOST && ((abs | n) & 3) === 0) {
+    const w0 = abs >>> 2;
+    const nw = n >>> 2;
+    const d = repeatedDstWords(dst, nw, buffer);
+    if (d !== null) {
+      for (let k = 0; k < nw; k++) d[k] = words[w0 + k]!;
+      return;
+    }
+    for (let k = 0, i = 0; k < nw; k++, i += 4) {
+      const w = words[w0 + k]!;
+      dst[i] = w;
+      dst[i + 1] = w >>> 8;
+      dst[i + 2] = w >>> 16;
+      dst[i + 3] = w >>> 24;
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[i] = u8[off + i]!;
+}
 
 /** 2^32, for splitting 64-bit values held in a `number`. */
 const TWO32 = 4294967296;
@@ -231,9 +296,7 @@ export class BufferMemory implements Memory {
     const n = dst.length;
     this.#check(offset, n);
     if (n <= SMALL_COPY) {
-      // A byte loop beats subarray()+set() below ~100 bytes (no view allocation).
-      const u8 = this.#u8;
-      for (let i = 0; i < n; i++) dst[i] = u8[offset + i]!;
+      readSmall(this.buffer, this.#u8, this.#u32, offset, this.byteOffset + offset, dst);
     } else {
       dst.set(this.#u8.subarray(offset, offset + n));
     }

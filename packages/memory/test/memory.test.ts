@@ -127,6 +127,41 @@ describe('BufferMemory', () => {
     expect(() => BufferMemory.allocate(8).writeU64(0, 2 ** 53)).toThrow('not a non-negative safe integer');
   });
 
+  it('small and large reads give the same bytes whatever the alignment and however often a buffer comes back', () => {
+    // Reads of up to 64 bytes take word paths when aligned (and a kept word view of a destination
+    // that comes twice in a row); every path must give the bytes a plain copy gives.
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(fc.record({ off: fc.nat(200), dst: fc.nat(7), viaView: fc.boolean() }), { maxLength: 40 }),
+        (shared, reads) => {
+          const mem = BufferMemory.allocate(512, { shared });
+          for (let i = 0; i < 512; i++) mem.writeU8(i, (i * 37 + 11) & 0xff);
+          const expected = Uint8Array.from({ length: 512 }, (_, i) => (i * 37 + 11) & 0xff);
+          const other = new ArrayBuffer(256);
+          const dsts = [
+            new Uint8Array(64),
+            new Uint8Array(16),
+            new Uint8Array(5),
+            new Uint8Array(other, 1, 8), // misaligned
+            new Uint8Array(other, 16, 64),
+            new Uint8Array(100), // above the small-copy size
+            mem.bytes(300, 64), // inside the memory read from, apart from every source range
+            new Uint8Array(new SharedArrayBuffer(64)),
+          ];
+          const view = new CheckedView(mem, 0, 280);
+          for (const r of reads) {
+            const dst = dsts[r.dst]!;
+            const off = Math.min(r.off, 280 - dst.length);
+            if (r.viaView) view.read(off, dst);
+            else mem.read(off, dst);
+            expect([...dst]).toEqual([...expected.subarray(off, off + dst.length)]);
+          }
+        },
+      ),
+    );
+  });
+
   it('copyMemory behaves like memmove inside one buffer', () => {
     fc.assert(
       fc.property(fc.nat(48), fc.nat(48), fc.nat(16), (src, dst, len) => {

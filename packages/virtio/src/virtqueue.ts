@@ -115,6 +115,11 @@ export class Virtqueue<T> {
   #published = 0;
   #numAdded = 0;
   #lastUsed = 0;
+  /**
+   * `used.idx` as last loaded, when it was at most the chains in flight ahead of `#lastUsed`:
+   * entries up to it are collected without loading the index again (a cache of shared memory).
+   */
+  #usedIdx = 0;
   #inFlight = 0;
   #cbEnabled = true;
   #broken: MicError | null = null;
@@ -283,19 +288,20 @@ export class Virtqueue<T> {
   getBuf(): UsedBuf<T> | null {
     if (this.#broken) return null;
     const used = this.#w.used;
-    const usedIdx = used.loadU16(USED.IDX);
     const lastUsed = this.#lastUsed;
-    if (usedIdx === lastUsed) return null;
-    const ahead = (usedIdx - lastUsed) & 0xffff;
-    if (ahead > this.#inFlight) {
-      this.#break(
-        `used.idx moved from ${lastUsed} to ${usedIdx}: ${ahead} entries, but only ${this.#inFlight} in flight`,
-        {
-          usedIdx,
-          lastUsed,
-        },
-      );
-      return null;
+    if (this.#usedIdx === lastUsed) {
+      // Everything seen is collected: load the index (once) and check how far it moved.
+      const usedIdx = used.loadU16(USED.IDX);
+      if (usedIdx === lastUsed) return null;
+      const ahead = (usedIdx - lastUsed) & 0xffff;
+      if (ahead > this.#inFlight) {
+        this.#break(
+          `used.idx moved from ${lastUsed} to ${usedIdx}: ${ahead} entries, but only ${this.#inFlight} in flight`,
+          { usedIdx, lastUsed },
+        );
+        return null;
+      }
+      this.#usedIdx = usedIdx;
     }
     const at = USED.RING + (lastUsed & (this.num - 1)) * VRING_USED_ELEM_SIZE;
     const id = used.readU32(at);
@@ -406,6 +412,7 @@ export class Virtqueue<T> {
     this.#published = 0;
     this.#numAdded = 0;
     this.#lastUsed = 0;
+    this.#usedIdx = 0;
     this.#inFlight = 0;
     this.#cbEnabled = true;
     this.#broken = null;
@@ -426,8 +433,7 @@ function checkBuf(b: VirtqBuf): number {
 function writeDesc(mem: Memory | CheckedView, at: number, b: VirtqBuf, flags: number, next: number): void {
   mem.writeU64(at + DESC.ADDR, b.addr);
   mem.writeU32(at + DESC.LEN, b.len);
-  mem.writeU16(at + DESC.FLAGS, flags);
-  mem.writeU16(at + DESC.NEXT, next);
+  mem.writeU32(at + DESC.FLAGS, (flags | (next << 16)) >>> 0); // le16 flags, le16 next: one write
 }
 
 function checkPool(pool: IndirectPool, mem: Memory, num: number): Pool {

@@ -177,6 +177,14 @@ export class Vringh {
   #eventIdx: boolean;
   #badChains = 0;
   #broken: MicError | null = null;
+  /**
+   * `avail.idx` as last loaded, when it was at most `num` ahead of `last_avail_idx` (vhost's
+   * `avail_idx` shadow, drivers/vhost/vhost.c): heads up to it are fetched without loading the
+   * index again. A cache of shared memory, not state: {@link restore} and {@link abandon} drop it.
+   */
+  #availIdx = 0;
+  /** The result of a good chain from each head, made once: fetching allocates nothing. */
+  readonly #chainResults: (GetDescResult | undefined)[] = [];
 
   readonly #w: RingWindows;
   readonly #data: BufferMemory;
@@ -264,6 +272,7 @@ export class Vringh {
     this.#eventIdx = eventIdx;
     this.#badChains = badChains;
     this.#broken = broken;
+    this.#availIdx = lastAvailIdx;
     this.#range = null;
   }
 
@@ -283,25 +292,32 @@ export class Vringh {
     if (this.#broken) return { status: 'broken', error: this.#broken };
     const num = this.num;
     const avail = this.#w.avail;
-    const availIdx = avail.loadU16(AVAIL.IDX);
-    const pending = (availIdx - this.#lastAvailIdx) & 0xffff;
-    if (pending === 0) return EMPTY;
-    if (pending > num) {
-      return this.#breakRing(
-        `avail.idx moved from ${this.#lastAvailIdx} to ${availIdx}: ${pending} entries, more than the queue size ${num}`,
-        { availIdx, lastAvailIdx: this.#lastAvailIdx, num },
-      );
+    const last = this.#lastAvailIdx;
+    if (this.#availIdx === last) {
+      // Everything seen is fetched: load the index (once) and check how far it moved.
+      const availIdx = avail.loadU16(AVAIL.IDX);
+      const pending = (availIdx - last) & 0xffff;
+      if (pending === 0) return EMPTY;
+      if (pending > num) {
+        return this.#breakRing(
+          `avail.idx moved from ${last} to ${availIdx}: ${pending} entries, more than the queue size ${num}`,
+          { availIdx, lastAvailIdx: last, num },
+        );
+      }
+      this.#availIdx = availIdx;
     }
-    const head = avail.readU16(AVAIL.RING + 2 * (this.#lastAvailIdx & (num - 1)));
+    const head = avail.readU16(AVAIL.RING + 2 * (last & (num - 1)));
     if (head >= num) {
-      return this.#breakRing(
-        `avail ring entry ${this.#lastAvailIdx} names head ${head}, outside the queue of ${num}`,
-        { head, num },
-      );
+      return this.#breakRing(`avail ring entry ${last} names head ${head}, outside the queue of ${num}`, {
+        head,
+        num,
+      });
     }
-    this.#lastAvailIdx = (this.#lastAvailIdx + 1) & 0xffff;
+    this.#lastAvailIdx = (last + 1) & 0xffff;
     const error = this.#walk(head, riov, wiov);
-    if (error === null) return { status: 'chain', head };
+    if (error === null) {
+      return (this.#chainResults[head] ??= Object.freeze({ status: 'chain', head }) as GetDescResult);
+    }
     riov.reset();
     wiov.reset();
     this.#badChains++;
@@ -329,8 +345,9 @@ export class Vringh {
       // Read every field once: the driver may change the descriptor while we look at it.
       const addr = table.readU64(base + DESC.ADDR);
       const len = table.readU32(base + DESC.LEN);
-      const flags = table.readU16(base + DESC.FLAGS);
-      const next = table.readU16(base + DESC.NEXT);
+      const flagsNext = table.readU32(base + DESC.FLAGS); // le16 flags, le16 next: one read
+      const flags = flagsNext & 0xffff;
+      const next = flagsNext >>> 16;
 
       if (flags & VRING_DESC_F.INDIRECT) {
         if (!this.indirect) {
@@ -514,6 +531,7 @@ export class Vringh {
       throw new MicError('EINVAL', `cannot abandon ${String(n)} heads of a queue of ${this.num}`);
     }
     this.#lastAvailIdx = (this.#lastAvailIdx - n) & 0xffff;
+    this.#availIdx = this.#lastAvailIdx; // load and check the index again
   }
 
   /**

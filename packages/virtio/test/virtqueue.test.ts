@@ -629,6 +629,22 @@ describe('Virtqueue checks every used entry against its shadow', () => {
     expect(rig.vq.inFlight).toBe(1);
   });
 
+  it('loads used.idx once per run of returned entries and checks each load against the chains in flight', () => {
+    const rig = driverRig();
+    const { vq, dev, buf } = rig;
+    for (let k = 0; k < 3; k++) vq.add([buf(k)], [], `t${k}`);
+    for (let k = 0; k < 2; k++) dev.pushUsed(dev.nextAvail()!.head, 0);
+    expect(vq.getBuf()?.token).toBe('t0'); // loads used.idx = 2
+    dev.setUsedIdx(9); // a jump past the one chain still in flight after the next
+    expect(vq.getBuf()?.token).toBe('t1'); // seen at the load, collected without another
+    expect(vq.broken).toBeNull();
+    expect(vq.moreUsed()).toBe(true); // the live index
+    expect(vq.getBuf()).toBeNull(); // the next load sees 9: 7 ahead, 1 in flight
+    expect(vq.broken).toEqual(
+      expect.objectContaining({ code: 'EIO', message: expect.stringContaining('in flight') }),
+    );
+  });
+
   it('clamps a used length above the writable capacity of the chain and counts it', () => {
     const rig = driverRig();
     const { vq, dev, buf } = rig;

@@ -209,6 +209,45 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
   });
 });
 
+describe('Vringh reads avail.idx once per run of published heads', () => {
+  it('fetches the heads it saw without loading the index again, and checks the next load', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    const heads = [0, 1, 2].map((k) => drv.addChain([pattern(4, k)], []).head);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[0] }); // loads idx 3
+    drv.setAvailIdx(drv.availIdx + num + 1); // the driver jumps the index meanwhile
+    expect(vrh.pending()).toBe(num + 3); // the live index
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[1] });
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[2] });
+    const r = vrh.getDesc(riov, wiov); // all seen heads fetched: the load finds the jump
+    expect(r.status).toBe('broken');
+    expect(vrh.broken?.message).toContain(`${num + 1} entries, more than the queue size`);
+  });
+
+  it.each(['abandon', 'restore'])('loads and checks the index again after %s', (how) => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    const a = drv.addChain([pattern(4, 1)], []);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: a.head });
+    if (how === 'abandon') vrh.abandon(1);
+    else vrh.restore({ ...vrh.state(), lastAvailIdx: 0 });
+    drv.setAvailIdx(num + 1); // a bad index, published after the head was given back
+    expect(vrh.getDesc(riov, wiov).status).toBe('broken');
+  });
+
+  it('returns the same frozen result for every good chain from a head', () => {
+    const { drv, vrh, riov, wiov } = deviceRig({ num: 2 });
+    const first = drv.addChain([pattern(4, 1)], []);
+    const r1 = vrh.getDesc(riov, wiov);
+    vrh.complete(first.head, 0);
+    drv.addChain([pattern(4, 2)], []);
+    drv.addChain([pattern(4, 3)], []);
+    vrh.getDesc(riov, wiov);
+    const r3 = vrh.getDesc(riov, wiov);
+    expect(r3).toEqual({ status: 'chain', head: first.head });
+    expect(r3).toBe(r1);
+    expect(Object.isFrozen(r1)).toBe(true);
+  });
+});
+
 describe('Vringh pull, push and skip move their cursor across segments', () => {
   it('pull copies the readable bytes in order, in pieces of any size', () => {
     const { drv, vrh, riov, wiov } = deviceRig();

@@ -251,8 +251,11 @@ export async function runLoopbackDevice(
   const riov = new VringhIov();
   const wiov = new VringhIov();
   const spinNs = options.spinNs ?? DEFAULT_SPIN_NS;
-  const heads = new Uint16Array(config.num);
-  const lens = new Uint32Array(config.num);
+  // The heads and lengths of one publication, as views of every length made once.
+  const heads = new Uint16Array(COMPLETE_BATCH);
+  const lens = new Uint32Array(COMPLETE_BATCH);
+  const headsOf = Array.from({ length: COMPLETE_BATCH + 1 }, (_, k) => heads.subarray(0, k));
+  const lensOf = Array.from({ length: COMPLETE_BATCH + 1 }, (_, k) => lens.subarray(0, k));
   let chains = 0;
   let interrupts = 0;
   let sleeps = 0;
@@ -280,7 +283,7 @@ export async function runLoopbackDevice(
       // Publish in batches: one used.idx store per batch (bounded by the queue size).
       if (++done === COMPLETE_BATCH) break;
     }
-    if (done > 0) vrh.completeMany(heads.subarray(0, done), lens.subarray(0, done));
+    if (done > 0) vrh.completeMany(headsOf[done]!, lensOf[done]!);
     chains += done;
     if (done > 0 && vrh.needNotify()) {
       interrupts++;
