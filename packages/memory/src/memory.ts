@@ -126,6 +126,10 @@ export interface Memory {
   writeU64(offset: number, value: number): void;
   writeBigU64(offset: number, value: bigint): void;
 
+  /** Atomic (when shared) u8 load (`ioread8` of a flag the peer writes). */
+  loadU8(offset: number): number;
+  /** Atomic (when shared) u8 store of `value & 0xff` (`iowrite8`). */
+  storeU8(offset: number, value: number): void;
   /** Atomic (when shared) u16 load; `offset` must be even. */
   loadU16(offset: number): number;
   /** Atomic (when shared) u16 store; `offset` must be even. */
@@ -273,6 +277,15 @@ export class BufferMemory implements Memory {
     return abs / size;
   }
 
+  loadU8(offset: number): number {
+    this.#check(offset, 1);
+    return this.shared ? Atomics.load(this.#u8, offset) : this.#u8[offset]!;
+  }
+  storeU8(offset: number, value: number): void {
+    this.#check(offset, 1);
+    if (this.shared) Atomics.store(this.#u8, offset, value & 0xff);
+    else this.#u8[offset] = value & 0xff;
+  }
   loadU16(offset: number): number {
     if (!this.shared) return this.readU16(offset);
     const v = Atomics.load(this.#u16, this.#aligned(offset, 2));

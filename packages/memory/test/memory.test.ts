@@ -48,6 +48,12 @@ class LoggingMemory implements Memory {
   writeBigU64(o: number, v: bigint): void {
     this.#inner.writeBigU64(o, v);
   }
+  loadU8(o: number): number {
+    return this.#inner.loadU8(o);
+  }
+  storeU8(o: number, v: number): void {
+    this.#inner.storeU8(o, v);
+  }
   loadU16(o: number): number {
     return this.#inner.loadU16(o);
   }
@@ -121,6 +127,18 @@ describe('BufferMemory', () => {
     const plain = BufferMemory.allocate(8);
     plain.storeU32(0, 9);
     expect(plain.loadU32(0)).toBe(9);
+  });
+
+  it('byte loads and stores (the flags of ioread8/iowrite8) work shared and plain, at any offset', () => {
+    for (const shared of [true, false]) {
+      const mem = BufferMemory.allocate(16, { shared });
+      const w = mem.window(3, 8);
+      w.storeU8(5, 0x1ab);
+      expect(mem.readU8(8)).toBe(0xab);
+      expect(w.loadU8(5)).toBe(0xab);
+      expect(() => w.loadU8(8)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+      expect(() => w.storeU8(-1, 0)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    }
   });
 
   it('rejects u64 values that are not safe integers', () => {

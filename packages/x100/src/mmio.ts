@@ -218,6 +218,12 @@ export class MmioMemory implements Memory {
     this.#regs.write32(at, Number(v & 0xffffffffn));
     this.#regs.write32(at + 4, Number(v >> 32n));
   }
+  loadU8(offset: number): number {
+    return this.#raw.loadU8(offset);
+  }
+  storeU8(offset: number, _value: number): void {
+    this.#narrow('u8 store', offset);
+  }
   loadU16(offset: number): number {
     return this.#raw.loadU16(offset);
   }

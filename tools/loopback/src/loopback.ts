@@ -291,8 +291,9 @@ export async function runLoopbackDevice(
     }
     if (stopped()) break;
     if (done === 0) {
-      // Poll with kicks off; ask for a kick only before sleeping.
-      await kick.waitAsync(ready, { spinNs, beforeSleep });
+      // Poll with kicks off, without a promise while work comes within spinNs; ask for a kick
+      // only before sleeping.
+      if (!kick.poll(ready, spinNs)) await kick.waitAsync(ready, { spinNs: 0, beforeSleep });
       if (kicksOn) {
         vrh.notifyDisable();
         kicksOn = false;
