@@ -72,12 +72,15 @@ export class CheckedView {
     this.#a32 = mem.shared && start % 4 === 0 ? new Uint32Array(buffer, start, length >>> 2) : null;
   }
 
+  /** The u8 at `off`. */
   readU8(off: number): number {
     return this.#dv.getUint8(off);
   }
+  /** The little-endian u16 at `off` (plain read). */
   readU16(off: number): number {
     return this.#dv.getUint16(off, true);
   }
+  /** The little-endian u32 at `off` (plain read). */
   readU32(off: number): number {
     return this.#dv.getUint32(off, true);
   }
@@ -85,12 +88,15 @@ export class CheckedView {
   readU64(off: number): number {
     return this.#dv.getUint32(off, true) + this.#dv.getUint32(off + 4, true) * TWO32;
   }
+  /** Writes the u8 `v` at `off`. */
   writeU8(off: number, v: number): void {
     this.#dv.setUint8(off, v);
   }
+  /** Writes the little-endian u16 `v` at `off` (plain write). */
   writeU16(off: number, v: number): void {
     this.#dv.setUint16(off, v, true);
   }
+  /** Writes the little-endian u32 `v` at `off` (plain write). */
   writeU32(off: number, v: number): void {
     this.#dv.setUint32(off, v, true);
   }
