@@ -57,12 +57,12 @@ function repeatedDstWords(dst: Uint8Array, nw: number, memory: ArrayBufferLike):
 }
 
 /**
- * Copies `dst.length` (at most {@link SMALL_COPY}) bytes into `dst` from byte `off` of `u8`, which
- * is byte `abs` of its buffer `buffer`; `words` is a Uint32Array over that whole buffer. The caller
- * checked the range. A loop, because below ~100 bytes `subarray()` + `set()` costs more than the copy (a
- * view allocation, and V8 copies out of shared memory with a relaxed-atomic loop). On a
- * little-endian host a word-aligned copy moves words into `dst`'s word view (see repeatedDstWords),
- * or loads words and stores bytes.
+ * Copies `dst.length` (at most {@link SMALL_COPY}) bytes into `dst` from byte `off` of `u8`,
+ * which is byte `abs` of its buffer `buffer`; `words` is a Uint32Array over that whole buffer.
+ * The caller checked the range. A loop, because below ~100 bytes `subarray()` + `set()` costs
+ * more than the copy (a view allocation, and V8 copies out of shared memory with a relaxed-atomic
+ * loop). On a little-endian host a word-aligned copy moves words into `dst`'s word view (see
+ * repeatedDstWords), or loads words and stores bytes.
  * @internal
  */
 export function readSmall(
@@ -258,8 +258,9 @@ export class BufferMemory implements Memory {
       throw new MicError('EINVAL', `u64 value ${String(value)} is not a non-negative safe integer`);
     }
     this.#check(offset, 8);
-    this.#dv.setUint32(offset, value % TWO32, true);
-    this.#dv.setUint32(offset + 4, Math.floor(value / TWO32), true);
+    const hi = value > 0xffffffff ? Math.floor(value / TWO32) : 0; // no float modulo
+    this.#dv.setUint32(offset, value - hi * TWO32, true);
+    this.#dv.setUint32(offset + 4, hi, true);
   }
   writeBigU64(offset: number, value: bigint): void {
     this.#check(offset, 8);
