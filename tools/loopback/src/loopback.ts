@@ -54,10 +54,13 @@ const STOP = 2 * EVENT_WORD_BYTES;
 const RING_BASE = 4096;
 const RING_ALIGN = 4096;
 /**
- * The device publishes `used.idx` once per this many chains: the driver can collect early
- * responses while later ones are worked on, without a store per chain.
+ * Both sides publish their index once per this many chains: the driver `avail.idx` while it
+ * writes a batch, so the device starts on the first requests while later ones are written (Linux
+ * publishes on every add, `virtqueue_add_split`, and kicks once per batch); the device `used.idx`,
+ * so the driver collects early responses while later ones are worked on. Neither stores per
+ * chain.
  */
-const COMPLETE_BATCH = 8;
+const PUBLISH_EVERY = 8;
 
 function checkConfig(c: LoopbackConfig): void {
   checkQueueSize(c.num);
@@ -153,7 +156,7 @@ export function runLoopbackDriver(
     const addr = layout.dataBase + slot * layout.slotSize;
     chains.push({ out: [{ addr, len: payload }], in: [{ addr: addr + payload, len: payload }], token: slot });
   }
-  const batchChains: VirtqChain<number>[] = [];
+  const group: VirtqChain<number>[] = [];
   const free: number[] = [];
   for (let s = layout.slots - 1; s >= 0; s--) free.push(s);
   let sent = 0;
@@ -175,18 +178,27 @@ export function runLoopbackDriver(
   // Every batch is collected before the next is posted, so nothing is in flight here.
   while (received < total) {
     if (warmup > 0 && received === warmup) t0 = performance.now();
-    batchChains.length = 0;
     // A batch ends at the warm-up boundary, so timing starts with nothing in flight.
     const end = sent < warmup ? warmup : total;
-    while (sent < end && batchChains.length < batch && free.length > 0) {
+    let posted = 0;
+    while (sent < end && posted < batch && free.length > 0) {
       const slot = free.pop()!;
       if (options.verify) loopbackPattern(sent, out);
       mem.write(layout.dataBase + slot * layout.slotSize, outBytes);
-      batchChains.push(chains[slot]!);
+      group.push(chains[slot]!);
       seqOf[slot] = sent++;
+      posted++;
+      if (group.length === PUBLISH_EVERY) {
+        vq.addMany(group);
+        group.length = 0;
+      }
     }
-    vq.addMany(batchChains);
-    if (batchChains.length > 0 && vq.kickPrepare()) {
+    if (group.length > 0) {
+      vq.addMany(group);
+      group.length = 0;
+    }
+    // One kick decision for the whole batch (virtqueue_kick_prepare after the adds).
+    if (posted > 0 && vq.kickPrepare()) {
       kicks++;
       kick.signal();
     }
@@ -252,10 +264,10 @@ export async function runLoopbackDevice(
   const wiov = new VringhIov();
   const spinNs = options.spinNs ?? DEFAULT_SPIN_NS;
   // The heads and lengths of one publication, as views of every length made once.
-  const heads = new Uint16Array(COMPLETE_BATCH);
-  const lens = new Uint32Array(COMPLETE_BATCH);
-  const headsOf = Array.from({ length: COMPLETE_BATCH + 1 }, (_, k) => heads.subarray(0, k));
-  const lensOf = Array.from({ length: COMPLETE_BATCH + 1 }, (_, k) => lens.subarray(0, k));
+  const heads = new Uint16Array(PUBLISH_EVERY);
+  const lens = new Uint32Array(PUBLISH_EVERY);
+  const headsOf = Array.from({ length: PUBLISH_EVERY + 1 }, (_, k) => heads.subarray(0, k));
+  const lensOf = Array.from({ length: PUBLISH_EVERY + 1 }, (_, k) => lens.subarray(0, k));
   let chains = 0;
   let interrupts = 0;
   let sleeps = 0;
@@ -280,8 +292,8 @@ export async function runLoopbackDevice(
       for (let i = 0; i < words; i++) buf[i] = ~buf[i]!;
       heads[done] = r.head;
       lens[done] = vrh.push(wiov, n === bytes.length ? bytes : bytes.subarray(0, n));
-      // Publish in batches: one used.idx store per batch (bounded by the queue size).
-      if (++done === COMPLETE_BATCH) break;
+      // One used.idx store per PUBLISH_EVERY chains.
+      if (++done === PUBLISH_EVERY) break;
     }
     if (done > 0) vrh.completeMany(headsOf[done]!, lensOf[done]!);
     chains += done;
