@@ -12,7 +12,7 @@ import { createLogger } from '@mic/logger';
 import type { LogRecord } from '@mic/logger';
 import { X100CardView } from './card-view.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
-import { DmaSharedState } from './dma-state.js';
+import { DmaSharedState, cardLockOwner } from './dma-state.js';
 import { X100Hardware } from './hardware.js';
 import { cardMethodNames, invokeCardMethod } from './platform.js';
 import { serializeError } from './rpc.js';
@@ -49,10 +49,14 @@ async function serve(port: MessagePort, methods: unknown, msg: CallMessage): Pro
 async function main(port: MessagePort, data: CardWorkerData): Promise<void> {
   const hw = X100Hardware.attach(data.buffers, data.config);
   if (data.dmaEngine) {
-    const state = new DmaSharedState(data.buffers.wires);
-    installDmaRegisterHandlers(hw, () => {
-      state.word.signal();
-    });
+    const state = new DmaSharedState(data.buffers.wires, cardLockOwner(data.generation), () => hw.generation);
+    installDmaRegisterHandlers(
+      hw,
+      () => {
+        state.word.signal();
+      },
+      { cardGeneration: data.generation },
+    );
   }
   const logger = createLogger((record) => postLog(port, record), 'debug');
   const card = new X100CardView(hw, {

@@ -36,7 +36,7 @@ import {
   smptReg,
   spadReg,
 } from './constants.js';
-import { DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
+import { DMA_LOCK_OWNER, DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
 import { InterruptLine } from './irq.js';
 import { MmioRegisters } from './mmio.js';
 
@@ -432,7 +432,8 @@ export class X100Hardware {
     const { BASE, PAGE_SIZE, NUM_REG } = X100_SMPT;
     if (!Number.isSafeInteger(micAddr) || !Number.isSafeInteger(length) || length < 0) return -1;
     const rel = micAddr - BASE;
-    if (rel < 0 || rel + length > NUM_REG * PAGE_SIZE) return -1;
+    // A range starts inside the window, also an empty one: the end of the window is outside.
+    if (rel < 0 || rel >= NUM_REG * PAGE_SIZE || rel + length > NUM_REG * PAGE_SIZE) return -1;
     const first = Math.floor(rel / PAGE_SIZE);
     const last = length === 0 ? first : Math.floor((rel + length - 1) / PAGE_SIZE);
     const valid = this.smptValidMask;
