@@ -24,7 +24,7 @@ import type { Clock } from '@mic/clock';
 import { MicError } from '@mic/errors';
 import { LOG_LEVELS } from '@mic/logger';
 import type { Logger } from '@mic/logger';
-import type { DmaEngineWorkerData } from './dma-engine-worker.js';
+import type { DmaEngineMessage, DmaEngineWorkerData } from './dma-engine-worker.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
 import { DMA_LOCK_OWNER, DmaSharedState } from './dma-state.js';
 import { PlatformBase } from './platform.js';
@@ -204,10 +204,19 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     // be waiting for nothing but a DMA completion.
     this.#dmaWorker = worker;
     this.#dmaExit = new Promise<void>((resolve) => {
-      worker.once('exit', () => resolve());
+      worker.once('exit', () => {
+        // whatever it held, nobody waits for it any more
+        this.breakLocksOf(DMA_LOCK_OWNER.ENGINE);
+        resolve();
+      });
     });
+    const dmaLogger = this.logger.child('dma');
     this.dmaEngineTid = new Promise<number>((resolve) => {
-      worker.once('message', (msg: { type?: string; tid?: number }) => resolve(msg.tid ?? -1));
+      worker.on('message', (msg: DmaEngineMessage) => {
+        if (msg.type === 'ready') resolve(msg.tid);
+        else if (msg.type === 'log' && LOG_LEVELS.includes(msg.level))
+          dmaLogger[msg.level](msg.msg, msg.fields);
+      });
       worker.once('exit', () => resolve(-1));
     });
     worker.on('error', (err: Error) => {

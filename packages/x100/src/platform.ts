@@ -289,6 +289,11 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     );
   }
 
+  /** Frees the DMA channel locks a thread that is gone still holds (its owner tag). */
+  protected breakLocksOf(owner: number): void {
+    this.#dma.breakLocks(owner);
+  }
+
   /** Resolves once every card thread being stopped now is gone. */
   #cardGone(): Promise<void> {
     return Promise.all(this.#inFlight).then(() => {});
