@@ -1,8 +1,10 @@
 /**
  * One X100 DMA channel as a dmaengine-style channel (`struct mic_dma_chan` with its
- * `struct dma_chan`): a ring of descriptors shared with the engine, the software indices
- * (`head`, `last_tail`, `issued`, `submitted`), cookies, and the prep / submit / issue / status /
- * cleanup cycle of `mic_x100_dma.c`.
+ * `struct dma_chan`): the transaction life cycle of `mic_x100_dma.c`, prep → submit → issue →
+ * status / cleanup → completion callbacks, and the channel's allocation and release. It stands on
+ * two parts of its own, as the kernel splits them: the channel's registers and descriptor ring
+ * with the driver's indices (`ring.ts`, {@link MicDmaRing}) and cookie tracking (`cookie.ts`,
+ * dmaengine's `dma_cookie_*`).
  *
  * Addresses given to `prep*` are DMA addresses in the engine's address space, i.e. what the mbus
  * device's `dmaOps` return: card memory at its card physical address, host memory at its SMPT
@@ -13,6 +15,7 @@
  * in error is recovered by release and request.
  *
  * @see drivers/dma/mic_x100_dma.c
+ * @see drivers/dma/dmaengine.h
  */
 import type { DmaMemcpyChannel, IrqReturn } from '@mic/bus-core';
 import { IRQ_RETURN } from '@mic/bus-core';
@@ -20,23 +23,20 @@ import type { Clock } from '@mic/clock';
 import { MicError, isMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { DmaBuffer, MbusDevice, MicIrq } from '@mic/mic-bus';
-import type { Memory } from '@mic/memory';
 import {
   DMA_PREP,
   DMA_STATUS,
   MIC_DMA_ADDR_LIMIT,
   MIC_DMA_ALIGN_BYTES,
   MIC_DMA_ALIGN_SHIFT,
-  MIC_DMA_BIT,
   MIC_DMA_DESC_SIZE,
   MIC_DMA_OWNER,
   MIC_DMA_PENDING_LEVEL,
-  MIC_DMA_REG,
-  MIC_DMA_SBOX,
-  micDmaChanReg,
 } from './constants.js';
 import type { DmaCookie, DmaStatus, DmaTxCallback, DmaTxResult, MicDmaOwner } from './constants.js';
-import { encodeRing, writeMemcpyDesc, writeStatusDesc } from './desc.js';
+import { DmaCookies } from './cookie.js';
+import { MicDmaRing, describeCherr } from './ring.js';
+import type { MicDmaChanRegisters } from './ring.js';
 
 /** A prepared transaction (`struct dma_async_tx_descriptor`). */
 export interface DmaTx {
@@ -56,7 +56,7 @@ export interface DmaTx {
 
 /** Options of {@link MicDmaChan.syncWait}. */
 export interface SyncWaitOptions {
-  /** Give up after this long on the driver's clock (default 5000 ms). */
+  /** Give up after this long on the driver's clock (a finite number ≥ 0; default 5000 ms). */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -82,19 +82,8 @@ export interface MicDmaChanContext {
   readonly logger: Logger;
 }
 
-const COOKIE_MAX = 0x7fffffff;
-
-/** Explains a `DCHERR` value the way the x100 model reports it. */
-function describeCherr(code: number): string {
-  const parts: string[] = [];
-  if (code & 0x1) parts.push('unknown descriptor type');
-  if (code & 0x2) parts.push('misaligned address');
-  if (code & 0x4) parts.push('address outside mapped memory');
-  if (code & 0x8) parts.push('host-to-host copy');
-  if (code & 0x10) parts.push('bad ring');
-  if (code & 0x20) parts.push('bad head');
-  return parts.length > 0 ? parts.join(', ') : 'engine error';
-}
+/** Every flag `prep*` understands. */
+const KNOWN_FLAGS = DMA_PREP.INTERRUPT | DMA_PREP.FENCE | DMA_PREP.CTRL_ACK;
 
 class Tx implements DmaTx {
   readonly chan: MicDmaChan;
@@ -122,26 +111,19 @@ export class MicDmaChan implements DmaMemcpyChannel {
   /** `dma<device>chan<index>`. */
   readonly name: string;
   readonly #ctx: MicDmaChanContext;
-  readonly #mmio: Memory;
   readonly #log: Logger;
+  readonly #hw: MicDmaRing;
+  readonly #cookies = new DmaCookies();
   #state: MicDmaChanState = MIC_DMA_CHAN_STATE.FREE;
   #ring: DmaBuffer | undefined;
   #statusDest: DmaBuffer | undefined;
+  /** The transaction on each ring slot (on its last descriptor, `tx_array`). */
   #txs: (Tx | undefined)[] = [];
   /** Transactions without descriptors, completed right after the slot's transaction. */
   #after = new Map<number, Tx[]>();
   /** Transactions without descriptors submitted while nothing was outstanding. */
   #ready: Tx[] = [];
-  #entries = 0;
-  #head = 0;
-  #lastTail = 0;
-  #issued = 0;
-  #submitted = 0;
   #prepared: Tx | undefined;
-  #lastCookie = 0;
-  #completedCookie = 0;
-  #wrapped = false;
-  #errorRanges: [number, number][] = [];
   #error: MicError | undefined;
   /** Set once the channel stopped; cleanup learns nothing more until the next request. */
   #failed = false;
@@ -153,7 +135,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
     this.#ctx = ctx;
     this.chanId = chanId;
     this.name = name;
-    this.#mmio = ctx.mbdev.mmioVa;
+    this.#hw = new MicDmaRing(ctx.mbdev.mmioVa, chanId, name, ctx.owner);
     this.#log = ctx.logger.child(name);
   }
 
@@ -189,80 +171,12 @@ export class MicDmaChan implements DmaMemcpyChannel {
 
   /** Free descriptors in the ring as the driver last saw it. */
   get freeDescriptors(): number {
-    return this.#state === MIC_DMA_CHAN_STATE.FREE ? 0 : this.#ringCount(this.#head, this.#lastTail);
+    return this.#state === MIC_DMA_CHAN_STATE.FREE ? 0 : this.#hw.free();
   }
 
   /** The DMA address of the channel's status line, the target of FENCE and INTERRUPT writes. */
   get statusDestAddr(): number | undefined {
     return this.#statusDest?.dmaAddr;
-  }
-
-  // Registers
-
-  #reg(r: number): number {
-    return micDmaChanReg(this.chanId, r);
-  }
-
-  #read(r: number): number {
-    return this.#mmio.readU32(this.#reg(r));
-  }
-
-  #write(r: number, value: number): void {
-    this.#mmio.writeU32(this.#reg(r), value >>> 0);
-  }
-
-  #dcr(): number {
-    return this.#mmio.readU32(MIC_DMA_SBOX.DCR);
-  }
-
-  #setDcr(value: number): void {
-    this.#mmio.writeU32(MIC_DMA_SBOX.DCR, value >>> 0);
-  }
-
-  #imBit(): number {
-    return this.#ctx.owner === MIC_DMA_OWNER.MIC ? MIC_DMA_BIT.DCAR_IM0 : MIC_DMA_BIT.DCAR_IM1;
-  }
-
-  #maskIntr(): void {
-    this.#write(MIC_DMA_REG.DCAR, this.#read(MIC_DMA_REG.DCAR) | this.#imBit());
-  }
-
-  #unmaskIntr(): void {
-    this.#write(MIC_DMA_REG.DCAR, this.#read(MIC_DMA_REG.DCAR) & ~this.#imBit());
-  }
-
-  #enable(): void {
-    this.#setDcr(this.#dcr() | (2 << (this.chanId * 2)));
-  }
-
-  #disable(): void {
-    this.#setDcr(this.#dcr() & ~(2 << (this.chanId * 2)));
-  }
-
-  /**
-   * Marks the channel card-owned (`mic_dma_chan_set_owner` for MIC channels). The model reads an
-   * owner bit that is set as card-owned, clear (the power-on state, which the host never changes)
-   * as host-owned; the kernel writes `MIC_DMA_CHAN_MIC` (0) here, see the README.
-   */
-  #setOwner(): void {
-    this.#setDcr(this.#dcr() | (1 << (this.chanId * 2)));
-  }
-
-  // Ring arithmetic (`mic_dma_hw_ring_inc`, `mic_dma_ring_count`)
-
-  #inc(x: number): number {
-    return x + 1 === this.#entries ? 0 : x + 1;
-  }
-
-  /** Free descriptors between `head` and `tail`, one slot always left free. */
-  #ringCount(head: number, tail: number): number {
-    const count = head >= tail ? tail + (this.#entries - head) : tail - head;
-    return count - 1;
-  }
-
-  /** Descriptors from `from` up to (not including) `to`. */
-  #distance(from: number, to: number): number {
-    return to >= from ? to - from : to + this.#entries - from;
   }
 
   // Interrupts (set up by the device at probe, for the device's lifetime)
@@ -289,8 +203,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
   /** Hard IRQ (`mic_dma_intr_handler`): the MIC errata mask/unmask, the ack, then the thread. */
   #intrHandler(_irq: number): IrqReturn {
     if (this.#ctx.owner === MIC_DMA_OWNER.MIC) {
-      this.#maskIntr();
-      this.#unmaskIntr();
+      this.#hw.maskIntr();
+      this.#hw.unmaskIntr();
     }
     this.#ctx.mbdev.hwOps.ackInterrupt(this.chanId);
     return IRQ_RETURN.WAKE_THREAD;
@@ -335,58 +249,21 @@ export class MicDmaChan implements DmaMemcpyChannel {
       mbdev.dmaOps.free(ring);
       throw new MicError('ENOMEM', `cannot allocate the status line of ${this.name}`, { cause: err });
     }
-    this.#ring = ring;
-    this.#statusDest = status;
-    this.#entries = ringSize;
     try {
-      this.#setup();
+      this.#hw.setup(ring.va, ring.dmaAddr, ringSize);
     } catch (err) {
-      this.#ring = undefined;
-      this.#statusDest = undefined;
       mbdev.dmaOps.free(status);
       mbdev.dmaOps.free(ring);
       throw err;
     }
+    this.#ring = ring;
+    this.#statusDest = status;
     this.#txs = new Array<Tx | undefined>(ringSize);
     this.#prepared = undefined;
     this.#error = undefined;
     this.#failed = false;
     this.#state = MIC_DMA_CHAN_STATE.READY;
-    this.#log.debug('channel set up', { ring: ring.dmaAddr, entries: ringSize, head: this.#head });
-  }
-
-  #setup(): void {
-    if (this.#ctx.owner === MIC_DMA_OWNER.MIC) this.#setOwner();
-    this.#disable();
-    this.#maskIntr();
-    this.#write(MIC_DMA_REG.DCHERRMSK, 0);
-    const { lo, hi } = encodeRing(this.#ring!.dmaAddr, this.#entries, this.#ctx.owner === MIC_DMA_OWNER.HOST);
-    this.#write(MIC_DMA_REG.DRAR_LO, lo);
-    this.#write(MIC_DMA_REG.DRAR_HI, hi);
-    const tail = this.#read(MIC_DMA_REG.DTPR);
-    this.#lastTail = tail;
-    this.#head = tail;
-    // The kernel sets issued to 0; starting at the tail only avoids an early auto-issue.
-    this.#issued = tail;
-    this.#submitted = tail;
-    this.#unmaskIntr();
-    this.#enable();
-    // mic_dma_check_chan
-    const cherr = this.#read(MIC_DMA_REG.DCHERR);
-    const dstat = this.#read(MIC_DMA_REG.DSTAT);
-    if (cherr !== 0 || (dstat & MIC_DMA_BIT.CHAN_QUIESCE) !== 0 || tail >= this.#entries) {
-      this.#disable();
-      this.#maskIntr();
-      const why =
-        cherr !== 0
-          ? `DCHERR 0x${cherr.toString(16)} (${describeCherr(cherr)})`
-          : (dstat & MIC_DMA_BIT.CHAN_QUIESCE) !== 0
-            ? 'it is quiesced (DSTAT 0x' + dstat.toString(16) + ')'
-            : `its tail ${tail} is beyond the ring of ${this.#entries}`;
-      throw new MicError('EBUSY', `error setting up DMA channel ${this.name}: ${why}`, {
-        details: { chan: this.name, dcherr: cherr, dstat },
-      });
-    }
+    this.#log.debug('channel set up', { ring: ring.dmaAddr, entries: ringSize, head: this.#hw.head });
   }
 
   /**
@@ -409,7 +286,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
       });
     }
     if (this.#prepared) {
-      this.#head = this.#submitted;
+      this.#hw.head = this.#hw.submitted;
       this.#prepared = undefined;
     }
     const drain = this.#state === MIC_DMA_CHAN_STATE.READY;
@@ -417,8 +294,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
     let failure: MicError | undefined;
     if (drain) failure = await this.#drain();
     // mic_dma_chan_uninit
-    this.#disable();
-    this.#maskIntr();
+    this.#hw.disable();
+    this.#hw.maskIntr();
     this.#cleanup();
     this.#failOutstanding(
       new MicError('EIO', `DMA channel ${this.name} was released before the transfer completed`, {
@@ -428,6 +305,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
     const { dmaOps } = this.#ctx.mbdev;
     dmaOps.free(this.#statusDest!);
     dmaOps.free(this.#ring!);
+    this.#hw.detach();
     this.#ring = undefined;
     this.#statusDest = undefined;
     this.#txs = [];
@@ -488,12 +366,12 @@ export class MicDmaChan implements DmaMemcpyChannel {
   }
 
   #checkFlags(flags: number): void {
-    const known = DMA_PREP.INTERRUPT | DMA_PREP.FENCE | DMA_PREP.CTRL_ACK;
-    if (!Number.isInteger(flags) || flags < 0 || (flags & ~known) !== 0) {
+    // Compared as numbers, not with 32-bit operators: 2^32 + 1 is not INTERRUPT.
+    if (!Number.isInteger(flags) || flags < 0 || flags > KNOWN_FLAGS || (flags & ~KNOWN_FLAGS) !== 0) {
       throw new MicError(
         'EINVAL',
-        `DMA prep flags 0x${Number(flags).toString(16)} are not a combination of INTERRUPT, FENCE and CTRL_ACK`,
-        { details: { flags } },
+        `DMA prep flags ${Number.isInteger(flags) ? `0x${flags.toString(16)}` : String(flags)} are not a combination of INTERRUPT, FENCE and CTRL_ACK`,
+        { details: { flags: String(flags) } },
       );
     }
   }
@@ -503,7 +381,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
       throw new MicError(
         'EINVAL',
         `DMA ${what} ${String(addr)} +${len} is outside the engine's 46-bit address space`,
-        { details: { [what]: addr, len } },
+        { details: { [what]: String(addr), len } },
       );
     }
     if (addr % align !== 0) {
@@ -517,9 +395,9 @@ export class MicDmaChan implements DmaMemcpyChannel {
 
   /** Checks there is room for `required` descriptors, cleaning up once (`mic_dma_avail_desc_ring_space`). */
   #reserve(required: number): void {
-    if (this.#ringCount(this.#head, this.#lastTail) >= required) return;
+    if (this.#hw.free() >= required) return;
     this.#cleanup();
-    const count = this.#ringCount(this.#head, this.#lastTail);
+    const count = this.#hw.free();
     if (count < required) {
       throw new MicError(
         'ENOMEM',
@@ -529,15 +407,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
     }
   }
 
-  #putStatus(value: bigint, dst: number, intr: boolean): void {
-    writeStatusDesc(this.#ring!.va, this.#head, value, dst, intr);
-    this.#head = this.#inc(this.#head);
-  }
-
   /** `mic_dma_do_dma` plus `allocate_tx`; the channel stays "locked" until submit. */
   #prepare(dst: number, src: number, len: number, flags: number): Tx {
+    const hw = this.#hw;
     const max = this.#ctx.maxXferSize;
-    const start = this.#head;
+    const start = hw.head;
     try {
       if (len > 0) {
         this.#reserve(Math.floor(len / max) + 3 + (len % max !== 0 ? 1 : 0));
@@ -546,8 +420,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
         let left = len;
         while (left > 0) {
           const n = Math.min(left, max);
-          writeMemcpyDesc(this.#ring!.va, this.#head, s, d, n);
-          this.#head = this.#inc(this.#head);
+          hw.putMemcpy(s, d, n);
           left -= n;
           s += n;
           d += n;
@@ -556,14 +429,14 @@ export class MicDmaChan implements DmaMemcpyChannel {
         this.#reserve(3);
       }
       const status = this.#statusDest!.dmaAddr;
-      if (flags & DMA_PREP.FENCE) this.#putStatus(0n, status, false);
+      if (flags & DMA_PREP.FENCE) hw.putStatus(0n, status, false);
       if (flags & DMA_PREP.INTERRUPT) {
         // The hardware needs two STATUS descriptors for one interrupting one.
-        this.#putStatus(0n, status, false);
-        this.#putStatus(0n, status, true);
+        hw.putStatus(0n, status, false);
+        hw.putStatus(0n, status, true);
       }
     } catch (err) {
-      this.#head = start;
+      hw.head = start;
       throw err;
     }
     return this.#allocateTx();
@@ -605,7 +478,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
         'EINVAL',
         `DMA memcpy length ${String(len)} is not a multiple of ${MIC_DMA_ALIGN_BYTES} bytes`,
         {
-          details: { len },
+          details: { len: String(len) },
         },
       );
     }
@@ -641,13 +514,13 @@ export class MicDmaChan implements DmaMemcpyChannel {
       });
     }
     this.#checkNotPrepared('immediate data');
-    const start = this.#head;
+    const start = this.#hw.head;
     this.#reserve(4);
-    this.#putStatus(v, dst, false);
+    this.#hw.putStatus(v, dst, false);
     try {
       return this.#prepare(0, 0, 0, flags);
     } catch (err) {
-      this.#head = start;
+      this.#hw.head = start;
       throw err;
     }
   }
@@ -682,18 +555,14 @@ export class MicDmaChan implements DmaMemcpyChannel {
         },
       );
     }
-    let cookie = this.#lastCookie + 1;
-    if (cookie > COOKIE_MAX) {
-      cookie = 1;
-      this.#wrapped = true;
-    }
-    this.#lastCookie = cookie;
+    const hw = this.#hw;
+    const cookie = this.#cookies.assign();
     tx.cookie = cookie;
-    const last = this.#head === 0 ? this.#entries - 1 : this.#head - 1;
-    if (this.#head !== this.#submitted) {
+    const last = hw.dec(hw.head);
+    if (hw.head !== hw.submitted) {
       // The transaction sits on its last descriptor (allocate_tx: tx_array[head - 1]).
       this.#txs[last] = tx;
-    } else if (this.#lastTail === this.#head) {
+    } else if (hw.lastTail === hw.head) {
       // No descriptors and nothing outstanding before it: complete at the next cleanup.
       this.#ready.push(tx);
     } else {
@@ -702,10 +571,10 @@ export class MicDmaChan implements DmaMemcpyChannel {
       if (list) list.push(tx);
       else this.#after.set(last, [tx]);
     }
-    this.#submitted = this.#head;
+    hw.submitted = hw.head;
     this.#prepared = undefined;
     // mic_dma_update_pending
-    if (this.#distance(this.#issued, this.#submitted) > MIC_DMA_PENDING_LEVEL) this.issuePending();
+    if (hw.distance(hw.issued, hw.submitted) > MIC_DMA_PENDING_LEVEL) this.issuePending();
     return cookie;
   }
 
@@ -715,9 +584,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
    */
   issuePending(): void {
     if (this.#state !== MIC_DMA_CHAN_STATE.READY && this.#state !== MIC_DMA_CHAN_STATE.RELEASING) return;
-    if (this.#issued === this.#submitted) return;
-    this.#issued = this.#submitted;
-    this.#write(MIC_DMA_REG.DHPR, this.#issued);
+    this.#hw.issue();
   }
 
   // Completion
@@ -729,11 +596,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
    * @throws MicError EINVAL for a cookie this channel never handed out
    */
   txStatus(cookie: DmaCookie): DmaStatus {
-    this.#checkCookie(cookie);
-    const s = this.#cookieStatus(cookie);
+    this.#cookies.check(cookie, this.name);
+    const s = this.#cookies.status(cookie);
     if (s !== DMA_STATUS.IN_PROGRESS || this.#state === MIC_DMA_CHAN_STATE.FREE) return s;
     this.#cleanup();
-    return this.#cookieStatus(cookie);
+    return this.#cookies.status(cookie);
   }
 
   /**
@@ -741,12 +608,29 @@ export class MicDmaChan implements DmaMemcpyChannel {
    * (`dma_sync_wait`), polling the completion count and woken by the channel interrupt.
    * @returns `complete` or `error`
    * @throws MicError ETIMEDOUT after `timeoutMs`, ECANCELED when `signal` aborts, EINVAL for an
-   * unknown cookie
+   * unknown cookie or options that are not an object with a finite `timeoutMs` ≥ 0 and an
+   * `AbortSignal`
    */
   async syncWait(cookie: DmaCookie, options: SyncWaitOptions = {}): Promise<DmaStatus> {
-    this.#checkCookie(cookie);
+    this.#cookies.check(cookie, this.name);
+    if (options === null || typeof options !== 'object') {
+      throw new MicError('EINVAL', `syncWait options ${String(options)} are not an object`, {
+        details: { options: String(options) },
+      });
+    }
+    const { timeoutMs = this.#ctx.drainTimeoutMs, signal } = options;
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new MicError('EINVAL', `syncWait timeoutMs ${String(timeoutMs)} is not a finite number ≥ 0`, {
+        details: { timeoutMs: String(timeoutMs) },
+      });
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new MicError('EINVAL', 'syncWait signal is not an AbortSignal', {
+        details: { signal: String(signal) },
+      });
+    }
     this.issuePending();
-    return this.#wait(cookie, options.timeoutMs ?? this.#ctx.drainTimeoutMs, options.signal);
+    return this.#wait(cookie, timeoutMs, signal);
   }
 
   async #wait(cookie: DmaCookie, timeoutMs: number, signal: AbortSignal | undefined): Promise<DmaStatus> {
@@ -781,40 +665,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
     }
   }
 
-  #checkCookie(cookie: DmaCookie): void {
-    if (
-      !Number.isInteger(cookie) ||
-      cookie < 1 ||
-      cookie > COOKIE_MAX ||
-      (!this.#wrapped && cookie > this.#lastCookie)
-    ) {
-      throw new MicError(
-        'EINVAL',
-        `DMA cookie ${String(cookie)} was not handed out by channel ${this.name}`,
-        {
-          details: { chan: this.name, cookie, lastCookie: this.#lastCookie },
-        },
-      );
-    }
-  }
-
-  #cookieStatus(cookie: DmaCookie): DmaStatus {
-    for (const [lo, hi] of this.#errorRanges) {
-      if (lo <= hi ? cookie >= lo && cookie <= hi : cookie >= lo || cookie <= hi) return DMA_STATUS.ERROR;
-    }
-    // dma_async_is_complete
-    const done = this.#completedCookie;
-    const used = this.#lastCookie;
-    if (done <= used) {
-      if (cookie <= done || cookie > used) return DMA_STATUS.COMPLETE;
-    } else if (cookie <= done && cookie > used) {
-      return DMA_STATUS.COMPLETE;
-    }
-    return DMA_STATUS.IN_PROGRESS;
-  }
-
   #complete(tx: Tx): void {
-    this.#completedCookie = tx.cookie;
+    this.#cookies.complete(tx.cookie);
     this.#callback(tx, { cookie: tx.cookie, status: DMA_STATUS.COMPLETE });
   }
 
@@ -852,22 +704,20 @@ export class MicDmaChan implements DmaMemcpyChannel {
    * transactions. A count outside what was issued is treated as an engine fault.
    */
   #cleanup(): void {
-    if (this.#cleaning || !this.#ring || this.#failed) return;
+    const hw = this.#hw;
+    if (this.#cleaning || !hw.attached || this.#failed) return;
     this.#cleaning = true;
     let progressed = false;
     try {
       // DCHERR first: once it is set, the count no longer moves.
-      const cherr = this.#read(MIC_DMA_REG.DCHERR);
-      const tail = this.#read(MIC_DMA_REG.DSTAT) & MIC_DMA_BIT.HW_CMP_CNT_MASK;
-      if (
-        tail >= this.#entries ||
-        this.#distance(this.#lastTail, tail) > this.#distance(this.#lastTail, this.#issued)
-      ) {
+      const cherr = hw.error();
+      const tail = hw.completionCount();
+      if (tail >= hw.entries || hw.distance(hw.lastTail, tail) > hw.distance(hw.lastTail, hw.issued)) {
         this.#fail(
           new MicError(
             'EIO',
-            `DMA channel ${this.name} reported completion count ${tail}, outside the issued descriptors ${this.#lastTail}..${this.#issued}`,
-            { details: { chan: this.name, tail, lastTail: this.#lastTail, issued: this.#issued } },
+            `DMA channel ${this.name} reported completion count ${tail}, outside the issued descriptors ${hw.lastTail}..${hw.issued}`,
+            { details: { chan: this.name, tail, lastTail: hw.lastTail, issued: hw.issued } },
           ),
         );
         progressed = true;
@@ -879,11 +729,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
         for (const tx of ready) this.#complete(tx);
         progressed = true;
       }
-      let i = this.#lastTail;
+      let i = hw.lastTail;
       while (i !== tail) {
         this.#completeSlot(i);
-        i = this.#inc(i);
-        this.#lastTail = i;
+        i = hw.inc(i);
+        hw.lastTail = i;
         progressed = true;
       }
       if (cherr !== 0) {
@@ -912,10 +762,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
   }
 
   #failOutstanding(error: MicError): void {
+    const hw = this.#hw;
     const failed: Tx[] = [...this.#ready];
     this.#ready = [];
-    if (this.#entries > 0) {
-      for (let i = this.#lastTail; i !== this.#submitted; i = this.#inc(i)) {
+    if (hw.entries > 0) {
+      for (let i = hw.lastTail; i !== hw.submitted; i = hw.inc(i)) {
         const tx = this.#txs[i];
         if (tx) {
           this.#txs[i] = undefined;
@@ -926,19 +777,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
       }
     }
     this.#after.clear();
-    failed.sort((a, b) => this.#cookieAge(b.cookie) - this.#cookieAge(a.cookie));
-    if (this.#lastCookie !== this.#completedCookie) {
-      const first = this.#completedCookie + 1 > COOKIE_MAX ? 1 : this.#completedCookie + 1;
-      this.#errorRanges.push([first, this.#lastCookie]);
-      this.#completedCookie = this.#lastCookie;
-    }
-    this.#lastTail = this.#submitted;
+    const cookies = this.#cookies;
+    failed.sort((a, b) => cookies.age(b.cookie) - cookies.age(a.cookie));
+    cookies.failOutstanding();
+    hw.lastTail = hw.submitted;
     for (const tx of failed) this.#callback(tx, { cookie: tx.cookie, status: DMA_STATUS.ERROR, error });
-  }
-
-  /** How long ago `cookie` was handed out (for ordering across a wrap). */
-  #cookieAge(cookie: number): number {
-    return (this.#lastCookie - cookie + COOKIE_MAX) % COOKIE_MAX;
   }
 
   #wake(): void {
@@ -948,19 +791,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
   }
 
   /** The channel's registers (the kernel's debugfs `mic_dma_reg` line). */
-  registers(): Record<
-    'DCAR' | 'DTPR' | 'DHPR' | 'DRAR_HI' | 'DRAR_LO' | 'DCHERR' | 'DCHERRMSK' | 'DSTAT',
-    number
-  > {
-    return {
-      DCAR: this.#read(MIC_DMA_REG.DCAR),
-      DTPR: this.#read(MIC_DMA_REG.DTPR),
-      DHPR: this.#read(MIC_DMA_REG.DHPR),
-      DRAR_HI: this.#read(MIC_DMA_REG.DRAR_HI),
-      DRAR_LO: this.#read(MIC_DMA_REG.DRAR_LO),
-      DCHERR: this.#read(MIC_DMA_REG.DCHERR),
-      DCHERRMSK: this.#read(MIC_DMA_REG.DCHERRMSK),
-      DSTAT: this.#read(MIC_DMA_REG.DSTAT),
-    };
+  registers(): MicDmaChanRegisters {
+    return this.#hw.registers();
   }
 }

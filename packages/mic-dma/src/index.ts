@@ -7,6 +7,7 @@
  */
 export { MIC_DMA_CHAN_STATE, MicDmaChan } from './chan.js';
 export type { DmaTx, MicDmaChanContext, MicDmaChanState, SyncWaitOptions } from './chan.js';
+export type { MicDmaChanRegisters } from './ring.js';
 export {
   DMA_PREP,
   DMA_STATUS,

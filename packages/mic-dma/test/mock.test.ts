@@ -5,7 +5,7 @@ import { readBytes } from '@mic/memory';
 import { VirtualClock } from '@mic/clock';
 import { MbusBus, MockMbusHardware } from '@mic/mic-bus';
 import type { MbusDevice } from '@mic/mic-bus';
-import { X100_DMA_BIT, X100_DMA_REG, X100_REG, dmaChanReg } from '@mic/x100';
+import { X100_DMA_BIT, X100_DMA_CHERR, X100_DMA_REG, X100_REG, dmaChanReg } from '@mic/x100';
 import {
   DMA_PREP,
   DMA_STATUS,
@@ -408,6 +408,40 @@ describe('completion', () => {
     abort.abort();
     await expect(wait).rejects.toMatchObject({ code: 'ECANCELED' });
   });
+
+  it('refuses syncWait options it cannot use with EINVAL naming them, before waiting', async () => {
+    const s = await setup('card');
+    const ch = requestFirst(s);
+    const cookie = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    const bad = (options: unknown, what: RegExp) =>
+      expect(ch.syncWait(cookie, options as object)).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringMatching(what),
+      });
+    await bad(null, /options null/);
+    await bad(5, /options 5/);
+    await bad({ timeoutMs: Number.NaN }, /timeoutMs NaN/);
+    await bad({ timeoutMs: -1 }, /timeoutMs -1/);
+    await bad({ timeoutMs: Infinity }, /timeoutMs Infinity/);
+    await bad({ timeoutMs: '10' }, /timeoutMs 10/);
+    await bad({ signal: {} }, /not an AbortSignal/);
+    expect(s.clock.now()).toBe(0);
+  });
+
+  it('reads flags as numbers: a flag word above 32 bits is refused, not truncated to INTERRUPT', async () => {
+    const s = await setup('card');
+    const ch = requestFirst(s);
+    for (const flags of [2 ** 32 + DMA_PREP.INTERRUPT, 2 ** 40, -1, 0.5, Number.NaN]) {
+      expect(() => ch.prepMemcpy(0x100000, 0x200000, 64, flags)).toThrow(
+        expect.objectContaining({ code: 'EINVAL' }),
+      );
+      expect(() => ch.prepInterrupt(flags)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(() => ch.prepMemcpy(0x100000, 0x200000, 64, 10n as unknown as number)).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    );
+    expect(s.eng.descriptors(4, 0, 1)).toEqual([{ type: 'nop' }]);
+  });
 });
 
 describe('a channel error', () => {
@@ -453,6 +487,16 @@ describe('a channel error', () => {
     s.eng.complete(4);
     expect(ch.txStatus(again)).toBe(DMA_STATUS.COMPLETE);
     expect(ch.txStatus(2)).toBe(DMA_STATUS.ERROR);
+  });
+
+  it('names an engine fault (DCHERR FAULT) as such', async () => {
+    const s = await setup('card');
+    const ch = requestFirst(s);
+    const cookie = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    ch.issuePending();
+    s.eng.fail(4, X100_DMA_CHERR.FAULT);
+    expect(ch.txStatus(cookie)).toBe(DMA_STATUS.ERROR);
+    expect(ch.error?.message).toMatch(/DCHERR 0x40 \(engine fault\)/);
   });
 
   it('is a completion count beyond what was issued: the channel stops with EIO', async () => {

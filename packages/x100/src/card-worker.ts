@@ -12,7 +12,7 @@ import { createLogger } from '@mic/logger';
 import type { LogRecord } from '@mic/logger';
 import { X100CardView } from './card-view.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
-import { DmaSharedState } from './dma-state.js';
+import { DmaSharedState, cardLockOwner } from './dma-state.js';
 import { X100Hardware } from './hardware.js';
 import { debugMethodNames, invokeDebugMethod, serializeError } from './debug-channel.js';
 import type { CardWorkerData, CardWorkerMessage, DebugCallMessage } from './debug-channel.js';
@@ -48,10 +48,14 @@ async function serve(port: MessagePort, methods: unknown, msg: DebugCallMessage)
 async function main(port: MessagePort, data: CardWorkerData): Promise<void> {
   const hw = X100Hardware.attach(data.buffers, data.config);
   if (data.dmaEngine) {
-    const state = new DmaSharedState(data.buffers.wires);
-    installDmaRegisterHandlers(hw, () => {
-      state.word.signal();
-    });
+    const state = new DmaSharedState(data.buffers.wires, cardLockOwner(data.generation), () => hw.generation);
+    installDmaRegisterHandlers(
+      hw,
+      () => {
+        state.word.signal();
+      },
+      { cardGeneration: data.generation },
+    );
   }
   const logger = createLogger((record) => postLog(port, record), 'debug');
   const card = new X100CardView(hw, {

@@ -340,6 +340,11 @@ export const X100_DMA_CHERR = {
   RING: 0x10,
   /** A head the engine cannot take: the current head written again (read as a full ring) or beyond the ring. */
   HEAD: 0x20,
+  /**
+   * The model itself failed while working on the channel (an exception it did not foresee): the
+   * channel stops instead of the engine, and the others keep working.
+   */
+  FAULT: 0x40,
 } as const;
 
 /** `DCR` bit that makes channel `ch` card-owned when set (bit 2·ch). @see drivers/dma/mic_x100_dma.h */

@@ -3,10 +3,13 @@
  * imported): attaches to the shared hardware and steps the engine while any channel has work;
  * when none has, it polls for `spinNs`, then sleeps on the DMA event word, which every DMA
  * register write that may give it work signals (a notify only when it said it sleeps). It stops
- * when the platform asks (`DmaSharedState.requestStop`).
+ * when the platform asks (`DmaSharedState.requestStop`). The engine's warnings (a fault of the
+ * model on a channel) are posted to the platform, which logs them under `dma`.
  */
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from '@mic/logger';
+import type { LogLevel, LogRecord } from '@mic/logger';
 import { DEFAULT_SPIN_NS } from '@mic/notify';
 import { X100DmaEngine } from './dma-engine.js';
 import { X100Hardware } from './hardware.js';
@@ -20,6 +23,16 @@ export interface DmaEngineWorkerData {
   readonly spinNs: number | undefined;
 }
 
+/** What the engine thread posts to the platform: that it runs (its thread id), log records. */
+export type DmaEngineMessage =
+  | { readonly type: 'ready'; readonly tid: number }
+  | {
+      readonly type: 'log';
+      readonly level: LogLevel;
+      readonly msg: string;
+      readonly fields: LogRecord['fields'];
+    };
+
 /** Linux: this thread's kernel id (for benchmarks that report where threads ran), or -1. */
 function threadId(): number {
   try {
@@ -31,13 +44,26 @@ function threadId(): number {
 
 function main(data: DmaEngineWorkerData): void {
   const hw = X100Hardware.attach(data.buffers, data.config);
-  const engine = new X100DmaEngine(hw, data.chunkBytes === undefined ? {} : { chunkBytes: data.chunkBytes });
+  const logger = createLogger((record) => {
+    const msg: DmaEngineMessage = {
+      type: 'log',
+      level: record.level,
+      msg: record.msg,
+      fields: record.fields,
+    };
+    parentPort?.postMessage(msg);
+  }, 'warn');
+  const engine = new X100DmaEngine(hw, {
+    logger,
+    ...(data.chunkBytes === undefined ? {} : { chunkBytes: data.chunkBytes }),
+  });
   const state = engine.state;
   const options = { spinNs: data.spinNs ?? DEFAULT_SPIN_NS };
-  const ready = (): boolean => state.stopRequested || engine.hasWork();
-  parentPort?.postMessage({ type: 'ready', tid: threadId() });
+  const workOrStop = (): boolean => state.stopRequested || engine.hasWork();
+  const ready: DmaEngineMessage = { type: 'ready', tid: threadId() };
+  parentPort?.postMessage(ready);
   while (!state.stopRequested) {
-    if (!engine.step()) state.word.waitSync(ready, options);
+    if (!engine.step()) state.word.waitSync(workOrStop, options);
   }
 }
 

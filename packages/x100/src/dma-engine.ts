@@ -17,10 +17,25 @@
  *   first) and, with bit 59, raises the channel's interrupt once the completion count covers it.
  * - NOP (type 0) completes without doing anything; other types stop the channel.
  *
+ * The engine latches a descriptor when it takes it, as the hardware does: its four words are
+ * read once, checked (alignment, both whole ranges reachable, not host to host) and kept in the
+ * engine; the copy then works from that snapshot only. Whatever is written into the ring slot
+ * afterwards (by the card racing the engine, or by the copy itself when its destination covers
+ * its own slot) has no effect on it: a copy moves exactly the range that was checked, and a slot
+ * turned into a NOP or a STATUS half way does not end the copy or let the next one skip its
+ * checks. The ring's location is resolved once per enable.
+ *
  * A bad descriptor stops the channel before it touches anything: `DCHERR` gets an
  * {@link X100_DMA_CHERR} code, `DSTAT` gets QUIESCE, the completion count stays on the bad
  * descriptor, and the channel interrupt is raised (unless `DCHERRMSK` or `DCAR` masks it).
- * Nothing outside card memory and mapped host RAM is ever touched, and nothing throws.
+ * Nothing outside card memory and mapped host RAM is ever touched, and nothing throws: should
+ * the model itself throw while it works on a channel, that channel stops with `DCHERR` FAULT and
+ * the others keep working.
+ *
+ * Each channel's turn has three phases ({@link X100DmaEngine.step}): claim (under the channel
+ * lock: head, tail, ring), run (no lock: take and latch descriptors, copy chunks against the
+ * latched ranges) and publish (under the lock: tail, completion count, error, interrupt; dropped
+ * when a disable or reset came in between).
  *
  * Large copies are done in chunks (`chunkBytes`, default 64 KiB): each {@link step} gives every
  * channel one chunk's worth of work (or up to 1024 descriptors), so channels interleave and a
@@ -47,7 +62,7 @@ import {
 } from './constants.js';
 import { decodeDmaRing } from './dma-desc.js';
 import { dmaRingUsable, raiseDmaInterrupt } from './dma-regs.js';
-import { DmaSharedState } from './dma-state.js';
+import { DMA_LOCK_OWNER, DmaSharedState } from './dma-state.js';
 import type { X100Hardware } from './hardware.js';
 
 /** Options of an {@link X100DmaEngine}. */
@@ -73,21 +88,32 @@ const MAX_DESCS_PER_STEP = 1024;
 /** Copies up to this size go word by word (no view allocation). */
 const SMALL_COPY = 256;
 const TWO32 = 2 ** 32;
+/** Bits 45:32 of a descriptor address, in the high word of its quadword. */
+const HI_ADDR_MASK = 0x3fff;
 const CARD = 0;
 const HOST = 1;
 const DESCRIPTORS = 0;
 const BYTES = 1;
 const ERRORS = 2;
 
+/** What the engine keeps of one channel between its turns (this thread only). */
 interface ChannelWork {
   epoch: number;
   /** Ring words (-1: the ring is not resolved). */
   ringBuf: number;
   ringBase: number;
   entries: number;
-  /** Bytes of the current MEMCPY done (0: not started). */
+  /** The current turn: head and tail as claimed, where the run got to, its stop code. */
+  head: number;
+  tail: number;
+  idx: number;
+  err: number;
+  /** The latched MEMCPY (from {@link X100DmaEngine} taking it until its last chunk). */
+  active: boolean;
+  /** Ring index it was taken from. */
+  index: number;
+  length: number;
   progress: number;
-  /** The current MEMCPY, resolved when it starts. */
   srcBuf: number;
   srcOff: number;
   dstBuf: number;
@@ -130,7 +156,7 @@ export class X100DmaEngine {
       );
     }
     this.#hw = hw;
-    this.#state = new DmaSharedState(hw.buffers.wires);
+    this.#state = new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.ENGINE, () => hw.generation);
     this.#regs = new Uint32Array(hw.buffers.mmio);
     this.#u8 = [new Uint8Array(hw.buffers.cardMemory), new Uint8Array(hw.buffers.hostRam)];
     this.#u32 = [new Uint32Array(hw.buffers.cardMemory), new Uint32Array(hw.buffers.hostRam)];
@@ -143,6 +169,13 @@ export class X100DmaEngine {
       ringBuf: -1,
       ringBase: 0,
       entries: 0,
+      head: 0,
+      tail: 0,
+      idx: 0,
+      err: 0,
+      active: false,
+      index: 0,
+      length: 0,
       progress: 0,
       srcBuf: 0,
       srcOff: 0,
@@ -164,29 +197,43 @@ export class X100DmaEngine {
 
   /** True when some enabled, running channel has descriptors between its tail and head. */
   hasWork(): boolean {
-    const regs = this.#regs;
     for (let ch = 0; ch < X100_DMA.MAX_NUM_CHAN; ch++) {
-      if (!this.#state.isOn(ch)) continue;
-      const base = this.#chanBase[ch]!;
-      if (Atomics.load(regs, base + (X100_DMA_REG.DCHERR >>> 2)) !== 0) continue;
-      if (
-        Atomics.load(regs, base + (X100_DMA_REG.DHPR >>> 2)) !==
-        Atomics.load(regs, base + (X100_DMA_REG.DTPR >>> 2))
-      ) {
-        return true;
-      }
+      if (this.#busy(ch)) return true;
     }
     return false;
   }
 
+  /** Plain loads, no lock: channel `ch` is on, not stopped, and its head is not its tail. */
+  #busy(ch: number): boolean {
+    const regs = this.#regs;
+    const base = this.#chanBase[ch]!;
+    return (
+      this.#state.isOn(ch) &&
+      Atomics.load(regs, base + (X100_DMA_REG.DCHERR >>> 2)) === 0 &&
+      Atomics.load(regs, base + (X100_DMA_REG.DHPR >>> 2)) !==
+        Atomics.load(regs, base + (X100_DMA_REG.DTPR >>> 2))
+    );
+  }
+
   /**
-   * Gives every channel one turn: up to one chunk of bytes or 1024 descriptors each.
+   * Gives every channel one turn: up to one chunk of bytes or 1024 descriptors each. Never
+   * throws: a fault of the model on one channel stops that channel (`DCHERR` FAULT).
    * @returns true when some channel did something (call again), false when all are idle
    */
   step(): boolean {
     let worked = false;
     for (let ch = 0; ch < X100_DMA.MAX_NUM_CHAN; ch++) {
-      if (this.#stepChannel(ch)) worked = true;
+      // Idle channels are skipped on plain loads; the lock is only taken when there is work.
+      if (!this.#busy(ch)) continue;
+      const w = this.#work[ch]!;
+      try {
+        if (!this.#claim(ch, w)) continue;
+        const raise = w.err === 0 ? this.#run(w) : false;
+        this.#publish(ch, w, raise);
+      } catch (err) {
+        this.#fault(ch, w, err);
+      }
+      worked = true;
     }
     return worked;
   }
@@ -194,7 +241,7 @@ export class X100DmaEngine {
   #resetWork(w: ChannelWork, epoch: number): void {
     w.epoch = epoch;
     w.ringBuf = -1;
-    w.progress = 0;
+    w.active = false;
   }
 
   /**
@@ -210,34 +257,28 @@ export class X100DmaEngine {
     return this.#hw.smptResolve(addr, length);
   }
 
-  #stepChannel(ch: number): boolean {
+  /**
+   * Claim, under the channel lock: the epoch (a new one drops the latched work), head and tail,
+   * the ring (resolved once per epoch). Sets `w.head`, `w.tail` and `w.err` (a ring or head the
+   * engine cannot use).
+   * @returns false when the channel has nothing to do after all
+   */
+  #claim(ch: number, w: ChannelWork): boolean {
     const regs = this.#regs;
     const state = this.#state;
-    const w = this.#work[ch]!;
     const base = this.#chanBase[ch]!;
-    const iDhpr = base + (X100_DMA_REG.DHPR >>> 2);
-    const iDtpr = base + (X100_DMA_REG.DTPR >>> 2);
-    const iDstat = base + (X100_DMA_REG.DSTAT >>> 2);
-    const iCherr = base + (X100_DMA_REG.DCHERR >>> 2);
-    let head: number;
-    let tail: number;
-    let err = 0;
-    // Idle channels are skipped on plain loads; the lock is only taken when there is work.
-    if (
-      !state.isOn(ch) ||
-      Atomics.load(regs, iCherr) !== 0 ||
-      Atomics.load(regs, iDhpr) === Atomics.load(regs, iDtpr)
-    ) {
-      return false;
-    }
     state.lock(ch);
     try {
-      if (!state.isOn(ch) || Atomics.load(regs, iCherr) !== 0) return false;
+      if (!state.isOn(ch) || Atomics.load(regs, base + (X100_DMA_REG.DCHERR >>> 2)) !== 0) return false;
       const epoch = state.epoch(ch);
       if (w.epoch !== epoch) this.#resetWork(w, epoch);
-      head = Atomics.load(regs, iDhpr);
-      tail = Atomics.load(regs, iDtpr);
+      const head = Atomics.load(regs, base + (X100_DMA_REG.DHPR >>> 2));
+      const tail = Atomics.load(regs, base + (X100_DMA_REG.DTPR >>> 2));
       if (head === tail) return false;
+      w.head = head;
+      w.tail = tail;
+      w.idx = tail;
+      w.err = 0;
       if (w.ringBuf < 0) {
         const ring = decodeDmaRing(
           Atomics.load(regs, base + (X100_DMA_REG.DRAR_LO >>> 2)),
@@ -246,110 +287,160 @@ export class X100DmaEngine {
         const off = dmaRingUsable(this.#hw, ring.addr, ring.entries)
           ? this.#resolve(ring.addr, ring.entries * X100_DMA_DESC.SIZE)
           : -1;
-        if (off < 0) err = X100_DMA_CHERR.RING;
-        else {
-          w.ringBuf = this.#resolvedBuf;
-          w.ringBase = off / 4;
-          w.entries = ring.entries;
+        if (off < 0) {
+          w.err = X100_DMA_CHERR.RING;
+          return true;
         }
+        w.ringBuf = this.#resolvedBuf;
+        w.ringBase = off / 4;
+        w.entries = ring.entries;
       }
-      if (err === 0 && (head >= w.entries || tail >= w.entries)) err = X100_DMA_CHERR.HEAD;
+      if (head >= w.entries || tail >= w.entries) w.err = X100_DMA_CHERR.HEAD;
+      return true;
     } finally {
       state.unlock(ch);
     }
+  }
 
-    let idx = tail;
+  /**
+   * Run, without the lock: from the tail towards the head, take each descriptor (read once,
+   * checked, latched) and do it; a MEMCPY goes in chunks against its latched ranges. Stops at a
+   * bad descriptor (`w.err`), after a chunk's worth of bytes, 1024 descriptors or an
+   * interrupting STATUS. Sets `w.idx` to the first descriptor not finished.
+   * @returns true when a STATUS asked for the interrupt
+   */
+  #run(w: ChannelWork): boolean {
+    const ring = this.#u32[w.ringBuf === HOST ? HOST : CARD];
+    const head = w.head;
+    let idx = w.tail;
+    let budget = this.#chunk;
+    let descs = 0;
     let raise = false;
-    if (err === 0) {
-      const ring = this.#u32[w.ringBuf === HOST ? HOST : CARD];
-      let budget = this.#chunk;
-      let descs = 0;
-      while (idx !== head) {
+    // A latched copy belongs to the slot it was taken from.
+    if (w.active && w.index !== idx) w.active = false;
+    while (idx !== head) {
+      if (!w.active) {
         const at = w.ringBase + idx * 4;
+        const lo0 = ring[at]!;
+        const hi0 = ring[at + 1]!;
+        const lo1 = ring[at + 2]!;
         const hi1 = ring[at + 3]!;
         const type = hi1 >>> 28;
+        const dst = lo1 + (hi1 & HI_ADDR_MASK) * TWO32;
         if (type === X100_DMA_DESC.MEMCPY) {
-          const lo0 = ring[at]!;
-          const hi0 = ring[at + 1]!;
-          const length = (hi0 >>> 14) * X100_DMA_DESC.ALIGN;
-          if (w.progress === 0) {
-            err = this.#startCopy(
-              w,
-              lo0 + (hi0 & 0x3fff) * TWO32,
-              ring[at + 2]! + (hi1 & 0x3fff) * TWO32,
-              length,
-            );
-            if (err !== 0) break;
+          const err = this.#latchCopy(
+            w,
+            lo0 + (hi0 & HI_ADDR_MASK) * TWO32,
+            dst,
+            (hi0 >>> (X100_DMA_DESC.MEMCPY_LEN_SHIFT - 32)) * X100_DMA_DESC.ALIGN,
+          );
+          if (err !== 0) {
+            w.err = err;
+            break;
           }
-          const n = Math.min(length - w.progress, budget);
-          if (n > 0) {
-            this.#copy(w.dstBuf, w.dstOff + w.progress, w.srcBuf, w.srcOff + w.progress, n);
-            w.progress += n;
-            budget -= n;
-            this.#counts[BYTES]! += n;
-          }
-          if (w.progress < length) break;
-          w.progress = 0;
+          w.index = idx;
         } else if (type === X100_DMA_DESC.STATUS) {
-          const dst = ring[at + 2]! + (hi1 & 0x3fff) * TWO32;
-          if (dst % X100_DMA_DESC.STATUS_ALIGN !== 0) {
-            err = X100_DMA_CHERR.ALIGN;
+          const err = this.#status(dst, lo0, hi0);
+          if (err !== 0) {
+            w.err = err;
             break;
           }
-          const off = this.#resolve(dst, 8);
-          if (off < 0) {
-            err = X100_DMA_CHERR.ADDR;
-            break;
-          }
-          const words = this.#u32[this.#resolvedBuf]!;
-          Atomics.store(words, off / 4, ring[at]!);
-          Atomics.store(words, off / 4 + 1, ring[at + 1]!);
-          if (((hi1 >>> 27) & 1) === 1) raise = true;
+          if (((hi1 >>> (X100_DMA_DESC.STAT_INTR_SHIFT - 32)) & 1) === 1) raise = true;
         } else if (type !== X100_DMA_DESC.NOP) {
-          err = X100_DMA_CHERR.DESC_TYPE;
+          w.err = X100_DMA_CHERR.DESC_TYPE;
           break;
         }
-        idx = idx + 1 === w.entries ? 0 : idx + 1;
-        this.#counts[DESCRIPTORS]!++;
-        if (raise || budget <= 0 || ++descs >= MAX_DESCS_PER_STEP) break;
       }
+      if (w.active) {
+        const n = Math.min(w.length - w.progress, budget);
+        if (n > 0) {
+          this.#copy(w.dstBuf, w.dstOff + w.progress, w.srcBuf, w.srcOff + w.progress, n);
+          w.progress += n;
+          budget -= n;
+          this.#counts[BYTES]! += n;
+        }
+        if (w.progress < w.length) break;
+        w.active = false;
+      }
+      idx = idx + 1 === w.entries ? 0 : idx + 1;
+      this.#counts[DESCRIPTORS]!++;
+      if (raise || budget <= 0 || ++descs >= MAX_DESCS_PER_STEP) break;
     }
+    w.idx = idx;
+    return raise;
+  }
 
-    let published = false;
+  /**
+   * Publish, under the lock: the new tail and completion count, a stop code, then (without the
+   * lock) the interrupt. Nothing is published when a disable or reset came in between: what was
+   * done stays in memory, nothing is reported.
+   */
+  #publish(ch: number, w: ChannelWork, raise: boolean): void {
+    const regs = this.#regs;
+    const state = this.#state;
+    const base = this.#chanBase[ch]!;
+    const err = w.err;
     state.lock(ch);
     try {
       if (state.epoch(ch) !== w.epoch || !state.isOn(ch)) {
-        // Disabled or reset meanwhile: what was done stays in memory, nothing is reported.
         this.#resetWork(w, state.epoch(ch));
-        return true;
+        return;
       }
-      if (idx !== tail) {
-        Atomics.store(regs, iDtpr, idx);
+      if (w.idx !== w.tail) {
+        const iDstat = base + (X100_DMA_REG.DSTAT >>> 2);
+        Atomics.store(regs, base + (X100_DMA_REG.DTPR >>> 2), w.idx);
         const dstat = Atomics.load(regs, iDstat);
-        Atomics.store(regs, iDstat, ((dstat & ~X100_DMA_BIT.DSTAT_CMP_CNT_MASK) | idx) >>> 0);
+        Atomics.store(regs, iDstat, ((dstat & ~X100_DMA_BIT.DSTAT_CMP_CNT_MASK) | w.idx) >>> 0);
       }
-      if (err !== 0) {
-        // A head error a register write raised meanwhile stays the reported one.
-        Atomics.compareExchange(regs, iCherr, 0, err);
-        Atomics.or(regs, iDstat, X100_DMA_BIT.DSTAT_QUIESCE);
-        w.progress = 0;
-      }
-      published = true;
+      if (err !== 0) this.#stop(ch, w, err);
     } finally {
       state.unlock(ch);
     }
-    if (published && err !== 0) {
+    if (err !== 0) {
       this.#counts[ERRORS]!++;
-      this.#logger.debug('DMA channel stopped', { channel: ch, dcherr: err, descriptor: idx });
+      this.#logger.debug('DMA channel stopped', { channel: ch, dcherr: err, descriptor: w.idx });
       raiseDmaInterrupt(this.#hw, ch, true);
     } else if (raise) {
       raiseDmaInterrupt(this.#hw, ch, false);
     }
-    return true;
   }
 
-  /** Checks and resolves a MEMCPY; on success fills `w`'s source and destination. */
-  #startCopy(w: ChannelWork, src: number, dst: number, length: number): number {
+  /** Stops channel `ch` with `code` (hold its lock); a code set meanwhile stays the reported one. */
+  #stop(ch: number, w: ChannelWork, code: number): void {
+    const base = this.#chanBase[ch]!;
+    Atomics.compareExchange(this.#regs, base + (X100_DMA_REG.DCHERR >>> 2), 0, code);
+    Atomics.or(this.#regs, base + (X100_DMA_REG.DSTAT >>> 2), X100_DMA_BIT.DSTAT_QUIESCE);
+    w.active = false;
+  }
+
+  /**
+   * The model threw while working on channel `ch` (a bug, never the card's input): that
+   * channel stops with `DCHERR` FAULT in place of the engine, and what it had latched is dropped.
+   */
+  #fault(ch: number, w: ChannelWork, cause: unknown): void {
+    w.active = false;
+    w.ringBuf = -1;
+    this.#counts[ERRORS]!++;
+    try {
+      this.#logger.warn('DMA engine fault: channel stopped', {
+        channel: ch,
+        error: cause instanceof Error ? cause.message : String(cause),
+      });
+      this.#state.lock(ch);
+      try {
+        if (this.#state.epoch(ch) === w.epoch && this.#state.isOn(ch))
+          this.#stop(ch, w, X100_DMA_CHERR.FAULT);
+      } finally {
+        this.#state.unlock(ch);
+      }
+      raiseDmaInterrupt(this.#hw, ch, true);
+    } catch {
+      // Reporting failed as well; the channel stays as it is and the engine goes on.
+    }
+  }
+
+  /** Checks a MEMCPY taken from the ring and latches it into `w`; 0 or a stop code. */
+  #latchCopy(w: ChannelWork, src: number, dst: number, length: number): number {
     if (src % X100_DMA_DESC.ALIGN !== 0 || dst % X100_DMA_DESC.ALIGN !== 0) return X100_DMA_CHERR.ALIGN;
     const srcOff = this.#resolve(src, length);
     if (srcOff < 0) return X100_DMA_CHERR.ADDR;
@@ -357,10 +448,24 @@ export class X100DmaEngine {
     const dstOff = this.#resolve(dst, length);
     if (dstOff < 0) return X100_DMA_CHERR.ADDR;
     if (srcBuf === HOST && this.#resolvedBuf === HOST) return X100_DMA_CHERR.SYS_TO_SYS;
+    w.active = true;
+    w.length = length;
+    w.progress = 0;
     w.srcBuf = srcBuf;
     w.srcOff = srcOff;
     w.dstBuf = this.#resolvedBuf;
     w.dstOff = dstOff;
+    return 0;
+  }
+
+  /** Does a STATUS taken from the ring: `hi:lo` to `dst`, low word first; 0 or a stop code. */
+  #status(dst: number, lo: number, hi: number): number {
+    if (dst % X100_DMA_DESC.STATUS_ALIGN !== 0) return X100_DMA_CHERR.ALIGN;
+    const off = this.#resolve(dst, 8);
+    if (off < 0) return X100_DMA_CHERR.ADDR;
+    const words = this.#u32[this.#resolvedBuf]!;
+    Atomics.store(words, off / 4, lo);
+    Atomics.store(words, off / 4 + 1, hi);
     return 0;
   }
 

@@ -21,6 +21,7 @@
  * @see drivers/dma/mic_x100_dma.h
  * @see drivers/dma/mic_x100_dma.c
  */
+import { checkInt } from '@mic/errors';
 import {
   X100_DMA,
   X100_DMA_BIT,
@@ -33,7 +34,7 @@ import {
   hostDmaSrc,
 } from './constants.js';
 import { decodeDmaRing } from './dma-desc.js';
-import { DmaSharedState } from './dma-state.js';
+import { DMA_LOCK_OWNER, DmaSharedState, cardLockOwner } from './dma-state.js';
 import type { X100Hardware } from './hardware.js';
 
 /**
@@ -71,16 +72,51 @@ export function stopDmaChannel(hw: X100Hardware, ch: number, code: number): void
   hw.mmio.or32(dmaChanReg(ch, X100_DMA_REG.DSTAT), X100_DMA_BIT.DSTAT_QUIESCE);
 }
 
+/** Options of {@link installDmaRegisterHandlers}. */
+export interface DmaRegisterHandlerOptions {
+  /**
+   * The handlers run the card code of boot `cardGeneration` (the card's thread): their locks
+   * carry that boot's owner tag, and once a reset has started another generation, every DMA
+   * register write of theirs is dropped (a card in reset writes nothing). Without it the handlers
+   * are the host's.
+   */
+  readonly cardGeneration?: number;
+}
+
+/**
+ * Clears what a reset clears of the DMA engine: every channel disabled in a new epoch (under its
+ * lock, so the engine drops its work), then `DCR` and every channel register 0. The platform
+ * runs it when a reset starts, and again once the reset card's thread is gone, so nothing a
+ * dying card wrote survives into the next boot.
+ */
+export function resetDmaEngine(hw: X100Hardware, state: DmaSharedState): void {
+  state.resetAll();
+  hw.mmio.store32(X100_REG.DCR, 0);
+  for (let ch = 0; ch < X100_DMA.MAX_NUM_CHAN; ch++) {
+    for (let r = 0; r < X100_DMA.CHAN_STRIDE; r += 4) hw.mmio.store32(dmaChanReg(ch, r), 0);
+  }
+}
+
 /**
  * Installs the DMA register write handlers in this thread's {@link X100Hardware} (see the module
  * comment). `kick` wakes the engine; it is called after every write that may give it work.
  * Platforms do this for every thread that runs driver code; a bare `X100Hardware` has no DMA
  * handlers, so its DMA registers only store.
- * @throws MicError EBUSY when this thread's DMA registers already have handlers
+ * @throws MicError EBUSY when this thread's DMA registers already have handlers, EINVAL for a
+ * `cardGeneration` that is not a non-negative integer
  */
-export function installDmaRegisterHandlers(hw: X100Hardware, kick: () => void): void {
+export function installDmaRegisterHandlers(
+  hw: X100Hardware,
+  kick: () => void,
+  options: DmaRegisterHandlerOptions = {},
+): void {
   const mmio = hw.mmio;
-  const state = new DmaSharedState(hw.buffers.wires);
+  const generation = options.cardGeneration;
+  if (generation !== undefined) checkInt('card generation', generation, 0, 0xffff_ffff);
+  const owner = generation === undefined ? DMA_LOCK_OWNER.HOST : cardLockOwner(generation);
+  const state = new DmaSharedState(hw.buffers.wires, owner, () => hw.generation);
+  /** False once this thread is card code whose boot a reset ended. */
+  const live = (): boolean => generation === undefined || hw.isCurrentGeneration(generation);
   const reg = (ch: number, r: number): number => dmaChanReg(ch, r);
 
   const enable = (ch: number): number => {
@@ -101,6 +137,7 @@ export function installDmaRegisterHandlers(hw: X100Hardware, kick: () => void): 
   };
 
   mmio.setWriteHandler(X100_REG.DCR, (value) => {
+    if (!live()) return;
     mmio.store32(X100_REG.DCR, value);
     let changed = false;
     let failed = 0;
@@ -108,7 +145,7 @@ export function installDmaRegisterHandlers(hw: X100Hardware, kick: () => void): 
       const on = ((value >>> (2 * ch + 1)) & 1) === 1;
       state.lock(ch);
       try {
-        if (state.isOn(ch) === on) continue;
+        if (!live() || state.isOn(ch) === on) continue;
         changed = true;
         state.setOn(ch, on);
         state.bumpEpoch(ch);
@@ -139,6 +176,7 @@ export function installDmaRegisterHandlers(hw: X100Hardware, kick: () => void): 
       let failed = false;
       state.lock(ch);
       try {
+        if (!live()) return;
         const previous = mmio.read32(dhpr);
         mmio.store32(dhpr, value);
         if (state.isOn(ch) && mmio.read32(cherr) === 0) {

@@ -36,7 +36,7 @@ import {
   smptReg,
   spadReg,
 } from './constants.js';
-import { DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
+import { DMA_LOCK_OWNER, DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
 import { InterruptLine } from './irq.js';
 import { MmioRegisters } from './mmio.js';
 
@@ -249,7 +249,8 @@ export class X100Hardware {
         `hardware wires buffer of ${buffers.wires.byteLength} bytes is below ${W.SIZE}`,
       );
     }
-    this.#dma = new DmaSharedState(buffers.wires);
+    // Resets are the host's (the platform's): their locks carry the host's tag.
+    this.#dma = new DmaSharedState(buffers.wires, DMA_LOCK_OWNER.HOST, () => this.generation);
     this.hostLine = new InterruptLine('host', {
       sab: buffers.mmio,
       status: X100_REG.SICR0,
@@ -381,7 +382,9 @@ export class X100Hardware {
       );
     }
     const hex = micAddr.toString(16);
-    if (micAddr < BASE || micAddr + length > BASE + NUM_REG * PAGE_SIZE) {
+    const end = BASE + NUM_REG * PAGE_SIZE;
+    // A range starts inside the window, also an empty one: the end of the window is outside.
+    if (micAddr < BASE || micAddr >= end || micAddr + length > end) {
       throw new MicError(
         'EFAULT',
         `card address 0x${hex} +${length} is outside the SMPT window [0x${BASE.toString(16)}, +512 GiB)`,
@@ -429,7 +432,8 @@ export class X100Hardware {
     const { BASE, PAGE_SIZE, NUM_REG } = X100_SMPT;
     if (!Number.isSafeInteger(micAddr) || !Number.isSafeInteger(length) || length < 0) return -1;
     const rel = micAddr - BASE;
-    if (rel < 0 || rel + length > NUM_REG * PAGE_SIZE) return -1;
+    // A range starts inside the window, also an empty one: the end of the window is outside.
+    if (rel < 0 || rel >= NUM_REG * PAGE_SIZE || rel + length > NUM_REG * PAGE_SIZE) return -1;
     const first = Math.floor(rel / PAGE_SIZE);
     const last = length === 0 ? first : Math.floor((rel + length - 1) / PAGE_SIZE);
     const valid = this.smptValidMask;

@@ -54,6 +54,7 @@ export type { X100DmaDescriptor, X100DmaRing } from './dma-desc.js';
 export { X100DmaEngine } from './dma-engine.js';
 export type { X100DmaEngineOptions, X100DmaEngineStats } from './dma-engine.js';
 export { installDmaRegisterHandlers } from './dma-regs.js';
+export type { DmaRegisterHandlerOptions } from './dma-regs.js';
 export { InProcessDmaRunner } from './dma-runner.js';
 export {
   X100_CARD_SOURCES,
@@ -87,6 +88,6 @@ export type { CardMain, X100Platform, X100PlatformKind, X100PlatformOptions } fr
 export { createInProcessPlatform } from './platform-in-process.js';
 export type { InProcessPlatform, InProcessPlatformOptions } from './platform-in-process.js';
 export { createWorkerPlatform } from './platform-worker.js';
-export type { WorkerPlatform, WorkerPlatformOptions } from './platform-worker.js';
+export type { WorkerPlatform, WorkerPlatformOptions, X100CardExit } from './platform-worker.js';
 export { SmptTable, isSystemAddr, smptRegValue } from './smpt.js';
 export type { SmptEntry } from './smpt.js';

@@ -9,6 +9,11 @@
  * can import in a worker (e.g. an `.mjs` file importing `@mic/x100`). A reset terminates the
  * worker; the next boot starts a fresh one. Card log records go to the platform logger under
  * `card`. The worker script is the built `dist/card-worker.js`: build the package first.
+ *
+ * Card code that ends its thread by itself after it booted (`process.exit(code)`, or an uncaught
+ * error) is reported to the {@link WorkerPlatform.onCardExit} listeners with the exit code; a
+ * plain exit leaves the card `ready` (start it again, or reset it), a crash `halted` (reset it).
+ * Card code that ends during its boot fails the boot instead (`halted`).
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
@@ -19,9 +24,9 @@ import type { Clock } from '@mic/clock';
 import { MicError } from '@mic/errors';
 import { LOG_LEVELS } from '@mic/logger';
 import type { Logger } from '@mic/logger';
-import type { DmaEngineWorkerData } from './dma-engine-worker.js';
+import type { DmaEngineMessage, DmaEngineWorkerData } from './dma-engine-worker.js';
 import { installDmaRegisterHandlers } from './dma-regs.js';
-import { DmaSharedState } from './dma-state.js';
+import { DMA_LOCK_OWNER, DmaSharedState } from './dma-state.js';
 import { PlatformBase } from './platform.js';
 import { deserializeError } from './debug-channel.js';
 import type {
@@ -30,6 +35,7 @@ import type {
   CardWorkerMessage,
   DebugCallMessage,
 } from './debug-channel.js';
+import type { X100CardState } from './hardware.js';
 import type { X100Platform, X100PlatformOptions } from './platform.js';
 
 /** The card worker script (the same relative path works from `src/` under jest and from `dist/`). */
@@ -54,9 +60,31 @@ export interface WorkerPlatformOptions extends X100PlatformOptions {
   readonly clock?: Clock;
 }
 
+/** Card code that ended its thread by itself after it booted (see {@link WorkerPlatform.onCardExit}). */
+export interface X100CardExit {
+  /** The boot it belonged to (the hardware generation). */
+  readonly generation: number;
+  /** The thread's exit code: what the card code gave `process.exit`, 1 after a crash. */
+  readonly exitCode: number;
+  /** What it crashed with; undefined for a plain exit. */
+  readonly error: Error | undefined;
+  /**
+   * The card state it left: `ready` after a plain exit of the current boot, `halted` after a
+   * crash; the state of a later boot or reset when one came first.
+   */
+  readonly state: X100CardState;
+}
+
 /** The `worker` platform. */
 export interface WorkerPlatform extends X100Platform {
   readonly kind: 'worker';
+  /**
+   * Calls `listener` each time booted card code ends its thread by itself (an exit or a crash;
+   * never for the platform's own kills on reset and close), after the card state changed. A
+   * listener that throws is logged and ignored.
+   * @returns a function that removes the listener
+   */
+  onCardExit(listener: (exit: X100CardExit) => void): () => void;
   /**
    * The Linux thread id of the DMA engine's thread once it runs (-1 when unknown or when the
    * platform has no engine), for benchmarks that report where threads ran.
@@ -72,6 +100,10 @@ interface Pending {
 class WorkerCardSession implements CardDebugHandle {
   methods: readonly string[] = [];
   readonly worker: Worker;
+  /** Set when the platform stopped the thread (reset, failed boot, close). */
+  killed = false;
+  /** What the thread crashed with, if it did. */
+  crash: Error | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #dead: Error | undefined;
@@ -145,6 +177,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
   readonly #dmaExit: Promise<void>;
   readonly dmaEngineTid: Promise<number>;
   #session: WorkerCardSession | undefined;
+  readonly #exitListeners = new Set<(exit: X100CardExit) => void>();
 
   constructor(options: WorkerPlatformOptions, cardModule: string) {
     super(options, options.clock ?? realClock, 'wait', options.spinNs);
@@ -160,8 +193,9 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       return;
     }
     const chunk = options.dmaChunkBytes;
-    const state = new DmaSharedState(this.hardware.buffers.wires);
-    installDmaRegisterHandlers(this.hardware, () => {
+    const hw = this.hardware;
+    const state = new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.HOST, () => hw.generation);
+    installDmaRegisterHandlers(hw, () => {
       state.word.signal();
     });
     const data: DmaEngineWorkerData = {
@@ -175,10 +209,19 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     // be waiting for nothing but a DMA completion.
     this.#dmaWorker = worker;
     this.#dmaExit = new Promise<void>((resolve) => {
-      worker.once('exit', () => resolve());
+      worker.once('exit', () => {
+        // whatever it held, nobody waits for it any more
+        this.breakLocksOf(DMA_LOCK_OWNER.ENGINE);
+        resolve();
+      });
     });
+    const dmaLogger = this.logger.child('dma');
     this.dmaEngineTid = new Promise<number>((resolve) => {
-      worker.once('message', (msg: { type?: string; tid?: number }) => resolve(msg.tid ?? -1));
+      worker.on('message', (msg: DmaEngineMessage) => {
+        if (msg.type === 'ready') resolve(msg.tid);
+        else if (msg.type === 'log' && LOG_LEVELS.includes(msg.level))
+          dmaLogger[msg.level](msg.msg, msg.fields);
+      });
       worker.once('exit', () => resolve(-1));
     });
     worker.on('error', (err: Error) => {
@@ -223,17 +266,39 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
         }
       });
       worker.on('error', (err: Error) => {
+        session.crash = err;
         session.end(new MicError('ENODEV', `the card crashed: ${err.message}`, { cause: err }));
-        if (booted) this.cardCrashed(generation, err);
-        else reject(err);
+        if (!booted) reject(err);
       });
       worker.on('exit', (code: number) => {
         const err = new MicError('ENODEV', `the card worker exited (code ${code})`);
         session.end(err);
         if (!booted) reject(err);
         if (this.#session === session) this.#session = undefined;
+        if (booted && !session.killed) this.#cardExited(generation, code, session.crash);
       });
     });
+  }
+
+  onCardExit(listener: (exit: X100CardExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => {
+      this.#exitListeners.delete(listener);
+    };
+  }
+
+  #cardExited(generation: number, exitCode: number, error: Error | undefined): void {
+    const state = this.cardStopped(generation, exitCode, error);
+    const exit: X100CardExit = { generation, exitCode, error, state };
+    for (const listener of [...this.#exitListeners]) {
+      try {
+        listener(exit);
+      } catch (err) {
+        this.logger.error('a card exit listener threw', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
   }
 
   #log(msg: Extract<CardWorkerMessage, { type: 'log' }>): void {
@@ -246,6 +311,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
     const session = this.#session;
     this.#session = undefined;
     if (!session) return;
+    session.killed = true;
     session.end(new MicError('ENODEV', 'the card was reset'));
     await session.worker.terminate();
   }
@@ -253,7 +319,8 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
   protected async stopHardware(): Promise<void> {
     const worker = this.#dmaWorker;
     if (!worker) return;
-    new DmaSharedState(this.hardware.buffers.wires).requestStop();
+    const hw = this.hardware;
+    new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.HOST, () => hw.generation).requestStop();
     // The engine ends its loop at the next check; terminate() covers a thread stuck elsewhere.
     const timer = setTimeout(() => void worker.terminate(), 1000);
     await this.#dmaExit;

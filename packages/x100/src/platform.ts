@@ -5,9 +5,16 @@
  * resets the card.
  *
  * Card life cycle (the `cardState`): `ready` → (boot interrupt) `booting` → (entry returned)
- * `running`, or `halted` when the entry throws or the card code crashes; a write of `RGCR` bit 0
- * from any state → `reset` (card code stopped, every register cleared) → after `resetDelayMs`
- * on the platform clock → `ready` (`SPAD2` = ready | APIC id | boot address).
+ * `running`, or `halted` when the entry throws or the card code crashes; `running` → `ready`
+ * when the card code exits by itself (`worker` only: its thread ended, the firmware waits for an
+ * OS again); a write of `RGCR` bit 0 from any state → `reset` (card code stopped, every register
+ * cleared) → once `resetDelayMs` passed on the platform clock and the card code is gone →
+ * `ready` (`SPAD2` = ready | APIC id | boot address).
+ *
+ * A reset never waits for the card code: if its thread dies holding a DMA channel lock, the
+ * reset breaks the lock (after at most `DMA_LOCK_CARD_GRACE_MS` = 100 ms), and once the thread
+ * is gone the platform breaks whatever it still held and clears the DMA engine again, so
+ * nothing a dying card wrote survives into the next boot.
  *
  * Card code is a {@link CardMain} function: it gets a card view and the platform's `cardData`,
  * and may return an object of debug methods the host (tests, tools) calls through the card's
@@ -20,6 +27,8 @@ import type { Logger } from '@mic/logger';
 import type { X100CardView } from './card-view.js';
 import type { CardDebugHandle, CardDebugMethods } from './debug-channel.js';
 import { X100_REG, X100_RGCR_RESET, X100_SPAD, spadReg } from './constants.js';
+import { resetDmaEngine } from './dma-regs.js';
+import { DMA_LOCK_OWNER, DmaSharedState, cardLockOwner } from './dma-state.js';
 import { X100_CARD_SOURCES, X100_CARD_STATE, X100Hardware } from './hardware.js';
 import type { X100CardState, X100HardwareOptions } from './hardware.js';
 import { X100HostView } from './host-view.js';
@@ -94,6 +103,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
+  /** The host's view of the DMA control block: resets, and locks of threads that are gone. */
+  readonly #dma: DmaSharedState;
 
   protected constructor(
     options: X100PlatformOptions,
@@ -123,6 +134,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
         }
       },
     });
+    const hw = this.hardware;
+    this.#dma = new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.HOST, () => hw.generation);
     this.host = new X100HostView(this.hardware, {
       delivery,
       logger: this.logger.child('host'),
@@ -209,14 +222,24 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     return boot;
   }
 
-  /** Marks the card halted after a crash of running card code (worker `error` events). */
-  protected cardCrashed(generation: number, err: unknown): void {
+  /**
+   * The booted card code of `generation` stopped by itself and its thread is gone (worker
+   * `exit`): the locks it held are broken; if it is still the current boot, the card goes
+   * `halted` after a crash (`error` set), back to `ready` after a plain exit (the firmware waits
+   * for an OS again; registers, SMPT and DMA channels stay as they are).
+   * @returns the card state now
+   */
+  protected cardStopped(generation: number, exitCode: number, error: Error | undefined): X100CardState {
     const hw = this.hardware;
-    this.logger.error('card crashed', { error: errorMessage(err) });
-    if (hw.generation !== generation) return;
-    hw.setCardState(X100_CARD_STATE.HALTED);
-    this.#card = undefined;
-    this.#track(this.killCard());
+    this.#dma.breakLocks(cardLockOwner(generation));
+    if (error) this.logger.error('card crashed', { error: errorMessage(error), exitCode });
+    else this.logger.warn('the card code exited', { exitCode });
+    if (!this.#closed && hw.generation === generation && hw.cardState === X100_CARD_STATE.RUNNING) {
+      this.#card = undefined;
+      if (error) hw.setCardState(X100_CARD_STATE.HALTED);
+      else hw.firmwareReady();
+    }
+    return hw.cardState;
   }
 
   #onReset(): void {
@@ -225,6 +248,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     hw.setCardState(X100_CARD_STATE.RESET);
     this.#card = undefined;
     this.#track(this.killCard());
+    // Bounded even when the dying card holds a DMA channel lock (see the module comment).
     hw.clearRegisters();
     hw.mmio.store32(X100_REG.RGCR, X100_RGCR_RESET);
     // Wake a card thread still waiting for interrupts, so it sees that its generation is over.
@@ -233,15 +257,28 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     const abort = new AbortController();
     this.#resetAbort = abort;
     this.logger.debug('card reset', { generation });
-    this.clock.sleep(this.#resetDelayMs, abort.signal).then(
+    Promise.all([this.clock.sleep(this.#resetDelayMs, abort.signal), this.#cardGone()]).then(
       () => {
         if (this.#closed || hw.generation !== generation) return;
+        // The old card threads are gone: nothing they held or wrote while dying stays.
+        this.#dma.breakLocks();
+        resetDmaEngine(hw, this.#dma);
         hw.mmio.store32(X100_REG.RGCR, 0);
         hw.firmwareReady();
         this.logger.debug('card firmware ready', { generation });
       },
       () => {},
     );
+  }
+
+  /** Frees the DMA channel locks a thread that is gone still holds (its owner tag). */
+  protected breakLocksOf(owner: number): void {
+    this.#dma.breakLocks(owner);
+  }
+
+  /** Resolves once every card thread being stopped now is gone. */
+  #cardGone(): Promise<void> {
+    return Promise.all(this.#inFlight).then(() => {});
   }
 
   #track(p: Promise<void>): void {
@@ -261,8 +298,12 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     this.#card = undefined;
     this.#closing = (async () => {
       await this.killCard();
-      await Promise.all(this.#inFlight);
+      await this.#cardGone();
       await this.stopHardware();
+      // Nobody runs card code or the engine any more: a host register write never waits.
+      this.#dma.breakLocks();
+      this.#dma.breakLocks(cardLockOwner(this.hardware.generation));
+      this.#dma.breakLocks(DMA_LOCK_OWNER.ENGINE);
       await this.host.close();
     })();
     return this.#closing;

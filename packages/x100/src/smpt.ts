@@ -7,8 +7,10 @@
  * Differences from `mic_smpt.c`, on purpose:
  * - when a run of entries already pointing at the wanted host pages breaks off, the search falls
  *   back to free entries instead of failing;
- * - an unmap that would drive an entry's count below zero throws `EINVAL` and changes nothing
- *   (the kernel only warns);
+ * - an unmap must name a range a {@link SmptTable.map} returned (the same card address and
+ *   size) that is still mapped; anything else throws `EINVAL` and changes nothing (the kernel
+ *   only warns when a count would go below zero, and a wrong range silently drops another
+ *   mapping's references to the same entry);
  * - failures throw (`EINVAL`, `ENOSPC`) instead of returning address 0.
  *
  * @see drivers/misc/mic/host/mic_smpt.c
@@ -64,6 +66,8 @@ export class SmptTable {
   readonly #hw: X100Hardware;
   readonly #dmaAddr: number[] = [];
   readonly #refCount: number[] = [];
+  /** Live mappings: `micAddr:size` → how many times it is mapped. */
+  readonly #mapped = new Map<string, number>();
 
   constructor(hw: X100Hardware) {
     this.#hw = hw;
@@ -81,13 +85,18 @@ export class SmptTable {
    * @throws MicError EINVAL for a bad range, ENOSPC when no run of entries is free
    */
   map(dmaAddr: number, size: number): number {
-    if (!Number.isSafeInteger(dmaAddr) || dmaAddr < 0 || !Number.isSafeInteger(dmaAddr + size)) {
+    if (!Number.isSafeInteger(dmaAddr) || dmaAddr < 0) {
       throw new MicError('EINVAL', `DMA address ${String(dmaAddr)} is not a non-negative safe integer`, {
-        details: { dmaAddr },
+        details: { dmaAddr: String(dmaAddr) },
       });
     }
     if (!Number.isSafeInteger(size) || size < 1 || size > MAX_SYSTEM_MEMORY) {
-      throw new MicError('EINVAL', `SMPT map size ${String(size)} is not in [1, 512 GiB]`, {
+      throw new MicError('EINVAL', `SMPT map size ${String(size)} is not an integer in [1, 512 GiB]`, {
+        details: { dmaAddr, size: String(size) },
+      });
+    }
+    if (!Number.isSafeInteger(dmaAddr + size)) {
+      throw new MicError('EINVAL', `DMA range 0x${dmaAddr.toString(16)} +${size} is beyond 2^53`, {
         details: { dmaAddr, size },
       });
     }
@@ -111,42 +120,47 @@ export class SmptTable {
       this.#refCount[i]! += ref[k]!;
       this.#hw.setSmptValid(i, true);
     }
-    return BASE + spt * PAGE_SIZE + (dmaAddr - first);
+    const micAddr = BASE + spt * PAGE_SIZE + (dmaAddr - first);
+    const key = `${micAddr}:${size}`;
+    this.#mapped.set(key, (this.#mapped.get(key) ?? 0) + 1);
+    return micAddr;
   }
 
   /**
-   * Drops the references a {@link map} of the same range took (`mic_unmap`). A size of 0 does
-   * nothing.
-   * @throws MicError EINVAL for an address outside the window or more bytes than are mapped
+   * Drops the references a {@link map} of the same range took (`mic_unmap`): `micAddr` and
+   * `size` must be what that map was given and returned. A size of 0 does nothing.
+   * @throws MicError EINVAL for a range that is not mapped (never mapped, already unmapped, or
+   * another address or size than the map's), or arguments that are not integers
    */
   unmap(micAddr: number, size: number): void {
-    if (size === 0) return;
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new MicError('EINVAL', `SMPT unmap size ${String(size)} is not a non-negative integer`, {
+        details: { micAddr: String(micAddr), size: String(size) },
+      });
+    }
     if (
       !Number.isSafeInteger(micAddr) ||
-      !Number.isSafeInteger(size) ||
-      size < 0 ||
       !isSystemAddr(micAddr) ||
       micAddr + size > BASE + MAX_SYSTEM_MEMORY
     ) {
-      throw new MicError(
-        'EINVAL',
-        `card range 0x${micAddr.toString(16)} +${String(size)} is not in the SMPT window`,
-        {
-          details: { micAddr, size },
-        },
-      );
+      throw new MicError('EINVAL', `card range ${String(micAddr)} +${size} is not in the SMPT window`, {
+        details: { micAddr: String(micAddr), size },
+      });
     }
+    if (size === 0) return;
+    const key = `${micAddr}:${size}`;
+    const count = this.#mapped.get(key) ?? 0;
     const spt = Math.floor((micAddr - BASE) / PAGE_SIZE);
     const ref = refCounts(micAddr, size);
-    for (let k = 0; k < ref.length; k++) {
-      if (this.#refCount[spt + k]! < ref[k]!) {
-        throw new MicError(
-          'EINVAL',
-          `unmapping 0x${micAddr.toString(16)} +${size} takes more bytes from SMPT entry ${spt + k} than are mapped`,
-          { details: { micAddr, size, entry: spt + k, refCount: this.#refCount[spt + k] } },
-        );
-      }
+    if (count === 0 || ref.some((bytes, k) => this.#refCount[spt + k]! < bytes)) {
+      throw new MicError(
+        'EINVAL',
+        `card range 0x${micAddr.toString(16)} +${size} is not mapped: unmap what map() returned, with its size`,
+        { details: { micAddr, size, entry: spt, refCount: this.#refCount[spt] } },
+      );
     }
+    if (count === 1) this.#mapped.delete(key);
+    else this.#mapped.set(key, count - 1);
     for (let k = 0; k < ref.length; k++) {
       const i = spt + k;
       this.#refCount[i]! -= ref[k]!;

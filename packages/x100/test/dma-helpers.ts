@@ -1,4 +1,5 @@
 import type { Memory } from '@mic/memory';
+import type { X100Platform } from '../src/index.js';
 import {
   X100_DMA_BIT,
   X100_DMA_DESC,
@@ -12,8 +13,9 @@ import {
   dmaDcrOwnerBit,
   encodeDmaRing,
   installDmaRegisterHandlers,
+  writeDmaStatusDesc,
 } from '../src/index.js';
-import { hostBuffer } from './helpers.js';
+import { eventually, hostBuffer } from './helpers.js';
 
 /** Raw hardware, a host view, the DMA register handlers and an engine stepped by hand. */
 export interface Rig {
@@ -109,4 +111,28 @@ export function pattern(length: number, seed: number): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/**
+ * Runs one STATUS descriptor on channel `ch` of a running platform, programmed from the host
+ * (a 256-entry ring at card address 0x80000 up, the target at 0x20000), and checks it landed: the engine thread and the
+ * channel work.
+ */
+export async function statusWorks(p: X100Platform, ch: number): Promise<void> {
+  const rig = { hw: p.hardware, host: p.host } as Rig;
+  const entries = 256;
+  // a channel used before (and not reset since) continues at its tail
+  const slot = rig.hw.mmio.read32(reg(ch, X100_DMA_REG.DTPR));
+  if (slot >= entries) throw new Error(`channel ${ch}: its tail ${slot} is beyond a test ring`);
+  const ring = cardRing(rig, 0x80000 + ch * entries * 16, entries);
+  setupChannel(rig, ch, ring, ch >= 4);
+  const dst = 0x20000 + ch * 8;
+  const value = BigInt(p.hardware.generation) * 16n + BigInt(ch);
+  writeDmaStatusDesc(ring.mem, slot * 16, dst, value, false);
+  const head = (slot + 1) % entries;
+  setHead(rig, ch, head);
+  await eventually(() => completion(rig, ch) === head, `a STATUS on channel ${ch}`, 20_000);
+  if (p.hardware.cardMemory.readBigU64(dst) !== value || cherr(rig, ch) !== 0) {
+    throw new Error(`channel ${ch}: the STATUS did not land (DCHERR ${cherr(rig, ch)})`);
+  }
 }

@@ -77,6 +77,54 @@ describe('SmptTable', () => {
     expect(smpt.entries()[0]!.refCount).toBe(100);
   });
 
+  it('puts a zero-length range exactly at the end of the window outside it (EFAULT), never at host address 0', () => {
+    const { hw, smpt } = setup();
+    smpt.map(0x2000, 4096); // entry 0 mapped
+    const end = BASE + NUM_REG * PAGE_SIZE;
+    expect(() => hw.smptTranslate(end, 0)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(hw.smptResolve(end, 0)).toBe(-1);
+    expect(() => hw.cardAddressWindow(end, 0)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    // the last byte of the window is inside it (unmapped here)
+    expect(hw.smptResolve(end - 1, 1)).toBe(-1);
+    expect(hw.smptResolve(BASE + 0x2000, 0)).toBe(0x2000);
+  });
+
+  it('refuses to unmap a range that was never mapped, and keeps the mapping that shares its entry', () => {
+    const { hw, smpt } = setup();
+    const mic = smpt.map(0x2000, 4096);
+    expect(() => smpt.unmap(BASE + 0x10_0000, 4096)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => smpt.unmap(mic, 64)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => smpt.unmap(mic + 64, 4096 - 64)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(smpt.entries()[0]!.refCount).toBe(4096);
+    expect(hw.smptTranslate(mic, 4096)).toBe(0x2000);
+    smpt.unmap(mic, 4096);
+    expect(() => smpt.unmap(mic, 4096)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(hw.smptValidMask).toBe(0);
+  });
+
+  it('counts a range mapped twice: it stays mapped until the second unmap', () => {
+    const { hw, smpt } = setup();
+    const a = smpt.map(0x2000, 4096);
+    expect(smpt.map(0x2000, 4096)).toBe(a);
+    smpt.unmap(a, 4096);
+    expect(hw.smptTranslate(a, 4096)).toBe(0x2000);
+    smpt.unmap(a, 4096);
+    expect(hw.smptValidMask).toBe(0);
+  });
+
+  it('names the bad argument with EINVAL instead of throwing TypeError', () => {
+    const { smpt } = setup();
+    const bad = (fn: () => unknown, what: RegExp): void => {
+      expect(fn).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(what) }));
+    };
+    bad(() => smpt.unmap(undefined as unknown as number, 4096), /card range undefined/);
+    bad(() => smpt.unmap(BASE, null as unknown as number), /unmap size null/);
+    bad(() => smpt.map(4096, 10n as unknown as number), /map size 10/);
+    bad(() => smpt.map(4096, Number.NaN), /map size NaN/);
+    bad(() => smpt.map({} as unknown as number, 8), /DMA address \[object Object\]/);
+    bad(() => smpt.toDmaAddr(undefined as unknown as number), /card address undefined/);
+  });
+
   it('refuses card ranges over entries that are not contiguous in host memory', () => {
     const { hw, smpt } = setup();
     smpt.map(PAGE_SIZE - 4096, 4096); // entry 0
