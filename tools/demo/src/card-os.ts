@@ -29,7 +29,7 @@ import {
 import { VopBus } from '@mic/vop-bus';
 import { VopCardDriver } from '@mic/vop-card';
 import type { CardDebugMethods, X100CardView } from '@mic/x100';
-import { pattern, sha256 } from './pattern.js';
+import { burstOffsets, pattern, sha256 } from './pattern.js';
 
 /** What the host gives the card program at boot (`cardData`). */
 export interface CardOsData {
@@ -434,23 +434,15 @@ async function blkBurst(d: VirtioBlk, b: BlkBurst): Promise<BurstResult> {
   }
   const capacityBytes = Number(d.capacity) * 512;
   const span = Math.min(b.span ?? capacityBytes, capacityBytes);
-  const slots = Math.floor(span / size);
-  if (slots < 1)
+  if (span < size)
     throw new MicError('EINVAL', `card: a burst of ${size}-byte requests does not fit in ${span} bytes`);
+  const nextOffset = burstOffsets(size, span, b.random ?? false);
   const bufs = Array.from({ length: depth }, () => new Uint8Array(size).fill(0x5a));
-  // A small xorshift: the same offsets on every run, no Math.random in a measured loop.
-  let x = 0x9e3779b9;
-  const nextSlot = (i: number): number => {
-    if (!b.random) return i % slots;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % slots;
-  };
-  let next = 0;
+  let issued = 0;
   const lane = async (buf: Uint8Array): Promise<void> => {
-    while (next < count) {
-      const sector = (nextSlot(next++) * size) / 512;
+    while (issued < count) {
+      issued++;
+      const sector = nextOffset() / 512;
       if (op === 'read') await d.readInto(sector, buf);
       else await d.write(sector, buf);
     }

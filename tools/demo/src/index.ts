@@ -26,7 +26,7 @@ export {
 } from './host.js';
 export { type FrameBurst, framesCardToHost, framesHostToCard } from './bursts.js';
 export { ping, type PingOptions, type PingResult } from './ping.js';
-export { pattern, sha256 } from './pattern.js';
+export { burstOffsets, pattern, sha256 } from './pattern.js';
 export {
   HOST_PORT,
   runDemo,
