@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Scaffolds packages/<name> (or tools/<name> with --tool): package.json, tsconfig.json,
-// tsconfig.check.json, jest.config.js and src/index.ts. Usage:
+// tsconfig.check.json, jest.config.js, src/index.ts and (a library) LICENSE. Usage:
 //   node scripts/new-package.mjs <name> "<description>" [dep ...] [--tool]
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -21,17 +21,27 @@ mkdirSync(join(dir, 'src'), { recursive: true });
 mkdirSync(join(dir, 'test'), { recursive: true });
 const depPath = (d) =>
   existsSync(join('tools', d)) ? `../../tools/${d}` : tool ? `../../packages/${d}` : `../${d}`;
+const rootPkg = JSON.parse(readFileSync('package.json', 'utf8'));
+// A library is published (the fields scripts/check-pack.mjs checks); a tool is private.
 const pkg = {
   name: `@mic/${name}`,
-  version: '0.1.0',
+  version: '0.0.0',
+  ...(tool ? { private: true } : {}),
   description,
   type: 'module',
   license: 'MIT',
+  ...(tool ? {} : { repository: { ...rootPkg.repository, directory: dir } }),
+  engines: rootPkg.engines,
   ...(tool ? {} : { sideEffects: false }),
-  exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } },
-  files: ['dist', 'src', 'README.md'],
+  exports: {
+    '.': { types: './dist/index.d.ts', default: './dist/index.js' },
+    ...(tool ? {} : { './package.json': './package.json' }),
+  },
+  files: tool ? ['dist', 'src', 'README.md'] : ['dist', '!dist/.tsbuildinfo', 'src', 'README.md', 'LICENSE'],
+  ...(tool ? {} : { publishConfig: { access: 'public' } }),
   scripts: {
     build: 'tsc -b',
+    ...(tool ? {} : { prepack: 'node ../../scripts/prepack.mjs' }),
     typecheck: 'tsc -p tsconfig.check.json',
     lint: 'eslint . && prettier --check . --ignore-path ../../.prettierignore',
     test: 'node --experimental-vm-modules --no-warnings=ExperimentalWarning ../../node_modules/jest/bin/jest.js',
@@ -69,4 +79,5 @@ writeFileSync(
   `import preset from '../../jest.preset.js';\n\nexport default { ...preset, displayName: '${name}' };\n`,
 );
 if (!existsSync(join(dir, 'src', 'index.ts'))) writeFileSync(join(dir, 'src', 'index.ts'), 'export {};\n');
+if (!tool) copyFileSync('LICENSE', join(dir, 'LICENSE'));
 process.stdout.write(`created ${dir}\n`);

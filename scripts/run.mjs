@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The README's two commands: `npm run demo` and `npm test`. Works on a fresh machine with only
 // Node 20 and npm: pnpm is installed into ./.tools (no global install, no root needed), then the
-// workspace is installed and built with turbo, then the job runs.
+// workspace is installed and built with turbo, then the job runs. Everything the set-up prints
+// goes to stderr, so stdout carries only the job's output (`npm run -s demo -- --json` is JSON).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,15 +25,17 @@ function step(title) {
   process.stderr.write(`\n==> ${title}\n`);
 }
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env, ...opts });
+/** Runs a command; its stdout goes to our stdout, or with `toStderr` to our stderr. */
+function run(cmd, args, { toStderr = false, ...opts } = {}) {
+  const stdio = toStderr ? ['inherit', process.stderr.fd, 'inherit'] : 'inherit';
+  const r = spawnSync(cmd, args, { cwd: root, stdio, env, ...opts });
   if (r.error) throw r.error;
   return r.status ?? 1;
 }
 
-function must(title, cmd, args) {
+function must(title, cmd, args, { toStderr = false } = {}) {
   step(title);
-  const status = run(cmd, args);
+  const status = run(cmd, args, { toStderr });
   if (status !== 0) {
     process.stderr.write(`\n${title} failed (exit ${status})\n`);
     process.exit(status);
@@ -48,8 +51,8 @@ function installedPnpm() {
   }
 }
 
-function pnpm(title, args) {
-  must(title, process.execPath, [pnpmBin, ...args]);
+function pnpm(title, args, opts) {
+  must(title, process.execPath, [pnpmBin, ...args], opts);
 }
 
 function setup() {
@@ -63,16 +66,33 @@ function setup() {
       '--no-fund',
       '--loglevel=error',
       `pnpm@${pnpmVersion}`,
-    ]);
+    ], { toStderr: true });
   }
-  pnpm('installing workspace dependencies', ['install', '--frozen-lockfile', '--reporter=append-only']);
-  pnpm('building packages', ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only']);
+  const quiet = { toStderr: true };
+  const install = ['install', '--frozen-lockfile', '--reporter=append-only'];
+  pnpm('installing workspace dependencies', install, quiet);
+  pnpm('building packages', ['exec', 'turbo', 'run', 'build', '--output-logs=errors-only'], quiet);
 }
 
-/** Sums jest's --json report into the one line CI counts. */
+/**
+ * A check before jest: its failure is recorded, not fatal, so jest still runs and is counted;
+ * each failed check counts as one failed test in the last line.
+ */
+const failedChecks = [];
+function check(title, cmd, args) {
+  step(title);
+  const status = run(cmd, args);
+  if (status !== 0) {
+    process.stderr.write(`\n${title} failed (exit ${status})\n`);
+    failedChecks.push(title);
+  }
+}
+
+/** Sums jest's --json report (and the failed checks) into the one line CI counts. */
 function summarize(reportPath) {
+  for (const title of failedChecks) process.stderr.write(`check failed: ${title}\n`);
   if (!existsSync(reportPath)) {
-    process.stdout.write('tests: 0 passed, 1 failed\n');
+    process.stdout.write(`tests: 0 passed, ${1 + failedChecks.length} failed\n`);
     return 1;
   }
   const report = JSON.parse(readFileSync(reportPath, 'utf8'));
@@ -82,7 +102,7 @@ function summarize(reportPath) {
     (s) => s.status === 'failed' && (s.assertionResults ?? []).length === 0,
   ).length;
   const passed = report.numPassedTests ?? 0;
-  const failed = (report.numFailedTests ?? 0) + loadFailures;
+  const failed = (report.numFailedTests ?? 0) + loadFailures + failedChecks.length;
   process.stdout.write(`tests: ${passed} passed, ${failed} failed\n`);
   return failed > 0 || failedSuites > 0 || report.success === false ? 1 : 0;
 }
@@ -92,22 +112,40 @@ setup();
 if (job === 'setup') process.exit(0);
 
 if (job === 'demo') {
-  must('loopback demo: a virtio driver in a worker, the device in this thread', process.execPath, [
-    join(root, 'tools', 'loopback', 'dist', 'cli.js'),
-    ...process.argv.slice(3),
-  ]);
-  process.exit(0);
+  // The demo's own exit code and messages (exit 2 and one line for a bad argument), nothing added.
+  step('loopback demo: a virtio driver in a worker, the device in this thread');
+  const cli = join(root, 'tools', 'loopback', 'dist', 'cli.js');
+  process.exit(run(process.execPath, [cli, ...process.argv.slice(3)]));
 }
 
 if (job === 'test') {
-  must('dependency and layering check (scripts/check-deps.mjs)', process.execPath, [
+  check('dependency and layering check (scripts/check-deps.mjs)', process.execPath, [
     join(root, 'scripts', 'check-deps.mjs'),
   ]);
-  must('dependency check self-test', process.execPath, [join(root, 'scripts', 'check-deps.mjs'), '--self-test']);
-  pnpm('typecheck and lint', ['exec', 'turbo', 'run', 'typecheck', 'lint', '--output-logs=errors-only']);
+  check('dependency check self-test', process.execPath, [join(root, 'scripts', 'check-deps.mjs'), '--self-test']);
+  const script = (name, ...args) => [join(root, 'scripts', name), ...args];
+  check('changesets (scripts/check-changesets.mjs)', process.execPath, script('check-changesets.mjs'));
+  check('changesets check self-test', process.execPath, script('check-changesets.mjs', '--self-test'));
+  check('typecheck and lint', process.execPath, [
+    pnpmBin,
+    'exec',
+    'turbo',
+    'run',
+    'typecheck',
+    'lint',
+    '--output-logs=errors-only',
+  ]);
+  check('doc-tests: README examples (scripts/doc-test.mjs)', process.execPath, script('doc-test.mjs'));
+  check('doc-test self-test', process.execPath, script('doc-test.mjs', '--self-test'));
+  check('API docs (TypeDoc into docs/api, warnings are errors)', process.execPath, [
+    join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'),
+  ]);
+  check('published packages (scripts/check-pack.mjs)', process.execPath, script('check-pack.mjs'));
+  check('the demo as a program (scripts/check-demo.mjs)', process.execPath, script('check-demo.mjs'));
   step('tests (jest, all packages)');
   mkdirSync(join(root, 'reports'), { recursive: true });
   const reportPath = join(root, 'reports', 'jest.json');
+  rmSync(reportPath, { force: true }); // a report left by an earlier run is never counted
   const status = run(
     process.execPath,
     [

@@ -55,8 +55,20 @@ export interface MicErrorOptions {
 }
 
 /**
+ * The brand every {@link MicError} carries: a registered symbol (`Symbol.for`), so it is the same
+ * in every copy of this package that a process loads (two versions installed side by side, a
+ * bundled copy, a worker thread's own module graph).
+ */
+const MIC_ERROR_BRAND = Symbol.for('@mic/errors.MicError');
+
+/**
  * An error with an errno-like {@link ErrnoCode}. The message says what was wrong and with which
  * value, e.g. `queue size 100 is not a power of two`.
+ *
+ * `err instanceof MicError` and {@link isMicError} recognise a `MicError` made by any copy of
+ * `@mic/errors` (they test its brand, not its prototype chain), so an application with two
+ * copies installed still sees the codes of every package's errors. For a subclass, `instanceof`
+ * keeps its usual meaning.
  *
  * @example
  * throw new MicError('EINVAL', `queue size ${num} is not a power of two`, { details: { num } });
@@ -75,6 +87,13 @@ export class MicError extends Error {
     this.code = code;
     this.errno = ERRNO[code];
     this.details = options.details ?? {};
+    Object.defineProperty(this, MIC_ERROR_BRAND, { value: true });
+  }
+
+  /** True for a `MicError` of any copy of this package (see the class comment). */
+  static override [Symbol.hasInstance](value: unknown): value is MicError {
+    if (this !== MicError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && MIC_ERROR_BRAND in value;
   }
 
   /** The message prefixed with the code, as logs show it: `EINVAL: queue size 100 ...`. */
@@ -83,7 +102,11 @@ export class MicError extends Error {
   }
 }
 
-/** True when `err` is a {@link MicError}, optionally with the given code. */
+/**
+ * True when `err` is a {@link MicError} of any copy of this package (its brand, not its
+ * prototype), optionally with the given code. An error from elsewhere that merely has a `code`
+ * property is not one.
+ */
 export function isMicError(err: unknown, code?: ErrnoCode): err is MicError {
   return err instanceof MicError && (code === undefined || err.code === code);
 }

@@ -187,8 +187,8 @@ export class InProcessBackendTransport implements BackendTransport {
   }
 
   /** @internal a chain finished */
-  release(chain: InProcessChain): void {
-    this.#open[chain.queue]?.delete(chain);
+  release(chain: BackendChain): void {
+    this.#open[chain.queue]?.delete(chain as InProcessChain);
   }
 
   /** @internal whether a chain of `generation` is still live */

@@ -25,7 +25,14 @@ export { DMA_PREP_FENCE, memcpyChannel, startDma, syncDma, waitDma } from './dma
 export { VopHostDriver } from './driver.js';
 export type { VopHostEvent } from './driver.js';
 export { VopChain, VopVdev, checkAddDevice } from './vdev.js';
-export type { VopCopyDesc, VopDeviceCtrlSnapshot, VopHandshakeTimeouts, VopPollEvents } from './vdev.js';
+export type {
+  VopChainInfo,
+  VopControlContext,
+  VopCopyDesc,
+  VopDeviceCtrlSnapshot,
+  VopHandshakeTimeouts,
+  VopPollEvents,
+} from './vdev.js';
 export { VopMapping } from './view.js';
 export { VopVring, emptyStats } from './vring.js';
-export type { VopVdevStats } from './vring.js';
+export type { VopCopyContext, VopVdevStats } from './vring.js';

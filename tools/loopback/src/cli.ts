@@ -12,7 +12,7 @@ import { parseArgs } from './args.js';
 
 const parsed = parseArgs(process.argv.slice(2));
 if (!parsed.ok) {
-  process.stderr.write(`mic-loopback: ${parsed.error}\n${parsed.usage}\n`);
+  process.stderr.write(`mic-loopback: ${parsed.error} (--help for usage)\n`);
   process.exit(2);
 }
 if (parsed.help) {

@@ -30,6 +30,31 @@ describe('mic-loopback arguments', () => {
       error: 'unknown argument "--frobnicate"',
     });
   });
+
+  it('refuses values the loopback cannot run, naming the value and the limit', () => {
+    const error = (...argv: string[]) => {
+      const r = parseArgs(argv);
+      return r.ok ? undefined : r.error;
+    };
+    expect(error('--payload', '3')).toBe('--payload 3 is not a multiple of 4 from 4 to 1048576');
+    expect(error('--payload', '6')).toBe('--payload 6 is not a multiple of 4 from 4 to 1048576');
+    expect(error('--payload', String(2 << 20))).toBe(
+      '--payload 2097152 is not a multiple of 4 from 4 to 1048576',
+    );
+    expect(error('--queue-size', '100')).toBe('--queue-size 100 is not a power of two from 2 to 32768');
+    expect(error('--queue-size', '1')).toBe('--queue-size 1 is not a power of two from 2 to 32768');
+    expect(error('--queue-size', '65536')).toBe('--queue-size 65536 is not a power of two from 2 to 32768');
+    expect(error('--batch', '1000')).toBe(
+      '--batch 1000 is more than the 128 requests a 256-entry queue holds (two descriptors each)',
+    );
+    expect(error('--batch', '65', '--queue-size', '128')).toBe(
+      '--batch 65 is more than the 64 requests a 128-entry queue holds (two descriptors each)',
+    );
+    expect(parseArgs(['--batch', '64', '--queue-size', '128', '--payload', String(1 << 20)])).toMatchObject({
+      ok: true,
+      options: { batch: 64, queueSize: 128, payload: 1 << 20 },
+    });
+  });
 });
 
 describe('mic-loopback program', () => {
@@ -46,14 +71,21 @@ describe('mic-loopback program', () => {
     expect(r.driver).toMatchObject({ requests: 5000, mismatches: 0 });
   });
 
-  it('exits 2 with the reason for a bad argument and 1 with the library error for a bad value', async () => {
-    await expect(run(process.execPath, [cli, '--requests', '-3'])).rejects.toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining('--requests takes a positive integer, not "-3"'),
-    });
-    await expect(run(process.execPath, [cli, '--payload', '6'])).rejects.toMatchObject({
-      code: 1,
-      stderr: expect.stringContaining('EINVAL: loopback payload 6 is not a multiple of 4'),
-    });
+  it('exits 2 with one line on stderr and nothing on stdout for a bad argument or value, before starting', async () => {
+    for (const argv of [
+      ['--requests', '-3'],
+      ['--payload', '3'],
+      ['--batch', '1000'],
+      ['--queue-size', '3'],
+    ]) {
+      const failed = await run(process.execPath, [cli, ...argv]).then(
+        () => undefined,
+        (err: unknown) => err as { code: number; stdout: string; stderr: string },
+      );
+      expect(failed).toMatchObject({ code: 2, stdout: '' });
+      const lines = failed!.stderr.split('\n').filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^mic-loopback: ${argv[0]} .* \\(--help for usage\\)$`));
+    }
   });
 });
