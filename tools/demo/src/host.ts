@@ -56,6 +56,8 @@ export interface CardRigOptions {
   /** Card memory (default 128 MiB) and host RAM (default 64 MiB). */
   readonly cardMemorySize?: number;
   readonly hostRamSize?: number;
+  /** `worker`: how long each side polls before it sleeps (ns; the platform's default 50 µs). */
+  readonly spinNs?: number;
   /** Options of vop-host (DMA threshold, timeouts). */
   readonly vop?: VopHostOptions;
   readonly logger?: Logger;
@@ -106,6 +108,7 @@ export class CardRig {
         : createWorkerPlatform({
             cardModule: options.cardModule ?? cardOsModule,
             resetDelayMs: 20,
+            ...(options.spinNs === undefined ? {} : { spinNs: options.spinNs }),
             logger,
             ...sizes,
             ...data,
