@@ -25,7 +25,7 @@ export {
   type ServedDeviceOptions,
 } from './host.js';
 export { type FrameBurst, framesCardToHost, framesHostToCard } from './bursts.js';
-export { ping, type PingOptions, type PingResult } from './ping.js';
+export { ping, type PingOptions, type PingPort, type PingResult } from './ping.js';
 export { burstOffsets, pattern, sha256 } from './pattern.js';
 export {
   HOST_PORT,

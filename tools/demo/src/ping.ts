@@ -109,11 +109,14 @@ function isReply(
   );
 }
 
+/** Where {@link ping} sends from: a switch endpoint, or anything that sends and receives frames alike. */
+export type PingPort = Pick<SwitchPort, 'send' | 'receive'>;
+
 /**
  * Pings `dstIp` from `port`: ARP, then `count` echo requests one after another.
  * @throws MicError ETIMEDOUT when the ARP reply or an echo reply does not come
  */
-export async function ping(port: SwitchPort, options: PingOptions): Promise<PingResult> {
+export async function ping(port: PingPort, options: PingOptions): Promise<PingResult> {
   const me = parseMac(options.srcMac);
   const myIp = parseIpv4(options.srcIp);
   const peerIp = parseIpv4(options.dstIp);
