@@ -16,6 +16,7 @@ export {
 } from './card-os.js';
 export {
   CardRig,
+  FAST_COPY_RIG,
   ServedDevice,
   cardOsModule,
   serveCard,

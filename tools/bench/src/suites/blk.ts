@@ -6,6 +6,9 @@
  * of requests the card issues with a fixed number in flight: sequential reads and writes of
  * 128 KiB at queue depth 1, 8 and 32, random 4 KiB reads at depth 1 and 32.
  *
+ * Every case runs on two cards at once (one busy at a time): one with the rig's defaults (copies by
+ * the DMA engine from 1 KiB, as the kernel does) and one with `FAST_COPY_RIG` (memcpy, no polling).
+ *
  * Baseline, measured in the same run, trial by trial: `fs.promises` (`FileHandle.read`/`write`)
  * on the same file from the main thread, the same request sizes, depths and offsets. Target
  * (issue 13): sequential read at depth 8 at least 1.0x the baseline.
@@ -13,7 +16,16 @@
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BlkBurst, type BurstResult, CardRig, burstOffsets, serveCard } from '@mic/demo';
+import {
+  type BlkBurst,
+  type BurstResult,
+  type CardDevices,
+  CardRig,
+  type CardRigOptions,
+  FAST_COPY_RIG,
+  burstOffsets,
+  serveCard,
+} from '@mic/demo';
 import {
   type BenchRecord,
   type SuiteOptions,
@@ -91,68 +103,101 @@ async function fillImage(path: string): Promise<void> {
 const rateOf = (r: BurstResult, unit: 'B/s' | 'IOPS', size: number): number =>
   unit === 'B/s' ? r.bytes / (r.ms / 1000) : r.bytes / size / (r.ms / 1000);
 
+/**
+ * The two rigs every case runs on: the defaults (copies of 1 KiB and more by the DMA engine, as
+ * the kernel; each side polls 50 µs before it sleeps) and {@link FAST_COPY_RIG} (memcpy, no
+ * polling), reported as `blk-<case>` and `blk-memcpy-nospin-<case>`.
+ */
+const VARIANTS: readonly { readonly prefix: string; readonly options: CardRigOptions }[] = [
+  { prefix: 'blk', options: {} },
+  { prefix: 'blk-memcpy-nospin', options: FAST_COPY_RIG },
+];
+
+interface Served {
+  readonly prefix: string;
+  readonly rig: CardRig;
+  readonly devices: CardDevices;
+  /** The card thread's kernel id. */
+  tid: number;
+}
+
 export async function blkSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   const dir = await mkdtemp(join(tmpdir(), 'mic-bench-blk-'));
   const image = join(dir, 'disk.img');
-  let rig: CardRig | null = null;
+  const served: Served[] = [];
   let fh: FileHandle | null = null;
   try {
     await fillImage(image);
-    rig = await CardRig.boot({ platform: 'worker' });
-    const devices = await serveCard(rig.control, { block: { path: image, queueDepth: 32 } });
-    await devices.block!.waitDriverOk();
-    await rig.call('waitDevices', ['block']);
+    // Both cards serve the same image (one at a time is busy; the other's threads sleep).
+    for (const v of VARIANTS) {
+      const rig = await CardRig.boot({ platform: 'worker', ...v.options });
+      const devices = await serveCard(rig.control, { block: { path: image, queueDepth: 32 } });
+      const s: Served = { prefix: v.prefix, rig, devices, tid: -1 };
+      served.push(s);
+      await devices.block!.waitDriverOk();
+      await rig.call('waitDevices', ['block']);
+      s.tid = await rig.call<number>('tid');
+    }
     fh = await open(image, 'r+');
     const mainTid = currentTid();
-    const cardTid = await rig.call<number>('tid');
-    const unpin = pinPair(options.pin, mainTid, cardTid);
     const card = new Map<string, number[]>();
     const base = new Map<string, number[]>();
     const place: string[] = [];
-    try {
-      for (let t = 0; t < options.trials; t++) {
-        for (const c of CASES) {
-          const count = Math.max(c.burst.depth * 4, Math.round(c.count * options.scale));
-          const burst: BlkBurst = { ...c.burst, count };
-          const warm: BlkBurst = { ...c.burst, count: Math.max(c.burst.depth, count >> 3) };
-          const unit = c.burst.size === 4096 ? 'IOPS' : 'B/s';
-          // Interleaved: the card's burst, then the baseline's, each after its own warm-up.
-          await rig.call('blkBurst', warm);
-          place.push(placement(mainTid, cardTid));
-          const r = await rig.call<BurstResult>('blkBurst', burst);
-          place.push(placement(mainTid, cardTid));
-          await fsBurst(fh, warm, IMAGE_BYTES);
-          const b = await fsBurst(fh, burst, IMAGE_BYTES);
-          push(card, c.name, rateOf(r, unit, c.burst.size));
-          push(base, c.name, rateOf(b, unit, c.burst.size));
-          options.progress(
-            `blk ${c.name} trial ${t + 1}/${options.trials}: card ${fmt(card.get(c.name)!.at(-1)!, unit)}, fs.promises ${fmt(base.get(c.name)!.at(-1)!, unit)}`,
-          );
+    for (let t = 0; t < options.trials; t++) {
+      for (const c of CASES) {
+        const count = Math.max(c.burst.depth * 4, Math.round(c.count * options.scale));
+        const burst: BlkBurst = { ...c.burst, count };
+        const warm: BlkBurst = { ...c.burst, count: Math.max(c.burst.depth, count >> 3) };
+        const unit = c.burst.size === 4096 ? 'IOPS' : 'B/s';
+        // Interleaved: each card's burst, then the baseline's, each after its own warm-up.
+        const line: string[] = [];
+        for (const s of served) {
+          const unpin = pinPair(options.pin, mainTid, s.tid);
+          try {
+            await s.rig.call('blkBurst', warm);
+            place.push(placement(mainTid, s.tid));
+            const r = await s.rig.call<BurstResult>('blkBurst', burst);
+            place.push(placement(mainTid, s.tid));
+            push(card, `${s.prefix}-${c.name}`, rateOf(r, unit, c.burst.size));
+            line.push(`${s.prefix} ${fmt(card.get(`${s.prefix}-${c.name}`)!.at(-1)!, unit)}`);
+          } finally {
+            unpin();
+          }
         }
+        await fsBurst(fh, warm, IMAGE_BYTES);
+        const b = await fsBurst(fh, burst, IMAGE_BYTES);
+        push(base, c.name, rateOf(b, unit, c.burst.size));
+        options.progress(
+          `blk ${c.name} trial ${t + 1}/${options.trials}: ${line.join(', ')}, fs.promises ${fmt(base.get(c.name)!.at(-1)!, unit)}`,
+        );
       }
-    } finally {
-      unpin();
     }
     const regime = regimeOf(place);
-    const stats = devices.block!.backend.stats();
-    options.progress(`blk backend: ${stats.requests} requests, at most ${stats.maxInFlight} in flight`);
-    await devices.stop();
-    return CASES.map((c) =>
-      record(
-        'blk',
-        `blk-${c.name}`,
-        c.burst.size === 4096 ? 'IOPS' : 'B/s',
-        median(card.get(c.name)!),
-        { name: `fs.promises-${c.name}`, value: median(base.get(c.name)!) },
-        c.target,
-        regime,
+    for (const s of served) {
+      const stats = s.devices.block!.backend.stats();
+      options.progress(
+        `${s.prefix} backend: ${stats.requests} requests, at most ${stats.maxInFlight} in flight`,
+      );
+    }
+    return served.flatMap((s) =>
+      CASES.map((c) =>
+        record(
+          'blk',
+          `${s.prefix}-${c.name}`,
+          c.burst.size === 4096 ? 'IOPS' : 'B/s',
+          median(card.get(`${s.prefix}-${c.name}`)!),
+          { name: `fs.promises-${c.name}`, value: median(base.get(c.name)!) },
+          c.target,
+          regime,
+        ),
       ),
     );
   } finally {
     await fh?.close();
-    if (rig) {
-      await rig.stopCard().catch(() => {});
-      await rig.close();
+    for (const s of served) {
+      await s.devices.stop().catch(() => {});
+      await s.rig.stopCard().catch(() => {});
+      await s.rig.close();
     }
     await rm(dir, { recursive: true, force: true });
   }
