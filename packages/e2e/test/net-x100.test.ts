@@ -22,7 +22,18 @@ import {
 } from '@mic/demo';
 import { MicError } from '@mic/errors';
 import { StreamFramer, encodeStreamFrame, micTapAddresses, parseMac } from '@mic/virtio-backends';
-import { PLATFORMS, bootCard, cleanup, ensureTool, isRoot, pattern, sha256, tmp, track } from './x100-rig.js';
+import {
+  PLATFORMS,
+  bootCard,
+  cleanup,
+  ensureTool,
+  isRoot,
+  pattern,
+  sha256,
+  tmp,
+  track,
+  until,
+} from './x100-rig.js';
 
 const run = promisify(execFile);
 
@@ -62,8 +73,7 @@ describe.each(PLATFORMS)('virtio-net over VOP on the %s platform', (platform) =>
     port.setReceiver((f) => got.push(f));
     const out = SIZES.flatMap((n, i) => [frame(portMac, cardMac, n, i), frame(portMac, cardMac, n, 100 + i)]);
     expect(await rig.call('netSend', out)).toBe(out.length);
-    const deadline = Date.now() + 60_000;
-    while (got.length < out.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    await until(() => got.length >= out.length, 'the card frames at the endpoint');
     expect(got.map(sha256)).toEqual(out.map(sha256));
     // Endpoint -> card (unicast and broadcast).
     await rig.call('netCapture', true);
@@ -124,9 +134,7 @@ describe.each(PLATFORMS)('virtio-net over VOP on the %s platform', (platform) =>
     const before = frames.length;
     const out = SIZES.map((n, i) => frame(peerMac, cardMac, n, 50 + i));
     await rig.call('netSend', out);
-    const deadline = Date.now() + 60_000;
-    while (frames.length < before + out.length && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 2));
+    await until(() => frames.length >= before + out.length, 'the card frames at the peer');
     expect(frames.slice(before).map(sha256)).toEqual(out.map(sha256));
     await rig.call('netCapture', true);
     const inbound = frame(cardMac, peerMac, 1514, 9);
@@ -156,8 +164,7 @@ describe('virtio-net pcap on the worker platform', () => {
     const got: Uint8Array[] = [];
     port.setReceiver((f) => got.push(f));
     await rig.call('netSend', [frame(parseMac(HOST_PORT.mac), parseMac(card.net!.mac), 1514, 1)]);
-    const deadline = Date.now() + 60_000;
-    while (got.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    await until(() => got.length >= 1, 'the card frame at the endpoint');
     await devices.stop(); // closes the pcap file
     const { stdout } = await run('tcpdump', ['-nn', '-e', '-r', pcapPath], { timeout: 60_000 });
     const lines = stdout.split('\n').filter((l) => /^\d/.test(l)); // not the hex dump of the unknown EtherType
