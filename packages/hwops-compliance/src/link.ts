@@ -4,7 +4,7 @@
  * device page and DMA map ops, with the same kernel semantics.
  */
 import assert from 'node:assert/strict';
-import { BufferMemory, type Memory } from '@mic/memory';
+import { BufferMemory, readBytes, type Memory } from '@mic/memory';
 import { MIC_DP_SIZE } from '@mic/mic-common';
 import type { DmaMapOps, IrqHandler, MicIrq } from '@mic/vop-bus';
 import { type TestApi, throwsMicError, waitFor } from './api.js';
@@ -346,7 +346,7 @@ export function linkTests(
           `a buffer at 0x${small.dmaAddr.toString(16)} is not 64-byte aligned`,
         );
         assert.ok(
-          big.va.bytes(0, 8192).every((b) => b === 0),
+          readBytes(big.va, 0, 8192).every((b) => b === 0),
           'alloc returned memory that is not zeroed',
         );
         const seen = await peer.view(big.dmaAddr, 8192);
@@ -377,7 +377,7 @@ export function linkTests(
       const b = dmaOps.alloc(4096);
       try {
         assert.ok(
-          b.va.bytes(0, 4096).every((x) => x === 0),
+          readBytes(b.va, 0, 4096).every((x) => x === 0),
           'alloc returned memory that is not zeroed',
         );
       } finally {

@@ -114,7 +114,6 @@ export {
   checkVringMagic,
   micVringLayout,
   micVringMagic,
-  micVringSize,
   readVringInfo,
   writeVringInfo,
   type MicVringInfo,

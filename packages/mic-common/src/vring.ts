@@ -1,14 +1,16 @@
 /**
  * The vring memory block VOP allocates per virtqueue: a legacy split ring laid out with
  * `vring_init(num, MIC_VIRTIO_RING_ALIGN)`, then `struct _mic_vring_info` at
- * `round_up(vring_size, 4)`, the whole rounded up to a page. Only the sizes VOP needs are here;
- * `@mic/virtio` has the general split-ring layout and the ring logic.
+ * `round_up(vring_size, 4)`, the whole rounded up to a page. The split ring itself (`vring_size`,
+ * the offsets of its parts) is `@mic/virtio`'s `vringLayout`, the one copy of that formula; this
+ * module adds what VOP puts around it.
  *
  * @see include/uapi/linux/mic_common.h `struct _mic_vring_info`, `MIC_VIRTIO_RING_ALIGN`
  * @see include/uapi/linux/virtio_ring.h `vring_size`
  */
 import { MicError, checkInt } from '@mic/errors';
 import type { Memory } from '@mic/memory';
+import { alignUp, vringLayout } from '@mic/virtio';
 import { MIC_MAGIC, MIC_VIRTIO_RING_ALIGN } from './constants.js';
 
 /** Page size of the host and the card (x86-64): vring blocks are whole pages. */
@@ -44,25 +46,6 @@ export interface MicVringInfo {
 }
 
 /**
- * `vring_size(num, align)` of a legacy split ring: desc table (16 × num) and avail ring
- * (2 × (3 + num)) rounded up to `align`, then the used ring (2 × 3 + 8 × num).
- *
- * @param num - ring entries, 0..32768 (the power-of-two rule is the ring's, not checked here)
- * @param align - used-ring alignment, a power of two (default {@link MIC_VIRTIO_RING_ALIGN})
- * @see include/uapi/linux/virtio_ring.h `vring_size`
- */
-export function micVringSize(num: number, align: number = MIC_VIRTIO_RING_ALIGN): number {
-  checkInt('num', num, 0, 32768);
-  if (!Number.isInteger(align) || align < 1 || align > 2 ** 30 || (align & (align - 1)) !== 0) {
-    throw new MicError('EINVAL', `vring alignment ${String(align)} is not a power of two`, {
-      details: { align },
-    });
-  }
-  const descAndAvail = 16 * num + 2 * (3 + num);
-  return Math.ceil(descAndAvail / align) * align + 2 * 3 + 8 * num;
-}
-
-/**
  * Layout of one VOP vring block, offsets from its start.
  *
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_virtio_add_device`
@@ -76,7 +59,7 @@ export interface MicVringLayout {
   readonly availOffset: number;
   /** The host's used ring (stale once the card relocates the used ring to its memory). */
   readonly usedOffset: number;
-  /** `vring_size(num, 4096)`. */
+  /** `vring_size(num, 4096)` (`vringSize` of `@mic/virtio`). */
   readonly vringSize: number;
   /** `_mic_vring_info` at `round_up(vring_size, 4)`. */
   readonly infoOffset: number;
@@ -89,24 +72,23 @@ export interface MicVringLayout {
  * v5.10-rc1: info at `round_up(vring_size, 4)`, size `PAGE_ALIGN(info + 8)`. For num = 128:
  * info at 5128, size 8192.
  *
- * @param num - ring entries, 1..32768
+ * @param num - ring entries, a power of two from 1 to 32768 (EINVAL otherwise, as virtio's
+ *   `checkQueueSize`; `vringh_init_kern` refuses other sizes too)
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_virtio_add_device`
  * @see drivers/misc/mic/vop/vop_main.c `vop_find_vq`
  * @see include/uapi/linux/mic_common.h `MIC_VIRTIO_RING_ALIGN`
  */
 export function micVringLayout(num: number): MicVringLayout {
-  checkInt('num', num, 1, 32768);
-  const align = MIC_VIRTIO_RING_ALIGN;
-  const vringSize = micVringSize(num, align);
-  const infoOffset = Math.ceil(vringSize / 4) * 4;
+  const ring = vringLayout(num, MIC_VIRTIO_RING_ALIGN);
+  const infoOffset = alignUp(ring.size, 4);
   return {
     num,
-    descOffset: 0,
-    availOffset: 16 * num,
-    usedOffset: Math.ceil((16 * num + 2 * (3 + num)) / align) * align,
-    vringSize,
+    descOffset: ring.desc,
+    availOffset: ring.avail,
+    usedOffset: ring.used,
+    vringSize: ring.size,
     infoOffset,
-    size: Math.ceil((infoOffset + MIC_VRING_INFO_SIZE) / PAGE_SIZE) * PAGE_SIZE,
+    size: alignUp(infoOffset + MIC_VRING_INFO_SIZE, PAGE_SIZE),
   };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { isMicError } from '@mic/errors';
-import { BufferMemory, type Memory } from '@mic/memory';
+import { BufferMemory, readBytes, type Memory } from '@mic/memory';
 import fc from 'fast-check';
 import {
   MIC_DP_SIZE,
@@ -62,7 +62,7 @@ function add(mem: Memory, block: Uint8Array): DpPendingEntry {
 }
 
 const live = (w: DpWalk): number[][] => w.entries.filter((e) => e.type > 0).map((e) => [e.offset, e.type]);
-const copyOf = (mem: Memory, offset: number, length: number): number[] => [...mem.bytes(offset, length)];
+const copyOf = (mem: Memory, offset: number, length: number): number[] => [...readBytes(mem, offset, length)];
 
 describe('device page with mpssd devices', () => {
   it('places console, net and block at 24, 120 and 224 with strides 96, 104 and 120', () => {

@@ -75,6 +75,14 @@ export class RecordingMemory implements Memory {
     this.accesses.push({ kind: 'write', offset, length: 8 });
     this.#inner.writeBigU64(offset, value);
   }
+  loadU8(offset: number): number {
+    this.#read(offset, 1, 'load');
+    return this.#inner.loadU8(offset);
+  }
+  storeU8(offset: number, value: number): void {
+    this.#write(offset, 1, value, 'store');
+    this.#inner.storeU8(offset, value);
+  }
   loadU16(offset: number): number {
     this.#read(offset, 2, 'load');
     return this.#inner.loadU16(offset);
@@ -102,10 +110,6 @@ export class RecordingMemory implements Memory {
   fill(offset: number, length: number, value: number): void {
     this.accesses.push({ kind: 'write', offset, length, data: new Uint8Array(length).fill(value) });
     this.#inner.fill(offset, length, value);
-  }
-  bytes(offset: number, length: number): Uint8Array {
-    this.#read(offset, length);
-    return this.#inner.bytes(offset, length);
   }
   window(offset: number, length: number): Memory {
     this.#read(offset, length);

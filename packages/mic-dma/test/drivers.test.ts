@@ -4,7 +4,7 @@
 // the VOP devices' channels between DMA map ops memory and card memory, and what stop and remove
 // give back.
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type { Memory } from '@mic/memory';
+import { readBytes, type Memory } from '@mic/memory';
 import { X100_HOST_SOURCES, X100_REG, X100_SMPT } from '@mic/x100';
 import { DMA_PREP, DMA_STATUS, MIC_DMA_CHAN_STATE, MicDmaChan } from '../src/index.js';
 import type { DmaTxResult } from '../src/index.js';
@@ -40,13 +40,15 @@ const PLATFORMS = [
 /** Bytes of the buffers the copies move between. */
 const SIZE = 2 * MIB;
 
-/** Fills `bytes` with a pattern that differs per position and seed. */
-function fill(bytes: Uint8Array, seed: number): void {
+/** Fills the first `length` bytes of `mem` with a pattern that differs per position and seed. */
+function fill(mem: Memory, length: number, seed: number): void {
+  const bytes = new Uint8Array(length);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < bytes.length; i++) {
     x = (Math.imul(x, 1_103_515_245) + 12_345) >>> 0;
     bytes[i] = x >>> 24;
   }
+  mem.write(0, bytes);
 }
 
 /** Handlers installed on the host's interrupt line (doorbells, DMA channels, error). */
@@ -70,8 +72,8 @@ async function buffers(rig: Rig): Promise<Buffers> {
   const hostBuf = vop.dmaOps.alloc(SIZE);
   const cardAddr = (await rig.card.call('alloc', SIZE)) as number;
   const cardMem = vop.hwOps.remap(cardAddr, SIZE);
-  fill(hostBuf.va.bytes(0, SIZE), 11);
-  fill(cardMem.bytes(0, SIZE), 12);
+  fill(hostBuf.va, SIZE, 11);
+  fill(cardMem, SIZE, 12);
   return {
     host: { addr: hostBuf.dmaAddr, mem: hostBuf.va },
     card: { addr: cardAddr, mem: cardMem },
@@ -134,7 +136,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     current = rig;
     const b = await buffers(rig);
     expect(b.host.addr).toBeGreaterThanOrEqual(X100_SMPT.BASE);
-    const shadow = { host: b.host.mem.bytes(0, SIZE).slice(), card: b.card.mem.bytes(0, SIZE).slice() };
+    const shadow = { host: readBytes(b.host.mem, 0, SIZE), card: readBytes(b.card.mem, 0, SIZE) };
     const ch = rig.mic.vopDevice!.dmaCh as MicDmaChan;
     const results: DmaTxResult[] = [];
     for (const [dir, src, dst, len] of COPIES) {
@@ -151,8 +153,8 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
       z.set(a.subarray(src, src + len), dst);
     }
     expect(results).toEqual(COPIES.map((_c, i) => ({ cookie: i + 1, status: DMA_STATUS.COMPLETE })));
-    expect(Buffer.compare(b.host.mem.bytes(0, SIZE), shadow.host)).toBe(0);
-    expect(Buffer.compare(b.card.mem.bytes(0, SIZE), shadow.card)).toBe(0);
+    expect(Buffer.compare(readBytes(b.host.mem, 0, SIZE), shadow.host)).toBe(0);
+    expect(Buffer.compare(readBytes(b.card.mem, 0, SIZE), shadow.card)).toBe(0);
     await b.release();
   });
 
@@ -160,7 +162,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     const rig = await makeRig();
     current = rig;
     const b = await buffers(rig);
-    const shadow = { host: b.host.mem.bytes(0, SIZE).slice(), card: b.card.mem.bytes(0, SIZE).slice() };
+    const shadow = { host: readBytes(b.host.mem, 0, SIZE), card: readBytes(b.card.mem, 0, SIZE) };
     for (const [dir, src, dst, len] of COPIES) {
       const from = dir === 'h2c' ? b.host.addr : b.card.addr;
       const to = dir === 'h2c' ? b.card.addr : b.host.addr;
@@ -171,8 +173,8 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
       const [a, z] = dir === 'h2c' ? [shadow.host, shadow.card] : [shadow.card, shadow.host];
       z.set(a.subarray(src, src + len), dst);
     }
-    expect(Buffer.compare(b.host.mem.bytes(0, SIZE), shadow.host)).toBe(0);
-    expect(Buffer.compare(b.card.mem.bytes(0, SIZE), shadow.card)).toBe(0);
+    expect(Buffer.compare(readBytes(b.host.mem, 0, SIZE), shadow.host)).toBe(0);
+    expect(Buffer.compare(readBytes(b.card.mem, 0, SIZE), shadow.card)).toBe(0);
     await b.release();
   });
 
@@ -187,7 +189,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     ch.issuePending();
     await rig.mic.cosmOps.stop(false);
     expect(ch.txStatus(cookie)).toBe(DMA_STATUS.COMPLETE);
-    expect(Buffer.compare(b.card.mem.bytes(0, SIZE), b.host.mem.bytes(0, SIZE))).toBe(0);
+    expect(Buffer.compare(readBytes(b.card.mem, 0, SIZE), readBytes(b.host.mem, 0, SIZE))).toBe(0);
     expect(chans.map((c) => c.state)).toEqual(Array(4).fill(MIC_DMA_CHAN_STATE.FREE));
     await b.release();
     expect(rig.mic.dmaChannels).toEqual([]);
@@ -215,7 +217,7 @@ describe.each(PLATFORMS)('the DMA driver under mic-host and mic-card on the %s x
     const b2 = await buffers(current);
     const done = again[0]!.prepMemcpy(b2.host.addr, b2.card.addr, 64 * KIB).submit();
     expect(await again[0]!.syncWait(done)).toBe(DMA_STATUS.COMPLETE);
-    expect(Buffer.compare(b2.host.mem.bytes(0, 64 * KIB), b2.card.mem.bytes(0, 64 * KIB))).toBe(0);
+    expect(Buffer.compare(readBytes(b2.host.mem, 0, 64 * KIB), readBytes(b2.card.mem, 0, 64 * KIB))).toBe(0);
     await b2.release();
     expect(rig.loads()).toBe(1);
   });

@@ -1,6 +1,7 @@
 // The driver on the mock mic bus, against a scripted engine: register programming, descriptor
 // layout, cookies, issue rules, completion, errors, release and drain.
 import { describe, expect, it } from '@jest/globals';
+import { readBytes } from '@mic/memory';
 import { VirtualClock } from '@mic/clock';
 import { MbusBus, MockMbusHardware } from '@mic/mic-bus';
 import type { MbusDevice } from '@mic/mic-bus';
@@ -552,6 +553,6 @@ describe('memory moved by the scripted engine', () => {
     await expect(ch.syncWait(cookie)).resolves.toBe(DMA_STATUS.COMPLETE);
     const expected = new Uint8Array(2 * MIB);
     expected.set(data.subarray(128, 128 + MIB + 192), 64);
-    expect(Buffer.compare(dst.mem.bytes(0, 2 * MIB), expected)).toBe(0);
+    expect(Buffer.compare(readBytes(dst.mem, 0, 2 * MIB), expected)).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 // model and its check against Uint8Array.set.
 import { expect } from '@jest/globals';
 import fc from 'fast-check';
-import type { Memory } from '@mic/memory';
+import { readBytes, type Memory } from '@mic/memory';
 import { DMA_PREP } from '../src/index.js';
 import type { Transfer, TransferRun } from './fixtures/transfers.mjs';
 import { MIB } from './rigs.js';
@@ -88,8 +88,8 @@ export class Shadow {
   readonly card: Uint8Array;
 
   constructor(host: Region, card: Region) {
-    this.host = host.mem.bytes(0, REGION).slice();
-    this.card = card.mem.bytes(0, REGION).slice();
+    this.host = readBytes(host.mem, 0, REGION);
+    this.card = readBytes(card.mem, 0, REGION);
   }
 
   apply(t: ModelTransfer): void {
@@ -100,8 +100,8 @@ export class Shadow {
   }
 
   check(host: Region, card: Region): void {
-    expect(Buffer.compare(host.mem.bytes(0, REGION), this.host)).toBe(0);
-    expect(Buffer.compare(card.mem.bytes(0, REGION), this.card)).toBe(0);
+    expect(Buffer.compare(readBytes(host.mem, 0, REGION), this.host)).toBe(0);
+    expect(Buffer.compare(readBytes(card.mem, 0, REGION), this.card)).toBe(0);
   }
 }
 
@@ -126,7 +126,7 @@ export function checkRun(transfers: readonly ModelTransfer[], run: TransferRun):
 
 /** Fills a region with bytes that differ per position and seed. */
 export function fillRegion(r: Region, seed: number): void {
-  const bytes = r.mem.bytes(0, REGION);
+  const bytes = new Uint8Array(REGION);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < bytes.length; i += 4) {
     x ^= x << 13;
@@ -137,4 +137,5 @@ export function fillRegion(r: Region, seed: number): void {
     bytes[i + 2] = x >>> 16;
     bytes[i + 3] = x >>> 24;
   }
+  r.mem.write(0, bytes);
 }

@@ -3,6 +3,7 @@
 // in a thread of its own, all three at once.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { readBytes } from '@mic/memory';
 import { X100_SMPT } from '@mic/x100';
 import type { CardDebugHandle } from '@mic/x100';
 import { DMA_PREP, DMA_STATUS } from '../src/index.js';
@@ -73,12 +74,12 @@ describe('the DMA driver on the worker x100', () => {
       const second = { ...t, src: t.src + slice / 2, dst: t.dst + slice / 2, flags: DMA_PREP.INTERRUPT };
       return [toTransfer(t, r.hostRegion, r.cardRegion), toTransfer(second, r.hostRegion, r.cardRegion)];
     };
-    const expectedCard = r.cardRegion.mem.bytes(0, REGION).slice();
-    const expectedHost = r.hostRegion.mem.bytes(0, REGION).slice();
+    const expectedCard = readBytes(r.cardRegion.mem, 0, REGION);
+    const expectedHost = readBytes(r.hostRegion.mem, 0, REGION);
     for (let i = 0; i < 4; i++) {
       expectedCard.set(expectedHost.subarray(i * slice, (i + 1) * slice), i * slice);
       const j = i + 4;
-      expectedHost.set(r.cardRegion.mem.bytes(j * slice, slice), j * slice);
+      expectedHost.set(readBytes(r.cardRegion.mem, j * slice, slice), j * slice);
     }
     const runs = await Promise.all([
       ...r.host.chans.map((ch, i) => runTransfers(ch, wire(i, 'h2c'))),
@@ -88,8 +89,8 @@ describe('the DMA driver on the worker x100', () => {
       expect(run.final).toBe(DMA_STATUS.COMPLETE);
       expect(run.order.map(([, s]) => s)).toEqual(['complete', 'complete']);
     }
-    expect(Buffer.compare(r.cardRegion.mem.bytes(0, REGION), expectedCard)).toBe(0);
-    expect(Buffer.compare(r.hostRegion.mem.bytes(0, REGION), expectedHost)).toBe(0);
+    expect(Buffer.compare(readBytes(r.cardRegion.mem, 0, REGION), expectedCard)).toBe(0);
+    expect(Buffer.compare(readBytes(r.hostRegion.mem, 0, REGION), expectedHost)).toBe(0);
   });
 
   it('reports a card channel error to the card and recovers it by release and request', async () => {

@@ -245,7 +245,9 @@ describe('MicHost start and stop (the COSM hw ops)', () => {
     expect(aper.readU8(bootAddr)).toBe(0xa5);
     expect(aper.readU32(bootAddr + BOOT_PARAMS_RAMDISK.IMAGE)).toBe(2 * bootAddr);
     expect(aper.readU32(bootAddr + BOOT_PARAMS_RAMDISK.SIZE)).toBe(300);
-    const cmd = new TextDecoder().decode(aper.bytes(bootAddr + 0x400, r.mic.firmwareLayout!.cmdline.length));
+    const cmdBytes = new Uint8Array(r.mic.firmwareLayout!.cmdline.length);
+    aper.read(bootAddr + 0x400, cmdBytes);
+    const cmd = new TextDecoder().decode(cmdBytes);
     expect(cmd).toBe(r.mic.firmwareLayout!.cmdline);
     expect(aper.readU8(bootAddr + 0x400 + cmd.length)).toBe(0);
     expect(aper.readU8(2 * bootAddr + 299)).toBe(0x3c);

@@ -346,7 +346,12 @@ export class InProcessTransport {
           ...(poolOffset === null
             ? {}
             : {
-                indirect: { mem: this.memory, base: poolOffset, addr: this.dmaBase + poolOffset, maxEntries },
+                indirect: {
+                  mem: this.memory,
+                  base: poolOffset,
+                  dmaAddr: this.dmaBase + poolOffset,
+                  maxEntries,
+                },
               }),
         });
         const vringh = new Vringh({

@@ -29,7 +29,7 @@ export {
   vringNeedEvent,
   type VringLayout,
 } from './layout.js';
-export { RingView, ringWindows, type VringParts, type RingWindows } from './ring.js';
+export { ringWindows, type VringParts, type RingWindows } from './ring.js';
 export {
   Vringh,
   VringhIov,
@@ -37,6 +37,7 @@ export {
   type VringhRange,
   type GetRange,
   type GetDescResult,
+  type VringhState,
 } from './vringh.js';
 export {
   Virtqueue,
@@ -97,20 +98,6 @@ export {
   type VirtioConsoleConfig,
   type VirtioConsoleControl,
 } from './console.js';
-export {
-  loopbackLayout,
-  loopbackPattern,
-  runLoopbackDriver,
-  runLoopbackDevice,
-  runLoopback,
-  type LoopbackConfig,
-  type LoopbackLayout,
-  type LoopbackDriverOptions,
-  type LoopbackDriverResult,
-  type LoopbackDeviceStats,
-  type LoopbackOptions,
-  type LoopbackResult,
-} from './loopback.js';
 export {
   VIRTIO_DEV_ANY_ID,
   VIRTIO_TRANSPORT_F_START,

@@ -8,7 +8,7 @@
  *   posted chains trustingly and can publish any used entry, including wrong ones.
  */
 import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import type { CheckedView, Memory } from '@mic/memory';
 import { VRING_DESC_F } from './constants.js';
 import {
   AVAIL,
@@ -19,7 +19,7 @@ import {
   availEventOffset,
   usedEventOffset,
 } from './layout.js';
-import { RingView, ringWindows, type RingWindows, type VringParts } from './ring.js';
+import { ringWindows, type RingWindows, type VringParts } from './ring.js';
 import type { VirtqBuf } from './virtqueue.js';
 
 /** A raw descriptor. */
@@ -180,7 +180,7 @@ export class MockDriverRing {
   }
 }
 
-function writeRaw(mem: Memory | RingView, at: number, d: RawDesc): void {
+function writeRaw(mem: Memory | CheckedView, at: number, d: RawDesc): void {
   mem.writeU64(at + DESC.ADDR, d.addr);
   mem.writeU32(at + DESC.LEN, d.len);
   mem.writeU16(at + DESC.FLAGS, d.flags);
@@ -216,7 +216,8 @@ export class MockDeviceRing {
     this.#lastAvail = (this.#lastAvail + 1) & 0xffff;
     const readable: VirtqBuf[] = [];
     const writable: VirtqBuf[] = [];
-    let table: RingView = this.#w.desc;
+    // The ring's table, or a window of the data memory holding an indirect table.
+    let table: CheckedView | Memory = this.#w.desc;
     let i = head;
     for (let n = 0; n <= this.num; n++) {
       const at = i * VRING_DESC_SIZE;
@@ -224,7 +225,7 @@ export class MockDeviceRing {
       const len = table.readU32(at + DESC.LEN);
       const flags = table.readU16(at + DESC.FLAGS);
       if (flags & VRING_DESC_F.INDIRECT) {
-        table = new RingView(this.data.window(addr, len));
+        table = this.data.window(addr, len);
         i = 0;
         continue;
       }

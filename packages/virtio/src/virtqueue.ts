@@ -15,7 +15,7 @@
  * `getBuf` reads `used.idx` with an atomic load before the entries it covers (`virtio_rmb`).
  */
 import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import type { CheckedView, Memory } from '@mic/memory';
 import { VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F, VRING_USED_F_NO_NOTIFY } from './constants.js';
 import {
   AVAIL,
@@ -27,7 +27,7 @@ import {
   usedEventOffset,
   vringNeedEvent,
 } from './layout.js';
-import { ringWindows, type RingView, type RingWindows, type VringParts } from './ring.js';
+import { ringWindows, type RingWindows, type VringParts } from './ring.js';
 
 /** A buffer to post: an address in the device-visible space and a length (1 to 2^32 − 1). */
 export interface VirtqBuf {
@@ -36,17 +36,31 @@ export interface VirtqBuf {
 }
 
 /**
- * Where indirect descriptor tables go: one table of `maxEntries` descriptors per head, at
- * `base + head × maxEntries × 16` in `mem`. The table's address in the ring is
- * `addr + head × maxEntries × 16`: `addr` is the device address of `base` (by default `base`
- * itself, when the device sees offsets of `mem` as addresses).
+ * Where indirect descriptor tables go: one table of `maxEntries` descriptors per head. The table
+ * of head `h` is written at offset `base + h × maxEntries × 16` of `mem`, and the ring names it by
+ * its device-visible (DMA) address `dmaAddr + h × maxEntries × 16`: the device reads tables
+ * through the addresses it is given, like every buffer, and where the pool's memory sits in the
+ * device's address space is the driver's business (on the MIC card a buffer from `dmaOps.alloc()`
+ * has its own DMA address, not its offset in the window).
  */
 export interface IndirectPool {
+  /** Memory the tables are written in (default: the ring's `mem`); any {@link Memory}. */
   readonly mem?: Memory;
+  /** Offset of the first table in `mem` (16-byte aligned). */
   readonly base: number;
-  /** The device address of `base` (default `base`). */
-  readonly addr?: number;
+  /** Device-visible address of `mem` offset `base`, the first table (16-byte aligned). */
+  readonly dmaAddr: number;
   /** Most descriptors in one indirect table: 2 to the queue size (virtio 1.2 §2.7.5.3.1). */
+  readonly maxEntries: number;
+}
+
+/** A checked {@link IndirectPool}. */
+interface Pool {
+  readonly mem: Memory;
+  readonly base: number;
+  readonly dmaAddr: number;
+  /** Bytes of one table. */
+  readonly stride: number;
   readonly maxEntries: number;
 }
 
@@ -89,7 +103,7 @@ export class Virtqueue<T> {
   clampedLengths = 0;
 
   readonly #w: RingWindows;
-  readonly #pool: CheckedPool | null;
+  readonly #pool: Pool | null;
   // Shadow state, never read back from shared memory.
   readonly #next: Uint16Array;
   readonly #chainLen: Uint16Array;
@@ -101,6 +115,11 @@ export class Virtqueue<T> {
   #published = 0;
   #numAdded = 0;
   #lastUsed = 0;
+  /**
+   * `used.idx` as last loaded, when it was at most the chains in flight ahead of `#lastUsed`:
+   * entries up to it are collected without loading the index again (a cache of shared memory).
+   */
+  #usedIdx = 0;
   #inFlight = 0;
   #cbEnabled = true;
   #broken: MicError | null = null;
@@ -186,13 +205,11 @@ export class Virtqueue<T> {
     const desc = this.#w.desc;
     const head = this.#freeHead;
     if (indirect) {
-      const tableOffset = head * pool.maxEntries * VRING_DESC_SIZE;
-      const tableAddr = pool.addr + tableOffset;
-      this.#writeIndirect(pool, pool.base + tableOffset, out, inBufs);
+      this.#writeIndirect(pool, pool.base + head * pool.stride, out, inBufs);
       writeDesc(
         desc,
         head * VRING_DESC_SIZE,
-        { addr: tableAddr, len: total * VRING_DESC_SIZE },
+        { addr: pool.dmaAddr + head * pool.stride, len: total * VRING_DESC_SIZE },
         VRING_DESC_F.INDIRECT,
         0,
       );
@@ -228,18 +245,14 @@ export class Virtqueue<T> {
     }
   }
 
-  #writeIndirect(
-    pool: CheckedPool,
-    tableAt: number,
-    out: readonly VirtqBuf[],
-    inBufs: readonly VirtqBuf[],
-  ): void {
+  /** Writes the chain into the table at offset `table` of the pool's memory. */
+  #writeIndirect(pool: Pool, table: number, out: readonly VirtqBuf[], inBufs: readonly VirtqBuf[]): void {
     const total = out.length + inBufs.length;
     for (let k = 0; k < total; k++) {
       const b = k < out.length ? out[k]! : inBufs[k - out.length]!;
       const last = k + 1 === total;
       const flags = (k < out.length ? 0 : VRING_DESC_F.WRITE) | (last ? 0 : VRING_DESC_F.NEXT);
-      writeDesc(pool.mem, tableAt + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
+      writeDesc(pool.mem, table + k * VRING_DESC_SIZE, b, flags, last ? 0 : k + 1);
     }
   }
 
@@ -275,19 +288,20 @@ export class Virtqueue<T> {
   getBuf(): UsedBuf<T> | null {
     if (this.#broken) return null;
     const used = this.#w.used;
-    const usedIdx = used.loadU16(USED.IDX);
     const lastUsed = this.#lastUsed;
-    if (usedIdx === lastUsed) return null;
-    const ahead = (usedIdx - lastUsed) & 0xffff;
-    if (ahead > this.#inFlight) {
-      this.#break(
-        `used.idx moved from ${lastUsed} to ${usedIdx}: ${ahead} entries, but only ${this.#inFlight} in flight`,
-        {
-          usedIdx,
-          lastUsed,
-        },
-      );
-      return null;
+    if (this.#usedIdx === lastUsed) {
+      // Everything seen is collected: load the index (once) and check how far it moved.
+      const usedIdx = used.loadU16(USED.IDX);
+      if (usedIdx === lastUsed) return null;
+      const ahead = (usedIdx - lastUsed) & 0xffff;
+      if (ahead > this.#inFlight) {
+        this.#break(
+          `used.idx moved from ${lastUsed} to ${usedIdx}: ${ahead} entries, but only ${this.#inFlight} in flight`,
+          { usedIdx, lastUsed },
+        );
+        return null;
+      }
+      this.#usedIdx = usedIdx;
     }
     const at = USED.RING + (lastUsed & (this.num - 1)) * VRING_USED_ELEM_SIZE;
     const id = used.readU32(at);
@@ -392,14 +406,13 @@ export class Virtqueue<T> {
    */
   reset(): T[] {
     const tokens = this.detachUnused();
-    this.#w.desc.clear();
-    this.#w.avail.clear();
-    this.#w.used.clear();
+    for (const part of [this.#w.desc, this.#w.avail, this.#w.used]) part.fill(0, part.byteLength, 0);
     this.#initFreeList();
     this.#availIdx = 0;
     this.#published = 0;
     this.#numAdded = 0;
     this.#lastUsed = 0;
+    this.#usedIdx = 0;
     this.#inFlight = 0;
     this.#cbEnabled = true;
     this.#broken = null;
@@ -417,26 +430,19 @@ function checkBuf(b: VirtqBuf): number {
   return b.len;
 }
 
-function writeDesc(mem: Memory | RingView, at: number, b: VirtqBuf, flags: number, next: number): void {
+function writeDesc(mem: Memory | CheckedView, at: number, b: VirtqBuf, flags: number, next: number): void {
   mem.writeU64(at + DESC.ADDR, b.addr);
   mem.writeU32(at + DESC.LEN, b.len);
-  mem.writeU16(at + DESC.FLAGS, flags);
-  mem.writeU16(at + DESC.NEXT, next);
+  mem.writeU32(at + DESC.FLAGS, (flags | (next << 16)) >>> 0); // le16 flags, le16 next: one write
 }
 
-interface CheckedPool {
-  readonly mem: Memory;
-  readonly base: number;
-  readonly addr: number;
-  readonly maxEntries: number;
-}
-
-function checkPool(pool: IndirectPool, mem: Memory, num: number): CheckedPool {
+function checkPool(pool: IndirectPool, mem: Memory, num: number): Pool {
   const m = pool.mem ?? mem;
   if (!Number.isInteger(pool.maxEntries) || pool.maxEntries < 2 || pool.maxEntries > num) {
     throw new MicError('EINVAL', `indirect table size ${String(pool.maxEntries)} is not in [2, ${num}]`);
   }
-  const size = num * pool.maxEntries * VRING_DESC_SIZE;
+  const stride = pool.maxEntries * VRING_DESC_SIZE;
+  const size = num * stride;
   if (
     !Number.isSafeInteger(pool.base) ||
     pool.base < 0 ||
@@ -448,12 +454,17 @@ function checkPool(pool: IndirectPool, mem: Memory, num: number): CheckedPool {
       `indirect pool [${String(pool.base)}, +${size}) is not 16-byte aligned inside ${m.byteLength} bytes`,
     );
   }
-  const addr = pool.addr ?? pool.base;
-  if (!Number.isSafeInteger(addr) || addr < 0 || addr % 16 !== 0) {
+  if (
+    !Number.isSafeInteger(pool.dmaAddr) ||
+    pool.dmaAddr < 0 ||
+    pool.dmaAddr % 16 !== 0 ||
+    !Number.isSafeInteger(pool.dmaAddr + size)
+  ) {
     throw new MicError(
       'EINVAL',
-      `indirect pool address ${String(addr)} is not a 16-byte aligned safe integer`,
+      `indirect pool DMA address ${String(pool.dmaAddr)} is not a 16-byte aligned address with room for ${size} bytes`,
+      { details: { dmaAddr: pool.dmaAddr, size } },
     );
   }
-  return { mem: m, base: pool.base, addr, maxEntries: pool.maxEntries };
+  return { mem: m, base: pool.base, dmaAddr: pool.dmaAddr, stride, maxEntries: pool.maxEntries };
 }

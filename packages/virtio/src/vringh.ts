@@ -18,8 +18,8 @@
  * before the atomic store of `used.idx`; `needNotify` reads `used_event`/`avail.flags` with
  * atomic loads after that store, which orders them as the full barrier `vringh_need_notify` uses.
  */
-import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import { MicError, checkInt, isMicError } from '@mic/errors';
+import { CheckedView, type BufferMemory } from '@mic/memory';
 import { VRING_AVAIL_F_NO_INTERRUPT, VRING_DESC_F, VRING_USED_F_NO_NOTIFY } from './constants.js';
 import {
   AVAIL,
@@ -31,7 +31,7 @@ import {
   usedEventOffset,
   vringNeedEvent,
 } from './layout.js';
-import { RingView, ringWindows, type RingWindows, type VringParts } from './ring.js';
+import { ringWindows, type RingWindows, type VringParts } from './ring.js';
 
 /**
  * A region of guest addresses the device accepts, like `struct vringh_range`: guest addresses
@@ -59,8 +59,12 @@ export interface VringhOptions extends VringParts {
   readonly eventIdx?: boolean;
   /** VIRTIO_RING_F_INDIRECT_DESC was negotiated (without it an INDIRECT descriptor is a bad chain). */
   readonly indirect?: boolean;
-  /** Memory that data buffers and indirect tables are in (default: `mem`). */
-  readonly dataMem?: Memory;
+  /**
+   * Memory that data buffers and indirect tables are in (default: `mem`). A `BufferMemory`: it is
+   * read and written through a view checked once, the segments having been checked against it
+   * when their chain was fetched; {@link getRange} does any address translation.
+   */
+  readonly dataMem?: BufferMemory;
   /** Which guest addresses a chain may name (default: all of `dataMem`, identity-mapped). */
   readonly getRange?: GetRange;
   /**
@@ -123,6 +127,28 @@ export type GetDescResult =
   | { readonly status: 'bad-chain'; readonly head: number; readonly error: MicError }
   | { readonly status: 'broken'; readonly error: MicError };
 
+/**
+ * What a {@link Vringh} keeps between calls, read with {@link Vringh.state} and set with
+ * {@link Vringh.restore}, like rust-vmm's `QueueState` (`virtio-queue`): the geometry stays with
+ * the object, the progress is this. A transport uses it to zero a queue on reset, and to keep its
+ * progress when it builds a new `Vringh` over moved ring parts (VOP relocates the used ring to
+ * card memory, `vop_virtio_init_post` in drivers/misc/mic/vop/vop_vringh.c).
+ */
+export interface VringhState {
+  /** The next avail index to read (`last_avail_idx`), a u16. */
+  readonly lastAvailIdx: number;
+  /** `used.idx` as of the last {@link Vringh.needNotify} (`last_used_idx`), a u16. */
+  readonly lastUsedIdx: number;
+  /** Entries completed (and published in `used.idx`) since the last `needNotify` (`completed`). */
+  readonly completed: number;
+  /** VIRTIO_RING_F_EVENT_IDX is in use (`event_indices`). */
+  readonly eventIdx: boolean;
+  /** Chains that were bad and completed with length 0 (a counter). */
+  readonly badChains: number;
+  /** The latched ring error, or null while the ring is sound. */
+  readonly broken: MicError | null;
+}
+
 const EMPTY: GetDescResult = Object.freeze({ status: 'empty' });
 
 /** Most iov segments one chain may produce when ranges split buffers. */
@@ -143,32 +169,39 @@ const maxSegmentsFor = (num: number): number => Math.max(64, 4 * num);
  */
 export class Vringh {
   readonly num: number;
-  readonly eventIdx: boolean;
   readonly indirect: boolean;
-  /** The next avail index to read (`last_avail_idx`). */
-  lastAvailIdx = 0;
-  /** The used index at the last {@link needNotify} (`last_used_idx`). */
-  lastUsedIdx = 0;
-  /** Entries completed since the last {@link needNotify}. */
-  completed = 0;
-  /** Chains that were bad and completed with length 0. */
-  badChains = 0;
+  // The state (see VringhState); written only by this class.
+  #lastAvailIdx = 0;
+  #lastUsedIdx = 0;
+  #completed = 0;
+  #eventIdx: boolean;
+  #badChains = 0;
+  #broken: MicError | null = null;
+  /**
+   * `avail.idx` as last loaded, when it was at most `num` ahead of `last_avail_idx` (vhost's
+   * `avail_idx` shadow, drivers/vhost/vhost.c): heads up to it are fetched without loading the
+   * index again. A cache of shared memory, not state: {@link restore} and {@link abandon} drop it.
+   */
+  #availIdx = 0;
+  /** The result of a good chain from each head, made once: fetching allocates nothing. */
+  readonly #chainResults: (GetDescResult | undefined)[] = [];
 
   readonly #w: RingWindows;
-  readonly #data: Memory;
+  readonly #data: BufferMemory;
+  readonly #dataView: CheckedView;
   readonly #getRange: GetRange;
   readonly #maxChain: number;
   readonly #maxSegments: number;
   readonly #notify: (() => void) | undefined;
-  #broken: MicError | null = null;
   #range: VringhRange | null = null;
 
   constructor(options: VringhOptions) {
     this.#w = ringWindows(options);
     this.num = options.num;
-    this.eventIdx = options.eventIdx ?? false;
+    this.#eventIdx = options.eventIdx ?? false;
     this.indirect = options.indirect ?? false;
     this.#data = options.dataMem ?? options.mem;
+    this.#dataView = new CheckedView(this.#data);
     const all: VringhRange = { start: 0, end: this.#data.byteLength, offset: 0 };
     this.#getRange = options.getRange ?? ((addr) => (addr < all.end ? all : null));
     const maxChain = options.maxChainLength ?? this.num;
@@ -180,20 +213,78 @@ export class Vringh {
     this.#notify = options.notify;
   }
 
+  /** The next avail index to read (`last_avail_idx`), read-only; {@link restore} sets it. */
+  get lastAvailIdx(): number {
+    return this.#lastAvailIdx;
+  }
+
+  /** VIRTIO_RING_F_EVENT_IDX is in use (part of the {@link Vringh.state}). */
+  get eventIdx(): boolean {
+    return this.#eventIdx;
+  }
+
   /** The latched ring error, or null while the ring is sound. */
   get broken(): MicError | null {
     return this.#broken;
   }
 
+  /** Chains that were bad and completed with length 0. */
+  get badChains(): number {
+    return this.#badChains;
+  }
+
   /** The memory data segments point into. */
-  get dataMem(): Memory {
+  get dataMem(): BufferMemory {
     return this.#data;
+  }
+
+  /** The progress of this queue (a copy). See {@link VringhState}. */
+  state(): VringhState {
+    return {
+      lastAvailIdx: this.#lastAvailIdx,
+      lastUsedIdx: this.#lastUsedIdx,
+      completed: this.#completed,
+      eventIdx: this.#eventIdx,
+      badChains: this.#badChains,
+      broken: this.#broken,
+    };
+  }
+
+  /**
+   * Sets the progress of this queue, as {@link Vringh.state} returned it (from this or another `Vringh`
+   * of the same size). Checks every field first and changes nothing when one is wrong: indices
+   * are u16, counters non-negative integers, `eventIdx` a boolean, `broken` null or a MicError
+   * (EINVAL naming the field otherwise). Forgets the cached range of {@link GetRange}.
+   */
+  restore(state: VringhState): void {
+    if (typeof state !== 'object' || state === null) {
+      throw new MicError('EINVAL', `vringh state ${String(state)} is not an object`);
+    }
+    const { lastAvailIdx, lastUsedIdx, completed, eventIdx, badChains, broken } = state;
+    checkInt('last_avail_idx', lastAvailIdx, 0, 0xffff);
+    checkInt('last_used_idx', lastUsedIdx, 0, 0xffff);
+    checkInt('completed', completed, 0, Number.MAX_SAFE_INTEGER);
+    checkInt('bad chain count', badChains, 0, Number.MAX_SAFE_INTEGER);
+    if (typeof eventIdx !== 'boolean') {
+      throw new MicError('EINVAL', `vringh state eventIdx ${String(eventIdx)} is not a boolean`);
+    }
+    if (broken !== null && !isMicError(broken)) {
+      throw new MicError('EINVAL', `vringh state broken ${String(broken)} is neither null nor a MicError`);
+    }
+    this.#lastAvailIdx = lastAvailIdx;
+    this.#lastUsedIdx = lastUsedIdx;
+    this.#completed = completed;
+    this.#eventIdx = eventIdx;
+    this.#badChains = badChains;
+    this.#broken = broken;
+    this.#availIdx = lastAvailIdx;
+    this.#range = null;
   }
 
   /** Heads the driver made available that {@link getDesc} has not fetched yet (0 when broken). */
   pending(): number {
     if (this.#broken) return 0;
-    return (this.#w.avail.loadU16(AVAIL.IDX) - this.lastAvailIdx) & 0xffff;
+    return (this.#w.avail.loadU16(AVAIL.IDX) - this.#lastAvailIdx) & 0xffff;
   }
 
   /**
@@ -206,28 +297,35 @@ export class Vringh {
     if (this.#broken) return { status: 'broken', error: this.#broken };
     const num = this.num;
     const avail = this.#w.avail;
-    const availIdx = avail.loadU16(AVAIL.IDX);
-    const pending = (availIdx - this.lastAvailIdx) & 0xffff;
-    if (pending === 0) return EMPTY;
-    if (pending > num) {
-      return this.#breakRing(
-        `avail.idx moved from ${this.lastAvailIdx} to ${availIdx}: ${pending} entries, more than the queue size ${num}`,
-        { availIdx, lastAvailIdx: this.lastAvailIdx, num },
-      );
+    const last = this.#lastAvailIdx;
+    if (this.#availIdx === last) {
+      // Everything seen is fetched: load the index (once) and check how far it moved.
+      const availIdx = avail.loadU16(AVAIL.IDX);
+      const pending = (availIdx - last) & 0xffff;
+      if (pending === 0) return EMPTY;
+      if (pending > num) {
+        return this.#breakRing(
+          `avail.idx moved from ${last} to ${availIdx}: ${pending} entries, more than the queue size ${num}`,
+          { availIdx, lastAvailIdx: last, num },
+        );
+      }
+      this.#availIdx = availIdx;
     }
-    const head = avail.readU16(AVAIL.RING + 2 * (this.lastAvailIdx & (num - 1)));
+    const head = avail.readU16(AVAIL.RING + 2 * (last & (num - 1)));
     if (head >= num) {
-      return this.#breakRing(
-        `avail ring entry ${this.lastAvailIdx} names head ${head}, outside the queue of ${num}`,
-        { head, num },
-      );
+      return this.#breakRing(`avail ring entry ${last} names head ${head}, outside the queue of ${num}`, {
+        head,
+        num,
+      });
     }
-    this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
+    this.#lastAvailIdx = (last + 1) & 0xffff;
     const error = this.#walk(head, riov, wiov);
-    if (error === null) return { status: 'chain', head };
+    if (error === null) {
+      return (this.#chainResults[head] ??= Object.freeze({ status: 'chain', head }) as GetDescResult);
+    }
     riov.reset();
     wiov.reset();
-    this.badChains++;
+    this.#badChains++;
     this.complete(head, 0);
     return { status: 'bad-chain', head, error };
   }
@@ -239,7 +337,8 @@ export class Vringh {
 
   /** Walks the chain from `head`; returns null or the reason it is bad. */
   #walk(head: number, riov: VringhIov, wiov: VringhIov): MicError | null {
-    let table: RingView = this.#w.desc;
+    let table: CheckedView = this.#w.desc;
+    let tableBase = 0;
     let tableSize = this.num;
     let inIndirect = false;
     let i = head;
@@ -247,12 +346,13 @@ export class Vringh {
     let total = 0;
     let sawWritable = false;
     for (;;) {
-      const base = i * VRING_DESC_SIZE;
+      const base = tableBase + i * VRING_DESC_SIZE;
       // Read every field once: the driver may change the descriptor while we look at it.
       const addr = table.readU64(base + DESC.ADDR);
       const len = table.readU32(base + DESC.LEN);
-      const flags = table.readU16(base + DESC.FLAGS);
-      const next = table.readU16(base + DESC.NEXT);
+      const flagsNext = table.readU32(base + DESC.FLAGS); // le16 flags, le16 next: one read
+      const flags = flagsNext & 0xffff;
+      const next = flagsNext >>> 16;
 
       if (flags & VRING_DESC_F.INDIRECT) {
         if (!this.indirect) {
@@ -286,7 +386,9 @@ export class Vringh {
             },
           );
         }
-        table = new RingView(this.#data.window(at, len));
+        // Inside the data memory: #translateWhole checked [at, at + len) against it.
+        table = this.#dataView;
+        tableBase = at;
         tableSize = len / VRING_DESC_SIZE;
         inIndirect = true;
         i = 0;
@@ -380,7 +482,7 @@ export class Vringh {
       const segLen = riov.lengths[riov.i]!;
       const n = Math.min(segLen - riov.consumed, dst.length - copied);
       const at = riov.offsets[riov.i]! + riov.consumed;
-      this.#data.read(at, n === dst.length ? dst : dst.subarray(copied, copied + n));
+      this.#dataView.read(at, n === dst.length ? dst : dst.subarray(copied, copied + n));
       copied += n;
       this.#advance(riov, n, segLen);
     }
@@ -397,7 +499,7 @@ export class Vringh {
       const segLen = wiov.lengths[wiov.i]!;
       const n = Math.min(segLen - wiov.consumed, src.length - copied);
       const at = wiov.offsets[wiov.i]! + wiov.consumed;
-      this.#data.write(at, n === src.length ? src : src.subarray(copied, copied + n));
+      this.#dataView.write(at, n === src.length ? src : src.subarray(copied, copied + n));
       copied += n;
       this.#advance(wiov, n, segLen);
     }
@@ -433,7 +535,8 @@ export class Vringh {
     if (!Number.isInteger(n) || n < 0 || n > this.num) {
       throw new MicError('EINVAL', `cannot abandon ${String(n)} heads of a queue of ${this.num}`);
     }
-    this.lastAvailIdx = (this.lastAvailIdx - n) & 0xffff;
+    this.#lastAvailIdx = (this.#lastAvailIdx - n) & 0xffff;
+    this.#availIdx = this.#lastAvailIdx; // load and check the index again
   }
 
   /**
@@ -441,9 +544,9 @@ export class Vringh {
    * Call {@link needNotify} after a batch of completions.
    */
   complete(head: number, len: number): void {
-    this.#writeUsed(head, len, this.completed);
-    this.completed++;
-    this.#w.used.storeU16(USED.IDX, (this.lastUsedIdx + this.completed) & 0xffff);
+    this.#writeUsed(head, len, this.#completed);
+    this.#completed++;
+    this.#w.used.storeU16(USED.IDX, (this.#lastUsedIdx + this.#completed) & 0xffff);
   }
 
   /** Publishes several used entries with one `used.idx` store (`vringh_complete_multi_kern`). */
@@ -451,9 +554,9 @@ export class Vringh {
     if (heads.length !== lens.length) {
       throw new MicError('EINVAL', `${heads.length} heads but ${lens.length} lengths`);
     }
-    for (let k = 0; k < heads.length; k++) this.#writeUsed(heads[k]!, lens[k]!, this.completed + k);
-    this.completed += heads.length;
-    this.#w.used.storeU16(USED.IDX, (this.lastUsedIdx + this.completed) & 0xffff);
+    for (let k = 0; k < heads.length; k++) this.#writeUsed(heads[k]!, lens[k]!, this.#completed + k);
+    this.#completed += heads.length;
+    this.#w.used.storeU16(USED.IDX, (this.#lastUsedIdx + this.#completed) & 0xffff);
   }
 
   #writeUsed(head: number, len: number, k: number): void {
@@ -463,7 +566,7 @@ export class Vringh {
     if (!Number.isInteger(len) || len < 0 || len > 0xffffffff) {
       throw new MicError('EINVAL', `used length ${String(len)} is not a u32`);
     }
-    const slot = (this.lastUsedIdx + k) & (this.num - 1);
+    const slot = (this.#lastUsedIdx + k) & (this.num - 1);
     const at = USED.RING + slot * VRING_USED_ELEM_SIZE;
     this.#w.used.writeU32(at, head);
     this.#w.used.writeU32(at + 4, len);
@@ -475,19 +578,19 @@ export class Vringh {
    * completing. Returns false when nothing was completed.
    */
   needNotify(): boolean {
-    const completed = this.completed;
+    const completed = this.#completed;
     if (completed === 0) return false;
-    const oldIdx = this.lastUsedIdx;
+    const oldIdx = this.#lastUsedIdx;
     const newIdx = (oldIdx + completed) & 0xffff;
     let notify: boolean;
-    if (this.eventIdx) {
+    if (this.#eventIdx) {
       const usedEvent = this.#w.avail.loadU16(usedEventOffset(this.num));
       notify = completed > 0xffff || vringNeedEvent(usedEvent, newIdx, oldIdx);
     } else {
       notify = (this.#w.avail.loadU16(AVAIL.FLAGS) & VRING_AVAIL_F_NO_INTERRUPT) === 0;
     }
-    this.lastUsedIdx = newIdx;
-    this.completed = 0;
+    this.#lastUsedIdx = newIdx;
+    this.#completed = 0;
     return notify;
   }
 
@@ -502,8 +605,8 @@ export class Vringh {
    * the caller must fetch them instead of sleeping.
    */
   notifyEnable(): boolean {
-    if (this.eventIdx) {
-      this.#w.used.storeU16(availEventOffset(this.num), this.lastAvailIdx);
+    if (this.#eventIdx) {
+      this.#w.used.storeU16(availEventOffset(this.num), this.#lastAvailIdx);
     } else {
       this.#w.used.storeU16(USED.FLAGS, 0);
     }
@@ -512,19 +615,17 @@ export class Vringh {
 
   /** Tells the driver not to kick (`vringh_notify_disable_kern`); a hint, see virtio 1.2 §2.7.10. */
   notifyDisable(): void {
-    if (!this.eventIdx) this.#w.used.storeU16(USED.FLAGS, VRING_USED_F_NO_NOTIFY);
+    if (!this.#eventIdx) this.#w.used.storeU16(USED.FLAGS, VRING_USED_F_NO_NOTIFY);
   }
 
   /**
-   * Forgets all state after a device reset: indices to 0, the broken latch cleared (the driver
-   * sets the ring up again before it makes buffers available).
+   * Forgets the progress after a device reset (`vop_virtio_device_reset`): indices and the
+   * completed count to 0, the broken latch cleared (the driver sets the ring up again before it
+   * makes buffers available). Keeps `eventIdx` and the bad-chain count. The same as
+   * {@link restore} with those values.
    */
   reset(): void {
-    this.lastAvailIdx = 0;
-    this.lastUsedIdx = 0;
-    this.completed = 0;
-    this.#broken = null;
-    this.#range = null;
+    this.restore({ ...this.state(), lastAvailIdx: 0, lastUsedIdx: 0, completed: 0, broken: null });
   }
 }
 

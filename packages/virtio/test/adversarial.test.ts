@@ -502,7 +502,7 @@ describe('Vringh against a hostile driver', () => {
     const { vrh, drv, riov, wiov, num, mem } = c;
     const badHead = row.setup(c);
     const usedBefore = drv.usedIdx;
-    const availBefore = vrh.lastAvailIdx;
+    const availBefore = vrh.state().lastAvailIdx;
     const first = vrh.getDesc(riov, wiov);
 
     if (row.expect.kind === 'broken') {
@@ -522,9 +522,9 @@ describe('Vringh against a hostile driver', () => {
         expect(vrh.pending()).toBe(0);
       }
       expect(riov.count + wiov.count).toBe(0);
-      expect(vrh.lastAvailIdx).toBe(availBefore);
+      expect(vrh.state().lastAvailIdx).toBe(availBefore);
       expect(drv.usedIdx).toBe(usedBefore);
-      expect(vrh.completed).toBe(0);
+      expect(vrh.state().completed).toBe(0);
       expect(vrh.badChains).toBe(0);
       return;
     }
@@ -539,7 +539,7 @@ describe('Vringh against a hostile driver', () => {
     expect(first.error.message).toMatch(/^bad chain: /);
     expect(riov.count).toBe(0);
     expect(wiov.count).toBe(0);
-    expect(vrh.lastAvailIdx).toBe((availBefore + 1) & 0xffff);
+    expect(vrh.state().lastAvailIdx).toBe((availBefore + 1) & 0xffff);
     expect(drv.usedIdx).toBe((usedBefore + 1) & 0xffff);
     expect(drv.readUsed(usedBefore)).toEqual({ id: badHead, len: 0 });
     expect(vrh.badChains).toBe(1);

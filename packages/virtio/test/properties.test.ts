@@ -98,7 +98,7 @@ function runInterleaving(config: ValueOf<typeof configArb>, cmds: Cmd[]): void {
   const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used, eventIdx };
   const vq = new Virtqueue<number>({
     ...parts,
-    ...(config.indirect ? { indirect: { base: poolBase, maxEntries } } : {}),
+    ...(config.indirect ? { indirect: { base: poolBase, dmaAddr: poolBase, maxEntries } } : {}),
   });
   const vrh = new Vringh({ ...parts, indirect: config.indirect });
   const riov = new VringhIov();
@@ -367,7 +367,7 @@ describe('a Virtqueue and a Vringh over one memory (property)', () => {
     const mem = BufferMemory.allocate(4096);
     const ring = vringLayout(num, 16);
     const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used, eventIdx: true };
-    const vq = new Virtqueue<number>({ ...parts, indirect: { base: 256, maxEntries: 2 } });
+    const vq = new Virtqueue<number>({ ...parts, indirect: { base: 256, dmaAddr: 256, maxEntries: 2 } });
     const vrh = new Vringh({ ...parts, indirect: true });
     const riov = new VringhIov();
     const wiov = new VringhIov();
@@ -421,7 +421,7 @@ function fuzzRig(s: FuzzSetup) {
   const ring = vringLayout(s.num, 16);
   const ringSize = alignUp(ring.size, 16);
   const mem = BufferMemory.allocate(s.separateData ? ringSize : ringSize + DATA_SIZE);
-  const data: Memory = s.separateData ? BufferMemory.allocate(DATA_SIZE) : mem;
+  const data = s.separateData ? BufferMemory.allocate(DATA_SIZE) : mem;
   const dataStart = s.separateData ? 0 : ringSize;
   const size = data.byteLength;
   // A 32-byte hole in the middle of the data memory, when gapped.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { isMicError } from '@mic/errors';
+import { readBytes } from '@mic/memory';
 import {
   InProcessTransport,
   VIRTIO_CONFIG_S,
@@ -362,7 +363,7 @@ describe('in-process transport: queues between a driver and a Vringh in one thre
     expect(done).toEqual([4, 4, 4, 4]);
     expect(t.queue(0)!.vringh.badChains).toBe(0);
     expect(stats.served).toBe(4);
-    expect([...b.va.bytes(44, 4)]).toEqual([1, 2, 3, 4]);
+    expect([...readBytes(b.va, 44, 4)]).toEqual([1, 2, 3, 4]);
   });
 
   it('skips null names without using a queue index, and refuses more queues than the device has', async () => {

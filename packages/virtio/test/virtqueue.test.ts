@@ -7,8 +7,11 @@ import {
   VRING_DESC_F,
   VRING_USED_F_NO_NOTIFY,
   Virtqueue,
+  Vringh,
+  VringhIov,
   alignUp,
   vringLayout,
+  type GetRange,
   type VirtqBuf,
 } from '../src/index.js';
 
@@ -36,7 +39,7 @@ function driverRig(o: { num?: number; eventIdx?: boolean; maxEntries?: number } 
   const vq = new Virtqueue<string>({
     ...parts,
     eventIdx: o.eventIdx ?? false,
-    ...(maxEntries > 0 ? { indirect: { base: poolBase, maxEntries } } : {}),
+    ...(maxEntries > 0 ? { indirect: { base: poolBase, dmaAddr: poolBase, maxEntries } } : {}),
   });
   const dev = new MockDeviceRing(parts);
   return {
@@ -359,11 +362,78 @@ describe('Virtqueue indirect descriptors (virtio 1.2 §2.7.5.3)', () => {
     expect(c.writable).toEqual([buf(4), buf(5)]);
   });
 
+  it('names each table by its DMA address, which differs from its offset in the pool memory', () => {
+    // As on the card: the pool is a buffer from dmaOps.alloc(), a window of memory whose offset 0
+    // the device reaches at DMA address 0x8000_0000; data buffers sit at DMA 0x4000_0000 + offset.
+    const num = 8;
+    const ring = vringLayout(num, 4096);
+    const mem = BufferMemory.allocate(32768);
+    const POOL_AT = 16384; // where the pool's window starts in the device's memory
+    const POOL_DMA = 0x8000_0000;
+    const DATA_DMA = 0x4000_0000;
+    const maxEntries = 4;
+    const pool = mem.window(POOL_AT, 64 + num * maxEntries * 16);
+    const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used };
+    const vq = new Virtqueue<string>({
+      ...parts,
+      indirect: { mem: pool, base: 64, dmaAddr: POOL_DMA + 64, maxEntries },
+    });
+    const getRange: GetRange = (addr) =>
+      addr >= POOL_DMA && addr < POOL_DMA + pool.byteLength
+        ? { start: POOL_DMA, end: POOL_DMA + pool.byteLength, offset: POOL_AT - POOL_DMA }
+        : addr >= DATA_DMA && addr < DATA_DMA + 8192
+          ? { start: DATA_DMA, end: DATA_DMA + 8192, offset: 8192 - DATA_DMA }
+          : null;
+    const vrh = new Vringh({ ...parts, indirect: true, getRange });
+    mem.write(8192 + 100, Uint8Array.of(1, 2, 3, 4, 5, 6));
+    vq.add(
+      [
+        { addr: DATA_DMA + 100, len: 2 },
+        { addr: DATA_DMA + 102, len: 4 },
+      ],
+      [{ addr: DATA_DMA + 512, len: 8 }],
+      'dma',
+    );
+    const table = POOL_DMA + 64; // head 0's table
+    expect(mem.readU64(ring.desc + DESC.ADDR)).toBe(table);
+    expect(pool.readU64(64 + 2 * 16 + DESC.ADDR)).toBe(DATA_DMA + 512); // written at the pool offset
+    const riov = new VringhIov();
+    const wiov = new VringhIov();
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: 0 });
+    expect(Array.from({ length: riov.count }, (_, k) => [riov.offsets[k], riov.lengths[k]])).toEqual([
+      [8192 + 100, 2],
+      [8192 + 102, 4],
+    ]);
+    expect([wiov.offsets[0], wiov.lengths[0]]).toEqual([8192 + 512, 8]);
+    const req = new Uint8Array(6);
+    vrh.pull(riov, req);
+    expect([...req]).toEqual([1, 2, 3, 4, 5, 6]);
+    vrh.complete(0, vrh.push(wiov, Uint8Array.of(9, 9, 9)));
+    expect(vq.getBuf()).toEqual({ token: 'dma', len: 3 });
+    // The second head's table follows at one table stride, by DMA address too.
+    vq.add([{ addr: DATA_DMA, len: 1 }], [{ addr: DATA_DMA + 1, len: 1 }], 'next');
+    expect(mem.readU64(ring.desc + DESC.ADDR)).toBe(table);
+    expect(vrh.getDesc(riov, wiov).status).toBe('chain');
+  });
+
+  it('needs a pool DMA address that is a 16-byte aligned safe integer with room for the tables', () => {
+    const mem = BufferMemory.allocate(8192);
+    const parts = { mem, ...vringLayout(8, 16) };
+    const bad = (dmaAddr: number) => () =>
+      new Virtqueue({ ...parts, indirect: { base: 4096, dmaAddr, maxEntries: 4 } });
+    for (const dmaAddr of [-16, 8, 1.5, Number.NaN, 2 ** 53 - 16]) {
+      expect(bad(dmaAddr)).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('DMA address') }),
+      );
+    }
+    expect(bad(2 ** 40)).not.toThrow();
+  });
+
   it('needs a pool with 2 to num entries, 16-byte aligned, inside its memory', () => {
     const mem = BufferMemory.allocate(8192);
     const parts = { mem, ...vringLayout(8, 16) };
     const bad = (base: number, maxEntries: number) => () =>
-      new Virtqueue({ ...parts, indirect: { base, maxEntries } });
+      new Virtqueue({ ...parts, indirect: { base, dmaAddr: base, maxEntries } });
     expect(bad(4096, 1)).toThrow(
       expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('1') }),
     );
@@ -557,6 +627,22 @@ describe('Virtqueue checks every used entry against its shadow', () => {
     expect(rig.vq.broken).toBeNull();
     rig.vq.add([rig.buf(9)], [], 'fresh');
     expect(rig.vq.inFlight).toBe(1);
+  });
+
+  it('loads used.idx once per run of returned entries and checks each load against the chains in flight', () => {
+    const rig = driverRig();
+    const { vq, dev, buf } = rig;
+    for (let k = 0; k < 3; k++) vq.add([buf(k)], [], `t${k}`);
+    for (let k = 0; k < 2; k++) dev.pushUsed(dev.nextAvail()!.head, 0);
+    expect(vq.getBuf()?.token).toBe('t0'); // loads used.idx = 2
+    dev.setUsedIdx(9); // a jump past the one chain still in flight after the next
+    expect(vq.getBuf()?.token).toBe('t1'); // seen at the load, collected without another
+    expect(vq.broken).toBeNull();
+    expect(vq.moreUsed()).toBe(true); // the live index
+    expect(vq.getBuf()).toBeNull(); // the next load sees 9: 7 ahead, 1 in flight
+    expect(vq.broken).toEqual(
+      expect.objectContaining({ code: 'EIO', message: expect.stringContaining('in flight') }),
+    );
   });
 
   it('clamps a used length above the writable capacity of the chain and counts it', () => {

@@ -68,7 +68,7 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
     expect(segments(wiov)).toEqual(c.writable.map((b) => [b.addr, b.len]));
     expect(riov.total).toBe(30);
     expect(wiov.total).toBe(70);
-    expect(vrh.lastAvailIdx).toBe(1);
+    expect(vrh.state().lastAvailIdx).toBe(1);
     expect(vrh.pending()).toBe(0);
     expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'empty' });
   });
@@ -164,7 +164,7 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
     const mem = BufferMemory.allocate(16384);
     const ring = vringLayout(num, 4096);
     const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used };
-    const vq = new Virtqueue<string>({ ...parts, indirect: { base: 8192, maxEntries: num } });
+    const vq = new Virtqueue<string>({ ...parts, indirect: { base: 8192, dmaAddr: 8192, maxEntries: num } });
     const vrh = new Vringh({ ...parts, indirect: true });
     mem.write(12288, pattern(12, 3));
     vq.add(
@@ -206,6 +206,45 @@ describe('Vringh fetches chains (device side against MockDriverRing)', () => {
     expect(vrh.getDesc(riov, wiov)).toEqual(
       expect.objectContaining({ status: 'bad-chain', error: expect.objectContaining({ code: 'EFAULT' }) }),
     );
+  });
+});
+
+describe('Vringh reads avail.idx once per run of published heads', () => {
+  it('fetches the heads it saw without loading the index again, and checks the next load', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    const heads = [0, 1, 2].map((k) => drv.addChain([pattern(4, k)], []).head);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[0] }); // loads idx 3
+    drv.setAvailIdx(drv.availIdx + num + 1); // the driver jumps the index meanwhile
+    expect(vrh.pending()).toBe(num + 3); // the live index
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[1] });
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[2] });
+    const r = vrh.getDesc(riov, wiov); // all seen heads fetched: the load finds the jump
+    expect(r.status).toBe('broken');
+    expect(vrh.broken?.message).toContain(`${num + 1} entries, more than the queue size`);
+  });
+
+  it.each(['abandon', 'restore'])('loads and checks the index again after %s', (how) => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    const a = drv.addChain([pattern(4, 1)], []);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: a.head });
+    if (how === 'abandon') vrh.abandon(1);
+    else vrh.restore({ ...vrh.state(), lastAvailIdx: 0 });
+    drv.setAvailIdx(num + 1); // a bad index, published after the head was given back
+    expect(vrh.getDesc(riov, wiov).status).toBe('broken');
+  });
+
+  it('returns the same frozen result for every good chain from a head', () => {
+    const { drv, vrh, riov, wiov } = deviceRig({ num: 2 });
+    const first = drv.addChain([pattern(4, 1)], []);
+    const r1 = vrh.getDesc(riov, wiov);
+    vrh.complete(first.head, 0);
+    drv.addChain([pattern(4, 2)], []);
+    drv.addChain([pattern(4, 3)], []);
+    vrh.getDesc(riov, wiov);
+    const r3 = vrh.getDesc(riov, wiov);
+    expect(r3).toEqual({ status: 'chain', head: first.head });
+    expect(r3).toBe(r1);
+    expect(Object.isFrozen(r1)).toBe(true);
   });
 });
 
@@ -294,7 +333,7 @@ describe('Vringh completion', () => {
     vrh.complete(c.head, 17);
     expect(drv.usedIdx).toBe(1);
     expect(drv.readUsed(0)).toEqual({ id: c.head, len: 17 });
-    expect(vrh.completed).toBe(1);
+    expect(vrh.state().completed).toBe(1);
   });
 
   it('completeMany publishes several entries at once, after earlier single completions', () => {
@@ -308,7 +347,7 @@ describe('Vringh completion', () => {
       { id: 2, len: 20 },
       { id: 3, len: 30 },
     ]);
-    expect(vrh.completed).toBe(4);
+    expect(vrh.state().completed).toBe(4);
   });
 
   it('refuses its own bad arguments with EINVAL', () => {
@@ -366,8 +405,8 @@ describe('Vringh needNotify (virtio 1.2 §2.7.7)', () => {
     drv.setUsedEvent(5 + rel);
     for (let k = 0; k < n; k++) vrh.complete(k, 0);
     expect(vrh.needNotify()).toBe(expected);
-    expect(vrh.lastUsedIdx).toBe(5 + n);
-    expect(vrh.completed).toBe(0);
+    expect(vrh.state().lastUsedIdx).toBe(5 + n);
+    expect(vrh.state().completed).toBe(0);
   });
 
   it('with EVENT_IDX is right across the 16-bit wrap of used.idx', () => {
@@ -451,7 +490,7 @@ describe('Vringh abandon', () => {
   it.each([-1, 1.5, 9])('refuses to abandon %p heads of a queue of 8', (n) => {
     const { vrh } = deviceRig();
     expect(() => vrh.abandon(n)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(vrh.lastAvailIdx).toBe(0);
+    expect(vrh.state().lastAvailIdx).toBe(0);
   });
 });
 
@@ -534,12 +573,140 @@ describe('Vringh reset', () => {
     vrh.complete(0, 0);
     vrh.reset();
     expect(vrh.broken).toBeNull();
-    expect([vrh.lastAvailIdx, vrh.lastUsedIdx, vrh.completed]).toEqual([0, 0, 0]);
+    expect(vrh.state()).toEqual({
+      lastAvailIdx: 0,
+      lastUsedIdx: 0,
+      completed: 0,
+      eventIdx: false,
+      badChains: 0,
+      broken: null,
+    });
     // The driver sets the ring up again.
     drv.setAvailIdx(0);
     const c = drv.addChain([pattern(4, 1)], []);
     expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: c.head });
     expect(pullAll(vrh, riov)).toEqual(pattern(4, 1));
+  });
+});
+
+describe('Vringh state and restore', () => {
+  it('state() is a copy of the progress, and the indices cannot be written from outside', () => {
+    const { drv, vrh, riov, wiov } = deviceRig({ eventIdx: true });
+    const a = drv.addChain([pattern(4, 1)], []);
+    drv.addChain([pattern(4, 2)], []);
+    expect(vrh.getDesc(riov, wiov)).toEqual({ status: 'chain', head: a.head });
+    vrh.complete(a.head, 0);
+    const s = vrh.state();
+    expect(s).toEqual({
+      lastAvailIdx: 1,
+      lastUsedIdx: 0,
+      completed: 1,
+      eventIdx: true,
+      badChains: 0,
+      broken: null,
+    });
+    (s as { lastAvailIdx: number }).lastAvailIdx = 7;
+    Object.assign(vrh, { lastUsedIdx: 5, completed: 5 });
+    // `lastAvailIdx` is a getter only: an assignment throws and changes nothing
+    expect(() => Object.assign(vrh, { lastAvailIdx: 5 })).toThrow(TypeError);
+    expect(vrh.lastAvailIdx).toBe(1);
+    expect(vrh.state()).toEqual({ ...s, lastAvailIdx: 1 });
+    expect(vrh.pending()).toBe(1);
+  });
+
+  it('round trip: a new Vringh over a relocated used ring goes on where the old one stopped', () => {
+    const num = 8;
+    const ring = vringLayout(num, 4096);
+    const mem = BufferMemory.allocate(16384);
+    const card = BufferMemory.allocate(4096); // the used ring's new home, as VOP relocates it
+    const parts = { num, mem, desc: ring.desc, avail: ring.avail, used: ring.used, eventIdx: true };
+    const drv = new MockDriverRing({ ...parts, dataBase: DATA_BASE });
+    const before = new Vringh(parts);
+    const riov = new VringhIov();
+    const wiov = new VringhIov();
+    const heads = [0, 1, 2, 3].map((k) => drv.addChain([pattern(4, k)], [4]).head);
+    for (let k = 0; k < 3; k++)
+      expect(before.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[k] });
+    for (let k = 0; k < 2; k++) before.complete(heads[k]!, 4);
+    before.needNotify();
+    before.complete(heads[2]!, 4); // completed, not yet folded by needNotify
+    const saved = before.state();
+    expect(saved).toMatchObject({ lastAvailIdx: 3, lastUsedIdx: 2, completed: 1 });
+
+    card.write(0, mem.bytes(ring.used, 6 + 8 * num)); // the used entries so far move along
+    const after = new Vringh({ ...parts, usedMem: card, used: 0 });
+    after.restore(saved);
+    expect(after.state()).toEqual(saved);
+    expect(after.getDesc(riov, wiov)).toEqual({ status: 'chain', head: heads[3] });
+    expect(pullAll(after, riov)).toEqual(pattern(4, 3));
+    after.complete(heads[3]!, 4);
+    expect(card.loadU16(2)).toBe(4); // used.idx = lastUsedIdx + completed
+    expect([card.readU32(4 + 8 * 3), card.readU32(8 + 8 * 3)]).toEqual([heads[3], 4]);
+    drv.setUsedEvent(3);
+    expect(after.needNotify()).toBe(true); // the batch since lastUsedIdx 2 (entries 2 and 3) passes 3
+    expect(after.state()).toMatchObject({ lastAvailIdx: 4, lastUsedIdx: 4, completed: 0 });
+  });
+
+  it('restore keeps a latched error and the bad-chain count', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig();
+    drv.writeDesc(0, { addr: DATA_BASE, len: 4, flags: NEXT, next: num });
+    drv.pushAvail(0);
+    expect(vrh.getDesc(riov, wiov).status).toBe('bad-chain');
+    drv.setAvailIdx(drv.availIdx + num + 1);
+    const r = vrh.getDesc(riov, wiov);
+    expect(r.status).toBe('broken');
+    const other = deviceRig().vrh;
+    other.restore(vrh.state());
+    expect(other.badChains).toBe(1);
+    expect(other.broken).toBe(vrh.broken);
+    expect(other.getDesc(riov, wiov)).toEqual(r);
+  });
+
+  const good = { lastAvailIdx: 3, lastUsedIdx: 2, completed: 1, eventIdx: false, badChains: 0, broken: null };
+  it.each([
+    ['lastAvailIdx', -1, 'last_avail_idx -1 is not an integer in [0, 65535]'],
+    ['lastAvailIdx', 0x10000, 'last_avail_idx 65536'],
+    ['lastAvailIdx', 1.5, 'last_avail_idx 1.5'],
+    ['lastUsedIdx', '2', 'last_used_idx 2'],
+    ['lastUsedIdx', undefined, 'last_used_idx undefined'],
+    ['completed', -1, 'completed -1'],
+    ['completed', Number.NaN, 'completed NaN'],
+    ['badChains', 2 ** 53, 'bad chain count'],
+    ['eventIdx', 1, 'eventIdx 1 is not a boolean'],
+    ['broken', new Error('not ours'), 'neither null nor a MicError'],
+  ])('restore refuses %s = %p with EINVAL and changes nothing', (field, value, message) => {
+    const { drv, vrh, riov, wiov } = deviceRig();
+    drv.addChain([pattern(4, 1)], []);
+    vrh.getDesc(riov, wiov);
+    const before = vrh.state();
+    expect(() => vrh.restore({ ...good, [field]: value } as never)).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining(message) }),
+    );
+    expect(vrh.state()).toEqual(before);
+  });
+
+  it('restore refuses something that is not a state', () => {
+    const { vrh } = deviceRig();
+    expect(() => vrh.restore(null as never)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  it('reset zeroes the progress and keeps eventIdx and the bad-chain count', () => {
+    const { num, drv, vrh, riov, wiov } = deviceRig({ eventIdx: true });
+    drv.writeDesc(0, { addr: DATA_BASE, len: 4, flags: NEXT, next: num });
+    drv.pushAvail(0);
+    expect(vrh.getDesc(riov, wiov).status).toBe('bad-chain');
+    drv.addChain([pattern(4, 1)], []);
+    expect(vrh.getDesc(riov, wiov).status).toBe('chain');
+    vrh.restore({ ...vrh.state(), eventIdx: false });
+    vrh.reset();
+    expect(vrh.state()).toEqual({
+      lastAvailIdx: 0,
+      lastUsedIdx: 0,
+      completed: 0,
+      eventIdx: false,
+      badChains: 1,
+      broken: null,
+    });
   });
 });
 

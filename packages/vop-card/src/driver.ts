@@ -35,7 +35,7 @@ import {
 } from '@mic/mic-common';
 import { VIRTIO_CONFIG_S, VIRTQUEUE_MAX_SIZE, type VirtioBus, isPowerOfTwo } from '@mic/virtio';
 import { VOP_DEV_ANY_ID, VOP_DEV_TRNSP, type VopDevice, type VopDriver } from '@mic/vop-bus';
-import { loadS8, loadU8, storeU8 } from './flags.js';
+import { loadS8 } from './flags.js';
 import { CardVdev, VOP_POLL_INTERVAL_MS, type VopCardDeviceInfo, type VopVringConfig } from './vdev.js';
 
 const CTRL = MIC_DEVICE_CTRL_OFFSETS;
@@ -198,7 +198,7 @@ export class VopCardDriver implements VopDriver {
       const db = hw.nextDb();
       st.configIrq = hw.requestIrq(this.#onConfigInterrupt, 'virtio_config_intr', st, db);
       st.configDb = db;
-      storeU8(dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb, db);
+      dp.storeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, db);
       // Entries the host published after the first scan passed their slot but before it saw
       // h2c_config_db: it did not ring, so look once more.
       await st.lock.run(() => this.#scan(st, false));
@@ -256,7 +256,7 @@ export class VopCardDriver implements VopDriver {
 
   async #teardown(st: CardState): Promise<void> {
     st.removing = true;
-    storeU8(st.dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb, MIC_DB_NONE);
+    st.dp.storeU8(MIC_BOOTPARAM_OFFSETS.h2cConfigDb, MIC_DB_NONE);
     const irq = st.configIrq;
     if (irq) {
       try {
@@ -348,12 +348,12 @@ export class VopCardDriver implements VopDriver {
 
   /** `_vop_handle_config_change` and `_vop_remove_device` for a known device. */
   async #handleKnown(st: CardState, dev: CardVdev): Promise<void> {
-    const change = loadU8(st.dp, dev.ctrl + CTRL.configChange);
+    const change = st.dp.loadU8(dev.ctrl + CTRL.configChange);
     if (change === MIC_VIRTIO_PARAM_CONFIG_CHANGED) {
       // Acked already and the host has not cleared the flags yet: not a new change.
-      if (loadU8(st.dp, dev.ctrl + CTRL.guestAck) !== 0) return;
+      if (st.dp.loadU8(dev.ctrl + CTRL.guestAck) !== 0) return;
       dev.vdev?.configChanged();
-      storeU8(st.dp, dev.ctrl + CTRL.guestAck, 1);
+      st.dp.storeU8(dev.ctrl + CTRL.guestAck, 1);
       this.#emit({ type: 'config-changed', device: dev.info() });
     } else if (change === MIC_VIRTIO_PARAM_DEV_REMOVE) {
       await this.#removeDevice(st, dev, 'hot-unplug');
@@ -362,8 +362,8 @@ export class VopCardDriver implements VopDriver {
 
   /** The host asks to remove an entry that never became a device: ack it at once. */
   #handleFailed(st: CardState, e: DpEntry): void {
-    if (loadU8(st.dp, e.ctrlOffset + CTRL.configChange) !== MIC_VIRTIO_PARAM_DEV_REMOVE) return;
-    storeU8(st.dp, e.ctrlOffset + CTRL.guestAck, 1);
+    if (st.dp.loadU8(e.ctrlOffset + CTRL.configChange) !== MIC_VIRTIO_PARAM_DEV_REMOVE) return;
+    st.dp.storeU8(e.ctrlOffset + CTRL.guestAck, 1);
     this.#markRemoved(st, e.offset);
     st.failed.delete(e.offset);
   }
@@ -493,8 +493,8 @@ export class VopCardDriver implements VopDriver {
       );
       dev.detach();
     }
-    if (reason === 'driver-remove') storeU8(st.dp, dev.ctrl + CTRL.configChange, MIC_VIRTIO_PARAM_DEV_REMOVE);
-    const status = page ? loadU8(st.dp, dev.offset + MIC_DEVICE_DESC_OFFSETS.status) : 0;
+    if (reason === 'driver-remove') st.dp.storeU8(dev.ctrl + CTRL.configChange, MIC_VIRTIO_PARAM_DEV_REMOVE);
+    const status = page ? st.dp.loadU8(dev.offset + MIC_DEVICE_DESC_OFFSETS.status) : 0;
     const resets = dev.resets;
     try {
       await this.#virtioBus.unregisterDevice(info.vdev);
@@ -513,11 +513,11 @@ export class VopCardDriver implements VopDriver {
     }
     dev.release();
     if (page) {
-      storeU8(st.dp, dev.ctrl + CTRL.guestAck, 1);
+      st.dp.storeU8(dev.ctrl + CTRL.guestAck, 1);
       this.#markRemoved(st, dev.offset);
       if (reason === 'driver-remove') {
-        storeU8(st.dp, dev.ctrl + CTRL.configChange, 0);
-        storeU8(st.dp, dev.ctrl + CTRL.guestAck, 0);
+        st.dp.storeU8(dev.ctrl + CTRL.configChange, 0);
+        st.dp.storeU8(dev.ctrl + CTRL.guestAck, 0);
       }
     }
     st.devices.delete(dev.offset);

@@ -13,7 +13,7 @@
 import { type Clock, pollUntil } from '@mic/clock';
 import { type ErrnoCode, MicError, checkInt, isMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
-import type { Memory } from '@mic/memory';
+import { asBufferMemory, type Memory } from '@mic/memory';
 import {
   type DpEntryLayout,
   MIC_DB_NONE,
@@ -42,7 +42,6 @@ import {
   vringTransportFeatures,
 } from '@mic/virtio';
 import type { DmaBuffer, MicIrq, VopDevice } from '@mic/vop-bus';
-import { loadU8, storeU8 } from './flags.js';
 
 /**
  * How long the card waits for the host to acknowledge a reset (`host_ack`): 100 × 100 ms in
@@ -197,7 +196,7 @@ export class CardVdev {
         this.#checkConfig(offset, bytes.length);
         if (!this.#detached) this.#dp.write(this.#entry.configspaceOffset + offset, bytes);
       },
-      getStatus: () => (this.#detached ? this.#localStatus : loadU8(this.#dp, this.#statusOffset)),
+      getStatus: () => (this.#detached ? this.#localStatus : this.#dp.loadU8(this.#statusOffset)),
       setStatus: (status) => this.#setStatus(status),
       reset: () => this.reset(),
       findVqs: (vdev, infos) => this.#findVqs(vdev, infos),
@@ -253,7 +252,7 @@ export class CardVdev {
     const db = hw.nextDb();
     this.#irq = hw.requestIrq(this.#onInterrupt, 'virtio intr', this, db);
     this.h2cDb = db;
-    storeU8(this.#dp, this.ctrl + CTRL.h2cVdevDb, db);
+    this.#dp.storeU8(this.ctrl + CTRL.h2cVdevDb, db);
   }
 
   /** Frees the device interrupt and, unless detached, writes `dc.h2c_vdev_db = -1`. */
@@ -262,7 +261,7 @@ export class CardVdev {
     if (irq) this.#try('free_irq', () => this.#vpdev.hwOps.freeIrq(irq, this));
     this.#irq = null;
     if (!this.#detached && this.h2cDb !== MIC_DB_NONE)
-      storeU8(this.#dp, this.ctrl + CTRL.h2cVdevDb, MIC_DB_NONE);
+      this.#dp.storeU8(this.ctrl + CTRL.h2cVdevDb, MIC_DB_NONE);
     this.h2cDb = MIC_DB_NONE;
   }
 
@@ -334,7 +333,7 @@ export class CardVdev {
 
   #writeStatus(status: number): void {
     if (this.#detached) this.#localStatus = status;
-    else storeU8(this.#dp, this.#statusOffset, status);
+    else this.#dp.storeU8(this.#statusOffset, status);
   }
 
   /**
@@ -393,11 +392,11 @@ export class CardVdev {
       return;
     }
     const dp = this.#dp;
-    storeU8(dp, this.ctrl + CTRL.hostAck, 0);
-    storeU8(dp, this.ctrl + CTRL.vdevReset, 1);
+    dp.storeU8(this.ctrl + CTRL.hostAck, 0);
+    dp.storeU8(this.ctrl + CTRL.vdevReset, 1);
     try {
       this.#ring('a reset');
-      const acked = await this.#wait(() => loadU8(dp, this.ctrl + CTRL.hostAck) !== 0, VOP_RESET_TIMEOUT_MS);
+      const acked = await this.#wait(() => dp.loadU8(this.ctrl + CTRL.hostAck) !== 0, VOP_RESET_TIMEOUT_MS);
       if (acked === false) {
         this.#log.warn(
           `${this.#what}: the host did not acknowledge the reset within ${VOP_RESET_TIMEOUT_MS} ms; status set to 0 anyway`,
@@ -453,10 +452,10 @@ export class CardVdev {
         );
       }
       const dp = this.#dp;
-      storeU8(dp, this.ctrl + CTRL.usedAddressUpdated, 1);
+      dp.storeU8(this.ctrl + CTRL.usedAddressUpdated, 1);
       this.#ring('the used ring relocation');
       const taken = await this.#wait(
-        () => loadU8(dp, this.ctrl + CTRL.usedAddressUpdated) === 0,
+        () => dp.loadU8(this.ctrl + CTRL.usedAddressUpdated) === 0,
         VOP_RELOCATION_TIMEOUT_MS,
       );
       if (this.#detached) throw new MicError('ENODEV', `${this.#what} was removed by the host`);
@@ -503,11 +502,11 @@ export class CardVdev {
       used = this.#vpdev.dmaOps.alloc(alignUp(usedRingSize(num), PAGE_SIZE));
       const ring = new Virtqueue<unknown>({
         num,
-        mem: va,
+        mem: asBufferMemory(va, `${name}: the host's vring ${index}`),
         desc: layout.descOffset,
         avail: layout.availOffset,
         used: 0,
-        usedMem: used.va,
+        usedMem: asBufferMemory(used.va, `${name}: the used ring of vring ${index}`),
         eventIdx: vdev.hasFeature(VIRTIO_F.RING_EVENT_IDX),
       });
       const vq = new VirtioQueue<unknown>({ vdev, index, name, ring, notify: () => this.#kick(), callback });
@@ -539,7 +538,7 @@ export class CardVdev {
       this.#try(`freeing the used ring of queue ${q.index}`, () => this.#vpdev.dmaOps.free(q.used));
       this.#try(`unmapping the vring of queue ${q.index}`, () => hw.unmap(q.va));
     }
-    if (page) storeU8(this.#dp, this.ctrl + CTRL.usedAddressUpdated, 0);
+    if (page) this.#dp.storeU8(this.ctrl + CTRL.usedAddressUpdated, 0);
     this.#queues = [];
   }
 

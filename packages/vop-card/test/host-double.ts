@@ -7,7 +7,7 @@
  */
 import type { VopCardDriver } from '../src/index.js';
 import { type VirtualClock } from '@mic/clock';
-import type { Memory } from '@mic/memory';
+import { asBufferMemory, type Memory } from '@mic/memory';
 import {
   type DpPendingEntry,
   MIC_BOOTPARAM_OFFSETS,
@@ -291,12 +291,12 @@ export class HostDouble {
         dev.usedMaps.push(usedMem);
         dev.vringh[i] = new Vringh({
           num,
-          mem: dev.vrings[i]!.va,
+          mem: asBufferMemory(dev.vrings[i]!.va, 'vring'),
           desc: 0,
           avail: layout.availOffset,
           used: 0,
-          usedMem,
-          dataMem: this.link.aper.va,
+          usedMem: asBufferMemory(usedMem, 'used ring'),
+          dataMem: asBufferMemory(this.link.aper.va, 'aperture'),
         });
       }
       dev.relocations++;

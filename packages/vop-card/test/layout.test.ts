@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { readBytes } from '@mic/memory';
 import { VIRTIO_CONFIG_S, features } from '@mic/virtio';
 import { setupCard } from './setup.js';
 
@@ -25,9 +26,9 @@ describe('what the card writes lands at the offsets of the reference formulas', 
   it('console, net and block at 24, 120 and 224: config db, doorbells, used addresses, acks, status, handles', async () => {
     const s = await setupCard({ devices: [CONSOLE, NET, BLOCK], featureTable: [0, 5, 7], probe: false });
     expect(s.hostDevs.map((d) => d.offset)).toEqual([24, 120, 224]);
-    const before = s.host.dp.bytes(0, 4096).slice();
+    const before = readBytes(s.host.dp, 0, 4096).slice();
     await s.probe();
-    const after = s.host.dp.bytes(0, 4096).slice();
+    const after = readBytes(s.host.dp, 0, 4096).slice();
     const dp = s.host.dp;
 
     // The card publishes its config doorbell at bootparam offset 4, after the initial scan:
@@ -82,7 +83,7 @@ describe('what the card writes lands at the offsets of the reference formulas', 
     vring.writeU16(5128, 0x1234); // _mic_vring_info.avail_idx
     await s.probe();
     expect(s.testDriver.probed).toHaveLength(1);
-    const bytes = vring.bytes(0, 8192);
+    const bytes = readBytes(vring, 0, 8192);
     expect(bytes.subarray(0, 5128).every((b) => b === 0)).toBe(true);
     expect(vring.readU16(5128)).toBe(0x1234);
     expect(vring.readU32(5132)).toBe(0xc0ffee02); // MIC_MAGIC + type 2 + index 0

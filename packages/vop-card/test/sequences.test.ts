@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { readBytes } from '@mic/memory';
 import { VirtualClock } from '@mic/clock';
 import { isMicError } from '@mic/errors';
 import { MIC_DEVICE_CTRL_OFFSETS as CTRL, readS8 } from '@mic/mic-common';
@@ -140,7 +141,7 @@ describe('features, config space and status (vop_vq_config_ops)', () => {
     expect(vdev.config.getFeatures()).toBe(offered);
     expect(vdev.features).toBe(features(3, VIRTIO_F.RING_EVENT_IDX, VIRTIO_F.ACCESS_PLATFORM));
     // feature_len 4: bits 3 and 29 acked, ACCESS_PLATFORM (33) does not fit.
-    expect([...s.host.dp.bytes(24 + 8 + 48 + 4, 4)]).toEqual([0x08, 0, 0, 0x20]);
+    expect([...readBytes(s.host.dp, 24 + 8 + 48 + 4, 4)]).toEqual([0x08, 0, 0, 0x20]);
     const [rx] = s.testDriver.queues(vdev);
     expect(rx?.ring.eventIdx).toBe(true);
   });
@@ -155,7 +156,7 @@ describe('features, config space and status (vop_vq_config_ops)', () => {
     expect(vdev.getStatus()).toBe(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
     expect(vdev.features).toBe(features(1, VIRTIO_F.VERSION_1, VIRTIO_F.ACCESS_PLATFORM));
     const acks = 24 + 8 + 48 + 8;
-    expect([...s.host.dp.bytes(acks, 8)]).toEqual([0x02, 0, 0, 0, 0x03, 0, 0, 0]);
+    expect([...readBytes(s.host.dp, acks, 8)]).toEqual([0x02, 0, 0, 0, 0x03, 0, 0, 0]);
   });
 
   it('reads and writes config space inside config_len and refuses outside it with EINVAL', async () => {
@@ -166,7 +167,7 @@ describe('features, config space and status (vop_vq_config_ops)', () => {
     expect(vdev.readConfigU16(2)).toBe(0x0403);
     vdev.writeConfig(10, Uint8Array.of(0xaa, 0xbb));
     const space = 24 + 8 + 48 + 8;
-    expect([...s.host.dp.bytes(space + 10, 2)]).toEqual([0xaa, 0xbb]);
+    expect([...readBytes(s.host.dp, space + 10, 2)]).toEqual([0xaa, 0xbb]);
     for (const [o, l] of [
       [10, 4],
       [12, 1],
@@ -357,13 +358,13 @@ describe('config change and hot-unplug (_vop_handle_config_change, _vop_remove_d
     const dev = s.hostDevs[1]!;
     const resets = dev.resets;
     s.host.dp.writeU8(dev.offset, 0xff); // type -1, as a host that gave up waiting
-    const ctrlBefore = s.host.dp.bytes(dev.ctrl, 16).slice();
+    const ctrlBefore = readBytes(s.host.dp, dev.ctrl, 16).slice();
     s.host.ringConfig();
     await s.settle();
     expect(s.events.find((e) => e.type === 'device-removed')).toMatchObject({ reason: 'host-dropped' });
     expect(s.virtioBus.devices()).not.toContain(net);
     expect(dev.resets).toBe(resets);
-    expect([...s.host.dp.bytes(dev.ctrl, 16)]).toEqual([...ctrlBefore]);
+    expect([...readBytes(s.host.dp, dev.ctrl, 16)]).toEqual([...ctrlBefore]);
     expect(s.testDriver.queues(vdevOf(s, 24))[0]!.broken).toBe(false);
     expect(s.link.card.liveMappings).toBe(2);
   });

@@ -2,6 +2,7 @@
  * A virtio driver for the card's tests: binds console, net and block devices, sets up their
  * queues, keeps receive buffers posted on queue 0 and sends on queue 1, and records what happened.
  */
+import { readBytes } from '@mic/memory';
 import {
   VIRTIO_DEV_ANY_ID,
   VIRTIO_ID,
@@ -113,7 +114,7 @@ export class TestDriver implements VirtioDriver {
     if (!bound) return;
     const rx = vq as VirtioQueue<VirtioDmaBuffer>;
     for (let u = rx.getBuf(); u; u = rx.getBuf()) {
-      bound.received.push(u.token.va.bytes(0, u.len).slice());
+      bound.received.push(readBytes(u.token.va, 0, u.len).slice());
       bound.bufs.delete(u.token);
       vdev.dma.free(u.token);
       this.#postRx(vdev, rx);

@@ -11,6 +11,7 @@ import { type Clock, realClock } from '@mic/clock';
 import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_DP_SIZE } from '@mic/mic-common';
+import { asBufferMemory } from '@mic/memory';
 import type { VopDevice } from '@mic/vop-bus';
 import {
   VOP_CONFIG_CHANGE_TIMEOUT_MS,
@@ -120,7 +121,7 @@ export class VopHostControl {
       vpdev,
       hw: vpdev.hwOps,
       dp,
-      aper: vpdev.aper.va,
+      aper: asBufferMemory(vpdev.aper.va, 'the card aperture'),
       clock: options.clock ?? realClock,
       log,
       lock: new AsyncMutex(),

@@ -203,7 +203,7 @@ export function vdevInfo(vdev: VopVdev): VopVdevInfo {
       const at = USED.RING + i * VRING_USED_ELEM_SIZE;
       usedRing.push({ id: usedMem.readU32(at), len: usedMem.readU32(at + 4) });
     }
-    const s = vr.vringh;
+    const s = vr.vringh.state();
     return {
       index: vr.index,
       num,

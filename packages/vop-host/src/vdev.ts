@@ -15,7 +15,7 @@ import { type AsyncMutex, type MicIrq, NO_DOORBELL } from '@mic/bus-core';
 import type { Clock } from '@mic/clock';
 import { MicError, isMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
-import type { Memory } from '@mic/memory';
+import type { BufferMemory, Memory } from '@mic/memory';
 import {
   MIC_BOOTPARAM_OFFSETS,
   MIC_DEVICE_CTRL_OFFSETS,
@@ -63,7 +63,7 @@ export interface VopControlContext {
   /** The device page (host RAM, `MIC_DP_SIZE` bytes). */
   readonly dp: Memory;
   /** The card's memory through the aperture. */
-  readonly aper: Memory;
+  readonly aper: BufferMemory;
   readonly clock: Clock;
   readonly log: Logger;
   /** `vop_mutex`: device page slots, the device list, config change and delete. */

@@ -80,6 +80,10 @@ export class VopMapping implements Memory {
     const [m, o] = this.#at(offset, 8);
     return m.readBigU64(o);
   }
+  loadU8(offset: number): number {
+    const [m, o] = this.#at(offset, 1);
+    return m.loadU8(o);
+  }
   loadU16(offset: number): number {
     const [m, o] = this.#at(offset, 2);
     return m.loadU16(o);
@@ -102,11 +106,11 @@ export class VopMapping implements Memory {
   writeU32: Memory['writeU32'] = denied;
   writeU64: Memory['writeU64'] = denied;
   writeBigU64: Memory['writeBigU64'] = denied;
+  storeU8: Memory['storeU8'] = denied;
   storeU16: Memory['storeU16'] = denied;
   storeU32: Memory['storeU32'] = denied;
   write: Memory['write'] = denied;
   fill: Memory['fill'] = denied;
-  bytes: Memory['bytes'] = denied;
 }
 
 /** `mem` with every write refused (`EACCES`). */
@@ -119,6 +123,7 @@ function readOnly(mem: Memory): Memory {
     readU32: (o) => mem.readU32(o),
     readU64: (o) => mem.readU64(o),
     readBigU64: (o) => mem.readBigU64(o),
+    loadU8: (o) => mem.loadU8(o),
     loadU16: (o) => mem.loadU16(o),
     loadU32: (o) => mem.loadU32(o),
     read: (o, dst) => mem.read(o, dst),
@@ -128,10 +133,10 @@ function readOnly(mem: Memory): Memory {
     writeU32: denied,
     writeU64: denied,
     writeBigU64: denied,
+    storeU8: denied,
     storeU16: denied,
     storeU32: denied,
     write: denied,
     fill: denied,
-    bytes: denied,
   };
 }

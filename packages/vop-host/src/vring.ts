@@ -16,7 +16,7 @@
 import { AsyncMutex } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
-import type { Memory } from '@mic/memory';
+import { asBufferMemory, type BufferMemory, type Memory } from '@mic/memory';
 import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMagic } from '@mic/mic-common';
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
@@ -62,7 +62,7 @@ export interface VopCopyContext {
   readonly hw: VopHwOps;
   readonly dmaOps: DmaMapOps;
   /** The card's memory through the aperture: card physical address = offset. */
-  readonly aper: Memory;
+  readonly aper: BufferMemory;
   /** The DMA channel, or null: every copy is a memcpy. */
   dma(): DmaMemcpyChannel | null;
   /** Called when a DMA copy failed: the caller stops using DMA. */
@@ -74,13 +74,6 @@ export interface VopCopyContext {
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
-
-/** State of a {@link Vringh} kept across a rebuild (relocation of the used ring). */
-interface VringhIndices {
-  lastAvailIdx: number;
-  lastUsedIdx: number;
-  completed: number;
-}
 
 /**
  * One vring of a host-side VOP device. Built by the device on add; every method runs under
@@ -149,11 +142,13 @@ export class VopVring {
   #makeVringh(usedMem: Memory | null): Vringh {
     return new Vringh({
       num: this.num,
-      mem: this.block.va,
+      mem: asBufferMemory(this.block.va, `vring ${this.index}`),
       desc: this.layout.descOffset,
       avail: this.layout.availOffset,
       used: usedMem === null ? this.layout.usedOffset : 0,
-      ...(usedMem === null ? {} : { usedMem }),
+      ...(usedMem === null
+        ? {}
+        : { usedMem: asBufferMemory(usedMem, `vring ${this.index}: the card's used ring`) }),
       eventIdx: this.#eventIdx,
       indirect: this.#indirect,
       // Data buffers are card memory: a card physical address is an offset in the aperture,
@@ -166,18 +161,6 @@ export class VopVring {
   /** Sets what `Vringh.notify` does (ring the card's `h2c_vdev_db`). */
   setNotify(fn: () => void): void {
     this.#notify = fn;
-  }
-
-  #indices(): VringhIndices {
-    const v = this.#vrh;
-    return { lastAvailIdx: v.lastAvailIdx, lastUsedIdx: v.lastUsedIdx, completed: v.completed };
-  }
-
-  #restore(s: VringhIndices): void {
-    const v = this.#vrh;
-    v.lastAvailIdx = s.lastAvailIdx;
-    v.lastUsedIdx = s.lastUsedIdx;
-    v.completed = s.completed;
   }
 
   /**
@@ -200,7 +183,8 @@ export class VopVring {
     }
     const size = alignUp(usedRingSize(this.num), 4096);
     const remapped = this.#ctx.hw.remap(usedAddress, size);
-    const state = this.#indices();
+    // The progress is kept (rust-vmm's QueueState); the ring features are the new ones.
+    const state = { ...this.#vrh.state(), eventIdx: features.eventIdx };
     const prev = { eventIdx: this.#eventIdx, indirect: this.#indirect };
     this.#eventIdx = features.eventIdx;
     this.#indirect = features.indirect;
@@ -216,8 +200,8 @@ export class VopVring {
     if (this.usedRemap !== null) this.#ctx.hw.unmap(this.usedRemap);
     this.usedRemap = remapped;
     this.usedAddress = usedAddress;
+    vrh.restore(state);
     this.#vrh = vrh;
-    this.#restore(state);
   }
 
   /**

@@ -4,7 +4,7 @@
 // used ring in card memory). It is deliberately minimal and written from the reference, not from
 // vop-card, so the host is tested against the protocol itself.
 import { MicError } from '@mic/errors';
-import type { BufferMemory, Memory } from '@mic/memory';
+import { asBufferMemory, type BufferMemory, type Memory } from '@mic/memory';
 import {
   MIC_BOOTPARAM_OFFSETS,
   MIC_DEVICE_CTRL_OFFSETS,
@@ -142,11 +142,11 @@ export class CardDouble {
       const usedBuf = this.link.cardDmaOps.alloc(Math.ceil(usedRingSize(num) / 4096) * 4096);
       const vq = new Virtqueue<number>({
         num,
-        mem: hostVring,
+        mem: asBufferMemory(hostVring, 'vring'),
         desc: layout.descOffset,
         avail: layout.availOffset,
         used: 0,
-        usedMem: usedBuf.va,
+        usedMem: asBufferMemory(usedBuf.va, 'used ring'),
         eventIdx: options.eventIdx ?? false,
       });
       this.dp.writeU64(at + MIC_VQCONFIG_OFFSETS.usedAddress, usedBuf.dmaAddr);

@@ -127,8 +127,8 @@ export class MmioRegisters {
  * {@link MmioRegisters.read32} / {@link MmioRegisters.write32}, so writes run the registers'
  * handlers (`iowrite32`); a u64 write is two 32-bit writes, low word first. Narrower writes, byte
  * copies and fills are refused (`EINVAL`): the registers are 32 bits wide. Reads of any width
- * come from the stored values and have no side effects. {@link bytes} is a live view of the
- * stored values (writing through it bypasses the handlers).
+ * come from the stored values and have no side effects. It has no raw byte view (`Memory` has
+ * none): nothing can write the registers without running their handlers.
  *
  * @example
  * const regs = new MmioMemory(host.mmio);
@@ -218,6 +218,12 @@ export class MmioMemory implements Memory {
     this.#regs.write32(at, Number(v & 0xffffffffn));
     this.#regs.write32(at + 4, Number(v >> 32n));
   }
+  loadU8(offset: number): number {
+    return this.#raw.loadU8(offset);
+  }
+  storeU8(offset: number, _value: number): void {
+    this.#narrow('u8 store', offset);
+  }
   loadU16(offset: number): number {
     return this.#raw.loadU16(offset);
   }
@@ -238,9 +244,6 @@ export class MmioMemory implements Memory {
   }
   fill(offset: number, _length: number, _value: number): void {
     this.#narrow('fill', offset);
-  }
-  bytes(offset: number, length: number): Uint8Array {
-    return this.#raw.bytes(offset, length);
   }
   window(offset: number, length: number): MmioMemory {
     checkRange('MMIO window', offset, length, this.byteLength);

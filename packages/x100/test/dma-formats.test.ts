@@ -128,6 +128,7 @@ describe('the MMIO register file as a Memory', () => {
     expect(regs.readU32(dhpr)).toBe(8);
     expect(regs.loadU32(dhpr)).toBe(8);
     expect(regs.readU8(dhpr)).toBe(8);
+    expect(regs.loadU8(dhpr)).toBe(8);
     const block = regs.window(dmaChanReg(0, 0), 0x40);
     block.writeU32(X100_DMA_REG.DHPR, 9);
     expect(seen).toEqual([5, 7, 9]);
@@ -141,6 +142,7 @@ describe('the MMIO register file as a Memory', () => {
     const regs = new MmioMemory(hw.mmio, X100_REG.DCR, 64);
     expect(() => regs.writeU8(0, 1)).toThrow(/32-bit writes only/);
     expect(() => regs.writeU16(0, 1)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => regs.storeU8(0, 1)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => regs.write(0, new Uint8Array(4))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => regs.fill(0, 4, 0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => regs.writeU32(2, 1)).toThrow(/not 32-bit aligned/);

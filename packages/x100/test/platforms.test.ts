@@ -2,6 +2,7 @@
 // this thread (inProcess) or in a worker thread (worker).
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { pollUntil } from '@mic/clock';
+import { readBytes } from '@mic/memory';
 import type { CardMain, X100Platform } from '../src/index.js';
 import {
   X100_CARD_STATE,
@@ -108,7 +109,7 @@ describe.each(setups)('the $name platform', (setup) => {
     const micAddr = p.host.smpt.map(buf.dmaAddr, 64);
     const card = await p.startCard();
     await card.call('writeHost', micAddr + 8, [9, 8, 7]);
-    expect([...buf.mem.bytes(8, 3)]).toEqual([9, 8, 7]);
+    expect([...readBytes(buf.mem, 8, 3)]).toEqual([9, 8, 7]);
     const local = 0x5000; // a page of card memory nobody else uses
     p.host.apertureWindow(local, 16).write(4, Uint8Array.from([5, 6]));
     expect(await card.call('readLocal', local + 4, 2)).toEqual([5, 6]);

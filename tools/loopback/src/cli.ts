@@ -2,12 +2,12 @@
 /**
  * `mic-loopback`: the stack's main job until the daemon exists. A virtio driver runs in a worker
  * thread, the device in the main thread; they exchange requests over one SharedArrayBuffer
- * through a split virtqueue (`@mic/virtio` loopback). Every response is checked byte for byte.
+ * through a split virtqueue (`@mic/virtio` rings, loopback.ts). Every response is checked byte for byte.
  *
  *   mic-loopback [--requests N] [--payload BYTES] [--batch N] [--queue-size N] [--json]
  */
 import { isMicError } from '@mic/errors';
-import { runLoopback } from '@mic/virtio';
+import { runLoopback } from './loopback.js';
 import { parseArgs } from './args.js';
 
 const parsed = parseArgs(process.argv.slice(2));

@@ -12,6 +12,8 @@
  * channels split descriptors at 512 KiB. Target (issue "@mic/mic-dma"): at least 0.8x the
  * baseline bandwidth from 64 KiB up; at 64 B the descriptor rate is reported as well.
  */
+import { MicError } from '@mic/errors';
+import { BufferMemory, type Memory } from '@mic/memory';
 import { DMA_PREP, DMA_STATUS } from '@mic/mic-dma';
 import type { DmaTxResult, MicDmaChan } from '@mic/mic-dma';
 import { createWorkerPlatform } from '@mic/x100';
@@ -35,6 +37,14 @@ const CARD_WINDOW = 32 * MIB;
 const SIZES = [64, 4096, 64 * 1024, MIB, 8 * MIB] as const;
 
 type Dir = 'h2c' | 'c2h';
+
+/** The first `length` raw bytes of a buffer-backed memory, which the `set` baseline copies directly. */
+function rawBytes(mem: Memory, length: number, what: string): Uint8Array {
+  if (!(mem instanceof BufferMemory)) {
+    throw new MicError('EINVAL', `${what} is not buffer-backed memory: the set baseline needs its bytes`);
+  }
+  return mem.bytes(0, length);
+}
 
 /** Transfers per trial: ~12.8 MB at 64 B, 128 MiB at 4 KiB, 256 MiB from 64 KiB up. */
 function plan(size: number, scale: number): number {
@@ -115,10 +125,10 @@ export async function dmaSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     dmaHost = await startDmaHost(platform);
     const { chan, dmaOps } = dmaHost;
     const hostBuf = dmaOps.alloc(WINDOW);
-    const host = { addr: hostBuf.dmaAddr, bytes: hostBuf.va.bytes(0, WINDOW) };
+    const host = { addr: hostBuf.dmaAddr, bytes: rawBytes(hostBuf.va, WINDOW, 'the host DMA buffer') };
     const card = {
       addr: CARD_WINDOW,
-      bytes: platform.host.apertureWindow(CARD_WINDOW, WINDOW).bytes(0, WINDOW),
+      bytes: rawBytes(platform.host.apertureWindow(CARD_WINDOW, WINDOW), WINDOW, 'the aperture window'),
     };
     for (let i = 0; i < WINDOW; i++) host.bytes[i] = (i * 131 + (i >>> 12)) & 0xff;
 

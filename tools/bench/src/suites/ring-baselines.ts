@@ -1,7 +1,8 @@
 /**
  * Baselines of the `ring` suite, doing the same request/response work as the virtio loopback
  * (copy the request in, copy it out, invert it, copy the response in, copy it out; closed-loop
- * batches; spin then sleep with the same event words):
+ * batches, the producer publishing its index every {@link PUBLISH_EVERY} requests as the
+ * loopback driver does; spin then sleep with the same event words):
  *
  * - a plain single-producer single-consumer ring pair in one SharedArrayBuffer (fixed slots,
  *   head/tail indices, no descriptors) — what a hand-written shared-memory channel costs;
@@ -37,6 +38,8 @@ const RESP_TAIL = 2;
 const RESP_HEAD = 3;
 const STOP = 4;
 const DATA = 64;
+/** The producer stores its tail once per this many requests of a batch (the loopback's figure). */
+export const PUBLISH_EVERY = 8;
 
 export function plainRingSize(spec: TrialSpec): number {
   return DATA + 2 * spec.slots * spec.payload;
@@ -67,6 +70,7 @@ export function runPlainProducer(sab: SharedArrayBuffer, spec: TrialSpec): Trial
       tail++;
       n++;
       sent++;
+      if (n % PUBLISH_EVERY === 0) Atomics.store(idx, REQ_TAIL, tail);
     }
     Atomics.store(idx, REQ_TAIL, tail);
     reqWord.signal();

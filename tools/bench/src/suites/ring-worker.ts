@@ -4,7 +4,7 @@
  * runs one trial and posts the result.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { runLoopbackDriver, type LoopbackConfig } from '@mic/virtio';
+import { runLoopbackDriver, type LoopbackConfig } from '@mic/loopback';
 import { currentTid } from '../common.js';
 import { runPlainProducer, runPortClient, type TrialSpec } from './ring-baselines.js';
 

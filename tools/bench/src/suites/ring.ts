@@ -1,13 +1,13 @@
 /**
  * Suite `ring`: request/response through a virtqueue (driver in a worker, device in the main
- * thread, `@mic/virtio` loopback) against two baselines run in the same process, the same way:
+ * thread, `@mic/loopback`) against two baselines run in the same process, the same way:
  * a plain SPSC SharedArrayBuffer ring pair and MessagePort. 64 B and 4 KiB payloads, batch 1
  * and 32. Targets (issue "Monorepo foundation and @mic/virtio"): at batch 32 at least 0.5x the
  * plain ring's messages per second; at least 10x MessagePort's for 64 B.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { loopbackLayout, runLoopbackDevice, type LoopbackConfig } from '@mic/virtio';
+import { loopbackLayout, runLoopbackDevice, type LoopbackConfig } from '@mic/loopback';
 import {
   currentTid,
   median,

@@ -18,9 +18,15 @@ import { Worker } from 'node:worker_threads';
 import { MicError } from '@mic/errors';
 import { BufferMemory } from '@mic/memory';
 import { EventWord, EVENT_WORD_BYTES, DEFAULT_SPIN_NS } from '@mic/notify';
-import { alignUp, checkQueueSize, vringLayout } from './layout.js';
-import { Virtqueue, type VirtqChain } from './virtqueue.js';
-import { Vringh, VringhIov } from './vringh.js';
+import {
+  Virtqueue,
+  Vringh,
+  VringhIov,
+  alignUp,
+  checkQueueSize,
+  vringLayout,
+  type VirtqChain,
+} from '@mic/virtio';
 
 /** Geometry of a loopback region. */
 export interface LoopbackConfig {
@@ -48,10 +54,13 @@ const STOP = 2 * EVENT_WORD_BYTES;
 const RING_BASE = 4096;
 const RING_ALIGN = 4096;
 /**
- * The device publishes `used.idx` once per this many chains: the driver can collect early
- * responses while later ones are worked on, without a store per chain.
+ * Both sides publish their index once per this many chains: the driver `avail.idx` while it
+ * writes a batch, so the device starts on the first requests while later ones are written (Linux
+ * publishes on every add, `virtqueue_add_split`, and kicks once per batch); the device `used.idx`,
+ * so the driver collects early responses while later ones are worked on. Neither stores per
+ * chain.
  */
-const COMPLETE_BATCH = 8;
+const PUBLISH_EVERY = 8;
 
 function checkConfig(c: LoopbackConfig): void {
   checkQueueSize(c.num);
@@ -147,7 +156,7 @@ export function runLoopbackDriver(
     const addr = layout.dataBase + slot * layout.slotSize;
     chains.push({ out: [{ addr, len: payload }], in: [{ addr: addr + payload, len: payload }], token: slot });
   }
-  const batchChains: VirtqChain<number>[] = [];
+  const group: VirtqChain<number>[] = [];
   const free: number[] = [];
   for (let s = layout.slots - 1; s >= 0; s--) free.push(s);
   let sent = 0;
@@ -169,18 +178,27 @@ export function runLoopbackDriver(
   // Every batch is collected before the next is posted, so nothing is in flight here.
   while (received < total) {
     if (warmup > 0 && received === warmup) t0 = performance.now();
-    batchChains.length = 0;
     // A batch ends at the warm-up boundary, so timing starts with nothing in flight.
     const end = sent < warmup ? warmup : total;
-    while (sent < end && batchChains.length < batch && free.length > 0) {
+    let posted = 0;
+    while (sent < end && posted < batch && free.length > 0) {
       const slot = free.pop()!;
       if (options.verify) loopbackPattern(sent, out);
       mem.write(layout.dataBase + slot * layout.slotSize, outBytes);
-      batchChains.push(chains[slot]!);
+      group.push(chains[slot]!);
       seqOf[slot] = sent++;
+      posted++;
+      if (group.length === PUBLISH_EVERY) {
+        vq.addMany(group);
+        group.length = 0;
+      }
     }
-    vq.addMany(batchChains);
-    if (batchChains.length > 0 && vq.kickPrepare()) {
+    if (group.length > 0) {
+      vq.addMany(group);
+      group.length = 0;
+    }
+    // One kick decision for the whole batch (virtqueue_kick_prepare after the adds).
+    if (posted > 0 && vq.kickPrepare()) {
       kicks++;
       kick.signal();
     }
@@ -245,8 +263,11 @@ export async function runLoopbackDevice(
   const riov = new VringhIov();
   const wiov = new VringhIov();
   const spinNs = options.spinNs ?? DEFAULT_SPIN_NS;
-  const heads = new Uint16Array(config.num);
-  const lens = new Uint32Array(config.num);
+  // The heads and lengths of one publication, as views of every length made once.
+  const heads = new Uint16Array(PUBLISH_EVERY);
+  const lens = new Uint32Array(PUBLISH_EVERY);
+  const headsOf = Array.from({ length: PUBLISH_EVERY + 1 }, (_, k) => heads.subarray(0, k));
+  const lensOf = Array.from({ length: PUBLISH_EVERY + 1 }, (_, k) => lens.subarray(0, k));
   let chains = 0;
   let interrupts = 0;
   let sleeps = 0;
@@ -271,10 +292,10 @@ export async function runLoopbackDevice(
       for (let i = 0; i < words; i++) buf[i] = ~buf[i]!;
       heads[done] = r.head;
       lens[done] = vrh.push(wiov, n === bytes.length ? bytes : bytes.subarray(0, n));
-      // Publish in batches: one used.idx store per batch (bounded by the queue size).
-      if (++done === COMPLETE_BATCH) break;
+      // One used.idx store per PUBLISH_EVERY chains.
+      if (++done === PUBLISH_EVERY) break;
     }
-    if (done > 0) vrh.completeMany(heads.subarray(0, done), lens.subarray(0, done));
+    if (done > 0) vrh.completeMany(headsOf[done]!, lensOf[done]!);
     chains += done;
     if (done > 0 && vrh.needNotify()) {
       interrupts++;
@@ -282,8 +303,9 @@ export async function runLoopbackDevice(
     }
     if (stopped()) break;
     if (done === 0) {
-      // Poll with kicks off; ask for a kick only before sleeping.
-      await kick.waitAsync(ready, { spinNs, beforeSleep });
+      // Poll with kicks off, without a promise while work comes within spinNs; ask for a kick
+      // only before sleeping.
+      if (!kick.poll(ready, spinNs)) await kick.waitAsync(ready, { spinNs: 0, beforeSleep });
       if (kicksOn) {
         vrh.notifyDisable();
         kicksOn = false;

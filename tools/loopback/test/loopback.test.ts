@@ -1,19 +1,17 @@
 /**
  * Cross-thread tests: the driver (Virtqueue) runs in a worker, the device (Vringh) on this
  * thread, both over one SharedArrayBuffer. The worker is `dist/loopback-worker.js`: build the
- * package before running these tests (`pnpm --filter @mic/virtio build`).
+ * package before running these tests (`pnpm --filter @mic/loopback build`).
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from '@jest/globals';
 import { BufferMemory } from '@mic/memory';
 import { EventWord } from '@mic/notify';
+import { Vringh, VringhIov, vringLayout } from '@mic/virtio';
 import {
-  Vringh,
-  VringhIov,
   loopbackLayout,
   loopbackPattern,
   runLoopback,
-  vringLayout,
   type LoopbackConfig,
   type LoopbackDriverOptions,
   type LoopbackDriverResult,
