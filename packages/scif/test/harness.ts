@@ -1,0 +1,94 @@
+/** A host and cards on the scif-bus mock, each node with its own SCIF driver. */
+import { VirtualClock, type Clock } from '@mic/clock';
+import { MockScifFabric, ScifBus, type ScifHwDev } from '@mic/scif-bus';
+import { Scif, type ScifEndpoint, type ScifTunables } from '../src/index.js';
+
+export interface Rig {
+  readonly clock: Clock;
+  readonly fabric: MockScifFabric;
+  readonly host: Scif;
+  readonly cards: Scif[];
+  readonly hostDevs: ScifHwDev[];
+  readonly cardDevs: ScifHwDev[];
+  readonly hostBus: ScifBus;
+  readonly cardBuses: ScifBus[];
+  /** Removes the host's device of card `i` (host-initiated teardown). */
+  removeHostDev(i: number): Promise<void>;
+  /** Removes card `i`'s device (card-initiated teardown). */
+  removeCardDev(i: number): Promise<void>;
+}
+
+export interface RigOptions {
+  readonly cards?: number;
+  readonly tunables?: Partial<ScifTunables>;
+  readonly clock?: Clock;
+  readonly hostRamSize?: number;
+  readonly cardRamSize?: number;
+}
+
+/** Waits (on the clock) until `cond` holds; throws after `limitMs`. */
+export async function until(clock: Clock, cond: () => boolean, what: string, limitMs = 120_000): Promise<void> {
+  const end = clock.now() + limitMs;
+  while (!cond()) {
+    if (clock.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await clock.sleep(5);
+  }
+}
+
+export async function rig(options: RigOptions = {}): Promise<Rig> {
+  const n = options.cards ?? 1;
+  const clock = options.clock ?? new VirtualClock();
+  const fabric = new MockScifFabric({
+    cards: n,
+    hostRamSize: options.hostRamSize ?? 8 << 20,
+    cardRamSize: options.cardRamSize ?? 4 << 20,
+  });
+  const tunables = options.tunables ?? {};
+  const host = new Scif({ clock, tunables });
+  const hostBus = new ScifBus();
+  await hostBus.registerDriver(host.driver);
+  const cards: Scif[] = [];
+  const cardBuses: ScifBus[] = [];
+  const hostDevs: ScifHwDev[] = [];
+  const cardDevs: ScifHwDev[] = [];
+  for (const link of fabric.links) {
+    hostDevs.push(await hostBus.registerDevice(link.hostParams()));
+    const s = new Scif({ clock, tunables });
+    const bus = new ScifBus();
+    await bus.registerDriver(s.driver);
+    cardDevs.push(await bus.registerDevice(link.cardParams()));
+    cards.push(s);
+    cardBuses.push(bus);
+  }
+  await until(
+    clock,
+    () => cards.every((c, i) => c.isAlive(0) && host.isAlive(i + 1)),
+    'every node online',
+  );
+  return {
+    clock,
+    fabric,
+    host,
+    cards,
+    hostDevs,
+    cardDevs,
+    hostBus,
+    cardBuses,
+    removeHostDev: (i) => hostBus.unregisterDevice(hostDevs[i]!),
+    removeCardDev: (i) => cardBuses[i]!.unregisterDevice(cardDevs[i]!),
+  };
+}
+
+/** A listener on `server` at `port` and a connected pair (client on `client`). */
+export async function pair(
+  server: Scif,
+  client: Scif,
+  port: number,
+): Promise<{ listener: ScifEndpoint; a: ScifEndpoint; b: ScifEndpoint }> {
+  const listener = server.open();
+  listener.bind(port);
+  listener.listen(16);
+  const a = client.open();
+  const [, acc] = await Promise.all([a.connect({ node: server.nodeId, port }), listener.accept(1)]);
+  return { listener, a, b: acc.ep };
+}
