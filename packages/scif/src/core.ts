@@ -14,7 +14,7 @@ import { MAX_SCIF_NODES, OP, type OpState, SCIF_MAX_MSG, SCIF_MGMT_NODE, SCIF_MS
 import type { Endpt } from './endpt.js';
 import type { ScifMemOps } from './memops.js';
 import { ScifMsg } from './msg.js';
-import { NodeLink, labelOf } from './nodeqp.js';
+import { type NodeLink, labelOf } from './nodeqp.js';
 import { HandleTable, ScifPorts } from './ports.js';
 import type { ScifQp } from './qp.js';
 import type { PendingRemote } from './rma-state.js';
@@ -108,6 +108,8 @@ export class ScifCore {
   cardInitiatedExit = false;
   /** Hardware devices probed, in probe order. */
   readonly sdevs: ScifHwDev[] = [];
+  /** Called with every message received, before it is handled (`ScifOptions.onMessage`). */
+  trace: ((node: number, msg: ScifMsg) => void) | undefined;
   readonly #handlers: ((dev: ScifDev, msg: ScifMsg) => void)[] = [];
   readonly #tasks = new Set<Task>();
 
@@ -176,7 +178,9 @@ export class ScifCore {
     msg.dstNode = dev.node;
     const link = dev.link;
     if (!link) {
-      return Promise.reject(new MicError('ENODEV', `scif node ${dev.node} has no queue pair`, { details: { node: dev.node } }));
+      return Promise.reject(
+        new MicError('ENODEV', `scif node ${dev.node} has no queue pair`, { details: { node: dev.node } }),
+      );
     }
     return link.send(msg);
   }
@@ -184,7 +188,11 @@ export class ScifCore {
   /** Sends and only logs a failure (replies and notifications the kernel does not check either). */
   post(dev: ScifDev, msg: ScifMsg, gated = true): void {
     (gated ? this.send(dev, msg) : this.sendRaw(dev, msg)).catch((err: unknown) =>
-      this.log.debug('scif message not sent', { node: dev.node, uop: labelOf(msg.uop), error: errorMessage(err) }),
+      this.log.debug('scif message not sent', {
+        node: dev.node,
+        uop: labelOf(msg.uop),
+        error: errorMessage(err),
+      }),
     );
   }
 
@@ -199,6 +207,7 @@ export class ScifCore {
       return true;
     }
     if (dev.node !== SCIF_MGMT_NODE && !this.isSelf(dev)) msg.srcNode = dev.node;
+    this.trace?.(dev.node, msg);
     const h = this.#handlers[msg.uop];
     if (h) h(dev, msg);
     else this.log.warn('unhandled scif message', { uop: labelOf(msg.uop), node: dev.node });

@@ -35,7 +35,11 @@ export interface ScifCallOptions {
   readonly signal?: AbortSignal;
 }
 
-function err(code: ConstructorParameters<typeof MicError>[0], msg: string, details?: Record<string, unknown>): MicError {
+function err(
+  code: ConstructorParameters<typeof MicError>[0],
+  msg: string,
+  details?: Record<string, unknown>,
+): MicError {
   return new MicError(code, msg, details ? { details } : {});
 }
 
@@ -122,11 +126,17 @@ export class Endpt {
  */
 export function bind(ep: Endpt, pn: number): number {
   ep.checkOpen('bind');
-  if (!Number.isInteger(pn) || pn < 0 || pn > 0xffff) throw err('EINVAL', `scif port ${String(pn)} is not a u16`);
+  if (!Number.isInteger(pn) || pn < 0 || pn > 0xffff)
+    throw err('EINVAL', `scif port ${String(pn)} is not a u16`);
   if (pn !== 0 && pn < SCIF_ADMIN_PORT_END && !ep.privileged) {
-    throw err('EACCES', `scif port ${pn} is below ${SCIF_ADMIN_PORT_END} and the endpoint is not privileged`, { pn });
+    throw err(
+      'EACCES',
+      `scif port ${pn} is below ${SCIF_ADMIN_PORT_END} and the endpoint is not privileged`,
+      { pn },
+    );
   }
-  if (ep.state === SCIFEP.BOUND) throw err('EINVAL', `scif endpoint is already bound to port ${ep.port.port}`);
+  if (ep.state === SCIFEP.BOUND)
+    throw err('EINVAL', `scif endpoint is already bound to port ${ep.port.port}`);
   if (ep.state !== SCIFEP.UNBOUND) throw err('EISCONN', `scif bind in state ${ep.stateName}`);
   const core = ep.core;
   if (pn !== 0) {
@@ -197,7 +207,12 @@ export function flush(ep: Endpt): void {
  * no connect to collect), EOPNOTSUPP (listening), EINPROGRESS, EISCONN, ENOSPC, ECONNREFUSED
  * (refused or no answer in time), EINTR (signal), and what mapping the peer's queue pair threw
  */
-export async function connect(ep: Endpt, dst: ScifPortId, nonBlock: boolean, signal?: AbortSignal): Promise<void> {
+export async function connect(
+  ep: Endpt,
+  dst: ScifPortId,
+  nonBlock: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
   ep.checkOpen('connect');
   const core = ep.core;
   if (
@@ -312,10 +327,15 @@ async function connFunc(ep: Endpt, signal?: AbortSignal): Promise<MicError | und
   }
   let ok: boolean;
   try {
-    ok = await ep.conwq.wait(core.clock, () => ep.state !== SCIFEP.CONNECTING || !core.alive(dev.node), 'scif connect', {
-      timeoutMs: core.t.nodeAliveTimeoutMs,
-      signal,
-    });
+    ok = await ep.conwq.wait(
+      core.clock,
+      () => ep.state !== SCIFEP.CONNECTING || !core.alive(dev.node),
+      'scif connect',
+      {
+        timeoutMs: core.t.nodeAliveTimeoutMs,
+        signal,
+      },
+    );
   } catch (e) {
     ep.state = SCIFEP.BOUND;
     return fail(toMicError(e, 'EINTR', 'scif connect interrupted'));
@@ -363,18 +383,28 @@ async function connFunc(ep: Endpt, signal?: AbortSignal): Promise<MicError | und
  * SYNC, or the connector gave up), EINTR (signal, or the listener left LISTENING), ENODEV (the
  * peer died), ENOMEM / EIO (mapping the connector's queue pair)
  */
-export async function accept(lep: Endpt, flags: number, signal?: AbortSignal): Promise<{ ep: Endpt; peer: ScifPortId }> {
+export async function accept(
+  lep: Endpt,
+  flags: number,
+  signal?: AbortSignal,
+): Promise<{ ep: Endpt; peer: ScifPortId }> {
   lep.checkOpen('accept');
   const core = lep.core;
   if (!Number.isInteger(flags) || (flags & ~SCIF_ACCEPT_SYNC) !== 0) {
     throw err('EINVAL', `scif accept flags 0x${Number(flags).toString(16)} are not 0 or SCIF_ACCEPT_SYNC`);
   }
   if (lep.state !== SCIFEP.LISTENING) throw err('EINVAL', `scif accept in state ${lep.stateName}`);
-  if (lep.conreqcnt === 0 && !(flags & SCIF_ACCEPT_SYNC)) throw err('EAGAIN', 'no scif connection request is pending');
+  if (lep.conreqcnt === 0 && !(flags & SCIF_ACCEPT_SYNC))
+    throw err('EAGAIN', 'no scif connection request is pending');
   for (;;) {
-    await lep.conwq.wait(core.clock, () => lep.conreqcnt > 0 || lep.state !== SCIFEP.LISTENING, 'scif accept', {
-      signal,
-    });
+    await lep.conwq.wait(
+      core.clock,
+      () => lep.conreqcnt > 0 || lep.state !== SCIFEP.LISTENING,
+      'scif accept',
+      {
+        signal,
+      },
+    );
     if (lep.state !== SCIFEP.LISTENING) throw err('EINTR', 'scif listener stopped listening during accept');
     const conreq = lep.conlist.shift();
     if (!conreq) continue;
@@ -394,10 +424,13 @@ export async function accept(lep: Endpt, flags: number, signal?: AbortSignal): P
       core.post(dev, rej);
       return e;
     };
-    if (!core.alive(peer.node) || !dev.ops) throw reject(err('ENODEV', `scif node ${peer.node} is not online`));
+    if (!core.alive(peer.node) || !dev.ops)
+      throw reject(err('ENODEV', `scif node ${peer.node} is not online`));
     cep.rma.reserveDmaChan();
     try {
-      cep.qp = ScifQp.setupAccept(dev.ops, conreq.payload[1], core.t.endpointQpSize, { doubleWrite: core.t.doubleWrite });
+      cep.qp = ScifQp.setupAccept(dev.ops, conreq.payload[1], core.t.endpointQpSize, {
+        doubleWrite: core.t.doubleWrite,
+      });
     } catch (e) {
       throw reject(toMicError(e, 'EIO', 'scif accept could not map the connector queue pair'));
     }
@@ -430,14 +463,16 @@ export async function accept(lep: Endpt, flags: number, signal?: AbortSignal): P
       throw reject(toMicError(e, 'EINTR', 'scif accept interrupted'));
     }
     if (!answered || !core.alive(peer.node)) {
-      if ((cep.state as ScifEpState) !== SCIFEP.CONNECTED) throw reject(err('ENODEV', `scif node ${peer.node} died during accept`));
+      if ((cep.state as ScifEpState) !== SCIFEP.CONNECTED)
+        throw reject(err('ENODEV', `scif node ${peer.node} died during accept`));
     }
     if (cep.state === SCIFEP.CONNECTING || cep.state === SCIFEP.CLOSING) {
       // NACKed (or never answered): nothing references the new endpoint.
       teardown(cep);
       freeEndpt(cep);
       if (flags & SCIF_ACCEPT_SYNC) {
-        if (lep.state !== SCIFEP.LISTENING) throw err('EINTR', 'scif listener stopped listening during accept');
+        if (lep.state !== SCIFEP.LISTENING)
+          throw err('EINTR', 'scif listener stopped listening during accept');
         continue;
       }
       throw err('EAGAIN', 'the scif connector could not complete the connection');
@@ -672,9 +707,14 @@ async function doRecv(ep: Endpt, buf: Uint8Array, block: boolean, signal?: Abort
     if (ep.state === SCIFEP.DISCONNECTED || !block) break;
     const want = Math.min(len - got, inb.size - 1);
     try {
-      await ep.recvwq.wait(core.clock, () => ep.state !== SCIFEP.CONNECTED || inb.count(want) >= want, 'scif recv', {
-        signal,
-      });
+      await ep.recvwq.wait(
+        core.clock,
+        () => ep.state !== SCIFEP.CONNECTED || inb.count(want) >= want,
+        'scif recv',
+        {
+          signal,
+        },
+      );
     } catch (e) {
       failure = toMicError(e, 'EINTR', 'scif recv interrupted');
       break;
@@ -721,7 +761,12 @@ export interface PollEntry {
  * entries have events, 0 on timeout. `timeoutMs < 0` waits forever, 0 does not wait.
  * @throws MicError EINTR when `signal` aborts
  */
-export async function poll(core: ScifCore, entries: PollEntry[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+export async function poll(
+  core: ScifCore,
+  entries: PollEntry[],
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<number> {
   const deadline = timeoutMs < 0 ? Infinity : core.clock.now() + timeoutMs;
   for (;;) {
     let count = 0;

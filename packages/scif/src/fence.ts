@@ -98,7 +98,8 @@ async function waitSelf(ep: Endpt, mark: number): Promise<void> {
     const ch = ep.rma.dmaChan;
     if (ch && st.cookie !== 0) {
       const r = await ch.syncWait(st.cookie, { timeoutMs: ep.core.t.nodeAliveTimeoutMs });
-      if (r === 'in-progress') throw new MicError('ETIMEDOUT', `scif fence mark ${mark} did not complete in time`);
+      if (r === 'in-progress')
+        throw new MicError('ETIMEDOUT', `scif fence mark ${mark} did not complete in time`);
       if (r !== 'complete') throw new MicError('EIO', `scif fence mark ${mark}: DMA ended ${r}`);
     }
     t.live.delete(mark);
@@ -110,7 +111,10 @@ async function waitSelf(ep: Endpt, mark: number): Promise<void> {
 function checkInitFlag(flags: number, what: string): number {
   const init = flags & (SCIF_FENCE_INIT_SELF | SCIF_FENCE_INIT_PEER);
   if (init !== SCIF_FENCE_INIT_SELF && init !== SCIF_FENCE_INIT_PEER) {
-    throw new MicError('EINVAL', `scif ${what} flags 0x${Number(flags).toString(16)} need exactly one of INIT_SELF, INIT_PEER`);
+    throw new MicError(
+      'EINVAL',
+      `scif ${what} flags 0x${Number(flags).toString(16)} need exactly one of INIT_SELF, INIT_PEER`,
+    );
   }
   return init;
 }
@@ -151,7 +155,10 @@ async function request(ep: Endpt, uop: number, fill: (m: ScifMsg, h: number) => 
 export async function fenceMark(ep: Endpt, flags: number): Promise<number> {
   ep.checkOpen('fence_mark');
   if (!Number.isInteger(flags) || (flags & ~(SCIF_FENCE_INIT_SELF | SCIF_FENCE_INIT_PEER)) !== 0) {
-    throw new MicError('EINVAL', `scif fence_mark flags 0x${Number(flags).toString(16)} are not INIT_SELF or INIT_PEER`);
+    throw new MicError(
+      'EINVAL',
+      `scif fence_mark flags 0x${Number(flags).toString(16)} are not INIT_SELF or INIT_PEER`,
+    );
   }
   const init = checkInitFlag(flags, 'fence_mark');
   verifyEpd(ep);
@@ -161,7 +168,8 @@ export async function fenceMark(ep: Endpt, flags: number): Promise<number> {
     m.payload[0] = ep.remoteEp;
     m.payload[1] = h;
   });
-  if ((req.state as OpState) !== OP.COMPLETED) throw new MicError('ENOMEM', 'scif peer refused the fence mark');
+  if ((req.state as OpState) !== OP.COMPLETED)
+    throw new MicError('ENOMEM', 'scif peer refused the fence mark');
   return (req.mark | SCIF_REMOTE_FENCE) >>> 0;
 }
 
@@ -173,7 +181,8 @@ export async function fenceWait(ep: Endpt, mark: number): Promise<void> {
   ep.checkOpen('fence_wait');
   verifyEpd(ep);
   if (mgmtLoopback(ep)) {
-    if (mark !== SCIF_LOOPB_MAGIC_MARK) throw new MicError('EINVAL', `scif loopback fence mark ${String(mark)} is not 0xdead`);
+    if (mark !== SCIF_LOOPB_MAGIC_MARK)
+      throw new MicError('EINVAL', `scif loopback fence mark ${String(mark)} is not 0xdead`);
     return;
   }
   if (!Number.isInteger(mark) || mark <= 0 || mark > 0xffffffff) {
@@ -188,7 +197,8 @@ export async function fenceWait(ep: Endpt, mark: number): Promise<void> {
     m.payload[1] = h;
     m.payload[2] = (mark & ~SCIF_REMOTE_FENCE) >>> 0;
   });
-  if ((req.state as OpState) !== OP.COMPLETED) throw new MicError('ENOMEM', `scif peer could not wait for mark ${mark}`);
+  if ((req.state as OpState) !== OP.COMPLETED)
+    throw new MicError('ENOMEM', `scif peer could not wait for mark ${mark}`);
 }
 
 /** Writes the 64-bit `val` at `off` of `list` (one window, writable), byte runs across chunks. */
@@ -232,13 +242,15 @@ export async function fenceSignal(
   }
   if (flags & SCIF_SIGNAL_LOCAL) checkSignalOffset('local', loff);
   if (flags & SCIF_SIGNAL_REMOTE) checkSignalOffset('remote', roff);
-  if (typeof lval !== 'bigint' || typeof rval !== 'bigint') throw new MicError('EINVAL', 'scif fence_signal values are bigints');
+  if (typeof lval !== 'bigint' || typeof rval !== 'bigint')
+    throw new MicError('EINVAL', 'scif fence_signal values are bigints');
   verifyEpd(ep);
   const rma = ep.rma;
   if (init === SCIF_FENCE_INIT_SELF) {
     // Windows first, so a bad offset fails at once; then the values after every RMA so far.
     if (flags & SCIF_SIGNAL_LOCAL) queryWindows(rma.regList, loff, 8, SCIF_PROT_WRITE, SCIF_WINDOW.SINGLE);
-    if (flags & SCIF_SIGNAL_REMOTE) queryWindows(rma.remoteList, roff, 8, SCIF_PROT_WRITE, SCIF_WINDOW.SINGLE);
+    if (flags & SCIF_SIGNAL_REMOTE)
+      queryWindows(rma.remoteList, roff, 8, SCIF_PROT_WRITE, SCIF_WINDOW.SINGLE);
     if (!mgmtLoopback(ep)) await waitSelf(ep, markSelf(ep));
     if (flags & SCIF_SIGNAL_LOCAL) writeValue(rma.regList, loff, lval);
     if (flags & SCIF_SIGNAL_REMOTE) writeValue(rma.remoteList, roff, rval);
@@ -316,7 +328,8 @@ export function installFenceHandlers(core: ScifCore): void {
     ep.rma.fenceRefcount++;
     core.spawn('remote fence signal', async () => {
       try {
-        if (!Number.isSafeInteger(off) || off < 0 || off % 4 !== 0) throw new MicError('EINVAL', 'bad signal offset');
+        if (!Number.isSafeInteger(off) || off < 0 || off % 4 !== 0)
+          throw new MicError('EINVAL', 'bad signal offset');
         queryWindows(list, off, 8, SCIF_PROT_WRITE, SCIF_WINDOW.SINGLE);
         await waitSelf(ep, markSelf(ep));
         writeValue(list, off, val);

@@ -31,7 +31,9 @@ export interface ScifMemOps {
 
 function efault(what: string, err: unknown): MicError {
   if (err instanceof MicError && err.code === 'EFAULT') return err;
-  return new MicError('EFAULT', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return new MicError('EFAULT', `${what}: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
 }
 
 /**

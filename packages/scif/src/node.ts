@@ -126,7 +126,10 @@ export function probe(core: ScifCore, sdev: ScifHwDev): void {
     core.total++;
     core.spawn('self peer add', () => core.peerBus.addDevice(sdev.snode));
   } else if (core.nodeid !== sdev.snode) {
-    throw new MicError('EINVAL', `scif device ${sdev.name} is for node ${sdev.snode}, this node is ${core.nodeid}`);
+    throw new MicError(
+      'EINVAL',
+      `scif device ${sdev.name} is for node ${sdev.snode}, this node is ${core.nodeid}`,
+    );
   }
   if (sdev.dnode === core.nodeid || core.devs[sdev.dnode]?.sdev) {
     throw new MicError('EEXIST', `scif node ${sdev.dnode} already has a device`);
@@ -150,7 +153,12 @@ export function probe(core: ScifCore, sdev: ScifHwDev): void {
   let cookie: MicIrq;
   try {
     dev.db = sdev.hwOps.nextDb();
-    cookie = sdev.hwOps.requestIrq((irq: number, d: ScifDev) => intrHandler(d, irq), 'SCIF_INTR', dev, dev.db);
+    cookie = sdev.hwOps.requestIrq(
+      (irq: number, d: ScifDev) => intrHandler(d, irq),
+      'SCIF_INTR',
+      dev,
+      dev.db,
+    );
   } catch (err) {
     dev.link = undefined;
     dev.qp = undefined;
@@ -332,7 +340,8 @@ export function installNodeHandlers(core: ScifCore): void {
     }
     const maxid = msg.payload[1];
     const total = msg.payload[2];
-    if (Number.isInteger(maxid) && maxid >= 0 && maxid < core.devs.length) core.maxid = Math.max(core.maxid, maxid);
+    if (Number.isInteger(maxid) && maxid >= 0 && maxid < core.devs.length)
+      core.maxid = Math.max(core.maxid, maxid);
     if (Number.isInteger(total) && total >= 0 && total < core.devs.length) core.nodeInfoTotal = total;
     core.nodeInfoSeq++;
     core.nodeInfoWq.wake();
@@ -372,9 +381,14 @@ export async function getNodeIds(core: ScifCore): Promise<{ nodes: number[]; sel
     const m = core.msg(SCIF_MSG.GET_NODE_INFO);
     try {
       await core.send(host, m);
-      await core.nodeInfoWq.wait(core.clock, () => core.nodeInfoSeq !== seq || !core.alive(SCIF_MGMT_NODE), 'scif node info', {
-        timeoutMs: core.t.nodeAliveTimeoutMs,
-      });
+      await core.nodeInfoWq.wait(
+        core.clock,
+        () => core.nodeInfoSeq !== seq || !core.alive(SCIF_MGMT_NODE),
+        'scif node info',
+        {
+          timeoutMs: core.t.nodeAliveTimeoutMs,
+        },
+      );
     } catch (err) {
       core.log.debug('scif node info not refreshed', { error: errorMessage(err) });
     }

@@ -28,7 +28,8 @@ export class ScifPorts {
     if (!Number.isInteger(port) || port < 1 || port >= SCIF_PORT_COUNT) {
       throw new MicError('EINVAL', `scif port ${String(port)} is not in [1, ${SCIF_PORT_COUNT - 1}]`);
     }
-    if (this.#refs.has(port)) throw new MicError('ENOSPC', `scif port ${port} is in use`, { details: { port } });
+    if (this.#refs.has(port))
+      throw new MicError('ENOSPC', `scif port ${port} is in use`, { details: { port } });
     this.#refs.set(port, 1);
     return port;
   }

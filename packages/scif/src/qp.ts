@@ -166,9 +166,13 @@ export class ScifQp {
     try {
       const magic = block.readBigU64(SCIF_QP_OFFSETS.magic);
       if (magic !== SCIFEP_MAGIC) {
-        throw new MicError(badMagic, `scif queue pair at ${formatAddr(phys)} has magic 0x${magic.toString(16)}`, {
-          details: { phys },
-        });
+        throw new MicError(
+          badMagic,
+          `scif queue pair at ${formatAddr(phys)} has magic 0x${magic.toString(16)}`,
+          {
+            details: { phys },
+          },
+        );
       }
       const size = block.readU32(SCIF_QP_OFFSETS.inboundSize);
       const buf = block.readU64(SCIF_QP_OFFSETS.localBuf);
@@ -178,7 +182,10 @@ export class ScifQp {
         });
       }
       if (!Number.isSafeInteger(buf) || buf <= 0) {
-        throw new MicError(badMagic, `scif queue pair at ${formatAddr(phys)} has ring address ${formatAddr(buf)}`);
+        throw new MicError(
+          badMagic,
+          `scif queue pair at ${formatAddr(phys)} has ring address ${formatAddr(buf)}`,
+        );
       }
       return { block, ring: ops.remap(buf, size), size };
     } catch (err) {

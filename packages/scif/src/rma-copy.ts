@@ -30,11 +30,13 @@ import {
 import type { Endpt } from './endpt.js';
 import { checkOffset, putRemoteWindow, verifyEpd } from './rma.js';
 import { SCIF_WINDOW, type Window, queryWindows } from './rma-state.js';
+import type { ScifMapping } from './scif.js';
 
 const ALL_RMA_FLAGS = SCIF_RMA_USECPU | SCIF_RMA_USECACHE | SCIF_RMA_SYNC | SCIF_RMA_ORDERED;
 
 /** The local side of a transfer: our registered address space, or a plain buffer (`v*`). */
-export type RmaLocal = { readonly kind: 'ras'; readonly offset: number } | { readonly kind: 'buf'; readonly buf: Uint8Array };
+export type RmaLocal =
+  { readonly kind: 'ras'; readonly offset: number } | { readonly kind: 'buf'; readonly buf: Uint8Array };
 
 /** A piece of a range that lies in one contiguous chunk of one window. */
 interface Run {
@@ -74,7 +76,10 @@ function cpuCopy(dst: Uint8Array, src: Uint8Array, ordered: boolean): void {
 /** Checks RMA flags (`scif_rma_copy`'s flag test). */
 function checkFlags(flags: number): void {
   if (!Number.isInteger(flags) || (flags & ~ALL_RMA_FLAGS) !== 0) {
-    throw new MicError('EINVAL', `scif RMA flags 0x${Number(flags).toString(16)} are not USECPU|USECACHE|SYNC|ORDERED`);
+    throw new MicError(
+      'EINVAL',
+      `scif RMA flags 0x${Number(flags).toString(16)} are not USECPU|USECACHE|SYNC|ORDERED`,
+    );
   }
 }
 
@@ -102,7 +107,13 @@ export async function rmaCopy(
   if (local.kind === 'ras') checkOffset('RMA local', local.offset, len);
   verifyEpd(ep);
   const rma = ep.rma;
-  const remote = queryWindows(rma.remoteList, roffset, len, toRemote ? SCIF_PROT_WRITE : SCIF_PROT_READ, SCIF_WINDOW.PARTIAL);
+  const remote = queryWindows(
+    rma.remoteList,
+    roffset,
+    len,
+    toRemote ? SCIF_PROT_WRITE : SCIF_PROT_READ,
+    SCIF_WINDOW.PARTIAL,
+  );
   const ordered = (flags & SCIF_RMA_ORDERED) !== 0;
   if (local.kind === 'buf') {
     let done = 0;
@@ -117,7 +128,13 @@ export async function rmaCopy(
     }
     return;
   }
-  const mine = queryWindows(rma.regList, local.offset, len, toRemote ? SCIF_PROT_READ : SCIF_PROT_WRITE, SCIF_WINDOW.PARTIAL);
+  const mine = queryWindows(
+    rma.regList,
+    local.offset,
+    len,
+    toRemote ? SCIF_PROT_READ : SCIF_PROT_WRITE,
+    SCIF_WINDOW.PARTIAL,
+  );
   const chan = flags & SCIF_RMA_USECPU || ep.remoteDev?.ops?.loopback ? undefined : rma.dmaChan;
   // Pair the two sides' runs into pieces contiguous on both.
   const pieces: { src: Run; dst: Run }[] = [];
@@ -134,8 +151,14 @@ export async function rmaCopy(
     pieces.push(toRemote ? { src: a, dst: b } : { src: b, dst: a });
     lOff += n;
     rOff += n;
-    if (lOff === l.value.len) ((l = li.next()), (lOff = 0));
-    if (rOff === r.value.len) ((r = ri.next()), (rOff = 0));
+    if (lOff === l.value.len) {
+      l = li.next();
+      lOff = 0;
+    }
+    if (rOff === r.value.len) {
+      r = ri.next();
+      rOff = 0;
+    }
   }
   const align = chan ? 2 ** chan.copyAlign : L1_CACHE_BYTES;
   let cookie = 0;
@@ -171,7 +194,11 @@ export async function rmaCopy(
   const finish = (): void => {
     for (let i = 0; i < cpuTails.length; i++) {
       const { src, dst } = cpuTails[i]!;
-      cpuCopy(dst.mem.bytes(dst.at, src.len), src.mem.bytes(src.at, src.len), ordered && i === cpuTails.length - 1);
+      cpuCopy(
+        dst.mem.bytes(dst.at, src.len),
+        src.mem.bytes(src.at, src.len),
+        ordered && i === cpuTails.length - 1,
+      );
     }
   };
   if (!chan || cookie === 0) {
@@ -195,18 +222,22 @@ export async function rmaCopy(
 }
 
 /** A window range checked for `mmap`. */
-export function mmap(ep: Endpt, roffset: number, len: number, prot: number): import('./scif.js').ScifMapping {
+export function mmap(ep: Endpt, roffset: number, len: number, prot: number): ScifMapping {
   ep.checkOpen('mmap');
   if (!Number.isInteger(prot) || (prot & ~(SCIF_PROT_READ | SCIF_PROT_WRITE)) !== 0) {
     throw new MicError('EINVAL', `scif mmap prot ${String(prot)} is not READ|WRITE`);
   }
-  if (!Number.isSafeInteger(len) || len <= 0) throw new MicError('EINVAL', `scif mmap length ${String(len)} is not positive`);
+  if (!Number.isSafeInteger(len) || len <= 0)
+    throw new MicError('EINVAL', `scif mmap length ${String(len)} is not positive`);
   checkOffset('mmap', roffset, len);
   verifyEpd(ep);
   const wins = queryWindows(ep.rma.remoteList, roffset, len, prot, SCIF_WINDOW.PARTIAL);
   const rs = [...runs(wins, roffset, len)];
   if (rs.length !== 1) {
-    throw new MicError('EINVAL', `scif mmap of [0x${roffset.toString(16)}, +${len}) spans ${rs.length} chunks; map one at a time`);
+    throw new MicError(
+      'EINVAL',
+      `scif mmap of [0x${roffset.toString(16)}, +${len}) spans ${rs.length} chunks; map one at a time`,
+    );
   }
   const run = rs[0]!;
   const target = run.mem.window(run.at, len);

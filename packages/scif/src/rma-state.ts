@@ -60,7 +60,14 @@ export abstract class Window {
   refCount = 0;
   unregState: OpState = OP.IDLE;
 
-  constructor(ep: Endpt, offset: number, nrPages: number, prot: number, chunks: WindowChunk[], handle: number) {
+  constructor(
+    ep: Endpt,
+    offset: number,
+    nrPages: number,
+    prot: number,
+    chunks: WindowChunk[],
+    handle: number,
+  ) {
     this.ep = ep;
     this.offset = offset;
     this.nrPages = nrPages;
@@ -179,9 +186,13 @@ export class RasAllocator {
     const end = offset + len;
     for (const [s, e] of this.#ranges) {
       if (s < end && offset < e) {
-        throw new MicError('EADDRINUSE', `scif offsets [0x${offset.toString(16)}, +0x${len.toString(16)}) overlap a window`, {
-          details: { offset, len },
-        });
+        throw new MicError(
+          'EADDRINUSE',
+          `scif offsets [0x${offset.toString(16)}, +0x${len.toString(16)}) overlap a window`,
+          {
+            details: { offset, len },
+          },
+        );
       }
     }
     this.#insert(offset, end);
@@ -253,9 +264,13 @@ export function queryWindows<W extends Window>(
     if (type === SCIF_WINDOW.SINGLE) break;
   }
   if (out.length === 0 || at < end || (type === SCIF_WINDOW.FULL && at !== end)) {
-    throw new MicError('ENXIO', `scif offsets [0x${offset.toString(16)}, +0x${len.toString(16)}) are not registered`, {
-      details: { offset, len, type },
-    });
+    throw new MicError(
+      'ENXIO',
+      `scif offsets [0x${offset.toString(16)}, +0x${len.toString(16)}) are not registered`,
+      {
+        details: { offset, len, type },
+      },
+    );
   }
   return out;
 }
@@ -300,7 +315,9 @@ export class EpRma {
     const dev = ep.remoteDev;
     if (!dev || core.isSelf(dev)) return;
     const link = core.isMgmt ? dev : core.devs[0];
-    const chans = (link?.sdev?.dmaCh ?? []).map(asScifDmaChan).filter((c): c is ScifDmaChan => c !== undefined);
+    const chans = (link?.sdev?.dmaCh ?? [])
+      .map(asScifDmaChan)
+      .filter((c): c is ScifDmaChan => c !== undefined);
     if (!link || chans.length === 0) return;
     this.dmaChan = chans[link.dmaChIdx++ % chans.length];
   }
@@ -320,7 +337,9 @@ export class EpRma {
 
   /** Tracks a background completion. */
   track(p: Promise<void>): void {
-    const q = p.catch((err: unknown) => this.ep.core.log.warn('scif background copy failed', { error: errorMessage(err) }));
+    const q = p.catch((err: unknown) =>
+      this.ep.core.log.warn('scif background copy failed', { error: errorMessage(err) }),
+    );
     this.inflight.add(q);
     void q.finally(() => this.inflight.delete(q));
   }

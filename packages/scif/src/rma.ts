@@ -95,7 +95,8 @@ function einval(msg: string, details?: Record<string, unknown>): MicError {
  */
 export function verifyEpd(ep: Endpt): void {
   if (ep.state === SCIFEP.DISCONNECTED) throw new MicError('ECONNRESET', 'scif peer closed the connection');
-  if (ep.state !== SCIFEP.CONNECTED) throw new MicError('ENOTCONN', `scif endpoint is ${ep.stateName}, not connected`);
+  if (ep.state !== SCIFEP.CONNECTED)
+    throw new MicError('ENOTCONN', `scif endpoint is ${ep.stateName}, not connected`);
   if (!ep.peerAlive) throw new MicError('ENODEV', `scif node ${ep.remoteDev?.node} is offline`);
 }
 
@@ -105,15 +106,21 @@ export function checkRange(what: string, offset: number, len: number): void {
     throw einval(`scif ${what} length ${String(len)} is not a positive multiple of ${PAGE_SIZE}`, { len });
   }
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE_SIZE !== 0) {
-    throw einval(`scif ${what} offset ${String(offset)} is not a non-negative multiple of ${PAGE_SIZE}`, { offset });
+    throw einval(`scif ${what} offset ${String(offset)} is not a non-negative multiple of ${PAGE_SIZE}`, {
+      offset,
+    });
   }
-  if (offset + len > SCIF_RAS_END) throw einval(`scif ${what} range wraps the registered address space`, { offset, len });
+  if (offset + len > SCIF_RAS_END)
+    throw einval(`scif ${what} range wraps the registered address space`, { offset, len });
 }
 
 /** Checks an RMA offset (any byte): a non-negative integer with `offset + len` in the address space. */
 export function checkOffset(what: string, offset: number, len: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + len > SCIF_RAS_END) {
-    throw einval(`scif ${what} offset ${String(offset)} (+${len}) is not in the registered address space`, { offset, len });
+    throw einval(`scif ${what} offset ${String(offset)} (+${len}) is not in the registered address space`, {
+      offset,
+      len,
+    });
   }
 }
 
@@ -227,7 +234,8 @@ async function allocRemote(ep: Endpt, win: SelfWindow): Promise<void> {
     'scif window allocation',
   );
   if (!ok) throw new MicError('ENODEV', `scif node ${dev.node} died during registration`);
-  if ((win.allocState as OpState) === OP.FAILED) throw new MicError('ENOMEM', `scif node ${dev.node} refused a ${win.nrPages}-page window`);
+  if ((win.allocState as OpState) === OP.FAILED)
+    throw new MicError('ENOMEM', `scif node ${dev.node} refused a ${win.nrPages}-page window`);
 }
 
 /** `scif_prep_remote_window`: writes our chunk table into the peer's descriptor. */
@@ -241,7 +249,10 @@ async function prepRemoteWindow(ep: Endpt, win: SelfWindow): Promise<void> {
     maps.push(desc);
     const D = SCIF_WINDOW_DESC;
     if (desc.readBigU64(D.magic) !== SCIFEP_MAGIC || desc.readU64(D.nrPages) !== win.nrPages) {
-      throw new MicError('EFAULT', `scif node ${dev.node} granted a window descriptor that does not match the request`);
+      throw new MicError(
+        'EFAULT',
+        `scif node ${dev.node} granted a window descriptor that does not match the request`,
+      );
     }
     const nrLookup = desc.readU32(D.nrLookup);
     const chunks = win.chunks.length;
@@ -309,7 +320,8 @@ async function sendRegister(ep: Endpt, win: SelfWindow): Promise<void> {
     'scif registration',
   );
   if (!ok) throw new MicError('ENODEV', `scif node ${dev.node} died during registration`);
-  if ((win.regState as OpState) === OP.FAILED) throw new MicError('ENOTCONN', 'scif peer refused the registration');
+  if ((win.regState as OpState) === OP.FAILED)
+    throw new MicError('ENOTCONN', 'scif peer refused the registration');
 }
 
 /**
@@ -439,10 +451,13 @@ function readRemoteWindow(ep: Endpt, dev: ScifDev, p: PendingRemote, peerWindow:
   if (!Number.isSafeInteger(offset) || offset % PAGE_SIZE !== 0 || offset + len > SCIF_RAS_END) {
     throw new MicError('EINVAL', `peer window offset ${offset} is not a page in the address space`);
   }
-  if ((prot & ~(SCIF_PROT_READ | SCIF_PROT_WRITE)) !== 0) throw new MicError('EINVAL', `peer window prot ${prot} is invalid`);
-  if (nrChunks < 1 || nrChunks > p.nrPages) throw new MicError('EINVAL', `peer window has ${nrChunks} chunks for ${p.nrPages} pages`);
+  if ((prot & ~(SCIF_PROT_READ | SCIF_PROT_WRITE)) !== 0)
+    throw new MicError('EINVAL', `peer window prot ${prot} is invalid`);
+  if (nrChunks < 1 || nrChunks > p.nrPages)
+    throw new MicError('EINVAL', `peer window has ${nrChunks} chunks for ${p.nrPages} pages`);
   for (const w of ep.rma.remoteList) {
-    if (w.offset < offset + len && offset < w.end) throw new MicError('EINVAL', 'peer window overlaps another');
+    if (w.offset < offset + len && offset < w.end)
+      throw new MicError('EINVAL', 'peer window overlaps another');
   }
   const tables = p.tables.va;
   const nrLookup = Math.ceil(p.nrPages / SCIF_NR_ADDR_IN_PAGE);
@@ -468,7 +483,8 @@ function readRemoteWindow(ep: Endpt, dev: ScifDev, p: PendingRemote, peerWindow:
       chunks.push({ start, pages, dmaAddr, mem });
       start += pages;
     }
-    if (start !== p.nrPages) throw new MicError('EINVAL', `peer window chunks cover ${start} of ${p.nrPages} pages`);
+    if (start !== p.nrPages)
+      throw new MicError('EINVAL', `peer window chunks cover ${start} of ${p.nrPages} pages`);
   } catch (err) {
     release();
     throw err;

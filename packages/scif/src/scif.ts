@@ -29,7 +29,7 @@ import { ScifCore, type ScifTunables } from './core.js';
 import * as E from './endpt.js';
 import { installFenceHandlers } from './fence.js';
 import * as F from './fence.js';
-import type { ScifPortId } from './msg.js';
+import type { ScifMsg, ScifPortId } from './msg.js';
 import { getNodeIds, installNodeHandlers, probe, remove } from './node.js';
 import * as C from './rma-copy.js';
 import { attachRma, installRmaHandlers, register, unregister } from './rma.js';
@@ -46,6 +46,11 @@ export interface ScifOptions {
   readonly peerBus?: ScifPeerBus;
   /** The kernel's timeouts and sizes, as options (defaults: the kernel's). */
   readonly tunables?: Partial<ScifTunables>;
+  /**
+   * Called with every node-queue-pair message this node receives (`node` is the link it came
+   * from), before it is handled; for tracing and learning. It must not change the message.
+   */
+  readonly onMessage?: (node: number, msg: ScifMsg) => void;
 }
 
 /** Options of a blocking call. */
@@ -169,7 +174,10 @@ export class ScifEndpoint {
    * @throws MicError EINVAL (flags, not listening), EAGAIN (nothing pending without SYNC, or the
    * connector failed), EINTR (signal, or the listener was flushed), ENODEV (peer lost), EIO
    */
-  async accept(flags: number, options: ScifCallOptions = {}): Promise<{ ep: ScifEndpoint; peer: ScifPortId }> {
+  async accept(
+    flags: number,
+    options: ScifCallOptions = {},
+  ): Promise<{ ep: ScifEndpoint; peer: ScifPortId }> {
     const r = await E.accept(this.#ep, flags, options.signal);
     return { ep: facade(r.ep), peer: r.peer };
   }
@@ -345,9 +353,13 @@ export class Scif {
     const t: ScifTunables = { ...SCIF_DEFAULT_TUNABLES, ...options.tunables };
     const size = t.endpointQpSize;
     if (!Number.isInteger(size) || size < 64 || (size & (size - 1)) !== 0 || size > 1 << 24) {
-      throw new MicError('EINVAL', `scif endpoint ring size ${String(size)} is not a power of two in [64, 16 MiB]`);
+      throw new MicError(
+        'EINVAL',
+        `scif endpoint ring size ${String(size)} is not a power of two in [64, 16 MiB]`,
+      );
     }
     const core = new ScifCore(options.clock ?? realClock, log, this.peerBus, t);
+    core.trace = options.onMessage;
     this.#core = core;
     installNodeHandlers(core);
     E.installEndpointHandlers(core);

@@ -47,7 +47,12 @@ export class ScifStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.endpoint.send(chunk, SCIF_SEND_BLOCK, { signal: this.#abort.signal }).then(
-      (n) => cb(n === chunk.length ? null : new MicError('ECONNRESET', `scif stream sent ${n} of ${chunk.length} bytes`)),
+      (n) =>
+        cb(
+          n === chunk.length
+            ? null
+            : new MicError('ECONNRESET', `scif stream sent ${n} of ${chunk.length} bytes`),
+        ),
       (err: unknown) => cb(err as Error),
     );
   }
@@ -80,7 +85,8 @@ export class ScifStream extends Duplex {
       try {
         n = await this.endpoint.recv(buf, 0);
       } catch (err) {
-        if (isMicError(err, 'ECONNRESET') || isMicError(err, 'EBADF') || isMicError(err, 'ENOTCONN')) this.push(null);
+        if (isMicError(err, 'ECONNRESET') || isMicError(err, 'EBADF') || isMicError(err, 'ENOTCONN'))
+          this.push(null);
         else this.destroy(err as Error);
         return;
       }

@@ -1,5 +1,5 @@
 /** A host and cards on the scif-bus mock, each node with its own SCIF driver. */
-import { VirtualClock, type Clock } from '@mic/clock';
+import { type Clock, realClock } from '@mic/clock';
 import { MockScifFabric, ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { Scif, type ScifEndpoint, type ScifTunables } from '../src/index.js';
 
@@ -24,10 +24,17 @@ export interface RigOptions {
   readonly clock?: Clock;
   readonly hostRamSize?: number;
   readonly cardRamSize?: number;
+  /** Every message each node receives: `self` is the receiving node (host 0), `from` the link. */
+  readonly trace?: (self: number, from: number, uop: number) => void;
 }
 
 /** Waits (on the clock) until `cond` holds; throws after `limitMs`. */
-export async function until(clock: Clock, cond: () => boolean, what: string, limitMs = 120_000): Promise<void> {
+export async function until(
+  clock: Clock,
+  cond: () => boolean,
+  what: string,
+  limitMs = 120_000,
+): Promise<void> {
   const end = clock.now() + limitMs;
   while (!cond()) {
     if (clock.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -37,14 +44,17 @@ export async function until(clock: Clock, cond: () => boolean, what: string, lim
 
 export async function rig(options: RigOptions = {}): Promise<Rig> {
   const n = options.cards ?? 1;
-  const clock = options.clock ?? new VirtualClock();
+  // The wall clock: the mock delivers interrupts in later tasks, which a virtual clock that
+  // jumps when idle would overtake. Waits only run to their end when something is wrong.
+  const clock = options.clock ?? realClock;
   const fabric = new MockScifFabric({
     cards: n,
     hostRamSize: options.hostRamSize ?? 8 << 20,
     cardRamSize: options.cardRamSize ?? 4 << 20,
   });
-  const tunables = options.tunables ?? {};
-  const host = new Scif({ clock, tunables });
+  const tunables = { qpPollMs: 5, ...options.tunables };
+  const trace = options.trace;
+  const host = new Scif({ clock, tunables, onMessage: trace && ((from, m) => trace(0, from, m.uop)) });
   const hostBus = new ScifBus();
   await hostBus.registerDriver(host.driver);
   const cards: Scif[] = [];
@@ -53,18 +63,14 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   const cardDevs: ScifHwDev[] = [];
   for (const link of fabric.links) {
     hostDevs.push(await hostBus.registerDevice(link.hostParams()));
-    const s = new Scif({ clock, tunables });
+    const s = new Scif({ clock, tunables, onMessage: trace && ((from, m) => trace(link.node, from, m.uop)) });
     const bus = new ScifBus();
     await bus.registerDriver(s.driver);
     cardDevs.push(await bus.registerDevice(link.cardParams()));
     cards.push(s);
     cardBuses.push(bus);
   }
-  await until(
-    clock,
-    () => cards.every((c, i) => c.isAlive(0) && host.isAlive(i + 1)),
-    'every node online',
-  );
+  await until(clock, () => cards.every((c, i) => c.isAlive(0) && host.isAlive(i + 1)), 'every node online');
   return {
     clock,
     fabric,
