@@ -87,7 +87,8 @@ function startQpPoll(core: ScifCore, dev: ScifDev): void {
   dev.qpPoll?.abort();
   const ctl = new AbortController();
   dev.qpPoll = ctl;
-  core.spawn('device page poll', async () => {
+  // Not background work `idle()` waits for: it polls until the peer (re)appears or the device goes.
+  void (async () => {
     while (!ctl.signal.aborted && !qpResponse(core, dev)) {
       try {
         await core.clock.sleep(core.t.qpPollMs, ctl.signal);
@@ -95,7 +96,7 @@ function startQpPoll(core: ScifCore, dev: ScifDev): void {
         return;
       }
     }
-  });
+  })();
 }
 
 /** Publishes our queue pair and doorbell in the device page (host: `dp`; card: `rdp`). */

@@ -1,4 +1,5 @@
 /** A host and cards on the scif-bus mock, each node with its own SCIF driver. */
+import { afterEach } from '@jest/globals';
 import { type Clock, realClock } from '@mic/clock';
 import { MockScifFabric, ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { Scif, type ScifEndpoint, type ScifTunables } from '../src/index.js';
@@ -16,7 +17,15 @@ export interface Rig {
   removeHostDev(i: number): Promise<void>;
   /** Removes card `i`'s device (card-initiated teardown). */
   removeCardDev(i: number): Promise<void>;
+  /** Removes every device left (cards first), so no poll keeps running. */
+  close(): Promise<void>;
 }
+
+const live = new Set<Rig>();
+// Every rig of a test is taken down after it.
+afterEach(async () => {
+  for (const r of [...live]) await r.close();
+});
 
 export interface RigOptions {
   readonly cards?: number;
@@ -71,7 +80,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     cardBuses.push(bus);
   }
   await until(clock, () => cards.every((c, i) => c.isAlive(0) && host.isAlive(i + 1)), 'every node online');
-  return {
+  const r: Rig = {
     clock,
     fabric,
     host,
@@ -82,7 +91,14 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     cardBuses,
     removeHostDev: (i) => hostBus.unregisterDevice(hostDevs[i]!),
     removeCardDev: (i) => cardBuses[i]!.unregisterDevice(cardDevs[i]!),
+    close: async () => {
+      live.delete(r);
+      for (const bus of cardBuses) for (const d of bus.devices()) await bus.unregisterDevice(d);
+      for (const d of hostBus.devices()) await hostBus.unregisterDevice(d);
+    },
   };
+  live.add(r);
+  return r;
 }
 
 /** A listener on `server` at `port` and a connected pair (client on `client`). */
