@@ -1,6 +1,7 @@
 /** A host and cards on the scif-bus mock, each node with its own SCIF driver. */
 import { afterEach } from '@jest/globals';
 import { type Clock, realClock } from '@mic/clock';
+import type { Memory } from '@mic/memory';
 import { MockScifFabric, ScifBus, type ScifHwDev } from '@mic/scif-bus';
 import { Scif, type ScifEndpoint, type ScifTunables } from '../src/index.js';
 
@@ -33,6 +34,8 @@ export interface RigOptions {
   readonly clock?: Clock;
   readonly hostRamSize?: number;
   readonly cardRamSize?: number;
+  /** Give every SCIF device a {@link FakeDmaChannel} (default: none, every RMA is a CPU copy). */
+  readonly dma?: boolean;
   /** Every message each node receives: `self` is the receiving node (host 0), `from` the link. */
   readonly trace?: (self: number, from: number, uop: number) => void;
 }
@@ -71,11 +74,12 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   const hostDevs: ScifHwDev[] = [];
   const cardDevs: ScifHwDev[] = [];
   for (const link of fabric.links) {
-    hostDevs.push(await hostBus.registerDevice(link.hostParams()));
+    const chans = (): FakeDmaChannel[] => (options.dma ? [new FakeDmaChannel(fabric, link.cardRam)] : []);
+    hostDevs.push(await hostBus.registerDevice(link.hostParams(chans())));
     const s = new Scif({ clock, tunables, onMessage: trace && ((from, m) => trace(link.node, from, m.uop)) });
     const bus = new ScifBus();
     await bus.registerDriver(s.driver);
-    cardDevs.push(await bus.registerDevice(link.cardParams()));
+    cardDevs.push(await bus.registerDevice(link.cardParams(chans())));
     cards.push(s);
     cardBuses.push(bus);
   }
@@ -99,6 +103,69 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   };
   live.add(r);
   return r;
+}
+
+/**
+ * A DMA channel double for the mock fabric: addresses from `hostDmaBase` up are host RAM, below
+ * it the card's RAM (as the x100 engine sees them). Copies run in a later task after
+ * `issuePending`, in submission order, so asynchronous RMA semantics are real.
+ */
+export class FakeDmaChannel {
+  readonly chanId = 0;
+  readonly name = 'fake-dma';
+  readonly copyAlign = 6;
+  readonly #fabric: MockScifFabric;
+  readonly #card: Memory;
+  #cookie = 0;
+  #done = 0;
+  readonly #pending: { cookie: number; run: () => void }[] = [];
+  readonly #queued: { cookie: number; run: () => void }[] = [];
+  readonly #waiters: (() => void)[] = [];
+  /** Descriptors copied (for tests that check the DMA path ran). */
+  copies = 0;
+
+  constructor(fabric: MockScifFabric, card: Memory) {
+    this.#fabric = fabric;
+    this.#card = card;
+  }
+
+  #bytes(addr: number, len: number): Uint8Array {
+    const base = this.#fabric.hostDmaBase;
+    return addr >= base ? this.#fabric.hostRam.bytes(addr - base, len) : this.#card.bytes(addr, len);
+  }
+
+  prepMemcpy(dst: number, src: number, len: number): { submit(): number } {
+    if (dst % 64 || src % 64 || len % 64) throw new Error(`fake dma: unaligned ${dst} ${src} ${len}`);
+    return {
+      submit: () => {
+        const cookie = ++this.#cookie;
+        this.#pending.push({
+          cookie,
+          run: () => {
+            this.#bytes(dst, len).set(this.#bytes(src, len));
+            this.copies++;
+          },
+        });
+        return cookie;
+      },
+    };
+  }
+
+  issuePending(): void {
+    this.#queued.push(...this.#pending.splice(0));
+    setImmediate(() => {
+      for (const d of this.#queued.splice(0)) {
+        d.run();
+        this.#done = d.cookie;
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  async syncWait(cookie: number): Promise<string> {
+    while (this.#done < cookie) await new Promise<void>((r) => this.#waiters.push(r));
+    return 'complete';
+  }
 }
 
 /** A listener on `server` at `port` and a connected pair (client on `client`). */

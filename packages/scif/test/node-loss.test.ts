@@ -99,7 +99,7 @@ describe('node teardown and loss', () => {
   });
 
   it('accept gives up with ENODEV when the connector node is lost during the grant', async () => {
-    const r = await rig({ tunables: { acceptTimeoutMs: 20 } });
+    const r = await rig({ tunables: { acceptTimeoutMs: 20, nodeAliveTimeoutMs: 500 } });
     const lep = r.host.open();
     lep.bind(5000);
     lep.listen(4);
