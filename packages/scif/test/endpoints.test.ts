@@ -81,7 +81,11 @@ describe('connection flow', () => {
     expect(peer).toEqual({ node: 1, port: 1089 });
     expect(cep.state).toBe(SCIFEP.CONNECTED);
     expect(cep.port).toEqual({ node: 0, port: 3000 }); // the listener's port
-    expect(seen).toEqual([`0<1:${SCIF_MSG.CNCT_REQ}`, `1<0:${SCIF_MSG.CNCT_GNT}`, `0<1:${SCIF_MSG.CNCT_GNTACK}`]);
+    expect(seen).toEqual([
+      `0<1:${SCIF_MSG.CNCT_REQ}`,
+      `1<0:${SCIF_MSG.CNCT_GNT}`,
+      `0<1:${SCIF_MSG.CNCT_GNTACK}`,
+    ]);
     await until(r.clock, () => (ep.pollEvents() & EPOLLOUT) !== 0, 'connect to finish');
     expect(ep.state).toBe(SCIFEP.CONNECTED);
     // Collecting the result.
@@ -254,7 +258,9 @@ describe('errno table', () => {
     expect(await waiting).toBe(1);
     expect(entries.map((e) => e.revents)).toEqual([0, 0, EPOLLIN, 0]);
     const ac = new AbortController();
-    const p = code(r.host.poll([{ ep: pairs[0]!.b, events: EPOLLIN, revents: 0 }], -1, { signal: ac.signal }));
+    const p = code(
+      r.host.poll([{ ep: pairs[0]!.b, events: EPOLLIN, revents: 0 }], -1, { signal: ac.signal }),
+    );
     ac.abort();
     expect(await p).toBe('EINTR');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { SCIFEP, SCIF_ACCEPT_SYNC, SCIF_RECV_BLOCK, SCIF_SEND_BLOCK } from '../src/index.js';
+import { SCIFEP, SCIF_RECV_BLOCK, SCIF_SEND_BLOCK } from '../src/index.js';
 import { pair, rig, until } from './harness.js';
 
 async function code(p: Promise<unknown>): Promise<string> {

@@ -4,7 +4,12 @@ import { SCIF_RECV_BLOCK, SCIF_SEND_BLOCK, type ScifEndpoint } from '../src/inde
 import { pair, rig } from './harness.js';
 
 /** Sends `sizes` as consecutive pieces of one pattern; resolves with the bytes sent. */
-async function sender(ep: ScifEndpoint, sizes: number[], seed: number, blocking: boolean[]): Promise<Uint8Array> {
+async function sender(
+  ep: ScifEndpoint,
+  sizes: number[],
+  seed: number,
+  blocking: boolean[],
+): Promise<Uint8Array> {
   const total = sizes.reduce((a, b) => a + b, 0);
   const all = new Uint8Array(total).map((_, i) => (i * 31 + seed) & 0xff);
   let at = 0;
@@ -23,7 +28,12 @@ async function sender(ep: ScifEndpoint, sizes: number[], seed: number, blocking:
 }
 
 /** Receives `total` bytes in pieces of the given sizes (cycled). */
-async function receiver(ep: ScifEndpoint, total: number, sizes: number[], blocking: boolean[]): Promise<Uint8Array> {
+async function receiver(
+  ep: ScifEndpoint,
+  total: number,
+  sizes: number[],
+  blocking: boolean[],
+): Promise<Uint8Array> {
   const out = new Uint8Array(total);
   let at = 0;
   let i = 0;

@@ -14,7 +14,7 @@ import {
   SCIF_SIGNAL_LOCAL,
   SCIF_SIGNAL_REMOTE,
 } from '../src/index.js';
-import { FakeDmaChannel, pair, rig } from './harness.js';
+import { type FakeDmaChannel, pair, rig } from './harness.js';
 
 const RW = SCIF_PROT_READ | SCIF_PROT_WRITE;
 const PAGE = 4096;
@@ -45,8 +45,12 @@ describe('registration', () => {
     const top = await h.register(hostMem.window(2 * PAGE, PAGE), 0, SCIF_PROT_READ);
     expect(top % PAGE).toBe(0);
     expect(top).toBeGreaterThan(2 ** 52); // from the top of the address space; the hint ignored
-    expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0x11000, RW, SCIF_MAP_FIXED))).toBe('EADDRINUSE');
-    expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0x10800, RW, SCIF_MAP_FIXED))).toBe('EINVAL');
+    expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0x11000, RW, SCIF_MAP_FIXED))).toBe(
+      'EADDRINUSE',
+    );
+    expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0x10800, RW, SCIF_MAP_FIXED))).toBe(
+      'EINVAL',
+    );
     expect(await code(h.register(hostMem.window(3 * PAGE, 100), 0, RW))).toBe('EINVAL');
     expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0, 4))).toBe('EINVAL');
     expect(await code(h.register(hostMem.window(3 * PAGE, PAGE), 0, RW, 0x40))).toBe('EINVAL');
@@ -101,7 +105,11 @@ describe('RMA transfers', () => {
       const { r, h, c, hostMem, cardMem } = await setup(dma);
       const size = 24 * PAGE;
       // The host window in three pieces (three chunks), the card's in one.
-      const pieces = [hostMem.window(0, 8 * PAGE), hostMem.window(16 * PAGE, 8 * PAGE), hostMem.window(40 * PAGE, 8 * PAGE)];
+      const pieces = [
+        hostMem.window(0, 8 * PAGE),
+        hostMem.window(16 * PAGE, 8 * PAGE),
+        hostMem.window(40 * PAGE, 8 * PAGE),
+      ];
       await h.register(pieces, 0, RW, SCIF_MAP_FIXED);
       await c.register(cardMem.window(0, size), 0, RW, SCIF_MAP_FIXED);
       const hostModel = new Uint8Array(size);
@@ -120,9 +128,18 @@ describe('RMA transfers', () => {
         loLine: fc.integer({ min: 0, max: size / 64 - 1 }),
         roLine: fc.integer({ min: 0, max: size / 64 - 1 }),
         // Half the time both sides sit at the same offset in their 64-byte line (the DMA case).
-        inLine: fc.oneof(fc.integer({ min: 0, max: 63 }).map((a) => [a, a]), fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 63 }))),
+        inLine: fc.oneof(
+          fc.integer({ min: 0, max: 63 }).map((a) => [a, a]),
+          fc.tuple(fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 63 })),
+        ),
         len: fc.integer({ min: 1, max: 3 * PAGE }),
-        flags: fc.constantFrom(0, SCIF_RMA_USECPU, SCIF_RMA_SYNC, SCIF_RMA_ORDERED, SCIF_RMA_SYNC | SCIF_RMA_ORDERED),
+        flags: fc.constantFrom(
+          0,
+          SCIF_RMA_USECPU,
+          SCIF_RMA_SYNC,
+          SCIF_RMA_ORDERED,
+          SCIF_RMA_SYNC | SCIF_RMA_ORDERED,
+        ),
       });
       await fc.assert(
         fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
@@ -193,7 +210,13 @@ describe('fences', () => {
     hostMem.bytes(0, PAGE).fill(7);
     await h.writeto(0, PAGE, 0);
     const v = 0x1122334455667788n;
-    await h.fenceSignal(PAGE + 8, v, PAGE + 16, v + 1n, SCIF_FENCE_INIT_SELF | SCIF_SIGNAL_LOCAL | SCIF_SIGNAL_REMOTE);
+    await h.fenceSignal(
+      PAGE + 8,
+      v,
+      PAGE + 16,
+      v + 1n,
+      SCIF_FENCE_INIT_SELF | SCIF_SIGNAL_LOCAL | SCIF_SIGNAL_REMOTE,
+    );
     expect(hostMem.readBigU64(PAGE + 8)).toBe(v);
     expect(cardMem.readBigU64(PAGE + 16)).toBe(v + 1n);
     expect(cardMem.bytes(0, PAGE).every((b) => b === 7)).toBe(true); // the RMA landed first
@@ -204,8 +227,12 @@ describe('fences', () => {
     expect(hostMem.readBigU64(PAGE + 32)).toBe(0xbbn);
     expect(await code(h.fenceSignal(2, 0n, 0, 0n, SCIF_FENCE_INIT_SELF | SCIF_SIGNAL_LOCAL))).toBe('EINVAL');
     expect(await code(h.fenceSignal(0, 0n, 0, 0n, SCIF_FENCE_INIT_SELF))).toBe('EINVAL');
-    expect(await code(h.fenceSignal(8 * PAGE, 0n, 0, 0n, SCIF_FENCE_INIT_SELF | SCIF_SIGNAL_LOCAL))).toBe('ENXIO');
-    expect(await code(c.fenceSignal(8 * PAGE, 0n, 0, 0n, SCIF_FENCE_INIT_PEER | SCIF_SIGNAL_LOCAL))).toBe('ENXIO');
+    expect(await code(h.fenceSignal(8 * PAGE, 0n, 0, 0n, SCIF_FENCE_INIT_SELF | SCIF_SIGNAL_LOCAL))).toBe(
+      'ENXIO',
+    );
+    expect(await code(c.fenceSignal(8 * PAGE, 0n, 0, 0n, SCIF_FENCE_INIT_PEER | SCIF_SIGNAL_LOCAL))).toBe(
+      'ENXIO',
+    );
   });
 
   it('the management node talking to itself uses the loopback mark 0xdead', async () => {
