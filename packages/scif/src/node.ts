@@ -13,7 +13,7 @@ import { MIC_BOOTPARAM_OFFSETS as BP, readS8, writeS8 } from '@mic/mic-common';
 import type { ScifHwDev } from '@mic/scif-bus';
 import { OP, SCIF_MGMT_NODE, SCIF_MSG, SCIF_NODE_QP_SIZE } from './constants.js';
 import type { ScifCore, ScifDev } from './core.js';
-import { invalidateEndpoints } from './endpt.js';
+import { invalidateEndpoints, reapZombies } from './endpt.js';
 import { HwMemOps, LoopbackMemOps } from './memops.js';
 import { NodeLink } from './nodeqp.js';
 import { ScifQp, loopbackRings } from './qp.js';
@@ -204,6 +204,9 @@ export async function cleanupScifdev(core: ScifCore, dev: ScifDev): Promise<void
       await core.peerBus.unregisterDevice(dev.node).catch(() => undefined);
     }
     invalidateEndpoints(core, dev.node);
+    // scif_cleanup_rma_for_zombies: closed endpoints of the node let go of its windows.
+    for (const ep of [...core.zombies]) if (ep.remoteDev === dev) ep.rma.dropRemoteWindows();
+    reapZombies(core);
     if (dev.exitAckPending) {
       dev.exitAckPending = false;
       await core.sendRaw(dev, core.msg(SCIF_MSG.EXIT_ACK)).catch(() => undefined);

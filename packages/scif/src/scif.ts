@@ -220,8 +220,8 @@ export class ScifEndpoint {
   }
 
   /**
-   * Resolves at the next state or data change of this endpoint (what a `poll` sleeps on).
-   * @internal For {@link ScifStream}.
+   * Resolves at the next state or data change of this endpoint (what a `poll` sleeps on), or when
+   * `signal` aborts. For loops that read with non-blocking `recv`.
    */
   changed(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
