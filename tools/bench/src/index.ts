@@ -5,6 +5,7 @@ import type { Suite } from './common.js';
 import { doorbellSuite } from './suites/doorbell.js';
 import { dmaSuite } from './suites/dma.js';
 import { ringSuite } from './suites/ring.js';
+import { scifSuite } from './suites/scif.js';
 import { vopSuite } from './suites/vop.js';
 
 export {
@@ -24,4 +25,5 @@ export const suites: Record<string, Suite> = {
   doorbell: doorbellSuite,
   dma: dmaSuite,
   vop: vopSuite,
+  scif: scifSuite,
 };
