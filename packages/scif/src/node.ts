@@ -99,6 +99,25 @@ function startQpPoll(core: ScifCore, dev: ScifDev): void {
   })();
 }
 
+/**
+ * `scif_setup_qp`: a node queue pair (64 KiB inbound ring) and its link; the outbound ring comes
+ * with the peer's publication. Rings go to the peer's doorbell once it is known.
+ */
+function setupNodeQp(core: ScifCore, dev: ScifDev, sdev: ScifHwDev): ScifQp {
+  const qp = ScifQp.setupConnect(dev.ops!, SCIF_NODE_QP_SIZE, { doubleWrite: core.t.doubleWrite });
+  dev.qp = qp;
+  dev.link = new NodeLink(qp.inbound, undefined, {
+    clock: core.clock,
+    log: core.log,
+    sendTimeoutMs: core.t.sendTimeoutMs,
+    ring: () => {
+      if (dev.rdb >= 0) sdev.hwOps.sendIntr(dev.rdb);
+    },
+    dispatch: (msg) => core.dispatch(dev, msg),
+  });
+  return qp;
+}
+
 /** Publishes our queue pair and doorbell in the device page (host: `dp`; card: `rdp`). */
 function publish(core: ScifCore, sdev: ScifHwDev, db: number, addr: number): void {
   if (core.isMgmt) {
@@ -140,17 +159,7 @@ export function probe(core: ScifCore, sdev: ScifHwDev): void {
   dev.ops = new HwMemOps(sdev);
   dev.exit = OP.IDLE;
   core.sdevs.push(sdev);
-  const qp = ScifQp.setupConnect(dev.ops, SCIF_NODE_QP_SIZE, { doubleWrite: core.t.doubleWrite });
-  dev.qp = qp;
-  dev.link = new NodeLink(qp.inbound, undefined, {
-    clock: core.clock,
-    log: core.log,
-    sendTimeoutMs: core.t.sendTimeoutMs,
-    ring: () => {
-      if (dev.rdb >= 0) sdev.hwOps.sendIntr(dev.rdb);
-    },
-    dispatch: (msg) => core.dispatch(dev, msg),
-  });
+  const qp = setupNodeQp(core, dev, sdev);
   let cookie: MicIrq;
   try {
     dev.db = sdev.hwOps.nextDb();
@@ -358,17 +367,7 @@ function rearm(core: ScifCore, dev: ScifDev): void {
   const old = dev.qp!;
   dev.link?.stopReceive();
   old.free();
-  const qp = ScifQp.setupConnect(dev.ops!, SCIF_NODE_QP_SIZE, { doubleWrite: core.t.doubleWrite });
-  dev.qp = qp;
-  dev.link = new NodeLink(qp.inbound, undefined, {
-    clock: core.clock,
-    log: core.log,
-    sendTimeoutMs: core.t.sendTimeoutMs,
-    ring: () => {
-      if (dev.rdb >= 0) sdev.hwOps.sendIntr(dev.rdb);
-    },
-    dispatch: (msg) => core.dispatch(dev, msg),
-  });
+  const qp = setupNodeQp(core, dev, sdev);
   publish(core, sdev, dev.db, qp.qpOffset);
   startQpPoll(core, dev);
 }
