@@ -635,6 +635,22 @@ export class VopVdev {
    * @returns false when the ring is empty
    */
   #ensureChain(vr: VopVring): boolean {
+    if (!this.#fetchable()) return false;
+    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
+    // A chain consumed by earlier calls without update_used is completed before the next one
+    // (the kernel overwrote its head and leaked the card's buffers).
+    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+    const head = this.#fetch(vr, vr.riov, vr.wiov);
+    if (head === null) return false;
+    vr.head = head;
+    return true;
+  }
+
+  /**
+   * Whether chains may be fetched: throws ENODEV when the device is removed or down (status 0),
+   * the latched link error when the card's rings cannot be used; false before DRIVER_OK.
+   */
+  #fetchable(): boolean {
     this.#checkUp();
     const status = this.status();
     if (status === 0) {
@@ -646,15 +662,20 @@ export class VopVdev {
     // may still be setting the rings up (zeroing them after a reset), so nothing is fetched.
     if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return false;
     if (this.#linkError) throw this.#linkError;
-    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
+    return true;
+  }
+
+  /**
+   * Fetches the next chain of `vr` into `riov`/`wiov`. @returns its head, or null when the ring is
+   * empty. A broken ring throws EIO; a bad chain was returned to the card with length 0 and
+   * throws its error.
+   */
+  #fetch(vr: VopVring, riov: VringhIov, wiov: VringhIov): number | null {
     const vrh = vr.vringh;
-    // A chain consumed by earlier calls without update_used is completed before the next one
-    // (the kernel overwrote its head and leaked the card's buffers).
-    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
-    const r = vrh.getDesc(vr.riov, vr.wiov);
+    const r = vrh.getDesc(riov, wiov);
     switch (r.status) {
       case 'empty':
-        return false;
+        return null;
       case 'broken':
         throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
           cause: r.error,
@@ -669,8 +690,7 @@ export class VopVdev {
           details: { vring: vr.index, head: r.head },
         });
       case 'chain':
-        vr.head = r.head;
-        return true;
+        return r.head;
     }
   }
 
@@ -706,37 +726,11 @@ export class VopVdev {
     this.#checkUp();
     const vr = this.#vring(vrIdx);
     return vr.lock.run(() => {
-      this.#checkUp();
-      const status = this.status();
-      if (status === 0) {
-        throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
-          details: { type: this.type },
-        });
-      }
-      if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return null;
-      if (this.#linkError) throw this.#linkError;
+      if (!this.#fetchable()) return null;
       const riov = new VringhIov();
       const wiov = new VringhIov();
-      const r = vr.vringh.getDesc(riov, wiov);
-      switch (r.status) {
-        case 'empty':
-          return null;
-        case 'broken':
-          throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index },
-          });
-        case 'bad-chain':
-          this.stats.badChains++;
-          vr.publishAvailIdx();
-          if (vr.vringh.needNotify()) vr.vringh.notify();
-          throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index, head: r.head },
-          });
-        case 'chain':
-          return new VopChain(this, vr, r.head, riov, wiov);
-      }
+      const head = this.#fetch(vr, riov, wiov);
+      return head === null ? null : new VopChain(this, vr, head, riov, wiov);
     });
   }
 
