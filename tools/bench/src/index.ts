@@ -8,6 +8,7 @@ import { doorbellSuite } from './suites/doorbell.js';
 import { dmaSuite } from './suites/dma.js';
 import { netSuite } from './suites/net.js';
 import { ringSuite } from './suites/ring.js';
+import { scifSuite } from './suites/scif.js';
 import { vopSuite } from './suites/vop.js';
 
 export {
@@ -30,4 +31,5 @@ export const suites: Record<string, Suite> = {
   blk: blkSuite,
   net: netSuite,
   console: consoleSuite,
+  scif: scifSuite,
 };

@@ -1,0 +1,132 @@
+/**
+ * Wait queues in the kernel's style (`wait_event_timeout`, `wait_event_interruptible`): a waiter
+ * sleeps until its condition holds after a wake-up, a timeout passes on the injected clock, or its
+ * `AbortSignal` fires (the kernel's "interrupted by a signal", `EINTR`).
+ */
+import type { Clock } from '@mic/clock';
+import { MicError } from '@mic/errors';
+
+/** How long and how interruptibly to wait. */
+export interface WaitOptions {
+  /** Give up after this many ms of the clock (default: never). */
+  readonly timeoutMs?: number;
+  /** Aborting it ends the wait with `EINTR`. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The error an aborted wait throws. */
+export function interrupted(what: string, signal: AbortSignal): MicError {
+  return new MicError('EINTR', `${what} was interrupted`, { cause: signal.reason });
+}
+
+/**
+ * A wait queue. `wake()` re-checks every waiter's condition (waiters whose condition still fails
+ * keep waiting). A queue may forward its wake-ups to another (an endpoint's queues all wake its
+ * poll queue).
+ */
+export class WaitQueue {
+  readonly #waiters = new Set<() => void>();
+  readonly #forward: WaitQueue | undefined;
+
+  constructor(forward?: WaitQueue) {
+    this.#forward = forward;
+  }
+
+  /** Waiters currently asleep. */
+  get size(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Calls `cb` at the next wake-up (once). Returns a function that cancels it. For waiting on
+   * several queues at once (`scif_poll`).
+   */
+  once(cb: () => void): () => void {
+    const w = (): void => {
+      this.#waiters.delete(w);
+      cb();
+    };
+    this.#waiters.add(w);
+    return () => this.#waiters.delete(w);
+  }
+
+  /** `wake_up`: every waiter re-checks its condition. */
+  wake(): void {
+    if (this.#waiters.size > 0) for (const w of [...this.#waiters]) w();
+    this.#forward?.wake();
+  }
+
+  /**
+   * Waits until `cond()` is true. Resolves true when it holds, false on timeout; rejects with
+   * `EINTR` when `signal` aborts.
+   */
+  wait(clock: Clock, cond: () => boolean, what: string, options: WaitOptions = {}): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
+    const { timeoutMs, signal } = options;
+    if (signal?.aborted) return Promise.reject(interrupted(what, signal));
+    if (timeoutMs !== undefined && timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      let timer: AbortController | undefined;
+      const finish = (): void => {
+        this.#waiters.delete(check);
+        signal?.removeEventListener('abort', onAbort);
+        timer?.abort();
+      };
+      const check = (): void => {
+        let ok: boolean;
+        try {
+          ok = cond();
+        } catch (err) {
+          finish();
+          reject(err);
+          return;
+        }
+        if (ok) {
+          finish();
+          resolve(true);
+        }
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(interrupted(what, signal!));
+      };
+      this.#waiters.add(check);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+        timer = new AbortController();
+        clock.sleep(timeoutMs, timer.signal).then(
+          () => {
+            if (!this.#waiters.has(check)) return;
+            finish();
+            resolve(cond());
+          },
+          () => undefined,
+        );
+      }
+    });
+  }
+}
+
+/**
+ * Waits in slices of `sliceMs` while `alive()` holds, like the kernel's
+ * `retry: err = wait_event_timeout(...); if (!err && scifdev_alive(ep)) goto retry;`.
+ * Resolves true when `cond` held, false when a slice ran out with the peer dead.
+ */
+export async function waitWhileAlive(
+  wq: WaitQueue,
+  clock: Clock,
+  cond: () => boolean,
+  alive: () => boolean,
+  sliceMs: number,
+  what: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  for (;;) {
+    if (await wq.wait(clock, () => cond() || !alive(), what, { timeoutMs: sliceMs, signal })) {
+      if (cond()) return true;
+      if (!alive()) return false;
+    } else if (!alive()) {
+      return cond();
+    }
+  }
+}

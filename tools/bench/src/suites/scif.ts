@@ -1,0 +1,302 @@
+/**
+ * Suite `scif`: SCIF between the host (main thread) and a card (the x100 `worker` platform's card
+ * thread), through the real drivers: `@mic/mic-host` starts the card (with mic-dma's host channels
+ * for SCIF), the card's code probes `@mic/mic-card` with `@mic/scif` on its SCIF bus.
+ *
+ * - `send-recv-64B-round-trip`: a 64-byte `send` + `recv` (both blocking) against a card echo,
+ *   against a Unix-socket ping-pong and a MessagePort ping-pong with a worker thread.
+ * - `stream-64KiB-writes`: `ScifStream` writes of 64 KiB to a card sink that acks every 1 MiB,
+ *   against the same over a Unix socket to a worker.
+ * - `rma-writeto-*` / `rma-readfrom-*` (SYNC, host DMA channel): 4 KiB, 64 KiB, 1 MiB, 8 MiB
+ *   between host RAM and card memory, against `Uint8Array.set` between the same memories.
+ *
+ * Targets (issue 14): round trip at most 0.2x the Unix socket's; stream at least 2x; RMA from
+ * 64 KiB at least 0.8x `set`. All baselines measured in the same run, trials interleaved.
+ */
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { asBufferMemory } from '@mic/memory';
+import { CosmBus } from '@mic/cosm-bus';
+import { MicError } from '@mic/errors';
+import { MbusBus } from '@mic/mic-bus';
+import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { MicHostDriver } from '@mic/mic-host';
+import {
+  SCIF_MAP_FIXED,
+  SCIF_PROT_READ,
+  SCIF_PROT_WRITE,
+  SCIF_RECV_BLOCK,
+  SCIF_RMA_SYNC,
+  SCIF_SEND_BLOCK,
+  Scif,
+  type ScifEndpoint,
+  ScifStream,
+} from '@mic/scif';
+import { ScifBus } from '@mic/scif-bus';
+import { VopBus } from '@mic/vop-bus';
+import { createWorkerPlatform } from '@mic/x100';
+import {
+  type BenchRecord,
+  type SuiteOptions,
+  currentTid,
+  median,
+  placement,
+  record,
+  recordTime,
+  regimeOf,
+  sizeLabel,
+} from '../common.js';
+
+const MIB = 1 << 20;
+const CHUNK = 64 * 1024;
+/** Endpoint rings of 256 KiB on both sides (the kernel default is 4 KiB), so a 64 KiB write fits. */
+const RING = 1 << 18;
+const ACK_EVERY = MIB;
+const RMA_SIZES = [4096, 64 * 1024, MIB, 8 * MIB] as const;
+const now = (): number => performance.now();
+
+/** Mean µs of `fn` round trips over about `ms`. */
+async function loop(ms: number, fn: () => Promise<void>): Promise<number> {
+  let n = 0;
+  const t0 = now();
+  const end = t0 + ms;
+  while (now() < end || n < 16) {
+    await fn();
+    n++;
+  }
+  return ((now() - t0) * 1e3) / n;
+}
+
+/** Bytes per second writing `total` bytes in 64 KiB writes to `w`, waiting for the sink's acks. */
+async function streamRate(
+  total: number,
+  write: (b: Buffer) => Promise<void>,
+  acks: () => Promise<void>,
+): Promise<number> {
+  const buf = Buffer.alloc(CHUNK, 0x5a);
+  const t0 = now();
+  const done = acks();
+  for (let at = 0; at < total; at += CHUNK) await write(buf);
+  await done;
+  return total / ((now() - t0) / 1e3) / 1e6;
+}
+
+/** Waits for `n` ack bytes on a readable. */
+function ackWaiter(on: (cb: (d: Buffer) => void) => () => void): (n: number) => Promise<void> {
+  return (n) =>
+    new Promise<void>((resolve) => {
+      let got = 0;
+      const off = on((d) => {
+        got += d.length;
+        if (got >= n) {
+          off();
+          resolve();
+        }
+      });
+    });
+}
+
+export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
+  const trialMs = Math.max(50, Math.round(300 * options.scale));
+  const streamBytes = Math.max(4, Math.round(32 * options.scale)) * MIB;
+  const mainTid = currentTid();
+  const platform = createWorkerPlatform({ cardModule: new URL('./scif-card.js', import.meta.url) });
+  const buses = { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
+  const scif = new Scif({ clock: platform.clock, tunables: { qpPollMs: 5, endpointQpSize: RING } });
+  await buses.scif.registerDriver(scif.driver);
+  const dma = new MicDmaDriver({ clock: platform.clock });
+  const driver = await MicHostDriver.init({ loadDmaDriver: () => buses.mbus.registerDriver(dma) });
+  const dir = tmpdir();
+  const tag = `${process.pid}-${Date.now()}`;
+  const echoPath = join(dir, `mic-scif-bench-echo-${tag}.sock`);
+  const sinkPath = join(dir, `mic-scif-bench-sink-${tag}.sock`);
+  const worker = new Worker(new URL('./scif-baselines.js', import.meta.url), {
+    workerData: { echoPath, sinkPath, chunk: ACK_EVERY },
+  });
+  const sockets: Socket[] = [];
+  try {
+    const [{ tid: workerTid }] = (await once(worker, 'message')) as [{ tid: number }];
+    const mic = await driver.probe({
+      host: platform.host,
+      clock: platform.clock,
+      buses,
+      dma: {
+        requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
+        releaseChannel: (ch) => {
+          const chan = dma.devices.flatMap((d) => d.channels).find((c) => c === ch);
+          if (!chan) throw new MicError('EINVAL', `${ch.name} is not a channel of ${dma.name}`);
+          return chan.release();
+        },
+      },
+      resetSleepMs: 0,
+    });
+    await mic.cosmOps.start(mic.cosmDevice!.index, {
+      firmware: 'mic/uos.img',
+      ramdisk: null,
+      cmdline: null,
+      bootmode: 'linux',
+    });
+    const card = await platform.boot!;
+    const cardTid = (await card.call('tid')) as number;
+    const t0 = now();
+    while (!scif.isAlive(1) || !((await card.call('hostAlive')) as boolean)) {
+      if (now() - t0 > 30_000) throw new MicError('ETIMEDOUT', 'scif node 1 did not come up');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await card.call('echo', 2000);
+    await card.call('sink', 2001, ACK_EVERY);
+    const ep: ScifEndpoint = scif.open();
+    await ep.connect({ node: 1, port: 2000 });
+    const sinkEp = scif.open();
+    await sinkEp.connect({ node: 1, port: 2001 });
+    const stream = new ScifStream(sinkEp);
+    const scifAcks = ackWaiter((cb) => {
+      stream.on('data', cb);
+      return () => stream.off('data', cb);
+    });
+
+    // Baseline connections.
+    const unixEcho = connect(echoPath);
+    const unixSink = connect(sinkPath);
+    sockets.push(unixEcho, unixSink);
+    await Promise.all([once(unixEcho, 'connect'), once(unixSink, 'connect')]);
+    unixEcho.setNoDelay(true);
+    const unixAcks = ackWaiter((cb) => {
+      unixSink.on('data', cb);
+      return () => unixSink.off('data', cb);
+    });
+
+    // RMA windows: 8 MiB of host RAM (SMPT-mapped) and 8 MiB of card memory.
+    const sdev = buses.scif.devices()[0]!;
+    const hostBuf = sdev.dmaOps.alloc(8 * MIB);
+    await ep.register(hostBuf.va, 0, SCIF_PROT_READ | SCIF_PROT_WRITE, SCIF_MAP_FIXED);
+    const cardAddr = (await card.call('register', 8 * MIB)) as number;
+    const cardView = platform.host.apertureWindow(cardAddr, 8 * MIB);
+    const hostBytes = asBufferMemory(hostBuf.va, 'bench memory').bytes(0, 8 * MIB);
+    const cardBytes = asBufferMemory(cardView, 'bench memory').bytes(0, 8 * MIB);
+
+    const ping = new Uint8Array(64);
+    const pong = new Uint8Array(64);
+    const rtt = { scif: [] as number[], unix: [] as number[], port: [] as number[] };
+    const rate = { scif: [] as number[], unix: [] as number[] };
+    const rma: Record<string, number[]> = {};
+    const place: string[] = [];
+    const pingUnix = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        let got = 0;
+        const on = (d: Buffer): void => {
+          got += d.length;
+          if (got >= 64) {
+            unixEcho.off('data', on);
+            resolve();
+          }
+        };
+        unixEcho.on('data', on);
+        unixEcho.write(ping);
+      });
+    const pingPort = async (): Promise<void> => {
+      const back = once(worker, 'message');
+      worker.postMessage(ping);
+      await back;
+    };
+    const rmaRate = async (size: number, op: () => Promise<void>): Promise<number> => {
+      const count = Math.max(4, Math.round(((size >= MIB ? 64 : 256) * MIB * options.scale) / size / 4));
+      await op();
+      const t = now();
+      for (let i = 0; i < count; i++) await op();
+      return (size * count) / ((now() - t) / 1e3) / 1e6;
+    };
+    for (let t = 0; t < options.trials; t++) {
+      rtt.scif.push(
+        await loop(trialMs, async () => {
+          await ep.send(ping, SCIF_SEND_BLOCK);
+          await ep.recv(pong, SCIF_RECV_BLOCK);
+        }),
+      );
+      place.push(placement(mainTid, cardTid));
+      rtt.unix.push(await loop(trialMs, pingUnix));
+      rtt.port.push(await loop(trialMs, pingPort));
+      place.push(placement(mainTid, workerTid));
+      rate.scif.push(
+        await streamRate(
+          streamBytes,
+          async (b) => {
+            if (!stream.write(b)) await once(stream, 'drain');
+          },
+          () => scifAcks(streamBytes / ACK_EVERY),
+        ),
+      );
+      rate.unix.push(
+        await streamRate(
+          streamBytes,
+          async (b) => {
+            if (!unixSink.write(b)) await once(unixSink, 'drain');
+          },
+          () => unixAcks(streamBytes / ACK_EVERY),
+        ),
+      );
+      for (const size of RMA_SIZES) {
+        const k = sizeLabel(size);
+        (rma[`w${k}`] ??= []).push(await rmaRate(size, () => ep.writeto(0, size, 0, SCIF_RMA_SYNC)));
+        (rma[`r${k}`] ??= []).push(await rmaRate(size, () => ep.readfrom(0, size, 0, SCIF_RMA_SYNC)));
+        (rma[`s${k}`] ??= []).push(
+          await rmaRate(size, async () => {
+            cardBytes.subarray(0, size).set(hostBytes.subarray(0, size));
+          }),
+        );
+      }
+      options.progress(
+        `scif trial ${t + 1}/${options.trials}: 64 B round trip ${rtt.scif.at(-1)!.toFixed(1)} µs (unix ${rtt.unix.at(-1)!.toFixed(1)}, MessagePort ${rtt.port.at(-1)!.toFixed(1)}); stream ${rate.scif.at(-1)!.toFixed(0)} MB/s (unix ${rate.unix.at(-1)!.toFixed(0)}); writeto 1 MiB ${rma['w1MiB']?.at(-1)?.toFixed(0)} MB/s (set ${rma['s1MiB']?.at(-1)?.toFixed(0)})`,
+      );
+    }
+    const regime = regimeOf(place);
+    const out: BenchRecord[] = [
+      recordTime(
+        'scif',
+        'send-recv-64B-round-trip',
+        'µs',
+        median(rtt.scif),
+        { name: 'unix-socket-ping-pong', value: median(rtt.unix) },
+        0.2,
+        regime,
+      ),
+      recordTime(
+        'scif',
+        'send-recv-64B-round-trip',
+        'µs',
+        median(rtt.scif),
+        { name: 'messageport-ping-pong', value: median(rtt.port) },
+        null,
+        regime,
+      ),
+      record(
+        'scif',
+        'stream-64KiB-writes',
+        'MB/s',
+        median(rate.scif),
+        { name: 'unix-socket-stream', value: median(rate.unix) },
+        2,
+        regime,
+      ),
+    ];
+    for (const size of RMA_SIZES) {
+      const k = sizeLabel(size);
+      const target = size >= 64 * 1024 ? 0.8 : null;
+      const base = { name: 'uint8array-set', value: median(rma[`s${k}`]!) };
+      out.push(record('scif', `rma-writeto-${k}`, 'MB/s', median(rma[`w${k}`]!), base, target, regime));
+      out.push(record('scif', `rma-readfrom-${k}`, 'MB/s', median(rma[`r${k}`]!), base, target, regime));
+    }
+    stream.destroy();
+    await ep.close();
+    return out;
+  } finally {
+    for (const s of sockets) s.destroy();
+    worker.postMessage('close');
+    await worker.terminate();
+    await driver.exit().catch(() => undefined);
+    await platform.close();
+  }
+}
