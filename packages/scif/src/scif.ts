@@ -221,7 +221,15 @@ export class ScifEndpoint {
 
   /**
    * Resolves at the next state or data change of this endpoint (what a `poll` sleeps on), or when
-   * `signal` aborts. For loops that read with non-blocking `recv`.
+   * `signal` aborts. For loops that read with non-blocking `recv`: take it BEFORE the non-blocking
+   * call and await it only when that call found nothing, as the kernel's `poll_wait` comes before
+   * the mask check. Taken after the call, a change that lands in between (interrupts are handled
+   * between any two microtasks) wakes nobody:
+   * ```ts
+   * const changed = ep.changed();
+   * const n = await ep.recv(buf, 0);
+   * if (n === 0) await changed;
+   * ```
    */
   changed(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
