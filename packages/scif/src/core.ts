@@ -112,6 +112,9 @@ export class ScifCore {
   trace: ((node: number, msg: ScifMsg) => void) | undefined;
   readonly #handlers: ((dev: ScifDev, msg: ScifMsg) => void)[] = [];
   readonly #tasks = new Set<Task>();
+  /** Frees the zombies whose RMA state is gone (`scif_cleanup_zombie_epd`; endpt.ts sets it). */
+  reaper: ((core: ScifCore) => void) | undefined;
+  #reapQueued = false;
 
   constructor(clock: Clock, log: Logger, peerBus: ScifPeerBus, tunables: ScifTunables) {
     this.clock = clock;
@@ -214,13 +217,30 @@ export class ScifCore {
     return msg.uop !== SCIF_MSG.EXIT_ACK;
   }
 
+  /**
+   * Queues the misc worker's last step (`scif_misc_handler` → `scif_cleanup_zombie_epd`) after
+   * something released RMA state: a closed endpoint whose peer unregistered its windows, or
+   * whose last copy or fence finished, is freed then and not only at the next close.
+   */
+  scheduleReap(): void {
+    if (this.#reapQueued || this.zombies.size === 0 || !this.reaper) return;
+    this.#reapQueued = true;
+    queueMicrotask(() => {
+      this.#reapQueued = false;
+      this.reaper?.(this);
+    });
+  }
+
   /** Runs `fn` as background work the node waits for in {@link idle}; failures are logged. */
   spawn(what: string, fn: () => Promise<void>): Task {
     const task: Task = fn().catch((err: unknown) =>
       this.log.warn(`scif ${what} failed`, { error: errorMessage(err) }),
     );
     this.#tasks.add(task);
-    void task.finally(() => this.#tasks.delete(task));
+    void task.finally(() => {
+      this.#tasks.delete(task);
+      this.scheduleReap();
+    });
     return task;
   }
 

@@ -814,6 +814,7 @@ function epOf(core: ScifCore, dev: ScifDev, h: number): Endpt | undefined {
 
 /** Installs the connection and messaging handlers (`scif_cnctreq` .. `scif_clientrcvd`). */
 export function installEndpointHandlers(core: ScifCore): void {
+  core.reaper = reapZombies;
   core.on(SCIF_MSG.CNCT_REQ, (dev, msg) => {
     const lep = core.listen.find((e) => e.port.port === msg.dstPort);
     if (!lep || lep.backlog <= lep.conreqcnt) {

@@ -106,6 +106,7 @@ async function waitSelf(ep: Endpt, mark: number): Promise<void> {
     t.live.delete(mark);
   } finally {
     ep.rma.fenceRefcount--;
+    ep.core.scheduleReap();
   }
 }
 
@@ -142,6 +143,7 @@ async function request(ep: Endpt, uop: number, fill: (m: ScifMsg, h: number) => 
       if (!ok) throw new MicError('ENODEV', `scif node ${ep.remoteDev?.node} was lost during a fence`);
     } finally {
       ep.rma.fenceRefcount--;
+      ep.core.scheduleReap();
     }
     return req;
   } finally {
@@ -312,6 +314,7 @@ export function installFenceHandlers(core: ScifCore): void {
         reply.uop = SCIF_MSG.WAIT_NACK;
       } finally {
         ep.rma.fenceRefcount--;
+        ep.core.scheduleReap();
       }
       core.post(dev, reply);
     });
@@ -341,6 +344,7 @@ export function installFenceHandlers(core: ScifCore): void {
         reply.uop = SCIF_MSG.SIG_NACK;
       } finally {
         ep.rma.fenceRefcount--;
+        ep.core.scheduleReap();
       }
       core.post(dev, reply);
     });

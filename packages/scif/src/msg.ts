@@ -25,6 +25,8 @@ export interface ScifPortId {
 }
 
 const TWO32 = 4294967296;
+const TWO64 = 18446744073709551616;
+const U64_MAX = (1n << 64n) - 1n;
 
 /**
  * A decoded or outgoing `scifmsg`. Payload words are numbers (exact below 2^53; a larger u64 decodes
@@ -86,11 +88,18 @@ export class ScifMsg {
         dv.setBigUint64(12 + 8 * i, b, true);
       } else {
         const v = this.payload[i]!;
-        if (!Number.isSafeInteger(v) || v < 0) {
+        if (Number.isSafeInteger(v) && v >= 0) {
+          dv.setUint32(12 + 8 * i, v % TWO32, true);
+          dv.setUint32(16 + 8 * i, Math.floor(v / TWO32), true);
+        } else if (Number.isInteger(v) && v > 0 && v <= TWO64) {
+          // A peer's word of 2^53 or more, copied into a reply as a number without its exact
+          // `big` (a handler echoing an unknown handle): written as that number (2^64, what
+          // 2^64 - 1 decodes to, as 2^64 - 1). Handles of this implementation stay below 2^44,
+          // so only a value no live object has is rounded.
+          dv.setBigUint64(12 + 8 * i, v === TWO64 ? U64_MAX : BigInt(v), true);
+        } else {
           throw new MicError('EINVAL', `scifmsg payload[${i}] ${String(v)} is not a u64 number`);
         }
-        dv.setUint32(12 + 8 * i, v % TWO32, true);
-        dv.setUint32(16 + 8 * i, Math.floor(v / TWO32), true);
       }
     }
   }

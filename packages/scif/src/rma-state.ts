@@ -341,7 +341,10 @@ export class EpRma {
       this.ep.core.log.warn('scif background copy failed', { error: errorMessage(err) }),
     );
     this.inflight.add(q);
-    void q.finally(() => this.inflight.delete(q));
+    void q.finally(() => {
+      this.inflight.delete(q);
+      this.ep.core.scheduleReap();
+    });
   }
 
   /** `scif_rma_ep_can_uninit`: nothing of the endpoint's RMA is left. */

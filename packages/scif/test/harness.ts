@@ -1,9 +1,10 @@
 /** A host and cards on the scif-bus mock, each node with its own SCIF driver. */
 import { afterEach } from '@jest/globals';
 import { type Clock, realClock } from '@mic/clock';
+import type { Logger } from '@mic/logger';
 import { asBufferMemory, type Memory } from '@mic/memory';
 import { MockScifFabric, ScifBus, type ScifHwDev } from '@mic/scif-bus';
-import { Scif, type ScifEndpoint, type ScifTunables } from '../src/index.js';
+import { Scif, type ScifEndpoint, type ScifMsg, type ScifTunables } from '../src/index.js';
 
 export interface Rig {
   readonly clock: Clock;
@@ -37,7 +38,9 @@ export interface RigOptions {
   /** Give every SCIF device a {@link FakeDmaChannel} (default: none, every RMA is a CPU copy). */
   readonly dma?: boolean;
   /** Every message each node receives: `self` is the receiving node (host 0), `from` the link. */
-  readonly trace?: (self: number, from: number, uop: number) => void;
+  readonly trace?: (self: number, from: number, uop: number, msg: ScifMsg) => void;
+  /** The host's logger (default: none). */
+  readonly hostLogger?: Logger;
 }
 
 /** Waits (on the clock) until `cond` holds; throws after `limitMs`. */
@@ -66,7 +69,12 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   });
   const tunables = { qpPollMs: 5, ...options.tunables };
   const trace = options.trace;
-  const host = new Scif({ clock, tunables, onMessage: trace && ((from, m) => trace(0, from, m.uop)) });
+  const host = new Scif({
+    clock,
+    tunables,
+    ...(options.hostLogger && { logger: options.hostLogger }),
+    onMessage: trace && ((from, m) => trace(0, from, m.uop, m)),
+  });
   const hostBus = new ScifBus();
   await hostBus.registerDriver(host.driver);
   const cards: Scif[] = [];
@@ -76,7 +84,11 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   for (const link of fabric.links) {
     const chans = (): FakeDmaChannel[] => (options.dma ? [new FakeDmaChannel(fabric, link.cardRam)] : []);
     hostDevs.push(await hostBus.registerDevice(link.hostParams(chans())));
-    const s = new Scif({ clock, tunables, onMessage: trace && ((from, m) => trace(link.node, from, m.uop)) });
+    const s = new Scif({
+      clock,
+      tunables,
+      onMessage: trace && ((from, m) => trace(link.node, from, m.uop, m)),
+    });
     const bus = new ScifBus();
     await bus.registerDriver(s.driver);
     cardDevs.push(await bus.registerDevice(link.cardParams(chans())));

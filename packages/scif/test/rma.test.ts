@@ -290,3 +290,23 @@ describe('mmap', () => {
     expect(() => m2.mem.readU8(0)).toThrow(/gone/);
   });
 });
+
+describe('closed endpoints and their peer windows', () => {
+  it('a closed endpoint still holding a peer window is freed when the peer closes', async () => {
+    const r = await rig();
+    const { a, b } = await pair(r.host, r.cards[0]!, 7100);
+    const cardMem = r.cardDevs[0]!.dmaOps.alloc(4096);
+    await a.register(cardMem.va, 0x1000, SCIF_PROT_READ | SCIF_PROT_WRITE, SCIF_MAP_FIXED);
+    const before = r.host.endpointCount;
+    // The host closes first: its endpoint becomes a zombie that still holds the card's window.
+    await b.close();
+    await r.host.idle();
+    expect(r.host.endpointCount).toBe(before);
+    // The card closes and its window goes: the host's misc work frees the zombie then, not at
+    // some later close on the host.
+    await a.close();
+    await r.host.idle();
+    await new Promise((res) => setImmediate(res));
+    expect(r.host.endpointCount).toBe(before - 1);
+  });
+});
