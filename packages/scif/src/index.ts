@@ -16,6 +16,7 @@ export type {
   ScifTunables,
 } from './scif.js';
 export { ScifStream } from './stream.js';
+export type { ScifRange } from './pages.js';
 export type { ScifStreamOptions } from './stream.js';
 export {
   EPOLLERR,

@@ -29,7 +29,7 @@ import {
 } from './constants.js';
 import type { Endpt } from './endpt.js';
 import { checkOffset, putRemoteWindow, verifyEpd } from './rma.js';
-import { SCIF_WINDOW, type Window, queryWindows } from './rma-state.js';
+import { type RemoteWindow, SCIF_WINDOW, type Window, queryWindows } from './rma-state.js';
 import type { ScifMapping } from './scif.js';
 
 const ALL_RMA_FLAGS = SCIF_RMA_USECPU | SCIF_RMA_USECACHE | SCIF_RMA_SYNC | SCIF_RMA_ORDERED;
@@ -250,16 +250,39 @@ export function mmap(ep: Endpt, roffset: number, len: number, prot: number): Sci
     );
   }
   const run = rs[0]!;
-  const target = run.mem.window(run.at, len);
+  for (const w of wins) w.refCount += 1;
+  const live = liveView(ep, wins, run.mem.window(run.at, len));
+  return {
+    mem: live.mem,
+    get valid() {
+      return live.valid();
+    },
+    unmap: () => {
+      if (!live.valid()) return;
+      live.drop();
+      for (const w of wins) putRemoteWindow(w, 1);
+    },
+  };
+}
+
+/**
+ * `target` as memory that throws `ENODEV` once dropped or once the node is lost (the endpoint's
+ * views are invalidated then, as `zap_vma_ptes` unmaps a vma). The caller holds the windows'
+ * references and puts them after {@link drop}.
+ */
+export function liveView(
+  ep: Endpt,
+  windows: readonly RemoteWindow[],
+  target: Memory,
+): { mem: Memory; valid(): boolean; drop(): void } {
   let valid = true;
   const view = {
     invalidate: () => {
       valid = false;
     },
-    windows: wins,
+    windows,
   };
   ep.rma.views.add(view);
-  for (const w of wins) w.refCount += 1;
   const mem = new Proxy(target, {
     get(t, key) {
       if (!valid) throw new MicError('ENODEV', 'scif mapping is gone (unmapped, or its node was lost)');
@@ -269,14 +292,10 @@ export function mmap(ep: Endpt, roffset: number, len: number, prot: number): Sci
   });
   return {
     mem,
-    get valid() {
-      return valid;
-    },
-    unmap: () => {
-      if (!valid) return;
+    valid: () => valid,
+    drop: () => {
       valid = false;
       ep.rma.views.delete(view);
-      for (const w of wins) putRemoteWindow(w, 1);
     },
   };
 }

@@ -32,6 +32,8 @@ import * as F from './fence.js';
 import type { ScifMsg, ScifPortId } from './msg.js';
 import { getNodeIds, installNodeHandlers, probe, remove } from './node.js';
 import * as C from './rma-copy.js';
+import * as P from './pages.js';
+import type { ScifRange } from './pages.js';
 import { attachRma, installRmaHandlers, register, unregister } from './rma.js';
 
 export type { ScifTunables } from './core.js';
@@ -324,6 +326,27 @@ export class ScifEndpoint {
    */
   mmap(roffset: number, len: number, prot: number): ScifMapping {
     return C.mmap(this.#ep, roffset, len, prot);
+  }
+
+  /**
+   * `scif_get_pages`: the addresses (and, on the host for a card's window, the memory) of the
+   * peer's registered pages `[offset, offset + len)`, which must lie in one window. The window
+   * stays referenced until {@link putPages}: the peer's `unregister` meanwhile gets
+   * `UNREGISTER_NACK` (its window is freed with the last reference, `SCIF_MUNMAP`).
+   * @throws MicError EINVAL (not page-aligned, zero, wraps), ENXIO (not in one window),
+   *   ECONNRESET / ENOTCONN / ENODEV (`scif_verify_epd`)
+   */
+  getPages(offset: number, len: number): ScifRange {
+    return P.getPages(this.#ep, offset, len);
+  }
+
+  /**
+   * `scif_put_pages`: gives back a range from {@link getPages}.
+   * @throws MicError EINVAL (not this endpoint's range, or put already), ENOTCONN (the endpoint
+   *   is neither connected nor disconnected)
+   */
+  putPages(range: ScifRange): void {
+    P.putPages(this.#ep, range);
   }
 }
 

@@ -310,3 +310,56 @@ describe('closed endpoints and their peer windows', () => {
     expect(r.host.endpointCount).toBe(before - 1);
   });
 });
+
+describe('getPages / putPages', () => {
+  it("hands out the peer's page addresses with a reference, held against the peer's unregister", async () => {
+    const { r, h, c } = await setup();
+    const cardBuf = r.fabric.links[0]!.cardDmaOps.alloc(3 * PAGE);
+    const cardMem = cardBuf.va;
+    await c.register(cardMem, 0x4000, RW, SCIF_MAP_FIXED);
+    const range = h.getPages(0x5000, 2 * PAGE);
+    expect(range.nrPages).toBe(2);
+    expect(range.protFlags).toBe(RW);
+    expect(range.cookie).toBeGreaterThan(0);
+    // On the host, a card page's address is its card address plus the aperture base.
+    const aper = r.hostDevs[0]!.aper!.pa;
+    expect(range.physAddr).toEqual([cardBuf.dmaAddr + PAGE + aper, cardBuf.dmaAddr + 2 * PAGE + aper]);
+    // va[] reaches the card's pages.
+    cardMem.writeU32(PAGE + 8, 0xcafef00d);
+    expect(range.va![0]!.readU32(8)).toBe(0xcafef00d);
+    range.va![1]!.writeU32(0, 0x01020304);
+    expect(cardMem.readU32(2 * PAGE)).toBe(0x01020304);
+    // Arguments as the kernel checks them.
+    expect(await code(Promise.resolve().then(() => h.getPages(0x5001, PAGE)))).toBe('EINVAL');
+    expect(await code(Promise.resolve().then(() => h.getPages(0x5000, 0)))).toBe('EINVAL');
+    expect(await code(Promise.resolve().then(() => h.getPages(0x6000, 2 * PAGE)))).toBe('ENXIO');
+    // Held: the card's unregister is refused by the host, and the offset stays taken.
+    await c.unregister(0x4000, 3 * PAGE);
+    expect(await code(c.register(cardMem, 0x4000, RW, SCIF_MAP_FIXED))).toBe('EADDRINUSE');
+    // Put back: the last reference sends SCIF_MUNMAP and the card's window goes.
+    h.putPages(range);
+    expect(() => range.va![0]!.readU32(0)).toThrow(/gone/);
+    expect(() => h.putPages(range)).toThrow(/put already/);
+    await r.host.idle();
+    await r.fabric.flush();
+    await r.cards[0]!.idle();
+    expect(await c.register(cardMem, 0x4000, RW, SCIF_MAP_FIXED)).toBe(0x4000);
+  });
+
+  it('on a card: host DMA addresses and no va; on the host, va dies with the node', async () => {
+    const { r, h, c, hostMem, cardMem } = await setup();
+    await h.register(hostMem.window(0, 2 * PAGE), 0x10000, RW, SCIF_MAP_FIXED);
+    const range = c.getPages(0x10000, 2 * PAGE);
+    expect(range.va).toBeUndefined();
+    expect(range.physAddr[1]! - range.physAddr[0]!).toBe(PAGE);
+    expect(() => h.putPages(range)).toThrow(/not a range/);
+    c.putPages(range);
+    await c.register(cardMem.window(0, PAGE), 0x8000, RW, SCIF_MAP_FIXED);
+    const onHost = h.getPages(0x8000, PAGE);
+    await r.removeCardDev(0);
+    await r.host.idle();
+    expect(() => onHost.va![0]!.readU8(0)).toThrow(/gone/);
+    // The endpoint is DISCONNECTED after the node loss: putting back is still allowed.
+    h.putPages(onHost);
+  });
+});
