@@ -13,7 +13,7 @@ import { checkRange, putRemoteWindow, verifyEpd } from './rma.js';
 import { liveView } from './rma-copy.js';
 import { type RemoteWindow, SCIF_WINDOW, queryWindows } from './rma-state.js';
 
-/** What {@link getPages} hands out (`struct scif_range`). */
+/** What `ScifEndpoint.getPages` hands out (`struct scif_range`). */
 export interface ScifRange {
   /** The endpoint's handle (`cookie`). */
   readonly cookie: number;
@@ -91,7 +91,7 @@ export function getPages(ep: Endpt, offset: number, len: number): ScifRange {
 /**
  * `scif_put_pages`: drops the references of `range`; the last reference of a window the peer is
  * unregistering sends `SCIF_MUNMAP` and frees our copy.
- * @throws MicError EINVAL (not a range from {@link getPages}, or put already), ENOTCONN (the
+ * @throws MicError EINVAL (not a range from `getPages`, or put already), ENOTCONN (the
  *   endpoint is neither connected nor disconnected)
  */
 export function putPages(ep: Endpt, range: ScifRange): void {

@@ -97,7 +97,9 @@ describe('card code that ends by itself', () => {
       const exits: X100CardExit[] = [];
       const off = p.onCardExit((exit) => exits.push(exit));
       const card = await p.startCard();
-      await card.call('crashSoon');
+      // The crash may overtake the call's answer on a busy machine (the answer and the worker's
+      // error event come by different channels): either way the crash is what is checked.
+      await card.call('crashSoon').catch(() => undefined);
       await eventually(() => exits.length === 1, 'the crash report');
       expect(exits[0]).toMatchObject({ exitCode: 1, state: X100_CARD_STATE.HALTED });
       expect(exits[0]!.error?.message).toMatch(/card panic/);
@@ -106,7 +108,7 @@ describe('card code that ends by itself', () => {
       p.host.reset();
       await eventually(() => p.cardState === X100_CARD_STATE.READY, 'the firmware to be ready');
       const again = await p.startCard();
-      await again.call('crashSoon');
+      await again.call('crashSoon').catch(() => undefined);
       await eventually(() => p.cardState === X100_CARD_STATE.HALTED, 'the second crash');
       expect(exits).toHaveLength(1);
     },

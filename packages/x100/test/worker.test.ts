@@ -130,7 +130,8 @@ describe('the worker platform', () => {
     const logger = createMemoryLogger();
     const p = make({ cardExport: 'crashingMain', logger });
     const card = await p.startCard();
-    await card.call('crashSoon');
+    // The crash may overtake the call's answer on a busy machine (different channels).
+    await card.call('crashSoon').catch(() => undefined);
     await eventually(() => p.cardState === X100_CARD_STATE.HALTED, 'the card to halt');
     await expect(card.call('crashSoon')).rejects.toMatchObject({ code: 'ENODEV' });
     expect(
