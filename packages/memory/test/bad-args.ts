@@ -1,0 +1,130 @@
+/**
+ * A table-driven bad-argument sweep: every listed callable gets each bad value in each of its
+ * numeric or object parameters and must throw (or reject with) a `MicError` whose code is one of
+ * the expected ones and whose message names the argument and shows the value. Each package's
+ * `test/bad-args.test.ts` has its own table; `coverage` checks that the table (with the callables
+ * that take no arguments and those listed as not swept, with a reason) covers every export.
+ */
+import { expect } from '@jest/globals';
+import { MicError, formatAddr, formatValue, type ErrnoCode } from '@mic/errors';
+
+/** The bad values of issue 10, in this order. */
+export const BAD_VALUES: readonly unknown[] = [undefined, null, NaN, -1, 1.5, 2 ** 32 + 1, 10n, {}, ''];
+
+/** One parameter of a swept callable. */
+export interface BadParam {
+  /** Its position in the argument list. */
+  readonly at: number;
+  /** What the message must match to name it (its name, or the word the error uses). */
+  readonly names: RegExp;
+  /** Values that are valid for this parameter (e.g. `undefined` for an optional one). */
+  readonly valid?: readonly unknown[];
+}
+
+/** One callable of the table. */
+export interface BadArgEntry {
+  /** `fn`, `new Class`, `Class.static` or `Class#method`, as {@link callables} names them. */
+  readonly name: string;
+  /** Calls it with `args` (on a fresh instance, when the instance can be changed by a call). */
+  readonly call: (args: unknown[]) => unknown;
+  /** Good arguments: the call must not throw with them. */
+  readonly args: readonly unknown[];
+  readonly params: readonly BadParam[];
+  /** Codes a bad value may give (default EINVAL or EFAULT). */
+  readonly codes?: readonly ErrnoCode[];
+}
+
+/** How a message may show `value`. */
+function shown(value: unknown): string[] {
+  return [formatValue(value), String(value), formatAddr(value)];
+}
+
+/** The thrown value, or the rejection of a returned promise, or undefined. */
+async function failureOf(run: () => unknown): Promise<unknown> {
+  try {
+    const r = run();
+    if (r instanceof Promise) await r;
+    return undefined;
+  } catch (err) {
+    return err;
+  }
+}
+
+/** Runs every entry with its good arguments, then each bad value in each parameter. */
+export async function sweep(entries: readonly BadArgEntry[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const e of entries) {
+    const ok = await failureOf(() => e.call([...e.args]));
+    if (ok !== undefined) problems.push(`${e.name}: good arguments threw ${String(ok)}`);
+    for (const p of e.params) {
+      for (const bad of BAD_VALUES) {
+        if (p.valid?.some((v) => Object.is(v, bad)) === true) continue;
+        const args = [...e.args];
+        args[p.at] = bad;
+        const err = await failureOf(() => e.call(args));
+        const label = `${e.name} arg ${p.at} = ${formatValue(bad)}`;
+        if (!(err instanceof MicError)) {
+          problems.push(`${label}: ${err === undefined ? 'accepted' : `threw ${String(err)}`}`);
+          continue;
+        }
+        const codes = e.codes ?? ['EINVAL', 'EFAULT'];
+        if (!codes.includes(err.code)) problems.push(`${label}: code ${err.code}, wanted ${codes.join('/')}`);
+        if (!p.names.test(err.message)) problems.push(`${label}: message "${err.message}" does not name ${p.names}`);
+        if (!shown(bad).some((s) => err.message.includes(s))) {
+          problems.push(`${label}: message "${err.message}" does not show the value`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/** Names of every callable a module exports: functions, classes, their statics and methods. */
+export function callables(mod: Record<string, unknown>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of Object.entries(mod)) {
+    if (typeof v !== 'function') continue;
+    if (!/^class\b/.test(Function.prototype.toString.call(v))) {
+      out.set(k, v.length);
+      continue;
+    }
+    out.set(`new ${k}`, v.length);
+    for (const s of Object.getOwnPropertyNames(v)) {
+      const f = (v as unknown as Record<string, unknown>)[s];
+      if (!['length', 'name', 'prototype'].includes(s) && typeof f === 'function') out.set(`${k}.${s}`, f.length);
+    }
+    const proto = (v as { prototype: object }).prototype;
+    for (const s of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, s);
+      if (s !== 'constructor' && typeof d?.value === 'function') out.set(`${k}#${s}`, (d.value as () => void).length);
+    }
+  }
+  return out;
+}
+
+/**
+ * Callables of `mod` with parameters that neither the table nor `notSwept` lists (empty when the
+ * sweep is complete), and names the table or `notSwept` list that `mod` does not export.
+ */
+export function coverage(
+  mod: Record<string, unknown>,
+  entries: readonly BadArgEntry[],
+  notSwept: Readonly<Record<string, string>>,
+): { missing: string[]; unknown: string[] } {
+  const all = callables(mod);
+  const listed = new Set([...entries.map((e) => e.name), ...Object.keys(notSwept)]);
+  return {
+    missing: [...all].filter(([name, len]) => len > 0 && !listed.has(name)).map(([name]) => name),
+    unknown: [...listed].filter((name) => !all.has(name)),
+  };
+}
+
+/** The test body of each package: a complete table, and no problem in its sweep. */
+export async function expectCleanSweep(
+  mod: Record<string, unknown>,
+  entries: readonly BadArgEntry[],
+  notSwept: Readonly<Record<string, string>>,
+): Promise<void> {
+  expect(coverage(mod, entries, notSwept)).toEqual({ missing: [], unknown: [] });
+  expect(await sweep(entries)).toEqual([]);
+}
