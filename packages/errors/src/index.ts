@@ -208,3 +208,12 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
     throw new MicError('ECANCELED', `${what} was cancelled`, { cause: signal.reason });
   }
 }
+
+export {
+  BAD_VALUES,
+  badArgCoverage,
+  exportedCallables,
+  optionsParam,
+  sweepBadArguments,
+} from './bad-args.js';
+export type { BadArgEntry, BadParam } from './bad-args.js';

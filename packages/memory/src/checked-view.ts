@@ -56,7 +56,10 @@ export class CheckedView {
    */
   constructor(mem: BufferMemory, offset = 0, length = mem.byteLength - offset) {
     if (!(mem instanceof BufferMemory)) {
-      throw new MicError('EINVAL', `a checked view needs a BufferMemory (plain bytes, no access effects), got ${formatValue(mem)}`);
+      throw new MicError(
+        'EINVAL',
+        `a checked view needs a BufferMemory (plain bytes, no access effects), got ${formatValue(mem)}`,
+      );
     }
     checkRange('checked view', offset, length, mem.byteLength);
     const buffer = mem.buffer;

@@ -198,8 +198,14 @@ export class BufferMemory implements Memory {
    * @param byteLength - length of the view (default: to the end of `buffer`)
    */
   constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0, byteLength?: number) {
-    if (!(buffer instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer))) {
-      throw new MicError('EINVAL', `memory buffer ${formatValue(buffer)} is not an ArrayBuffer or SharedArrayBuffer`);
+    if (!(
+      buffer instanceof ArrayBuffer ||
+      (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+    )) {
+      throw new MicError(
+        'EINVAL',
+        `memory buffer ${formatValue(buffer)} is not an ArrayBuffer or SharedArrayBuffer`,
+      );
     }
     checkAddr('memory view offset', byteOffset);
     const len = byteLength === undefined ? buffer.byteLength - byteOffset : byteLength;
@@ -415,7 +421,10 @@ function notBytes(what: string, value: unknown): never {
 /** Throws EINVAL naming `what` unless `mem` looks like a {@link Memory} (an object with `read`). */
 function checkMemory(what: string, mem: unknown): asserts mem is Memory {
   checkObject(what, mem);
-  if (typeof (mem as Partial<Memory>).read !== 'function' || typeof (mem as Partial<Memory>).byteLength !== 'number') {
+  if (
+    typeof (mem as Partial<Memory>).read !== 'function' ||
+    typeof (mem as Partial<Memory>).byteLength !== 'number'
+  ) {
     throw new MicError('EINVAL', `${what} ${formatValue(mem)} is not a Memory`);
   }
 }

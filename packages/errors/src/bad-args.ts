@@ -1,12 +1,17 @@
 /**
- * A table-driven bad-argument sweep: every listed callable gets each bad value in each of its
- * numeric or object parameters and must throw (or reject with) a `MicError` whose code is one of
- * the expected ones and whose message names the argument and shows the value. Each package's
- * `test/bad-args.test.ts` has its own table; `coverage` checks that the table (with the callables
- * that take no arguments and those listed as not swept, with a reason) covers every export.
+ * A table-driven bad-argument sweep, for the tests of every package: each listed callable gets
+ * each bad value in each of its numeric or object parameters and must throw (or reject with) a
+ * {@link MicError} whose code is one of the expected ones and whose message names the argument
+ * and shows the value. {@link badArgCoverage} checks that a table (with the callables that take
+ * no arguments and those listed as not swept, with a reason) covers every export of a module.
+ *
+ * @example
+ * const problems = await sweepBadArguments([
+ *   { name: 'checkSize', call: (a) => checkSize('size', a[0] as number), args: [1], params: [{ at: 0, names: /size/ }] },
+ * ]);
+ * // problems: [] (each one would read like "checkSize arg 0 = 10n: threw TypeError: ...")
  */
-import { expect } from '@jest/globals';
-import { MicError, formatAddr, formatValue, type ErrnoCode } from '@mic/errors';
+import { MicError, formatAddr, formatValue, type ErrnoCode } from './index.js';
 
 /** The bad values of issue 10, in this order. */
 export const BAD_VALUES: readonly unknown[] = [undefined, null, NaN, -1, 1.5, 2 ** 32 + 1, 10n, {}, ''];
@@ -23,7 +28,7 @@ export interface BadParam {
 
 /** One callable of the table. */
 export interface BadArgEntry {
-  /** `fn`, `new Class`, `Class.static` or `Class#method`, as {@link callables} names them. */
+  /** `fn`, `new Class`, `Class.static` or `Class#method`, as {@link exportedCallables} names them. */
   readonly name: string;
   /** Calls it with `args` (on a fresh instance, when the instance can be changed by a call). */
   readonly call: (args: unknown[]) => unknown;
@@ -51,7 +56,7 @@ async function failureOf(run: () => unknown): Promise<unknown> {
 }
 
 /** Runs every entry with its good arguments, then each bad value in each parameter. */
-export async function sweep(entries: readonly BadArgEntry[]): Promise<string[]> {
+export async function sweepBadArguments(entries: readonly BadArgEntry[]): Promise<string[]> {
   const problems: string[] = [];
   for (const e of entries) {
     const ok = await failureOf(() => e.call([...e.args]));
@@ -69,7 +74,8 @@ export async function sweep(entries: readonly BadArgEntry[]): Promise<string[]> 
         }
         const codes = e.codes ?? ['EINVAL', 'EFAULT'];
         if (!codes.includes(err.code)) problems.push(`${label}: code ${err.code}, wanted ${codes.join('/')}`);
-        if (!p.names.test(err.message)) problems.push(`${label}: message "${err.message}" does not name ${p.names}`);
+        if (!p.names.test(err.message))
+          problems.push(`${label}: message "${err.message}" does not name ${p.names}`);
         if (!shown(bad).some((s) => err.message.includes(s))) {
           problems.push(`${label}: message "${err.message}" does not show the value`);
         }
@@ -80,7 +86,7 @@ export async function sweep(entries: readonly BadArgEntry[]): Promise<string[]> 
 }
 
 /** Names of every callable a module exports: functions, classes, their statics and methods. */
-export function callables(mod: Record<string, unknown>): Map<string, number> {
+export function exportedCallables(mod: Record<string, unknown>): Map<string, number> {
   const out = new Map<string, number>();
   for (const [k, v] of Object.entries(mod)) {
     if (typeof v !== 'function') continue;
@@ -91,12 +97,14 @@ export function callables(mod: Record<string, unknown>): Map<string, number> {
     out.set(`new ${k}`, v.length);
     for (const s of Object.getOwnPropertyNames(v)) {
       const f = (v as unknown as Record<string, unknown>)[s];
-      if (!['length', 'name', 'prototype'].includes(s) && typeof f === 'function') out.set(`${k}.${s}`, f.length);
+      if (!['length', 'name', 'prototype'].includes(s) && typeof f === 'function')
+        out.set(`${k}.${s}`, f.length);
     }
     const proto = (v as { prototype: object }).prototype;
     for (const s of Object.getOwnPropertyNames(proto)) {
       const d = Object.getOwnPropertyDescriptor(proto, s);
-      if (s !== 'constructor' && typeof d?.value === 'function') out.set(`${k}#${s}`, (d.value as () => void).length);
+      if (s !== 'constructor' && typeof d?.value === 'function')
+        out.set(`${k}#${s}`, (d.value as () => void).length);
     }
   }
   return out;
@@ -106,12 +114,12 @@ export function callables(mod: Record<string, unknown>): Map<string, number> {
  * Callables of `mod` with parameters that neither the table nor `notSwept` lists (empty when the
  * sweep is complete), and names the table or `notSwept` list that `mod` does not export.
  */
-export function coverage(
+export function badArgCoverage(
   mod: Record<string, unknown>,
   entries: readonly BadArgEntry[],
   notSwept: Readonly<Record<string, string>>,
 ): { missing: string[]; unknown: string[] } {
-  const all = callables(mod);
+  const all = exportedCallables(mod);
   const listed = new Set([...entries.map((e) => e.name), ...Object.keys(notSwept)]);
   return {
     missing: [...all].filter(([name, len]) => len > 0 && !listed.has(name)).map(([name]) => name),
@@ -119,12 +127,10 @@ export function coverage(
   };
 }
 
-/** The test body of each package: a complete table, and no problem in its sweep. */
-export async function expectCleanSweep(
-  mod: Record<string, unknown>,
-  entries: readonly BadArgEntry[],
-  notSwept: Readonly<Record<string, string>>,
-): Promise<void> {
-  expect(coverage(mod, entries, notSwept)).toEqual({ missing: [], unknown: [] });
-  expect(await sweep(entries)).toEqual([]);
+/**
+ * The {@link BadParam} of an options bag: only `null` is bad (`undefined` and `{}` mean the
+ * defaults; its fields get their own entries).
+ */
+export function optionsParam(at: number, names = /options/): BadParam {
+  return { at, names, valid: BAD_VALUES.filter((v) => v !== null) };
 }
