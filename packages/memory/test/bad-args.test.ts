@@ -38,7 +38,6 @@ const offsetValue = (
   params: value === undefined ? [{ at: 0, names: OFFSET }] : [{ at: 0, names: OFFSET }, value],
 });
 
-/* eslint-disable @typescript-eslint/no-unsafe-argument -- the point is to pass wrong types */
 const TABLE: BadArgEntry[] = [
   {
     name: 'new BufferMemory',
@@ -150,7 +149,6 @@ const TABLE: BadArgEntry[] = [
     ],
   },
 ];
-/* eslint-enable @typescript-eslint/no-unsafe-argument */
 
 const UNCHECKED =
   'a checked-once view: its accessors skip checks by design (the range was checked when it was made)';
