@@ -419,7 +419,7 @@ function notBytes(what: string, value: unknown): never {
 }
 
 /** Throws EINVAL naming `what` unless `mem` looks like a {@link Memory} (an object with `read`). */
-function checkMemory(what: string, mem: unknown): asserts mem is Memory {
+export function checkMemory(what: string, mem: unknown): asserts mem is Memory {
   checkObject(what, mem);
   if (
     typeof (mem as Partial<Memory>).read !== 'function' ||

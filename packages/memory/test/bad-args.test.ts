@@ -117,6 +117,12 @@ const TABLE: BadArgEntry[] = [
     params: [{ at: 0, names: /ring/ }],
   },
   {
+    name: 'checkMemory',
+    call: (a) => memory.checkMemory('ring', a[0]),
+    args: [mem],
+    params: [{ at: 0, names: /ring/ }],
+  },
+  {
     name: 'checkRange',
     call: (a) => checkRange('access', a[0] as never, a[1] as never, a[2] as never),
     args: [0, 16, 64],

@@ -19,16 +19,16 @@
  * @see drivers/misc/mic/card/mic_device.c
  */
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, checkInt, checkObject } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
-import { X100_CARD_SOURCES } from './hardware.js';
+import { X100_CARD_SOURCES, checkHardware } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
-import type { MmioRegisters } from './mmio.js';
+import { u32Value, type MmioRegisters } from './mmio.js';
 import { viewOffset } from './views.js';
 
 /** Options of {@link X100CardView}. */
@@ -66,6 +66,9 @@ export class X100CardView {
   #killed = false;
 
   constructor(hw: X100Hardware, options: X100CardViewOptions) {
+    checkHardware('card view', hw);
+    checkObject('card view options', options);
+    checkInt('card view generation', options.generation, 0, 0xffff_ffff);
     this.#hw = hw;
     this.memory = hw.cardMemory;
     this.mmio = hw.mmio;
@@ -138,6 +141,7 @@ export class X100CardView {
   /** Writes scratchpad `idx`. */
   writeSpad(idx: number, value: number): void {
     this.#live();
+    u32Value('scratchpad value', value);
     this.mmio.write32(spadReg(idx), value);
   }
 

@@ -49,7 +49,7 @@
  * @see drivers/dma/mic_x100_dma.c
  * @see drivers/dma/mic_x100_dma.h
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkObject, formatValue } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import {
@@ -63,7 +63,7 @@ import {
 import { decodeDmaRing } from './dma-desc.js';
 import { dmaRingUsable, raiseDmaInterrupt } from './dma-regs.js';
 import { DMA_LOCK_OWNER, DmaSharedState } from './dma-state.js';
-import type { X100Hardware } from './hardware.js';
+import { checkHardware, type X100Hardware } from './hardware.js';
 
 /** Options of an {@link X100DmaEngine}. */
 export interface X100DmaEngineOptions {
@@ -145,11 +145,13 @@ export class X100DmaEngine {
   #resolvedBuf = CARD;
 
   constructor(hw: X100Hardware, options: X100DmaEngineOptions = {}) {
+    checkHardware('DMA engine', hw);
+    checkObject('DMA engine options', options);
     const chunk = options.chunkBytes ?? 64 * 1024;
     if (!Number.isSafeInteger(chunk) || chunk < X100_DMA_DESC.ALIGN || chunk % X100_DMA_DESC.ALIGN !== 0) {
       throw new MicError(
         'EINVAL',
-        `DMA engine chunk of ${String(chunk)} bytes is not a positive multiple of 64`,
+        `DMA engine chunk of ${formatValue(chunk)} bytes is not a positive multiple of 64`,
         {
           details: { chunkBytes: chunk },
         },

@@ -21,7 +21,7 @@
  * @see drivers/dma/mic_x100_dma.h
  * @see drivers/dma/mic_x100_dma.c
  */
-import { checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject, formatValue } from '@mic/errors';
 import {
   X100_DMA,
   X100_DMA_BIT,
@@ -35,7 +35,7 @@ import {
 } from './constants.js';
 import { decodeDmaRing } from './dma-desc.js';
 import { DMA_LOCK_OWNER, DmaSharedState, cardLockOwner } from './dma-state.js';
-import type { X100Hardware } from './hardware.js';
+import { checkHardware, type X100Hardware } from './hardware.js';
 
 /**
  * True when a ring of `entries` descriptors at card address `addr` is one the engine can use:
@@ -110,6 +110,11 @@ export function installDmaRegisterHandlers(
   kick: () => void,
   options: DmaRegisterHandlerOptions = {},
 ): void {
+  checkHardware('DMA register handlers', hw);
+  if (typeof kick !== 'function') {
+    throw new MicError('EINVAL', `DMA register handlers: kick ${formatValue(kick)} is not a function`);
+  }
+  checkObject('DMA register handler options', options);
   const mmio = hw.mmio;
   const generation = options.cardGeneration;
   if (generation !== undefined) checkInt('card generation', generation, 0, 0xffff_ffff);

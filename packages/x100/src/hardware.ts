@@ -11,7 +11,7 @@
  * @see drivers/misc/mic/host/mic_x100.c
  * @see drivers/misc/mic/card/mic_x100.c
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject, formatAddr, formatValue } from '@mic/errors';
 import { BufferMemory, LITTLE_ENDIAN_HOST } from '@mic/memory';
 import type { Memory } from '@mic/memory';
 import { EVENT_WORD_BYTES } from '@mic/notify';
@@ -133,6 +133,7 @@ function checkSize(what: string, size: number): void {
 
 /** Resolves and checks {@link X100HardwareOptions}. */
 export function resolveX100Config(options: X100HardwareOptions = {}): X100Config {
+  checkObject('hardware options', options);
   const cardMemorySize = options.cardMemorySize ?? 64 * MIB;
   const hostRamSize = options.hostRamSize ?? 64 * MIB;
   checkSize('card memory size', cardMemorySize);
@@ -153,8 +154,9 @@ export function resolveX100Config(options: X100HardwareOptions = {}): X100Config
   const apicId = options.apicId ?? 0;
   checkInt('APIC id', apicId, 0, 0x1ff);
   const deviceId = options.deviceId ?? 0x2250;
+  checkInt('PCI device id', deviceId, 0, 0xffff);
   if (!X100_PCI_DEVICE_IDS.includes(deviceId)) {
-    throw new MicError('ENODEV', `PCI device id 0x${deviceId.toString(16)} is not an X100`, {
+    throw new MicError('ENODEV', `PCI device id ${formatAddr(deviceId)} is not an X100`, {
       details: { deviceId },
     });
   }
@@ -209,6 +211,7 @@ export class X100Hardware {
    */
   static create(options: X100HardwareOptions = {}, hooks: X100HardwareHooks = {}): X100Hardware {
     const config = resolveX100Config(options);
+    checkObject('hardware hooks', hooks);
     const buffers: X100Buffers = {
       cardMemory: allocateShared('card memory', config.cardMemorySize),
       hostRam: allocateShared('host RAM', config.hostRamSize),
@@ -222,6 +225,14 @@ export class X100Hardware {
 
   /** Attaches to hardware another thread created. */
   static attach(buffers: X100Buffers, config: X100Config, hooks: X100HardwareHooks = {}): X100Hardware {
+    checkObject('hardware buffers', buffers);
+    checkObject('hardware config', config);
+    checkObject('hardware hooks', hooks);
+    for (const [k, v] of Object.entries(buffers)) {
+      if (!(v instanceof SharedArrayBuffer)) {
+        throw new MicError('EINVAL', `hardware buffers: ${k} ${formatValue(v)} is not a SharedArrayBuffer`);
+      }
+    }
     return new X100Hardware(buffers, config, hooks);
   }
 
@@ -321,6 +332,12 @@ export class X100Hardware {
 
   /** Sets the card's state (platform use). */
   setCardState(state: X100CardState): void {
+    if (!STATE_CODES.includes(state)) {
+      throw new MicError(
+        'EINVAL',
+        `card state ${formatValue(state)} is not one of ${STATE_CODES.join(', ')}`,
+      );
+    }
     Atomics.store(this.#wires, W.CARD_STATE >>> 2, STATE_CODES.indexOf(state));
   }
 
@@ -350,6 +367,7 @@ export class X100Hardware {
 
   /** Marks SMPT entry `i` mapped or unmapped (the host's SMPT bookkeeping calls this). */
   setSmptValid(i: number, valid: boolean): void {
+    checkInt('SMPT entry', i, 0, X100_SMPT.NUM_REG - 1);
     if (valid) Atomics.or(this.#wires, W.SMPT_VALID >>> 2, 1 << i);
     else Atomics.and(this.#wires, W.SMPT_VALID >>> 2, ~(1 << i));
   }
@@ -488,5 +506,12 @@ export class X100Hardware {
     this.mmio.clear();
     this.hostLine.reset();
     this.cardLine.reset();
+  }
+}
+
+/** Throws EINVAL naming `what` unless `hw` is an {@link X100Hardware}. */
+export function checkHardware(what: string, hw: unknown): asserts hw is X100Hardware {
+  if (!(hw instanceof X100Hardware)) {
+    throw new MicError('EINVAL', `${what}: hardware ${formatValue(hw)} is not an X100Hardware`);
   }
 }

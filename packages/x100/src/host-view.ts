@@ -11,7 +11,7 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/host/mic_smpt.c
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
@@ -31,11 +31,11 @@ import {
   spadReg,
 } from './constants.js';
 import type { Spad2 } from './constants.js';
-import { X100_HOST_SOURCES } from './hardware.js';
+import { X100_HOST_SOURCES, checkHardware } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
-import type { MmioRegisters } from './mmio.js';
+import { u32Value, type MmioRegisters } from './mmio.js';
 import { SmptTable } from './smpt.js';
 import { viewOffset } from './views.js';
 
@@ -76,6 +76,8 @@ export class X100HostView {
   readonly #irq: IrqController;
 
   constructor(hw: X100Hardware, options: X100HostViewOptions) {
+    checkHardware('host view', hw);
+    checkObject('host view options', options);
     this.#hw = hw;
     this.pci = { vendor: X100_PCI_VENDOR_INTEL, device: hw.config.deviceId, revision: hw.config.revision };
     this.ram = hw.hostRam;
@@ -123,6 +125,7 @@ export class X100HostView {
 
   /** Writes scratchpad `idx` (`mic_x100_write_spad`). */
   writeSpad(idx: number, value: number): void {
+    u32Value('scratchpad value', value);
     this.mmio.write32(spadReg(idx), value);
   }
 
@@ -179,6 +182,7 @@ export class X100HostView {
    * until {@link ackInterrupt}. Interrupts are off after power-on and after every reset.
    */
   enableInterrupts(options: { readonly autoClear?: boolean } = {}): void {
+    checkObject('enableInterrupts options', options);
     this.mmio.write32(X100_REG.SICE0, this.mmio.read32(X100_REG.SICE0) | SICE0_ALL);
     const siac0 = this.mmio.read32(X100_REG.SIAC0);
     this.mmio.write32(X100_REG.SIAC0, options.autoClear === false ? siac0 & ~SICE0_ALL : siac0 | SICE0_ALL);
