@@ -3,7 +3,7 @@
  * `struct dma_chan`): the transaction life cycle of `mic_x100_dma.c`, prep → submit → issue →
  * status / cleanup → completion callbacks, and the channel's allocation and release. It stands on
  * two parts of its own, as the kernel splits them: the channel's registers and descriptor ring
- * with the driver's indices (`ring.ts`, {@link MicDmaRing}) and cookie tracking (`cookie.ts`,
+ * with the driver's indices (`ring.ts`, `MicDmaRing`) and cookie tracking (`cookie.ts`,
  * dmaengine's `dma_cookie_*`).
  *
  * Addresses given to `prep*` are DMA addresses in the engine's address space, i.e. what the mbus
