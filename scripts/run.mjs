@@ -113,8 +113,8 @@ if (job === 'setup') process.exit(0);
 
 if (job === 'demo') {
   // The demo's own exit code and messages (exit 2 and one line for a bad argument), nothing added.
-  step('loopback demo: a virtio driver in a worker, the device in this thread');
-  const cli = join(root, 'tools', 'loopback', 'dist', 'cli.js');
+  step('demo: one card on the x100 worker platform with console, net and block over VOP');
+  const cli = join(root, 'tools', 'demo', 'dist', 'cli.js');
   process.exit(run(process.execPath, [cli, ...process.argv.slice(3)]));
 }
 

@@ -30,12 +30,12 @@ import {
   bootparamCheckMagic,
   checkVringMagic,
   micVringLayout,
+  readS8,
   removeDpEntry,
   walkDevicePage,
 } from '@mic/mic-common';
 import { VIRTIO_CONFIG_S, VIRTQUEUE_MAX_SIZE, type VirtioBus, isPowerOfTwo } from '@mic/virtio';
 import { VOP_DEV_ANY_ID, VOP_DEV_TRNSP, type VopDevice, type VopDriver } from '@mic/vop-bus';
-import { loadS8 } from './flags.js';
 import { CardVdev, VOP_POLL_INTERVAL_MS, type VopCardDeviceInfo, type VopVringConfig } from './vdev.js';
 
 const CTRL = MIC_DEVICE_CTRL_OFFSETS;
@@ -390,7 +390,7 @@ export class VopCardDriver implements VopDriver {
     let dev: CardVdev | undefined;
     try {
       const vrings = this.#readVrings(st, e);
-      const c2hDb = loadS8(st.dp, e.ctrlOffset + CTRL.c2hVdevDb);
+      const c2hDb = readS8(st.dp, e.ctrlOffset + CTRL.c2hVdevDb);
       if (c2hDb < 0) {
         throw new MicError('EINVAL', `c2h_vdev_db is ${c2hDb}: the host gave the device no doorbell`, {
           details: { c2hVdevDb: c2hDb },

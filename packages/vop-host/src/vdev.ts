@@ -223,6 +223,10 @@ export class VopVdev {
   readonly #cookie: MicIrq;
   #pollWake = false;
   readonly #waiters = new Set<() => void>();
+  /** Timed waits: deadline (clock ms) and how to time each out; see {@link VopVdev.poll}. */
+  readonly #timed = new Map<() => void, { readonly at: number; readonly expire: () => void }>();
+  /** When the armed clock sleep ends (Infinity: none armed). */
+  #timerAt = Infinity;
   #removed = false;
   #bh: Promise<void> = Promise.resolve();
   #bhPending = false;
@@ -324,7 +328,7 @@ export class VopVdev {
 
   /** The status byte the card wrote (0: the device is down). */
   status(): number {
-    return this.#ctx.dp.readU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status);
+    return this.#ctx.dp.loadU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status);
   }
 
   /** The card's ctrl flags, read once each. */
@@ -333,11 +337,11 @@ export class VopVdev {
     const c = this.entry.ctrlOffset;
     const o = MIC_DEVICE_CTRL_OFFSETS;
     return {
-      configChange: dp.readU8(c + o.configChange),
-      vdevReset: dp.readU8(c + o.vdevReset),
-      guestAck: dp.readU8(c + o.guestAck),
-      hostAck: dp.readU8(c + o.hostAck),
-      usedAddressUpdated: dp.readU8(c + o.usedAddressUpdated),
+      configChange: dp.loadU8(c + o.configChange),
+      vdevReset: dp.loadU8(c + o.vdevReset),
+      guestAck: dp.loadU8(c + o.guestAck),
+      hostAck: dp.loadU8(c + o.hostAck),
+      usedAddressUpdated: dp.loadU8(c + o.usedAddressUpdated),
       c2hVdevDb: readS8(dp, c + o.c2hVdevDb),
       h2cVdevDb: readS8(dp, c + o.h2cVdevDb),
       vdev: dp.readBigU64(c + o.vdev),
@@ -376,8 +380,8 @@ export class VopVdev {
   async #bottomHalf(): Promise<void> {
     const { dp } = this.#ctx;
     const c = this.entry.ctrlOffset;
-    if (dp.readU8(c + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated) !== 0) await this.#initPost();
-    if (dp.readU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset) !== 0) await this.deviceReset();
+    if (dp.loadU8(c + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated) !== 0) await this.#initPost();
+    if (dp.loadU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset) !== 0) await this.deviceReset();
     this.#wake();
   }
 
@@ -420,7 +424,7 @@ export class VopVdev {
         }
       }
     });
-    dp.writeU8(this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated, 0);
+    dp.storeU8(this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.usedAddressUpdated, 0);
     log.info(`vop_virtio_init_post: device type ${this.type} LINKUP`, { type: this.type });
   }
 
@@ -435,9 +439,9 @@ export class VopVdev {
     const c = this.entry.ctrlOffset;
     await this.#withAllVrings(() => {
       for (const vr of this.vrings) vr.resetState();
-      dp.writeU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status, 0);
-      dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset, 0);
-      dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.hostAck, 1);
+      dp.storeU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status, 0);
+      dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.vdevReset, 0);
+      dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.hostAck, 1);
     });
     this.#wake();
   }
@@ -479,21 +483,23 @@ export class VopVdev {
     return READY;
   }
 
-  /** Resolves true on the next wake-up, false on timeout or abort (a plain wait allocates no timer). */
+  /**
+   * Resolves true on the next wake-up, false on timeout or abort. A plain wait allocates no timer;
+   * timed waits share one armed clock sleep per device (re-armed for the earliest deadline left
+   * when it fires), so a poll that is woken before its timeout costs no timer, no cancellation
+   * and no abort event: the busy path of a backend (poll, wake, drain, poll) stays allocation-light.
+   */
   #waitWake(options: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<boolean> {
     const { signal, timeoutMs } = options;
     if (signal === undefined && timeoutMs === undefined) {
       return new Promise((resolve) => this.#waiters.add(() => resolve(true)));
     }
+    // Aborted already, or timeoutMs 0 (a look without waiting): no wake-up is pending here.
+    if (signal?.aborted || (timeoutMs !== undefined && timeoutMs <= 0)) return Promise.resolve(false);
     return new Promise((resolve) => {
-      if (signal?.aborted) {
-        resolve(false);
-        return;
-      }
-      const stopTimer = timeoutMs === undefined ? null : new AbortController();
       const finish = (woken: boolean): void => {
         this.#waiters.delete(waiter);
-        stopTimer?.abort();
+        this.#timed.delete(waiter);
         signal?.removeEventListener('abort', onAbort);
         resolve(woken);
       };
@@ -501,13 +507,32 @@ export class VopVdev {
       const onAbort = (): void => finish(false);
       this.#waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (stopTimer !== null) {
-        this.#ctx.clock.sleep(timeoutMs!, stopTimer.signal).then(
-          () => finish(false),
-          () => {},
-        );
+      if (timeoutMs !== undefined) {
+        const at = this.#ctx.clock.now() + timeoutMs;
+        this.#timed.set(waiter, { at, expire: () => finish(false) });
+        this.#armTimer(at);
       }
     });
+  }
+
+  /** Makes sure a clock sleep ends no later than `at` (one is armed already, or a new one). */
+  #armTimer(at: number): void {
+    if (at >= this.#timerAt) return;
+    this.#timerAt = at;
+    const clock = this.#ctx.clock;
+    void clock.sleep(Math.max(0, at - clock.now())).then(() => this.#timerFired(at));
+  }
+
+  /** Times out every timed wait whose deadline passed; re-arms for the earliest one left. */
+  #timerFired(at: number): void {
+    if (this.#timerAt === at) this.#timerAt = Infinity;
+    const now = this.#ctx.clock.now();
+    let next = Infinity;
+    for (const t of [...this.#timed.values()]) {
+      if (t.at <= now) t.expire();
+      else if (t.at < next) next = t.at;
+    }
+    if (next !== Infinity) this.#armTimer(next);
   }
 
   /** Rings the card's `h2c_vdev_db` for this device (`_vop_notify`), if it set one. */
@@ -610,6 +635,22 @@ export class VopVdev {
    * @returns false when the ring is empty
    */
   #ensureChain(vr: VopVring): boolean {
+    if (!this.#fetchable()) return false;
+    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
+    // A chain consumed by earlier calls without update_used is completed before the next one
+    // (the kernel overwrote its head and leaked the card's buffers).
+    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+    const head = this.#fetch(vr, vr.riov, vr.wiov);
+    if (head === null) return false;
+    vr.head = head;
+    return true;
+  }
+
+  /**
+   * Whether chains may be fetched: throws ENODEV when the device is removed or down (status 0),
+   * the latched link error when the card's rings cannot be used; false before DRIVER_OK.
+   */
+  #fetchable(): boolean {
     this.#checkUp();
     const status = this.status();
     if (status === 0) {
@@ -621,15 +662,20 @@ export class VopVdev {
     // may still be setting the rings up (zeroing them after a reset), so nothing is fetched.
     if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return false;
     if (this.#linkError) throw this.#linkError;
-    if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
+    return true;
+  }
+
+  /**
+   * Fetches the next chain of `vr` into `riov`/`wiov`. @returns its head, or null when the ring is
+   * empty. A broken ring throws EIO; a bad chain was returned to the card with length 0 and
+   * throws its error.
+   */
+  #fetch(vr: VopVring, riov: VringhIov, wiov: VringhIov): number | null {
     const vrh = vr.vringh;
-    // A chain consumed by earlier calls without update_used is completed before the next one
-    // (the kernel overwrote its head and leaked the card's buffers).
-    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
-    const r = vrh.getDesc(vr.riov, vr.wiov);
+    const r = vrh.getDesc(riov, wiov);
     switch (r.status) {
       case 'empty':
-        return false;
+        return null;
       case 'broken':
         throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
           cause: r.error,
@@ -644,8 +690,7 @@ export class VopVdev {
           details: { vring: vr.index, head: r.head },
         });
       case 'chain':
-        vr.head = r.head;
-        return true;
+        return r.head;
     }
   }
 
@@ -681,37 +726,11 @@ export class VopVdev {
     this.#checkUp();
     const vr = this.#vring(vrIdx);
     return vr.lock.run(() => {
-      this.#checkUp();
-      const status = this.status();
-      if (status === 0) {
-        throw new MicError('ENODEV', `device type ${this.type} is down (status 0)`, {
-          details: { type: this.type },
-        });
-      }
-      if ((status & VIRTIO_CONFIG_S.DRIVER_OK) === 0) return null;
-      if (this.#linkError) throw this.#linkError;
+      if (!this.#fetchable()) return null;
       const riov = new VringhIov();
       const wiov = new VringhIov();
-      const r = vr.vringh.getDesc(riov, wiov);
-      switch (r.status) {
-        case 'empty':
-          return null;
-        case 'broken':
-          throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index },
-          });
-        case 'bad-chain':
-          this.stats.badChains++;
-          vr.publishAvailIdx();
-          if (vr.vringh.needNotify()) vr.vringh.notify();
-          throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
-            cause: r.error,
-            details: { vring: vr.index, head: r.head },
-          });
-        case 'chain':
-          return new VopChain(this, vr, r.head, riov, wiov);
-      }
+      const head = this.#fetch(vr, riov, wiov);
+      return head === null ? null : new VopChain(this, vr, head, riov, wiov);
     });
   }
 
@@ -784,14 +803,14 @@ export class VopVdev {
           throw new MicError('EIO', 'the card does not listen for config changes (h2c_config_db is -1)');
         }
         dp.write(this.entry.configspaceOffset, bytes);
-        dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_CONFIG_CHANGED);
+        dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_CONFIG_CHANGED);
         let acked = false;
         try {
           hw.sendIntr(db);
           acked = await this.#waitGuestAck(timeouts.configChangeMs);
         } finally {
-          dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
-          dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
+          dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
+          dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
         }
         if (!acked) {
           throw new MicError(
@@ -811,7 +830,7 @@ export class VopVdev {
     const at = this.entry.ctrlOffset + MIC_DEVICE_CTRL_OFFSETS.guestAck;
     const deadline = clock.now() + timeoutMs;
     for (;;) {
-      if (dp.readU8(at) !== 0) return true;
+      if (dp.loadU8(at) !== 0) return true;
       const left = deadline - clock.now();
       if (left <= 0) return false;
       await clock.sleep(Math.min(timeouts.pollMs, left));
@@ -828,7 +847,7 @@ export class VopVdev {
     if (this.#removed) return;
     const { dp, hw, log, timeouts } = this.#ctx;
     const c = this.entry.ctrlOffset;
-    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_DEV_REMOVE);
+    dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, MIC_VIRTIO_PARAM_DEV_REMOVE);
     const db = readS8(dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb);
     if (db !== NO_DOORBELL) {
       let acked = false;
@@ -844,8 +863,8 @@ export class VopVdev {
           timeoutMs: timeouts.removeMs,
         });
     }
-    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
-    dp.writeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
+    dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
+    dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
     this.#removed = true;
     hw.freeIrq(this.#cookie, this);
     await this.#bh;

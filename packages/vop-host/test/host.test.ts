@@ -465,6 +465,43 @@ describe('vop-host: poll, config change, hot-unplug, reset', () => {
     expect(await h.poll({ timeoutMs: 50 })).toMatchObject({ in: true });
   });
 
+  it('timed polls share one clock sleep: each times out at its own deadline, a wake-up ends the rest', async () => {
+    const clock = new VirtualClock({ autoAdvance: false });
+    const r = await rig({ clock });
+    const h = r.control.open();
+    await h.addDevice(consoleBlock());
+    const dev = r.card.attach(24);
+    const settled: string[] = [];
+    const track = (name: string, p: Promise<{ in: boolean }>): Promise<void> =>
+      p.then((e) => void settled.push(`${name}:${e.in ? 'woken' : 'timeout'}`));
+    const flushed = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise((res) => setImmediate(res));
+    };
+    const long = track('long', h.poll({ timeoutMs: 1000 }));
+    const short = track('short', h.poll({ timeoutMs: 10 }));
+    const mid = track('mid', h.poll({ timeoutMs: 100 }));
+    clock.advance(10);
+    await flushed();
+    expect(settled).toEqual(['short:timeout']);
+    clock.advance(90);
+    await flushed();
+    expect(settled).toEqual(['short:timeout', 'mid:timeout']);
+    r.card.ring(dev);
+    await r.link.flush();
+    await Promise.all([long, short, mid]);
+    expect(settled).toEqual(['short:timeout', 'mid:timeout', 'long:woken']);
+    // the sleeps armed for the long poll fire later and find nothing to time out
+    clock.advance(1000);
+    await flushed();
+    expect(settled).toHaveLength(3);
+    // timeoutMs 0 looks without waiting (no clock time needs to pass)
+    expect(await h.poll({ timeoutMs: 0 })).toEqual({ in: false, out: false, err: false });
+    r.card.ring(dev);
+    await r.link.flush();
+    await flushed();
+    expect(await h.poll({ timeoutMs: 0 })).toMatchObject({ in: true });
+  });
+
   it('config change: resolves on guest_ack, ETIMEDOUT after 10 s without, EIO when the card does not listen', async () => {
     const r = await rig();
     const h = r.control.open();

@@ -102,12 +102,18 @@ export class InterruptLine {
     this.#kick = kick ?? this.#signal;
   }
 
-  /** Marks source `src` (0–31) pending and kicks the receiver. */
+  /**
+   * Marks source `src` (0–31) pending and kicks the receiver, unless the source was pending
+   * already: then the raise that set it kicked (or is about to), the receiver has not taken it
+   * yet and takes both at once, as a latched status bit does. A second wake-up of a receiver
+   * that is still waking from the first costs the raiser a futex call for nothing.
+   */
   raise(src: number): void {
     // `1 << 32` is `1 << 0`: a source outside 0–31 must not raise another one.
     if (!(typeof src === 'number' && src >= 0 && src <= 31 && (src | 0) === src))
       checkInt('interrupt source', src, 0, 31);
-    Atomics.or(this.#u32, this.#status, 1 << src);
+    const bit = 1 << src;
+    if ((Atomics.or(this.#u32, this.#status, bit) & bit) !== 0) return;
     this.#kick();
   }
 

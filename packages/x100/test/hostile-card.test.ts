@@ -155,6 +155,10 @@ async function hostTraffic(p: WorkerPlatform, mapHost: boolean, done: () => bool
   let copies = 0;
   let fresh = true;
   while (!done()) {
+    // Yield on every round: with the channel in error the inner wait ends at once, and a loop
+    // that never awaited would block the event loop, so the card's answer that ends the attack
+    // (a message) could never arrive.
+    await new Promise((resolve) => setImmediate(resolve));
     if (fresh) {
       setupChannel(rig, 0, ring, false);
       fresh = false;

@@ -171,3 +171,10 @@ export function recordTime(
 export function sizeLabel(n: number): string {
   return n >= 1 << 20 ? `${n / (1 << 20)}MiB` : n >= 1024 ? `${n / 1024}KiB` : `${n}B`;
 }
+
+/** Appends `v` to the list of `k` in `m`. */
+export function push<K>(m: Map<K, number[]>, k: K, v: number): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}

@@ -2,8 +2,11 @@
  * The benchmark suites of the MIC stack by name, and the record format they print.
  */
 import type { Suite } from './common.js';
+import { blkSuite } from './suites/blk.js';
+import { consoleSuite } from './suites/console.js';
 import { doorbellSuite } from './suites/doorbell.js';
 import { dmaSuite } from './suites/dma.js';
+import { netSuite } from './suites/net.js';
 import { ringSuite } from './suites/ring.js';
 import { vopSuite } from './suites/vop.js';
 
@@ -24,4 +27,7 @@ export const suites: Record<string, Suite> = {
   doorbell: doorbellSuite,
   dma: dmaSuite,
   vop: vopSuite,
+  blk: blkSuite,
+  net: netSuite,
+  console: consoleSuite,
 };

@@ -29,6 +29,7 @@ import {
   median,
   pinPair,
   placement,
+  push,
   record,
   regimeOf,
   sizeLabel,
@@ -313,10 +314,4 @@ export async function vopSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     }
   }
   return records;
-}
-
-function push<K>(m: Map<K, number[]>, k: K, v: number): void {
-  const a = m.get(k);
-  if (a) a.push(v);
-  else m.set(k, [v]);
 }
