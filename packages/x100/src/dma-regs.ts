@@ -39,14 +39,16 @@ import { checkHardware, type X100Hardware } from './hardware.js';
 
 /**
  * True when a ring of `entries` descriptors at card address `addr` is one the engine can use:
- * 2–0x1ffff entries, 64-byte aligned, all of it in card memory or mapped host memory.
+ * 2–0x1ffff entries, 64-byte aligned, all of it in card memory or mapped host memory (through
+ * the SMPT and, when on, the host's IOMMU; a refusal of the IOMMU is a fault of channel `ch`).
  */
-export function dmaRingUsable(hw: X100Hardware, addr: number, entries: number): boolean {
+export function dmaRingUsable(hw: X100Hardware, addr: number, entries: number, ch: number): boolean {
   if (entries < 2 || entries > X100_DMA_DESC.MAX_RING_ENTRIES || addr % X100_DMA_DESC.ALIGN !== 0)
     return false;
   const bytes = entries * X100_DMA_DESC.SIZE;
   if (addr < hw.config.cardMemorySize) return addr + bytes <= hw.config.cardMemorySize;
-  return hw.smptResolve(addr, bytes) >= 0;
+  const host = hw.smptResolve(addr, bytes);
+  return host >= 0 && hw.iommu.check(ch, addr, host, bytes);
 }
 
 /**
@@ -129,7 +131,7 @@ export function installDmaRegisterHandlers(
       mmio.read32(reg(ch, X100_DMA_REG.DRAR_LO)),
       mmio.read32(reg(ch, X100_DMA_REG.DRAR_HI)),
     );
-    if (!dmaRingUsable(hw, ring.addr, ring.entries)) return X100_DMA_CHERR.RING;
+    if (!dmaRingUsable(hw, ring.addr, ring.entries, ch)) return X100_DMA_CHERR.RING;
     if (mmio.read32(reg(ch, X100_DMA_REG.DTPR)) >= ring.entries) return X100_DMA_CHERR.RING;
     if (mmio.read32(reg(ch, X100_DMA_REG.DHPR)) >= ring.entries) return X100_DMA_CHERR.HEAD;
     return 0;

@@ -5,6 +5,8 @@
  * - the aperture (BAR0): card memory, bounds-checked;
  * - the MMIO registers (BAR4): scratchpads, SMPT (through {@link SmptTable}), doorbells,
  *   interrupt status/enable, reset;
+ * - the host's IOMMU ({@link X100Iommu}), which limits the card to the host ranges the host
+ *   DMA-mapped; {@link X100HostView.mapSingle} maps a range through both (`mic_map_single`);
  * - the host's interrupt line: `requestIrq` / `freeIrq` / `ackInterrupt`.
  *
  * @see drivers/misc/mic/host/mic_x100.c
@@ -33,6 +35,7 @@ import {
 import type { Spad2 } from './constants.js';
 import { X100_HOST_SOURCES, checkHardware } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
+import { X100Iommu } from './iommu.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import { u32Value, type MmioRegisters } from './mmio.js';
@@ -72,6 +75,8 @@ export class X100HostView {
   readonly mmio: MmioRegisters;
   /** SMPT programming: host DMA ranges → card-visible addresses. */
   readonly smpt: SmptTable;
+  /** The host's IOMMU: which host ranges the card may reach (see {@link mapSingle}). */
+  readonly iommu: X100Iommu;
   readonly #hw: X100Hardware;
   readonly #irq: IrqController;
 
@@ -84,6 +89,7 @@ export class X100HostView {
     this.aperture = hw.cardMemory;
     this.mmio = hw.mmio;
     this.smpt = new SmptTable(hw);
+    this.iommu = new X100Iommu(hw.iommu, hw.config.hostRamSize);
     this.#irq = new IrqController(hw.hostLine, {
       delivery: options.delivery,
       validSources: X100_HOST_SOURCES,
@@ -107,6 +113,36 @@ export class X100HostView {
    */
   dmaAddrOf(mem: Memory): number {
     return viewOffset(mem, this.#hw.buffers.hostRam, 'host RAM');
+  }
+
+  /**
+   * Maps `[dmaAddr, dmaAddr + size)` of host RAM for the card (`mic_map_single`): in the IOMMU
+   * (`dma_map_single`), then through the SMPT (`mic_map`). Every host buffer the card touches
+   * (by its CPU or its DMA engine) must be mapped so when the IOMMU is on.
+   * @returns the card-visible address
+   * @throws MicError EINVAL for a bad range, ENOSPC when no SMPT entry or IOMMU range is free
+   * (nothing stays mapped then)
+   */
+  mapSingle(dmaAddr: number, size: number): number {
+    this.iommu.map(dmaAddr, size);
+    try {
+      return this.smpt.map(dmaAddr, size);
+    } catch (err) {
+      this.iommu.unmap(dmaAddr, size);
+      throw err;
+    }
+  }
+
+  /**
+   * Undoes a {@link mapSingle} (`mic_unmap_single`): `micAddr` and `size` as it returned and was
+   * given. The SMPT references go, then the IOMMU range; it returns once no DMA checked against
+   * the old mapping can still write (the IOTLB invalidation completed).
+   * @throws MicError EINVAL for a range that is not mapped as such
+   */
+  unmapSingle(micAddr: number, size: number): void {
+    const dmaAddr = this.smpt.toDmaAddr(micAddr);
+    this.smpt.unmap(micAddr, size);
+    this.iommu.unmap(dmaAddr, size);
   }
 
   /**

@@ -215,6 +215,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       worker.once('exit', () => {
         // whatever it held, nobody waits for it any more
         this.breakLocksOf(DMA_LOCK_OWNER.ENGINE);
+        this.hardware.iommu.engineGone();
         resolve();
       });
     });
@@ -223,7 +224,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       worker.on('message', (msg: DmaEngineMessage) => {
         if (msg.type === 'ready') resolve(msg.tid);
         else if (msg.type === 'log' && LOG_LEVELS.includes(msg.level))
-          dmaLogger[msg.level](msg.msg, msg.fields);
+          (msg.component ? dmaLogger.child(msg.component) : dmaLogger)[msg.level](msg.msg, msg.fields);
       });
       worker.once('exit', () => resolve(-1));
     });

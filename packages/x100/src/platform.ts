@@ -136,6 +136,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       },
     });
     const hw = this.hardware;
+    hw.iommu.setLogger(this.logger.child('iommu'));
     this.#dma = new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.HOST, () => hw.generation);
     this.host = new X100HostView(this.hardware, {
       delivery,
