@@ -57,6 +57,8 @@ const card = new X100CardView(hw, {
 });
 const smpt = new SmptTable(hw);
 const mic = smpt.map(4096, 8192);
+/** A range the host mapped for the card (its IOMMU and the SMPT). */
+const mapped = host.mapSingle(4096, 8192);
 const hostMem = host.dmaWindow(4096, 4096);
 const cardMem = hw.cardMemory.window(0, 4096);
 const noop = (): void => undefined;
@@ -213,6 +215,33 @@ const TABLE: BadArgEntry[] = [
     [0, 64],
     [0, ADDR],
     [1, LEN],
+  ),
+  e(
+    'X100Hardware#hostTranslate',
+    (a) => hw.hostTranslate(a[0] as never, a[1] as never),
+    [mapped, 64],
+    [0, ADDR],
+    [1, LEN],
+  ),
+  e(
+    'X100HostView#mapSingle',
+    (a) => host.mapSingle(a[0] as never, a[1] as never),
+    [4096, 64],
+    [0, ADDR],
+    [1, LEN],
+  ),
+  e(
+    'X100HostView#unmapSingle',
+    (a) => host.unmapSingle(a[0] as never, a[1] as never),
+    [host.mapSingle(8192, 64), 64],
+    [0, ADDR],
+    [1, LEN],
+  ),
+  e(
+    'resolveX100Config.iommu',
+    (a) => resolveX100Config({ ...SMALL, iommu: a[0] as never }),
+    [true],
+    [0, /iommu/, [undefined, null]],
   ),
   e('resolveX100Config', (a) => resolveX100Config(a[0] as never), [SMALL], optionsParam(0)),
   ...(['cardMemorySize', 'hostRamSize', 'bootAddr', 'apicId', 'deviceId', 'revision'] as const).map((f) =>

@@ -57,10 +57,10 @@ export interface TestRing {
   readonly entries: number;
 }
 
-/** A ring in host RAM, SMPT-mapped (what the host driver does). */
+/** A ring in host RAM, mapped for the card (what the host driver does). */
 export function hostRing(rig: Rig, entries: number): TestRing {
   const buf = hostBuffer(rig.host, entries * X100_DMA_DESC.SIZE, 4096);
-  return { mem: buf.mem, addr: rig.host.smpt.map(buf.dmaAddr, buf.size), entries };
+  return { mem: buf.mem, addr: rig.host.mapSingle(buf.dmaAddr, buf.size), entries };
 }
 
 /** A ring in card memory at `addr`. */
