@@ -323,8 +323,8 @@ const isAddr = (v: unknown): v is number => Number.isSafeInteger(v) && (v as num
 export class X100Iommu {
   readonly #table: X100IommuTable;
   readonly #hostRamSize: number;
-  /** `dmaAddr:size` → how many times it is mapped. */
-  readonly #mapped = new Map<string, number>();
+  /** The mappings, sorted by start then end; equal ranges share an entry with a count. */
+  readonly #list: { readonly start: number; readonly end: number; count: number }[] = [];
 
   /** @internal the host view builds it */
   constructor(table: X100IommuTable, hostRamSize: number) {
@@ -340,7 +340,7 @@ export class X100Iommu {
   /** Mappings not unmapped yet. */
   get liveMappings(): number {
     let n = 0;
-    for (const c of this.#mapped.values()) n += c;
+    for (const m of this.#list) n += m.count;
     return n;
   }
 
@@ -357,11 +357,17 @@ export class X100Iommu {
         { details: { dmaAddr: String(dmaAddr), size: String(size) } },
       );
     }
-    const key = `${dmaAddr}:${size}`;
-    this.#mapped.set(key, (this.#mapped.get(key) ?? 0) + 1);
+    const end = dmaAddr + size;
+    const i = this.#find(dmaAddr, end);
+    const m = this.#list[i];
+    if (m !== undefined && m.start === dmaAddr && m.end === end) {
+      m.count++;
+      return; // the union is the same
+    }
+    this.#list.splice(i, 0, { start: dmaAddr, end, count: 1 });
     const ranges = this.#union();
     if (ranges.length > X100_IOMMU.MAX_RANGES) {
-      this.#drop(key);
+      this.#list.splice(i, 1);
       throw new MicError(
         'ENOSPC',
         `IOMMU map of ${formatAddr(dmaAddr)} +${size}: the table holds ${X100_IOMMU.MAX_RANGES} disjoint ranges`,
@@ -379,15 +385,17 @@ export class X100Iommu {
    */
   unmap(dmaAddr: number, size: number): void {
     if (size === 0 && isAddr(dmaAddr)) return;
-    const key = `${String(dmaAddr)}:${String(size)}`;
-    if (!this.#mapped.has(key)) {
+    const i = isAddr(dmaAddr) && isAddr(size) ? this.#find(dmaAddr, dmaAddr + size) : -1;
+    const m = this.#list[i];
+    if (m === undefined || m.start !== dmaAddr || m.end !== dmaAddr + size) {
       throw new MicError(
         'EINVAL',
         `IOMMU unmap of ${formatAddr(dmaAddr)} +${String(size)}: not mapped (unmap what map() mapped, with its size)`,
         { details: { dmaAddr: String(dmaAddr), size: String(size) } },
       );
     }
-    this.#drop(key);
+    if (--m.count > 0) return;
+    this.#list.splice(i, 1);
     const seq = this.#table.publish(this.#union());
     if (!this.#table.invalidate(seq, X100_IOMMU.INVALIDATE_TIMEOUT_MS)) {
       this.#table.logger.warn('IOMMU invalidation timed out: the DMA engine did not finish its turn', {
@@ -414,25 +422,27 @@ export class X100Iommu {
     return this.#table.faults();
   }
 
-  #drop(key: string): void {
-    const n = this.#mapped.get(key)!;
-    if (n === 1) this.#mapped.delete(key);
-    else this.#mapped.set(key, n - 1);
+  /** Where `[start, end)` is or would go in the sorted list. */
+  #find(start: number, end: number): number {
+    const list = this.#list;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = list[mid]!;
+      if (m.start < start || (m.start === start && m.end < end)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** The union of the mappings as sorted disjoint `[start, end)` (touching ranges merge). */
   #union(): [number, number][] {
-    const all: [number, number][] = [];
-    for (const key of this.#mapped.keys()) {
-      const [a, s] = key.split(':').map(Number) as [number, number];
-      all.push([a, a + s]);
-    }
-    all.sort((x, y) => x[0] - y[0]);
     const out: [number, number][] = [];
-    for (const r of all) {
+    for (const m of this.#list) {
       const last = out[out.length - 1];
-      if (last !== undefined && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
-      else out.push([r[0], r[1]]);
+      if (last !== undefined && m.start <= last[1]) last[1] = Math.max(last[1], m.end);
+      else out.push([m.start, m.end]);
     }
     return out;
   }

@@ -26,8 +26,8 @@ export interface Rig {
   kicks: number;
 }
 
-export function makeRig(chunkBytes?: number): Rig {
-  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+export function makeRig(chunkBytes?: number, iommu = true): Rig {
+  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20, iommu });
   const host = new X100HostView(hw, { delivery: 'microtask' });
   const rig: Rig = {
     hw,
