@@ -385,13 +385,15 @@ describe('unmap on the worker platform, with the engine in its own thread', () =
       const mic = p.host.mapSingle(dstRam, len);
       const ring = cardRing(rig, 0x1000, 8);
       setupChannel(rig, 0, ring, false);
-      writeDmaMemcpyDesc(ring.mem, 0, src, mic, len);
-      setHead(rig, 0, 1);
+      // a channel used before continues at its tail
+      const slot = completion(rig, 0);
+      writeDmaMemcpyDesc(ring.mem, slot * 16, src, mic, len);
+      setHead(rig, 0, (slot + 1) % 8);
       const deadline = Date.now() + 20_000;
       while (dst[0] === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
       p.host.unmapSingle(mic, len);
       const atUnmap = written();
-      await eventually(() => completion(rig, 0) === 1 || cherr(rig, 0) !== 0, 'the copy to end', 20_000);
+      await eventually(() => completion(rig, 0) !== slot || cherr(rig, 0) !== 0, 'the copy to end', 20_000);
       if (cherr(rig, 0) !== 0) {
         // stopped part way: exactly what had landed when unmap returned, nothing after it
         expect(cherr(rig, 0)).toBe(X100_DMA_CHERR.ADDR);
