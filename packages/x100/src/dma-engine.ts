@@ -301,7 +301,8 @@ export class X100DmaEngine {
     if (w.ringBuf === HOST && !iommu.check(ch, w.ringAddr, w.ringBase * 4, w.entries * X100_DMA_DESC.SIZE)) {
       return X100_DMA_CHERR.RING;
     }
-    if (!w.active) return 0;
+    // a latched copy belongs to the slot it was taken from (see #run)
+    if (!w.active || w.index !== w.tail) return 0;
     const rest = w.length - w.progress;
     if (w.srcBuf === HOST && !iommu.check(ch, w.srcAddr + w.progress, w.srcOff + w.progress, rest)) {
       return X100_DMA_CHERR.ADDR;

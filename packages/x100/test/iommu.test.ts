@@ -241,7 +241,9 @@ describe('DMA through the IOMMU (engine stepped by hand)', () => {
     expect(completion(rig, 4)).toBe(2);
   });
 
-  for (const c of [
+  /** A descriptor: source (-1: a STATUS), destination, length. */
+  type Desc = readonly [src: number, dst: number, len: number];
+  const cases: readonly { readonly name: string; readonly d: (mic: number) => Desc }[] = [
     {
       name: 'a MEMCPY destination that runs off the end of the mapping',
       d: (m: number) => [0x40000, m + SIZE - 64, 128],
@@ -250,7 +252,8 @@ describe('DMA through the IOMMU (engine stepped by hand)', () => {
     { name: 'a MEMCPY destination elsewhere behind the SMPT entry', d: () => [0x40000, BASE + 0x8000, 4096] },
     { name: 'a MEMCPY source the host did not map', d: () => [BASE + 0x8000, 0x50000, 64] },
     { name: 'a STATUS that runs off the end of the mapping', d: (m: number) => [-1, m + SIZE - 4, 8] },
-  ] as const) {
+  ];
+  for (const c of cases) {
     it(`stops the channel with DCHERR ADDR on ${c.name}, touching nothing, and records the fault`, () => {
       const { rig, mic, ring } = rigWithPage();
       const [src, dst, len] = c.d(mic);
