@@ -135,6 +135,35 @@ export function formatAddr(addr: unknown): string {
   return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : String(addr);
 }
 
+/**
+ * A value as error messages show an argument of the wrong kind: a primitive as `String` gives it
+ * (a BigInt with its `n`, a string quoted), an object by its constructor's name.
+ *
+ * @example
+ * formatValue(10n); // '10n'
+ * formatValue({}); // 'an Object'
+ */
+export function formatValue(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'symbol') return value.toString();
+  if (typeof value === 'function') return `function ${value.name}`;
+  if (typeof value !== 'object' || value === null) return String(value);
+  return `an ${(value as { constructor?: { name?: string } }).constructor?.name ?? 'object'}`;
+}
+
+/**
+ * Throws `EINVAL` naming `what` when `value` is not an object (an options bag, a memory, a
+ * callback's owner): `null`, a number, a string.
+ */
+export function checkObject(what: string, value: unknown): asserts value is object {
+  if (typeof value !== 'object' || value === null) {
+    throw new MicError('EINVAL', `${what} ${formatValue(value)} is not an object`, {
+      details: { [what]: String(value) },
+    });
+  }
+}
+
 /** The message of a thrown value: `err.message` for an `Error`, else the value as a string. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -148,7 +177,7 @@ export function errorMessage(err: unknown): string {
  */
 export function checkSize(what: string, value: number): void {
   if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new MicError('EINVAL', `${what} ${String(value)} is not a positive integer`, {
+    throw new MicError('EINVAL', `${what} ${formatValue(value)} is not a positive integer`, {
       details: { [what]: value },
     });
   }
@@ -160,7 +189,7 @@ export function checkSize(what: string, value: number): void {
  */
 export function checkAddr(what: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new MicError('EINVAL', `${what} ${String(value)} is not a non-negative integer`, {
+    throw new MicError('EINVAL', `${what} ${formatValue(value)} is not a non-negative integer`, {
       details: { [what]: value },
     });
   }
@@ -169,7 +198,7 @@ export function checkAddr(what: string, value: number): void {
 /** Throws `EINVAL` naming `what` when `value` is not an integer in `[min, max]`. */
 export function checkInt(what: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new MicError('EINVAL', `${what} ${String(value)} is not an integer in [${min}, ${max}]`, {
+    throw new MicError('EINVAL', `${what} ${formatValue(value)} is not an integer in [${min}, ${max}]`, {
       details: { [what]: value, min, max },
     });
   }
@@ -181,3 +210,12 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
     throw new MicError('ECANCELED', `${what} was cancelled`, { cause: signal.reason });
   }
 }
+
+export {
+  BAD_VALUES,
+  badArgCoverage,
+  exportedCallables,
+  optionsParam,
+  sweepBadArguments,
+} from './bad-args.js';
+export type { BadArgEntry, BadParam } from './bad-args.js';

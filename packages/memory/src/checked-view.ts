@@ -4,7 +4,7 @@
  * segments were checked when a chain was fetched. It is what vringh's `_kern` accessors are to
  * its checked `_user` ones (drivers/vhost/vringh.c).
  */
-import { MicError } from '@mic/errors';
+import { MicError, formatValue } from '@mic/errors';
 import { BufferMemory, LITTLE_ENDIAN_HOST, SMALL_COPY, checkRange, readSmall } from './memory.js';
 
 const TWO32 = 4294967296;
@@ -56,7 +56,10 @@ export class CheckedView {
    */
   constructor(mem: BufferMemory, offset = 0, length = mem.byteLength - offset) {
     if (!(mem instanceof BufferMemory)) {
-      throw new MicError('EINVAL', 'a checked view needs a BufferMemory (plain bytes, no access effects)');
+      throw new MicError(
+        'EINVAL',
+        `a checked view needs a BufferMemory (plain bytes, no access effects), got ${formatValue(mem)}`,
+      );
     }
     checkRange('checked view', offset, length, mem.byteLength);
     const buffer = mem.buffer;

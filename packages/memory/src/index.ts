@@ -6,6 +6,7 @@ export {
   LITTLE_ENDIAN_HOST,
   BufferMemory,
   asBufferMemory,
+  checkMemory,
   checkRange,
   copyMemory,
   readBytes,

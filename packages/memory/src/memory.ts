@@ -18,7 +18,7 @@
  * its data with plain writes and then publishes an index with `store*`; a reader `load*`s the
  * index and then reads the data. On an ArrayBuffer they are plain accesses.
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkAddr, checkObject, formatValue } from '@mic/errors';
 
 /** True when this machine stores integers little-endian (Atomics use native order). */
 export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -149,8 +149,12 @@ export interface Memory {
   window(offset: number, length: number): Memory;
 }
 
-/** Throws EFAULT unless `[offset, offset + length)` lies inside `[0, size)`. */
+/**
+ * Throws EFAULT unless `[offset, offset + length)` lies inside `[0, size)`; EINVAL when `size`
+ * itself is not a non-negative integer.
+ */
 export function checkRange(what: string, offset: number, length: number, size: number): void {
+  checkAddr(`${what}: size`, size);
   if (
     !Number.isInteger(offset) ||
     !Number.isInteger(length) ||
@@ -194,7 +198,17 @@ export class BufferMemory implements Memory {
    * @param byteLength - length of the view (default: to the end of `buffer`)
    */
   constructor(buffer: ArrayBuffer | SharedArrayBuffer, byteOffset = 0, byteLength?: number) {
-    const len = byteLength ?? buffer.byteLength - byteOffset;
+    if (!(
+      buffer instanceof ArrayBuffer ||
+      (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+    )) {
+      throw new MicError(
+        'EINVAL',
+        `memory buffer ${formatValue(buffer)} is not an ArrayBuffer or SharedArrayBuffer`,
+      );
+    }
+    checkAddr('memory view offset', byteOffset);
+    const len = byteLength === undefined ? buffer.byteLength - byteOffset : byteLength;
     checkRange('memory view', byteOffset, len, buffer.byteLength);
     this.buffer = buffer;
     this.byteOffset = byteOffset;
@@ -209,9 +223,8 @@ export class BufferMemory implements Memory {
 
   /** Allocates a zeroed buffer of `size` bytes (shared when `shared` is true). */
   static allocate(size: number, options: { shared?: boolean } = {}): BufferMemory {
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new MicError('EINVAL', `memory size ${String(size)} is not a non-negative integer`);
-    }
+    checkAddr('memory size', size);
+    checkObject('allocate options', options);
     return new BufferMemory(options.shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
   }
 
@@ -263,6 +276,9 @@ export class BufferMemory implements Memory {
     this.#dv.setUint32(offset + 4, hi, true);
   }
   writeBigU64(offset: number, value: bigint): void {
+    if (typeof value !== 'bigint') {
+      throw new MicError('EINVAL', `u64 value ${formatValue(value)} is not a BigInt`);
+    }
     this.#check(offset, 8);
     this.#dv.setBigUint64(offset, BigInt.asUintN(64, value), true);
   }
@@ -307,6 +323,7 @@ export class BufferMemory implements Memory {
   }
 
   read(offset: number, dst: Uint8Array): void {
+    if (!(dst instanceof Uint8Array)) notBytes('read destination', dst);
     const n = dst.length;
     this.#check(offset, n);
     if (n <= SMALL_COPY) {
@@ -316,10 +333,12 @@ export class BufferMemory implements Memory {
     }
   }
   write(offset: number, src: Uint8Array): void {
+    if (!(src instanceof Uint8Array)) notBytes('write source', src);
     this.#check(offset, src.length);
     this.#u8.set(src, offset);
   }
   fill(offset: number, length: number, value: number): void {
+    checkAddr('fill length', length);
     this.#check(offset, length);
     this.#u8.fill(value, offset, offset + length);
   }
@@ -328,6 +347,7 @@ export class BufferMemory implements Memory {
    * through a {@link Memory} use `read`/`write`.
    */
   bytes(offset: number, length: number): Uint8Array {
+    checkAddr('bytes length', length);
     this.#check(offset, length);
     return this.#u8.subarray(offset, offset + length);
   }
@@ -342,6 +362,8 @@ export class BufferMemory implements Memory {
  * (`memcpy_fromio` into a fresh buffer). Throws EFAULT like `read`.
  */
 export function readBytes(mem: Memory, offset: number, length: number): Uint8Array {
+  checkMemory('readBytes memory', mem);
+  checkRange('readBytes', offset, length, mem.byteLength);
   const bytes = new Uint8Array(length);
   mem.read(offset, bytes);
   return bytes;
@@ -360,6 +382,8 @@ export function copyMemory(
   srcOffset: number,
   length: number,
 ): void {
+  checkMemory('copy destination', dst);
+  checkMemory('copy source', src);
   checkRange('copy source', srcOffset, length, src.byteLength);
   checkRange('copy destination', dstOffset, length, dst.byteLength);
   if (src instanceof BufferMemory && dst instanceof BufferMemory) {
@@ -386,5 +410,21 @@ export function copyMemory(
  */
 export function asBufferMemory(mem: Memory, what: string): BufferMemory {
   if (mem instanceof BufferMemory) return mem;
-  throw new MicError('EINVAL', `${what}: needs plain memory (a BufferMemory), got ${mem.constructor.name}`);
+  throw new MicError('EINVAL', `${what}: needs plain memory (a BufferMemory), got ${formatValue(mem)}`);
+}
+
+/** Throws EINVAL naming `what` unless `value` is a Uint8Array. */
+function notBytes(what: string, value: unknown): never {
+  throw new MicError('EINVAL', `${what} ${formatValue(value)} is not a Uint8Array`);
+}
+
+/** Throws EINVAL naming `what` unless `mem` looks like a {@link Memory} (an object with `read`). */
+export function checkMemory(what: string, mem: unknown): asserts mem is Memory {
+  checkObject(what, mem);
+  if (
+    typeof (mem as Partial<Memory>).read !== 'function' ||
+    typeof (mem as Partial<Memory>).byteLength !== 'number'
+  ) {
+    throw new MicError('EINVAL', `${what} ${formatValue(mem)} is not a Memory`);
+  }
 }

@@ -35,7 +35,7 @@ export class HostPeer {
     this.nodeId = nodeId;
     this.ram = new MemoryPool(this.host.ram, { name: 'host RAM' });
     const page = this.ram.alloc(MIC_DP_SIZE, 4096);
-    const micAddr = this.host.smpt.map(page.offset, MIC_DP_SIZE);
+    const micAddr = this.host.mapSingle(page.offset, MIC_DP_SIZE);
     bootparamInit(page.mem, nodeId);
     this.dp = { dmaAddr: page.offset, micAddr, mem: page.mem };
     this.host.enableInterrupts();
@@ -81,13 +81,13 @@ export class HostPeer {
       },
       alloc: async (size) => {
         const piece = ram.alloc(size, size >= 4096 ? 4096 : 64);
-        const dmaAddr = host.smpt.map(piece.offset, size);
+        const dmaAddr = host.mapSingle(piece.offset, size);
         const buf: PeerBuffer = {
           dmaAddr,
           view: piece.mem,
           free: async () => {
             if (!buffers.delete(buf)) return;
-            host.smpt.unmap(dmaAddr, size);
+            host.unmapSingle(dmaAddr, size);
             ram.free(piece.offset);
           },
         };
@@ -109,7 +109,7 @@ export class HostPeer {
   /** Releases every link peer's doorbells and buffers, then the device page. */
   async close(): Promise<void> {
     for (const peer of [...this.#peers]) await peer.close();
-    this.host.smpt.unmap(this.dp.micAddr, MIC_DP_SIZE);
+    this.host.unmapSingle(this.dp.micAddr, MIC_DP_SIZE);
     this.ram.free(this.dp.dmaAddr);
   }
 }

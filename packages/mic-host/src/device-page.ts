@@ -1,6 +1,6 @@
 /**
  * The host's side of the boot handshake's first step: the device page is 4096 bytes of host RAM,
- * mapped through the SMPT, with `mic_bootparam` at its start; its card-visible address goes to
+ * mapped for the card (the host's IOMMU and the SMPT, `mic_map_single`), with `mic_bootparam` at its start; its card-visible address goes to
  * scratchpads 14/15 (`MIC_DPLO_SPAD`/`MIC_DPHI_SPAD`), where the card driver reads it.
  *
  * The layouts (`mic_bootparam`, `MIC_DP_SIZE`) and the scratchpad codec come from `@mic/mic-common`.
@@ -26,7 +26,8 @@ export interface DevicePage {
 }
 
 /**
- * Allocates the device page in host RAM, maps it through the SMPT and initialises its
+ * Allocates the device page in host RAM, maps it for the card (`mic_map_single`: the host's
+ * IOMMU and the SMPT) and initialises its
  * bootparam (`mic_dp_init` + `mic_bootparam_init`). Write its address to the scratchpads with
  * {@link writeDpAddress} before booting the card.
  * @throws MicError EINVAL for a node id outside 1–255, ENOMEM when host RAM is exhausted, ENOSPC
@@ -38,7 +39,7 @@ export function hostDpInit(host: X100HostView, nodeId: number): DevicePage {
   const page = ram.alloc(MIC_DP_SIZE, 4096);
   let micAddr: number;
   try {
-    micAddr = host.smpt.map(page.offset, MIC_DP_SIZE);
+    micAddr = host.mapSingle(page.offset, MIC_DP_SIZE);
   } catch (err) {
     ram.free(page.offset);
     throw err;
@@ -49,7 +50,7 @@ export function hostDpInit(host: X100HostView, nodeId: number): DevicePage {
 
 /** Undoes {@link hostDpInit}: unmaps and frees the page (`mic_dp_uninit`). */
 export function hostDpUninit(host: X100HostView, dp: DevicePage): void {
-  host.smpt.unmap(dp.micAddr, MIC_DP_SIZE);
+  host.unmapSingle(dp.micAddr, MIC_DP_SIZE);
   hostRam(host).free(dp.dmaAddr);
 }
 

@@ -1,7 +1,8 @@
 /**
- * The host's DMA map ops: host memory handed to a bus device is mapped through the SMPT, so every
- * DMA address a driver gets is a card-visible address (`0x80_0000_0000 + ...`), as the kernel's
- * `mic_dma_ops`, `__mic_dma_ops` and `_mic_dma_ops` do with `mic_map_single`.
+ * The host's DMA map ops: host memory handed to a bus device is mapped in the host's IOMMU and
+ * through the SMPT (`mic_map_single`), so every DMA address a driver gets is a card-visible
+ * address (`0x80_0000_0000 + ...`) and, with the IOMMU on, the card reaches exactly the mapped
+ * bytes, as the kernel's `mic_dma_ops`, `__mic_dma_ops` and `_mic_dma_ops` do.
  *
  * @see drivers/misc/mic/host/mic_boot.c (`_mic_dma_ops`, `__mic_dma_ops`, `mic_dma_ops`)
  * @see drivers/misc/mic/host/mic_smpt.c (`mic_map_single`, `mic_unmap_single`)
@@ -14,9 +15,10 @@ import { hostRam } from './host-ram.js';
 
 /**
  * `DmaMapOps` of the host over an x100 host view: `alloc` takes zeroed host RAM from
- * {@link hostRam} (page-aligned from 4096 bytes up, 64-byte aligned below) and maps it through the
- * SMPT; `mapSingle` maps any view of host RAM. Every live buffer and mapping holds SMPT references
- * until it is freed or unmapped. The bookkeeping is `DmaMapOpsBase` (`@mic/bus-core`), shared with
+ * {@link hostRam} (page-aligned from 4096 bytes up, 64-byte aligned below) and maps it for the
+ * card (`X100HostView.mapSingle`: IOMMU and SMPT); `mapSingle` maps any view of host RAM. Every
+ * live buffer and mapping holds its IOMMU range and SMPT references until it is freed or
+ * unmapped. The bookkeeping is `DmaMapOpsBase` (`@mic/bus-core`), shared with
  * the card's and the mocks' ops.
  *
  * @example
@@ -45,7 +47,7 @@ export class HostDmaMapOps extends DmaMapOpsBase {
     const piece = ram.alloc(size, align);
     let dmaAddr: number;
     try {
-      dmaAddr = this.#host.smpt.map(piece.offset, size);
+      dmaAddr = this.#host.mapSingle(piece.offset, size);
     } catch (err) {
       ram.free(piece.offset);
       throw err;
@@ -54,7 +56,7 @@ export class HostDmaMapOps extends DmaMapOpsBase {
       va: piece.mem,
       dmaAddr,
       release: () => {
-        this.#host.smpt.unmap(dmaAddr, size);
+        this.#host.unmapSingle(dmaAddr, size);
         ram.free(piece.offset);
       },
     };
@@ -71,13 +73,16 @@ export class HostDmaMapOps extends DmaMapOpsBase {
     }
   }
 
-  /** `mic_map_single`: through the SMPT. @throws MicError ENOSPC when no SMPT entry is free */
+  /**
+   * `mic_map_single`: in the IOMMU, then through the SMPT.
+   * @throws MicError ENOSPC when no SMPT entry or IOMMU range is free
+   */
   protected override mapRange(hostAddr: number, len: number): number {
-    return this.#host.smpt.map(hostAddr, len);
+    return this.#host.mapSingle(hostAddr, len);
   }
 
-  /** `mic_unmap_single`. */
+  /** `mic_unmap_single`: returns once no DMA of the card can reach the range any more. */
   protected override unmapRange(dmaAddr: number, size: number): void {
-    this.#host.smpt.unmap(dmaAddr, size);
+    this.#host.unmapSingle(dmaAddr, size);
   }
 }

@@ -667,7 +667,7 @@ describe('Vringh state and restore', () => {
     ['lastAvailIdx', -1, 'last_avail_idx -1 is not an integer in [0, 65535]'],
     ['lastAvailIdx', 0x10000, 'last_avail_idx 65536'],
     ['lastAvailIdx', 1.5, 'last_avail_idx 1.5'],
-    ['lastUsedIdx', '2', 'last_used_idx 2'],
+    ['lastUsedIdx', '2', 'last_used_idx "2"'],
     ['lastUsedIdx', undefined, 'last_used_idx undefined'],
     ['completed', -1, 'completed -1'],
     ['completed', Number.NaN, 'completed NaN'],

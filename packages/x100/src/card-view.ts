@@ -4,7 +4,8 @@
  *   does it);
  * - host memory only through the SMPT: {@link X100CardView.cardMap} turns a card address in the
  *   system window (`≥ 0x80_0000_0000`) into a bounds-checked window of host RAM, and refuses
- *   (`EFAULT`) addresses no mapped SMPT entry covers;
+ *   (`EFAULT`) addresses no mapped SMPT entry covers and, with the host's IOMMU on, ranges the
+ *   host did not DMA-map;
  * - its own MMIO registers: scratchpads (`SPAD14/15` hold the device page address), host
  *   doorbells (`SDBIC`);
  * - its interrupt line: `requestIrq` / `freeIrq` / `ackInterrupt` on doorbells 0–15 and DMA
@@ -19,16 +20,16 @@
  * @see drivers/misc/mic/card/mic_device.c
  */
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, checkInt, checkObject } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
 import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
-import { X100_CARD_SOURCES } from './hardware.js';
+import { X100_CARD_SOURCES, checkHardware } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
-import type { MmioRegisters } from './mmio.js';
+import { u32Value, type MmioRegisters } from './mmio.js';
 import { viewOffset } from './views.js';
 
 /** Options of {@link X100CardView}. */
@@ -66,6 +67,9 @@ export class X100CardView {
   #killed = false;
 
   constructor(hw: X100Hardware, options: X100CardViewOptions) {
+    checkHardware('card view', hw);
+    checkObject('card view options', options);
+    checkInt('card view generation', options.generation, 0, 0xffff_ffff);
     this.#hw = hw;
     this.memory = hw.cardMemory;
     this.mmio = hw.mmio;
@@ -110,13 +114,16 @@ export class X100CardView {
 
   /**
    * Maps `length` bytes of host memory at card address `micAddr` (`mic_card_map`): the address
-   * must lie in the SMPT system window and every SMPT entry it touches must be mapped by the
-   * host. The window is resolved now; later SMPT changes do not move it.
-   * @throws MicError EFAULT when no mapped SMPT entry covers the range or it leaves host RAM
+   * must lie in the SMPT system window, every SMPT entry it touches must be mapped by the host
+   * and, with the host's IOMMU on (the default), the whole range must lie inside one range the
+   * host DMA-mapped (else an IOMMU fault is recorded and logged). The window is resolved now;
+   * later SMPT or IOMMU changes do not move or revoke it.
+   * @throws MicError EFAULT when no mapped SMPT entry covers the range, it leaves host RAM, or
+   * the IOMMU refuses it
    */
   cardMap(micAddr: number, length: number): Memory {
     this.#live();
-    const hostAddr = this.#hw.smptTranslate(micAddr, length);
+    const hostAddr = this.#hw.hostTranslate(micAddr, length);
     return this.#hw.hostRam.window(hostAddr, length);
   }
 
@@ -126,7 +133,7 @@ export class X100CardView {
    */
   smptTranslate(micAddr: number, length = 1): number {
     this.#live();
-    return this.#hw.smptTranslate(micAddr, length);
+    return this.#hw.hostTranslate(micAddr, length);
   }
 
   /** Reads scratchpad `idx` (`mic_read_spad`). */
@@ -138,6 +145,7 @@ export class X100CardView {
   /** Writes scratchpad `idx`. */
   writeSpad(idx: number, value: number): void {
     this.#live();
+    u32Value('scratchpad value', value);
     this.mmio.write32(spadReg(idx), value);
   }
 

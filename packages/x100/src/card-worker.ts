@@ -58,6 +58,7 @@ async function main(port: MessagePort, data: CardWorkerData): Promise<void> {
     );
   }
   const logger = createLogger((record) => postLog(port, record), 'debug');
+  hw.iommu.setLogger(logger.child('iommu'));
   const card = new X100CardView(hw, {
     delivery: 'wait',
     logger,

@@ -8,7 +8,7 @@
  * @see drivers/misc/mic/card/mic_x100.h
  * @see drivers/dma/mic_x100_dma.h
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject } from '@mic/errors';
 
 /** Intel's PCI vendor id. */
 export const X100_PCI_VENDOR_INTEL = 0x8086;
@@ -247,6 +247,7 @@ export interface Spad2 {
 
 /** Decodes scratchpad 2. @see drivers/misc/mic/host/mic_x100.h (MIC_X100_SPAD2_*) */
 export function decodeSpad2(value: number): Spad2 {
+  checkInt('SPAD2 value', value, -0x8000_0000, 0xffff_ffff);
   return {
     ready: (value & 1) === 1,
     apicId: (value >>> 1) & 0x1ff,
@@ -256,6 +257,7 @@ export function decodeSpad2(value: number): Spad2 {
 
 /** Encodes scratchpad 2 (what the card firmware writes when it is ready). */
 export function encodeSpad2(spad2: Spad2): number {
+  checkObject('SPAD2 fields', spad2);
   checkInt('APIC id', spad2.apicId, 0, 0x1ff);
   const b = spad2.bootAddr;
   if (!Number.isInteger(b) || b < 0 || b > 0xfffff000 || b % 4096 !== 0) {

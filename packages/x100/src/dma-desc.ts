@@ -10,8 +10,9 @@
  * mic_dma_chan_set_desc_ring)
  * @see drivers/dma/mic_x100_dma.h
  */
-import { MicError } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import { MicError, formatValue } from '@mic/errors';
+import { checkMemory, type Memory } from '@mic/memory';
+import { u32Value } from './mmio.js';
 import { X100_DMA_BIT, X100_DMA_DESC, X100_SMPT } from './constants.js';
 
 const TWO32 = 2 ** 32;
@@ -47,13 +48,18 @@ export function writeDmaMemcpyDesc(
   dst: number,
   length: number,
 ): void {
+  checkMemory('descriptor memory', mem);
   checkAddr('source', src);
   checkAddr('destination', dst);
-  const units = length / X100_DMA_DESC.ALIGN;
+  const units = typeof length === 'number' ? length / X100_DMA_DESC.ALIGN : NaN;
   if (!Number.isInteger(units) || units < 0 || units > MAX_MEMCPY_UNITS) {
-    throw new MicError('EINVAL', `MEMCPY length ${String(length)} is not a multiple of 64 below 16 MiB`, {
-      details: { length },
-    });
+    throw new MicError(
+      'EINVAL',
+      `MEMCPY length ${formatValue(length)} is not a multiple of 64 below 16 MiB`,
+      {
+        details: { length },
+      },
+    );
   }
   const shift = X100_DMA_DESC.MEMCPY_LEN_SHIFT - 32;
   mem.writeU32(offset, src % TWO32);
@@ -74,7 +80,11 @@ export function writeDmaStatusDesc(
   value: bigint,
   interrupt: boolean,
 ): void {
+  checkMemory('descriptor memory', mem);
   checkAddr('destination', dst);
+  if (typeof value !== 'bigint') {
+    throw new MicError('EINVAL', `STATUS value ${formatValue(value)} is not a BigInt`);
+  }
   const v = BigInt.asUintN(64, value);
   mem.writeU32(offset, Number(v & 0xffffffffn));
   mem.writeU32(offset + 4, Number(v >> 32n));
@@ -85,6 +95,7 @@ export function writeDmaStatusDesc(
 
 /** Reads the descriptor at `offset` of `mem`. */
 export function readDmaDesc(mem: Memory, offset: number): X100DmaDescriptor {
+  checkMemory('descriptor memory', mem);
   const lo0 = mem.readU32(offset);
   const hi0 = mem.readU32(offset + 4);
   const lo1 = mem.readU32(offset + 8);
@@ -136,7 +147,7 @@ export interface X100DmaRing {
  */
 export function encodeDmaRing(addr: number, entries: number): { drarLo: number; drarHi: number } {
   if (!Number.isInteger(entries) || entries < 1 || entries > X100_DMA_DESC.MAX_RING_ENTRIES) {
-    throw new MicError('EINVAL', `ring size ${String(entries)} is not in [1, 131071] descriptors`, {
+    throw new MicError('EINVAL', `ring size ${formatValue(entries)} is not in [1, 131071] descriptors`, {
       details: { entries },
     });
   }
@@ -152,7 +163,7 @@ export function encodeDmaRing(addr: number, entries: number): { drarLo: number; 
   } else {
     throw new MicError(
       'EINVAL',
-      `ring address ${String(addr)} is neither in card memory nor in the SMPT window`,
+      `ring address ${formatValue(addr)} is neither in card memory nor in the SMPT window`,
       {
         details: { addr },
       },
@@ -163,6 +174,8 @@ export function encodeDmaRing(addr: number, entries: number): { drarLo: number; 
 
 /** Decodes `DRAR_LO`/`DRAR_HI` (the inverse of {@link encodeDmaRing}). */
 export function decodeDmaRing(drarLo: number, drarHi: number): X100DmaRing {
+  u32Value('DRAR_LO', drarLo);
+  u32Value('DRAR_HI', drarHi);
   const b = X100_DMA_BIT;
   const entries = (drarHi >>> b.DRAR_HI_SIZE_SHIFT) & b.DRAR_HI_SIZE_MASK;
   const lo = drarLo >>> 0;

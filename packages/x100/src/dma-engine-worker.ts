@@ -29,6 +29,8 @@ export type DmaEngineMessage =
   | {
       readonly type: 'log';
       readonly level: LogLevel;
+      /** The record's component below `dma` (`iommu` for IOMMU faults), '' for the engine's own. */
+      readonly component: string;
       readonly msg: string;
       readonly fields: LogRecord['fields'];
     };
@@ -48,11 +50,13 @@ function main(data: DmaEngineWorkerData): void {
     const msg: DmaEngineMessage = {
       type: 'log',
       level: record.level,
+      component: record.component,
       msg: record.msg,
       fields: record.fields,
     };
     parentPort?.postMessage(msg);
   }, 'warn');
+  hw.iommu.setLogger(logger.child('iommu'));
   const engine = new X100DmaEngine(hw, {
     logger,
     ...(data.chunkBytes === undefined ? {} : { chunkBytes: data.chunkBytes }),

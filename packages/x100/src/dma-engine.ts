@@ -32,6 +32,14 @@
  * the model itself throw while it works on a channel, that channel stops with `DCHERR` FAULT and
  * the others keep working.
  *
+ * With the host's IOMMU on (`iommu.ts`), every host address a channel uses (ring, MEMCPY source
+ * or destination, STATUS destination) must also lie inside a range the host DMA-mapped: it is
+ * checked when the descriptor is taken, and a latched copy and the ring again at the start of a
+ * turn that sees another IOMMU table than the last one; a refusal stops the channel (`DCHERR`
+ * ADDR, RING for the ring) and is an IOMMU fault. Each turn latches the table's sequence in the
+ * IOMMU's engine word, which a host unmap waits on, so no write checked against an unmapped
+ * range lands after the unmap returned.
+ *
  * Each channel's turn has three phases ({@link X100DmaEngine.step}): claim (under the channel
  * lock: head, tail, ring), run (no lock: take and latch descriptors, copy chunks against the
  * latched ranges) and publish (under the lock: tail, completion count, error, interrupt; dropped
@@ -49,7 +57,7 @@
  * @see drivers/dma/mic_x100_dma.c
  * @see drivers/dma/mic_x100_dma.h
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkObject, formatValue } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import {
@@ -63,7 +71,8 @@ import {
 import { decodeDmaRing } from './dma-desc.js';
 import { dmaRingUsable, raiseDmaInterrupt } from './dma-regs.js';
 import { DMA_LOCK_OWNER, DmaSharedState } from './dma-state.js';
-import type { X100Hardware } from './hardware.js';
+import { checkHardware, type X100Hardware } from './hardware.js';
+import type { X100IommuTable } from './iommu.js';
 
 /** Options of an {@link X100DmaEngine}. */
 export interface X100DmaEngineOptions {
@@ -103,6 +112,10 @@ interface ChannelWork {
   ringBuf: number;
   ringBase: number;
   entries: number;
+  /** The ring's card address. */
+  ringAddr: number;
+  /** The IOMMU sequence the ring and the latched copy were last checked at (-1: never). */
+  iommuSeq: number;
   /** The current turn: head and tail as claimed, where the run got to, its stop code. */
   head: number;
   tail: number;
@@ -118,6 +131,9 @@ interface ChannelWork {
   srcOff: number;
   dstBuf: number;
   dstOff: number;
+  /** The latched copy's card addresses. */
+  srcAddr: number;
+  dstAddr: number;
 }
 
 /**
@@ -143,13 +159,19 @@ export class X100DmaEngine {
   readonly #counts = new Float64Array(3);
   /** Result of the last {@link #resolve}: which buffer. */
   #resolvedBuf = CARD;
+  /** The host IOMMU's table, when it is on. */
+  readonly #iommu: X100IommuTable | undefined;
+  /** The channel being worked on (for IOMMU fault records). */
+  #ch = 0;
 
   constructor(hw: X100Hardware, options: X100DmaEngineOptions = {}) {
+    checkHardware('DMA engine', hw);
+    checkObject('DMA engine options', options);
     const chunk = options.chunkBytes ?? 64 * 1024;
     if (!Number.isSafeInteger(chunk) || chunk < X100_DMA_DESC.ALIGN || chunk % X100_DMA_DESC.ALIGN !== 0) {
       throw new MicError(
         'EINVAL',
-        `DMA engine chunk of ${String(chunk)} bytes is not a positive multiple of 64`,
+        `DMA engine chunk of ${formatValue(chunk)} bytes is not a positive multiple of 64`,
         {
           details: { chunkBytes: chunk },
         },
@@ -164,11 +186,14 @@ export class X100DmaEngine {
     this.#chanBase = Array.from({ length: X100_DMA.MAX_NUM_CHAN }, (_, ch) => dmaChanReg(ch, 0) >>> 2);
     this.#chunk = chunk;
     this.#logger = options.logger ?? nullLogger;
+    this.#iommu = hw.iommu.enabled ? hw.iommu : undefined;
     this.#work = Array.from({ length: X100_DMA.MAX_NUM_CHAN }, () => ({
       epoch: -1,
       ringBuf: -1,
       ringBase: 0,
       entries: 0,
+      ringAddr: 0,
+      iommuSeq: -1,
       head: 0,
       tail: 0,
       idx: 0,
@@ -181,6 +206,8 @@ export class X100DmaEngine {
       srcOff: 0,
       dstBuf: 0,
       dstOff: 0,
+      srcAddr: 0,
+      dstAddr: 0,
     }));
   }
 
@@ -226,9 +253,10 @@ export class X100DmaEngine {
       // Idle channels are skipped on plain loads; the lock is only taken when there is work.
       if (!this.#busy(ch)) continue;
       const w = this.#work[ch]!;
+      this.#ch = ch;
       try {
         if (!this.#claim(ch, w)) continue;
-        const raise = w.err === 0 ? this.#run(w) : false;
+        const raise = w.err === 0 ? this.#turn(w) : false;
         this.#publish(ch, w, raise);
       } catch (err) {
         this.#fault(ch, w, err);
@@ -242,11 +270,52 @@ export class X100DmaEngine {
     w.epoch = epoch;
     w.ringBuf = -1;
     w.active = false;
+    w.iommuSeq = -1;
+  }
+
+  /**
+   * {@link #run} inside an IOMMU turn: the table's sequence latched in the engine word (what a
+   * host unmap waits on) and, when the table changed since the ring and the latched copy were
+   * checked, both checked again (a refusal stops the channel before it touches anything).
+   */
+  #turn(w: ChannelWork): boolean {
+    const iommu = this.#iommu;
+    if (iommu === undefined) return this.#run(w);
+    const seq = iommu.enterTurn();
+    try {
+      if (seq !== w.iommuSeq) {
+        w.err = this.#recheck(w);
+        if (w.err !== 0) return false;
+        w.iommuSeq = seq;
+      }
+      return this.#run(w);
+    } finally {
+      iommu.leaveTurn();
+    }
+  }
+
+  /** The ring and the rest of the latched copy against the IOMMU now; 0 or a stop code. */
+  #recheck(w: ChannelWork): number {
+    const iommu = this.#iommu!;
+    const ch = this.#ch;
+    if (w.ringBuf === HOST && !iommu.check(ch, w.ringAddr, w.ringBase * 4, w.entries * X100_DMA_DESC.SIZE)) {
+      return X100_DMA_CHERR.RING;
+    }
+    // a latched copy belongs to the slot it was taken from (see #run)
+    if (!w.active || w.index !== w.tail) return 0;
+    const rest = w.length - w.progress;
+    if (w.srcBuf === HOST && !iommu.check(ch, w.srcAddr + w.progress, w.srcOff + w.progress, rest)) {
+      return X100_DMA_CHERR.ADDR;
+    }
+    if (w.dstBuf === HOST && !iommu.check(ch, w.dstAddr + w.progress, w.dstOff + w.progress, rest)) {
+      return X100_DMA_CHERR.ADDR;
+    }
+    return 0;
   }
 
   /**
    * The offset of `[addr, addr + length)` in card memory or host RAM (sets `#resolvedBuf`), or
-   * -1 when the range reaches neither.
+   * -1 when the range reaches neither (host RAM: through the SMPT and, when on, the IOMMU).
    */
   #resolve(addr: number, length: number): number {
     if (addr + length <= this.#cardSize) {
@@ -254,7 +323,9 @@ export class X100DmaEngine {
       return addr;
     }
     this.#resolvedBuf = HOST;
-    return this.#hw.smptResolve(addr, length);
+    const host = this.#hw.smptResolve(addr, length);
+    if (host < 0 || this.#iommu === undefined || this.#iommu.check(this.#ch, addr, host, length)) return host;
+    return -1;
   }
 
   /**
@@ -284,7 +355,7 @@ export class X100DmaEngine {
           Atomics.load(regs, base + (X100_DMA_REG.DRAR_LO >>> 2)),
           Atomics.load(regs, base + (X100_DMA_REG.DRAR_HI >>> 2)),
         );
-        const off = dmaRingUsable(this.#hw, ring.addr, ring.entries)
+        const off = dmaRingUsable(this.#hw, ring.addr, ring.entries, ch)
           ? this.#resolve(ring.addr, ring.entries * X100_DMA_DESC.SIZE)
           : -1;
         if (off < 0) {
@@ -294,6 +365,9 @@ export class X100DmaEngine {
         w.ringBuf = this.#resolvedBuf;
         w.ringBase = off / 4;
         w.entries = ring.entries;
+        w.ringAddr = ring.addr;
+        // checked again inside the turn, against the table the turn latches
+        w.iommuSeq = -1;
       }
       if (head >= w.entries || tail >= w.entries) w.err = X100_DMA_CHERR.HEAD;
       return true;
@@ -455,6 +529,8 @@ export class X100DmaEngine {
     w.srcOff = srcOff;
     w.dstBuf = this.#resolvedBuf;
     w.dstOff = dstOff;
+    w.srcAddr = src;
+    w.dstAddr = dst;
     return 0;
   }
 

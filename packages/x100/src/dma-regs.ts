@@ -21,7 +21,7 @@
  * @see drivers/dma/mic_x100_dma.h
  * @see drivers/dma/mic_x100_dma.c
  */
-import { checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject, formatValue } from '@mic/errors';
 import {
   X100_DMA,
   X100_DMA_BIT,
@@ -35,18 +35,20 @@ import {
 } from './constants.js';
 import { decodeDmaRing } from './dma-desc.js';
 import { DMA_LOCK_OWNER, DmaSharedState, cardLockOwner } from './dma-state.js';
-import type { X100Hardware } from './hardware.js';
+import { checkHardware, type X100Hardware } from './hardware.js';
 
 /**
  * True when a ring of `entries` descriptors at card address `addr` is one the engine can use:
- * 2–0x1ffff entries, 64-byte aligned, all of it in card memory or mapped host memory.
+ * 2–0x1ffff entries, 64-byte aligned, all of it in card memory or mapped host memory (through
+ * the SMPT and, when on, the host's IOMMU; a refusal of the IOMMU is a fault of channel `ch`).
  */
-export function dmaRingUsable(hw: X100Hardware, addr: number, entries: number): boolean {
+export function dmaRingUsable(hw: X100Hardware, addr: number, entries: number, ch: number): boolean {
   if (entries < 2 || entries > X100_DMA_DESC.MAX_RING_ENTRIES || addr % X100_DMA_DESC.ALIGN !== 0)
     return false;
   const bytes = entries * X100_DMA_DESC.SIZE;
   if (addr < hw.config.cardMemorySize) return addr + bytes <= hw.config.cardMemorySize;
-  return hw.smptResolve(addr, bytes) >= 0;
+  const host = hw.smptResolve(addr, bytes);
+  return host >= 0 && hw.iommu.check(ch, addr, host, bytes);
 }
 
 /**
@@ -110,6 +112,11 @@ export function installDmaRegisterHandlers(
   kick: () => void,
   options: DmaRegisterHandlerOptions = {},
 ): void {
+  checkHardware('DMA register handlers', hw);
+  if (typeof kick !== 'function') {
+    throw new MicError('EINVAL', `DMA register handlers: kick ${formatValue(kick)} is not a function`);
+  }
+  checkObject('DMA register handler options', options);
   const mmio = hw.mmio;
   const generation = options.cardGeneration;
   if (generation !== undefined) checkInt('card generation', generation, 0, 0xffff_ffff);
@@ -124,7 +131,7 @@ export function installDmaRegisterHandlers(
       mmio.read32(reg(ch, X100_DMA_REG.DRAR_LO)),
       mmio.read32(reg(ch, X100_DMA_REG.DRAR_HI)),
     );
-    if (!dmaRingUsable(hw, ring.addr, ring.entries)) return X100_DMA_CHERR.RING;
+    if (!dmaRingUsable(hw, ring.addr, ring.entries, ch)) return X100_DMA_CHERR.RING;
     if (mmio.read32(reg(ch, X100_DMA_REG.DTPR)) >= ring.entries) return X100_DMA_CHERR.RING;
     if (mmio.read32(reg(ch, X100_DMA_REG.DHPR)) >= ring.entries) return X100_DMA_CHERR.HEAD;
     return 0;

@@ -11,7 +11,7 @@
  * @see drivers/misc/mic/host/mic_x100.c
  * @see drivers/misc/mic/card/mic_x100.c
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject, formatAddr, formatValue } from '@mic/errors';
 import { BufferMemory, LITTLE_ENDIAN_HOST } from '@mic/memory';
 import type { Memory } from '@mic/memory';
 import { EVENT_WORD_BYTES } from '@mic/notify';
@@ -37,6 +37,7 @@ import {
   spadReg,
 } from './constants.js';
 import { DMA_LOCK_OWNER, DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
+import { X100IommuTable, createIommuBuffer } from './iommu.js';
 import { InterruptLine } from './irq.js';
 import { MmioRegisters } from './mmio.js';
 
@@ -82,6 +83,8 @@ export interface X100Buffers {
   readonly hostRam: SharedArrayBuffer;
   readonly mmio: SharedArrayBuffer;
   readonly wires: SharedArrayBuffer;
+  /** The host IOMMU's table (see `iommu.ts`): written by the host only. */
+  readonly iommu: SharedArrayBuffer;
 }
 
 /** Fixed facts of one card (all resolved, see {@link X100HardwareOptions}). */
@@ -92,6 +95,8 @@ export interface X100Config {
   readonly apicId: number;
   readonly deviceId: number;
   readonly revision: number;
+  /** The host's IOMMU checks the card's accesses to host memory. */
+  readonly iommu: boolean;
 }
 
 /** Options of {@link X100Hardware.create}. */
@@ -111,6 +116,12 @@ export interface X100HardwareOptions {
   readonly deviceId?: number;
   /** PCI revision = stepping (default C0, 0x20). */
   readonly revision?: number;
+  /**
+   * The host has an IOMMU (default true): the card's CPU and DMA reach only the host ranges the
+   * host DMA-mapped (`X100HostView.mapSingle`, `X100Iommu`), not everything behind
+   * an SMPT entry. `false` is the bare hardware: whatever a mapped 16 GiB SMPT entry covers.
+   */
+  readonly iommu?: boolean;
 }
 
 /** What the platform does on the two register writes that reach beyond the register file. */
@@ -133,6 +144,7 @@ function checkSize(what: string, size: number): void {
 
 /** Resolves and checks {@link X100HardwareOptions}. */
 export function resolveX100Config(options: X100HardwareOptions = {}): X100Config {
+  checkObject('hardware options', options);
   const cardMemorySize = options.cardMemorySize ?? 64 * MIB;
   const hostRamSize = options.hostRamSize ?? 64 * MIB;
   checkSize('card memory size', cardMemorySize);
@@ -153,14 +165,19 @@ export function resolveX100Config(options: X100HardwareOptions = {}): X100Config
   const apicId = options.apicId ?? 0;
   checkInt('APIC id', apicId, 0, 0x1ff);
   const deviceId = options.deviceId ?? 0x2250;
+  checkInt('PCI device id', deviceId, 0, 0xffff);
   if (!X100_PCI_DEVICE_IDS.includes(deviceId)) {
-    throw new MicError('ENODEV', `PCI device id 0x${deviceId.toString(16)} is not an X100`, {
+    throw new MicError('ENODEV', `PCI device id ${formatAddr(deviceId)} is not an X100`, {
       details: { deviceId },
     });
   }
   const revision = options.revision ?? X100_STEPPING.C0;
   checkInt('PCI revision', revision, 0, 0xff);
-  return { cardMemorySize, hostRamSize, bootAddr, apicId, deviceId, revision };
+  const iommu = options.iommu ?? true;
+  if (typeof iommu !== 'boolean') {
+    throw new MicError('EINVAL', `iommu ${formatValue(iommu)} is not a boolean`, { details: { iommu } });
+  }
+  return { cardMemorySize, hostRamSize, bootAddr, apicId, deviceId, revision, iommu };
 }
 
 function allocateShared(what: string, size: number): SharedArrayBuffer {
@@ -193,6 +210,11 @@ export class X100Hardware {
   readonly hostRam: BufferMemory;
   /** The MMIO register file (BAR4), with this thread's write handlers. */
   readonly mmio: MmioRegisters;
+  /**
+   * The host IOMMU's table as this thread checks it: the card's accesses to host memory go
+   * through {@link X100IommuTable.check} after the SMPT; faults are recorded there.
+   */
+  readonly iommu: X100IommuTable;
   /** The host's interrupt line: status `SICR0`, enable `SICE0`, auto-clear `SIAC0`. */
   readonly hostLine: InterruptLine;
   /** The card's interrupt line (status and enable in the wires block). */
@@ -209,11 +231,13 @@ export class X100Hardware {
    */
   static create(options: X100HardwareOptions = {}, hooks: X100HardwareHooks = {}): X100Hardware {
     const config = resolveX100Config(options);
+    checkObject('hardware hooks', hooks);
     const buffers: X100Buffers = {
       cardMemory: allocateShared('card memory', config.cardMemorySize),
       hostRam: allocateShared('host RAM', config.hostRamSize),
       mmio: allocateShared('MMIO registers', X100_MMIO_SIZE),
       wires: allocateShared('hardware wires', W.SIZE),
+      iommu: createIommuBuffer(),
     };
     const hw = new X100Hardware(buffers, config, hooks);
     hw.firmwareReady();
@@ -222,6 +246,14 @@ export class X100Hardware {
 
   /** Attaches to hardware another thread created. */
   static attach(buffers: X100Buffers, config: X100Config, hooks: X100HardwareHooks = {}): X100Hardware {
+    checkObject('hardware buffers', buffers);
+    checkObject('hardware config', config);
+    checkObject('hardware hooks', hooks);
+    for (const [k, v] of Object.entries(buffers)) {
+      if (!(v instanceof SharedArrayBuffer)) {
+        throw new MicError('EINVAL', `hardware buffers: ${k} ${formatValue(v)} is not a SharedArrayBuffer`);
+      }
+    }
     return new X100Hardware(buffers, config, hooks);
   }
 
@@ -241,6 +273,7 @@ export class X100Hardware {
       throw new MicError('EINVAL', 'hardware buffers do not match the configured memory sizes');
     }
     this.mmio = new MmioRegisters(buffers.mmio);
+    this.iommu = new X100IommuTable(buffers.iommu, config.iommu);
     this.#regs = new Uint32Array(buffers.mmio);
     this.#wires = new Int32Array(buffers.wires);
     if (buffers.wires.byteLength < W.SIZE) {
@@ -321,6 +354,12 @@ export class X100Hardware {
 
   /** Sets the card's state (platform use). */
   setCardState(state: X100CardState): void {
+    if (!STATE_CODES.includes(state)) {
+      throw new MicError(
+        'EINVAL',
+        `card state ${formatValue(state)} is not one of ${STATE_CODES.join(', ')}`,
+      );
+    }
     Atomics.store(this.#wires, W.CARD_STATE >>> 2, STATE_CODES.indexOf(state));
   }
 
@@ -350,6 +389,7 @@ export class X100Hardware {
 
   /** Marks SMPT entry `i` mapped or unmapped (the host's SMPT bookkeeping calls this). */
   setSmptValid(i: number, valid: boolean): void {
+    checkInt('SMPT entry', i, 0, X100_SMPT.NUM_REG - 1);
     if (valid) Atomics.or(this.#wires, W.SMPT_VALID >>> 2, 1 << i);
     else Atomics.and(this.#wires, W.SMPT_VALID >>> 2, ~(1 << i));
   }
@@ -468,7 +508,26 @@ export class X100Hardware {
       }
       return this.cardMemory.window(addr, length);
     }
-    return this.hostRam.window(this.smptTranslate(addr, length), length);
+    return this.hostRam.window(this.hostTranslate(addr, length), length);
+  }
+
+  /**
+   * What an access of the card's CPU to host memory reaches: {@link smptTranslate}, then the
+   * host's IOMMU (when on), which must have `[hostAddr, +length)` inside one range the host
+   * DMA-mapped; a refusal is an IOMMU fault (recorded and logged, see `iommu.ts`).
+   * @returns the host-physical address
+   * @throws MicError EFAULT when the SMPT or the IOMMU refuses the range
+   */
+  hostTranslate(micAddr: number, length: number): number {
+    const hostAddr = this.smptTranslate(micAddr, length);
+    if (!this.iommu.check(-1, micAddr, hostAddr, length)) {
+      throw new MicError(
+        'EFAULT',
+        `card address 0x${micAddr.toString(16)} +${length} maps to host address 0x${hostAddr.toString(16)}, which the host did not DMA-map (IOMMU fault)`,
+        { details: { micAddr, length, hostAddr } },
+      );
+    }
+    return hostAddr;
   }
 
   /** Sets `SPAD2` to what the firmware reports when it waits for an OS, and the state to `ready`. */
@@ -488,5 +547,12 @@ export class X100Hardware {
     this.mmio.clear();
     this.hostLine.reset();
     this.cardLine.reset();
+  }
+}
+
+/** Throws EINVAL naming `what` unless `hw` is an {@link X100Hardware}. */
+export function checkHardware(what: string, hw: unknown): asserts hw is X100Hardware {
+  if (!(hw instanceof X100Hardware)) {
+    throw new MicError('EINVAL', `${what}: hardware ${formatValue(hw)} is not an X100Hardware`);
   }
 }

@@ -5,13 +5,15 @@
  * - the aperture (BAR0): card memory, bounds-checked;
  * - the MMIO registers (BAR4): scratchpads, SMPT (through {@link SmptTable}), doorbells,
  *   interrupt status/enable, reset;
+ * - the host's IOMMU ({@link X100Iommu}), which limits the card to the host ranges the host
+ *   DMA-mapped; {@link X100HostView.mapSingle} maps a range through both (`mic_map_single`);
  * - the host's interrupt line: `requestIrq` / `freeIrq` / `ackInterrupt`.
  *
  * @see drivers/misc/mic/host/mic_x100.c
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/host/mic_smpt.c
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { Memory } from '@mic/memory';
@@ -31,11 +33,12 @@ import {
   spadReg,
 } from './constants.js';
 import type { Spad2 } from './constants.js';
-import { X100_HOST_SOURCES } from './hardware.js';
+import { X100_HOST_SOURCES, checkHardware } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
+import { X100Iommu } from './iommu.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
-import type { MmioRegisters } from './mmio.js';
+import { u32Value, type MmioRegisters } from './mmio.js';
 import { SmptTable } from './smpt.js';
 import { viewOffset } from './views.js';
 
@@ -72,16 +75,21 @@ export class X100HostView {
   readonly mmio: MmioRegisters;
   /** SMPT programming: host DMA ranges → card-visible addresses. */
   readonly smpt: SmptTable;
+  /** The host's IOMMU: which host ranges the card may reach (see {@link mapSingle}). */
+  readonly iommu: X100Iommu;
   readonly #hw: X100Hardware;
   readonly #irq: IrqController;
 
   constructor(hw: X100Hardware, options: X100HostViewOptions) {
+    checkHardware('host view', hw);
+    checkObject('host view options', options);
     this.#hw = hw;
     this.pci = { vendor: X100_PCI_VENDOR_INTEL, device: hw.config.deviceId, revision: hw.config.revision };
     this.ram = hw.hostRam;
     this.aperture = hw.cardMemory;
     this.mmio = hw.mmio;
     this.smpt = new SmptTable(hw);
+    this.iommu = new X100Iommu(hw.iommu, hw.config.hostRamSize);
     this.#irq = new IrqController(hw.hostLine, {
       delivery: options.delivery,
       validSources: X100_HOST_SOURCES,
@@ -108,6 +116,36 @@ export class X100HostView {
   }
 
   /**
+   * Maps `[dmaAddr, dmaAddr + size)` of host RAM for the card (`mic_map_single`): in the IOMMU
+   * (`dma_map_single`), then through the SMPT (`mic_map`). Every host buffer the card touches
+   * (by its CPU or its DMA engine) must be mapped so when the IOMMU is on.
+   * @returns the card-visible address
+   * @throws MicError EINVAL for a bad range, ENOSPC when no SMPT entry or IOMMU range is free
+   * (nothing stays mapped then)
+   */
+  mapSingle(dmaAddr: number, size: number): number {
+    this.iommu.map(dmaAddr, size);
+    try {
+      return this.smpt.map(dmaAddr, size);
+    } catch (err) {
+      this.iommu.unmap(dmaAddr, size);
+      throw err;
+    }
+  }
+
+  /**
+   * Undoes a {@link mapSingle} (`mic_unmap_single`): `micAddr` and `size` as it returned and was
+   * given. The SMPT references go, then the IOMMU range; it returns once no DMA checked against
+   * the old mapping can still write (the IOTLB invalidation completed).
+   * @throws MicError EINVAL for a range that is not mapped as such
+   */
+  unmapSingle(micAddr: number, size: number): void {
+    const dmaAddr = this.smpt.toDmaAddr(micAddr);
+    this.smpt.unmap(micAddr, size);
+    this.iommu.unmap(dmaAddr, size);
+  }
+
+  /**
    * Card memory at card address `cardAddr` through the aperture (the host's `remap` op:
    * `aper.va + pa`).
    * @throws MicError EFAULT outside card memory
@@ -123,6 +161,7 @@ export class X100HostView {
 
   /** Writes scratchpad `idx` (`mic_x100_write_spad`). */
   writeSpad(idx: number, value: number): void {
+    u32Value('scratchpad value', value);
     this.mmio.write32(spadReg(idx), value);
   }
 
@@ -179,6 +218,7 @@ export class X100HostView {
    * until {@link ackInterrupt}. Interrupts are off after power-on and after every reset.
    */
   enableInterrupts(options: { readonly autoClear?: boolean } = {}): void {
+    checkObject('enableInterrupts options', options);
     this.mmio.write32(X100_REG.SICE0, this.mmio.read32(X100_REG.SICE0) | SICE0_ALL);
     const siac0 = this.mmio.read32(X100_REG.SIAC0);
     this.mmio.write32(X100_REG.SIAC0, options.autoClear === false ? siac0 & ~SICE0_ALL : siac0 | SICE0_ALL);

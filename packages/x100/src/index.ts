@@ -71,6 +71,8 @@ export type {
   X100HardwareOptions,
 } from './hardware.js';
 export { X100HostView } from './host-view.js';
+export { X100_IOMMU } from './iommu.js';
+export type { X100Iommu, X100IommuFault, X100IommuFaults, X100IommuRange, X100IommuTable } from './iommu.js';
 export type { X100HostViewOptions, X100PciId } from './host-view.js';
 export { InterruptLine, IrqController } from './irq.js';
 export type {

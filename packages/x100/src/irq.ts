@@ -25,7 +25,8 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
  */
-import { MicError, errorMessage } from '@mic/errors';
+import { MicError, checkInt, checkObject, errorMessage, formatValue } from '@mic/errors';
+import { u32Value } from './mmio.js';
 import type { Logger } from '@mic/logger';
 import { DEFAULT_SPIN_NS, EventWord } from '@mic/notify';
 
@@ -70,6 +71,13 @@ export class InterruptLine {
   #heldMask = 0;
 
   constructor(side: X100Side, layout: InterruptLineLayout) {
+    if (side !== 'host' && side !== 'card') {
+      throw new MicError('EINVAL', `interrupt line side ${formatValue(side)} is not 'host' or 'card'`);
+    }
+    checkObject('interrupt line layout', layout);
+    if (!(layout.sab instanceof SharedArrayBuffer) || !(layout.wordSab instanceof SharedArrayBuffer)) {
+      throw new MicError('EINVAL', 'interrupt line layout: sab and wordSab must be SharedArrayBuffers');
+    }
     this.side = side;
     this.#u32 = new Uint32Array(layout.sab);
     this.#status = layout.status >>> 2;
@@ -88,6 +96,9 @@ export class InterruptLine {
    * (signal the event word). Used by the `microtask` delivery.
    */
   setKick(kick: (() => void) | undefined): void {
+    if (kick !== undefined && typeof kick !== 'function') {
+      throw new MicError('EINVAL', `interrupt kick ${formatValue(kick)} is not a function`);
+    }
     this.#kick = kick ?? this.#signal;
   }
 
@@ -98,6 +109,9 @@ export class InterruptLine {
    * that is still waking from the first costs the raiser a futex call for nothing.
    */
   raise(src: number): void {
+    // `1 << 32` is `1 << 0`: a source outside 0–31 must not raise another one.
+    if (!(typeof src === 'number' && src >= 0 && src <= 31 && (src | 0) === src))
+      checkInt('interrupt source', src, 0, 31);
     const bit = 1 << src;
     if ((Atomics.or(this.#u32, this.#status, bit) & bit) !== 0) return;
     this.#kick();
@@ -149,6 +163,7 @@ export class InterruptLine {
    * @returns the claimed sources (0 when none)
    */
   take(candidates?: number): number {
+    if (candidates !== undefined) u32Value('candidate sources mask', candidates);
     const u32 = this.#u32;
     const en =
       candidates === undefined
@@ -181,11 +196,13 @@ export class InterruptLine {
 
   /** Clears pending sources (write-1-to-clear `SICR0`). */
   clearPending(bits: number): void {
+    u32Value('pending bits', bits);
     Atomics.and(this.#u32, this.#status, ~bits >>> 0);
   }
 
   /** Replaces the enable mask (a write of `SICE0`) and kicks the receiver when something is deliverable. */
   setEnabled(mask: number): void {
+    u32Value('enable mask', mask);
     Atomics.store(this.#u32, this.#enable, mask >>> 0);
     this.#autoMasked = (this.#autoMasked & ~mask) >>> 0;
     this.#heldMask = (this.#heldMask & ~mask) >>> 0;
@@ -194,6 +211,7 @@ export class InterruptLine {
 
   /** Enables sources and kicks the receiver when something is deliverable. */
   enable(bits: number): void {
+    u32Value('enable bits', bits);
     Atomics.or(this.#u32, this.#enable, bits >>> 0);
     this.#autoMasked = (this.#autoMasked & ~bits) >>> 0;
     this.#heldMask = (this.#heldMask & ~bits) >>> 0;
@@ -202,6 +220,7 @@ export class InterruptLine {
 
   /** Disables sources (a write of `SICC0`). */
   disable(bits: number): void {
+    u32Value('disable bits', bits);
     Atomics.and(this.#u32, this.#enable, ~bits >>> 0);
     this.#autoMasked = (this.#autoMasked & ~bits) >>> 0;
     this.#heldMask = (this.#heldMask & ~bits) >>> 0;
@@ -209,6 +228,7 @@ export class InterruptLine {
 
   /** Replaces the auto-clear mask (a write of `SIAC0`). */
   setAutoClear(mask: number): void {
+    u32Value('auto-clear mask', mask);
     if (this.#autoClear < 0) {
       throw new MicError('EINVAL', `the ${this.side} interrupt line has no auto-clear register`, {
         details: { mask },
@@ -318,6 +338,17 @@ export class IrqController {
   };
 
   constructor(line: InterruptLine, options: IrqControllerOptions) {
+    if (!(line instanceof InterruptLine)) {
+      throw new MicError('EINVAL', `interrupt line ${formatValue(line)} is not an InterruptLine`);
+    }
+    checkObject('interrupt controller options', options);
+    if (options.delivery !== 'microtask' && options.delivery !== 'wait') {
+      throw new MicError(
+        'EINVAL',
+        `interrupt delivery ${formatValue(options.delivery)} is not 'microtask' or 'wait'`,
+      );
+    }
+    u32Value('valid sources mask', options.validSources);
     this.#line = line;
     this.#validSources = options.validSources;
     this.#logger = options.logger;
@@ -348,7 +379,10 @@ export class IrqController {
       });
     }
     if (typeof handler !== 'function') {
-      throw new MicError('EINVAL', `interrupt handler for source ${src} is not a function`);
+      throw new MicError(
+        'EINVAL',
+        `interrupt handler ${formatValue(handler)} for source ${src} is not a function`,
+      );
     }
     const action: IrqAction = { src, name, handler };
     this.#actions[src] = [...this.#actions[src]!, action];
@@ -360,6 +394,7 @@ export class IrqController {
    * @throws MicError EINVAL when it is not installed
    */
   freeIrq(cookie: IrqCookie): void {
+    checkObject('interrupt handler cookie', cookie);
     const list = this.#actions[cookie.src] ?? EMPTY;
     const i = list.indexOf(cookie as IrqAction);
     if (i < 0) {
@@ -374,6 +409,7 @@ export class IrqController {
 
   /** Handlers installed on `src`. */
   handlerCount(src: number): number {
+    checkInt('interrupt source', src, 0, 31);
     return this.#actions[src]?.length ?? 0;
   }
 

@@ -11,12 +11,23 @@
  *
  * @see drivers/misc/mic/common/mic_dev.h (mic_mmio_read, mic_mmio_write)
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkInt, formatValue } from '@mic/errors';
 import { BufferMemory, checkRange } from '@mic/memory';
 import type { Memory } from '@mic/memory';
 
 /** What a register write does instead of a plain store. `value` is an unsigned 32-bit number. */
 export type MmioWriteHandler = (value: number, offset: number) => void;
+
+/**
+ * Throws EINVAL naming `what` unless `value` is a 32-bit register value: an integer in
+ * [-2^31, 2^32) (a signed value such as `~bits` is taken as its two's complement). A fast test
+ * first: this is on every register write.
+ */
+export function u32Value(what: string, value: number): void {
+  if (typeof value !== 'number' || (value >>> 0 !== value && (value | 0) !== value)) {
+    checkInt(what, value, -0x8000_0000, 0xffff_ffff);
+  }
+}
 
 /** 32-bit registers with optional write side effects. See the module comment. */
 export class MmioRegisters {
@@ -31,7 +42,10 @@ export class MmioRegisters {
   /** @param sab - the register file's shared memory (a multiple of 4 bytes) */
   constructor(sab: SharedArrayBuffer) {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength % 4 !== 0) {
-      throw new MicError('EINVAL', 'an MMIO register file needs a SharedArrayBuffer of whole 32-bit words');
+      throw new MicError(
+        'EINVAL',
+        `MMIO register buffer ${formatValue(sab)} is not a SharedArrayBuffer of whole 32-bit words`,
+      );
     }
     this.size = sab.byteLength;
     this.memory = new BufferMemory(sab);
@@ -40,11 +54,16 @@ export class MmioRegisters {
   }
 
   #index(offset: number): number {
-    if (offset >>> 0 !== offset || (offset & 3) !== 0 || offset > this.size - 4) {
+    if (
+      typeof offset !== 'number' ||
+      offset >>> 0 !== offset ||
+      (offset & 3) !== 0 ||
+      offset > this.size - 4
+    ) {
       throw new MicError(
         'EFAULT',
-        `MMIO offset ${String(offset)} is not an aligned 32-bit register inside ${this.size} bytes`,
-        { details: { offset, size: this.size } },
+        `MMIO offset ${formatValue(offset)} is not an aligned 32-bit register inside ${this.size} bytes`,
+        { details: { offset: String(offset), size: this.size } },
       );
     }
     return offset >>> 2;
@@ -58,6 +77,7 @@ export class MmioRegisters {
   /** Writes a register (`iowrite32`), running its write handler if it has one. */
   write32(offset: number, value: number): void {
     const i = this.#index(offset);
+    u32Value('register value', value);
     const handler = this.#handlers[i];
     if (handler !== undefined) handler(value >>> 0, offset);
     else Atomics.store(this.#u32, i, value >>> 0);
@@ -65,6 +85,7 @@ export class MmioRegisters {
 
   /** Stores a register without side effects (for handlers and hardware models). */
   store32(offset: number, value: number): void {
+    u32Value('register value', value);
     Atomics.store(this.#u32, this.#index(offset), value >>> 0);
   }
 
@@ -77,17 +98,20 @@ export class MmioRegisters {
    */
   settle32(offset: number, value: number): void {
     const i = this.#index(offset);
+    u32Value('register value', value);
     const v = value >>> 0;
     if (this.#u32[i] !== v) Atomics.store(this.#u32, i, v);
   }
 
   /** Atomically sets `bits`, without side effects. @returns the previous value */
   or32(offset: number, bits: number): number {
+    u32Value('register bits', bits);
     return Atomics.or(this.#u32, this.#index(offset), bits >>> 0);
   }
 
   /** Atomically keeps only `mask`, without side effects. @returns the previous value */
   and32(offset: number, mask: number): number {
+    u32Value('register mask', mask);
     return Atomics.and(this.#u32, this.#index(offset), mask >>> 0);
   }
 
@@ -97,6 +121,9 @@ export class MmioRegisters {
    */
   setWriteHandler(offset: number, handler: MmioWriteHandler | undefined): void {
     const i = this.#index(offset);
+    if (handler !== undefined && typeof handler !== 'function') {
+      throw new MicError('EINVAL', `MMIO write handler ${formatValue(handler)} is not a function`);
+    }
     if (handler === undefined) {
       this.#handlers[i] = undefined;
       return;
@@ -147,7 +174,10 @@ export class MmioMemory implements Memory {
    * @param base - start of the view (a multiple of 4; default 0)
    * @param length - bytes (default: to the end of the register file)
    */
-  constructor(regs: MmioRegisters, base = 0, length = regs.size - base) {
+  constructor(regs: MmioRegisters, base = 0, length = regs instanceof MmioRegisters ? regs.size - base : 0) {
+    if (!(regs instanceof MmioRegisters)) {
+      throw new MicError('EINVAL', `MMIO registers ${formatValue(regs)} are not an MmioRegisters`);
+    }
     checkRange('MMIO view', base, length, regs.size);
     if (base % 4 !== 0) {
       throw new MicError('EINVAL', `MMIO view offset ${base} is not a multiple of 4`, { details: { base } });
@@ -213,6 +243,9 @@ export class MmioMemory implements Memory {
     this.#regs.write32(at + 4, Math.floor(value / 2 ** 32));
   }
   writeBigU64(offset: number, value: bigint): void {
+    if (typeof value !== 'bigint') {
+      throw new MicError('EINVAL', `u64 value ${formatValue(value)} is not a BigInt`);
+    }
     const at = this.#reg(offset, 8);
     const v = BigInt.asUintN(64, value);
     this.#regs.write32(at, Number(v & 0xffffffffn));

@@ -6,7 +6,7 @@
  */
 import { VirtualClock } from '@mic/clock';
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, checkObject } from '@mic/errors';
 import { X100CardView } from './card-view.js';
 import type { X100DmaEngine } from './dma-engine.js';
 import { InProcessDmaRunner } from './dma-runner.js';
@@ -146,5 +146,6 @@ class InProcessPlatformImpl extends PlatformBase<BootRequest> implements InProce
  * await platform.close();
  */
 export function createInProcessPlatform(options: InProcessPlatformOptions = {}): InProcessPlatform {
+  checkObject('in-process platform options', options);
   return new InProcessPlatformImpl(options);
 }

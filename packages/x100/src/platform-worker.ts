@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { realClock } from '@mic/clock';
 import type { Clock } from '@mic/clock';
-import { MicError } from '@mic/errors';
+import { MicError, checkAddr, checkObject, formatValue } from '@mic/errors';
 import { LOG_LEVELS } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { DmaEngineMessage, DmaEngineWorkerData } from './dma-engine-worker.js';
@@ -153,7 +153,10 @@ class WorkerCardSession implements CardDebugHandle {
 function resolveCardModule(cardModule: URL | string): string {
   if (cardModule instanceof URL) return cardModule.href;
   if (typeof cardModule !== 'string' || cardModule === '') {
-    throw new MicError('EINVAL', 'cardModule must be a URL, an absolute path or a package specifier');
+    throw new MicError(
+      'EINVAL',
+      `card module ${formatValue(cardModule)} is not a URL, an absolute path or a package specifier`,
+    );
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(cardModule)) return new URL(cardModule).href;
   if (isAbsolute(cardModule)) return pathToFileURL(cardModule).href;
@@ -212,6 +215,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       worker.once('exit', () => {
         // whatever it held, nobody waits for it any more
         this.breakLocksOf(DMA_LOCK_OWNER.ENGINE);
+        this.hardware.iommu.engineGone();
         resolve();
       });
     });
@@ -220,7 +224,7 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
       worker.on('message', (msg: DmaEngineMessage) => {
         if (msg.type === 'ready') resolve(msg.tid);
         else if (msg.type === 'log' && LOG_LEVELS.includes(msg.level))
-          dmaLogger[msg.level](msg.msg, msg.fields);
+          (msg.component ? dmaLogger.child(msg.component) : dmaLogger)[msg.level](msg.msg, msg.fields);
       });
       worker.once('exit', () => resolve(-1));
     });
@@ -340,6 +344,8 @@ class WorkerPlatformImpl extends PlatformBase<undefined> implements WorkerPlatfo
  * await platform.close();
  */
 export function createWorkerPlatform(options: WorkerPlatformOptions): WorkerPlatform {
+  checkObject('worker platform options', options);
+  if (options.spinNs !== undefined) checkAddr('worker platform spinNs', options.spinNs);
   if (!existsSync(fileURLToPath(CARD_WORKER_URL))) {
     throw new MicError(
       'ENOENT',
@@ -351,7 +357,7 @@ export function createWorkerPlatform(options: WorkerPlatformOptions): WorkerPlat
   if (chunk !== undefined && (!Number.isSafeInteger(chunk) || chunk < 64 || chunk % 64 !== 0)) {
     throw new MicError(
       'EINVAL',
-      `DMA engine chunk of ${String(chunk)} bytes is not a positive multiple of 64`,
+      `DMA engine chunk of ${formatValue(chunk)} bytes is not a positive multiple of 64`,
       {
         details: { dmaChunkBytes: chunk },
       },

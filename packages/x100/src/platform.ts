@@ -21,7 +21,7 @@
  * {@link CardDebugHandle} (see `debug-channel.ts`: a test/debug channel, not part of the hardware).
  */
 import type { Clock } from '@mic/clock';
-import { MicError, errorMessage } from '@mic/errors';
+import { MicError, checkObject, errorMessage, formatValue } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { X100CardView } from './card-view.js';
@@ -112,11 +112,12 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     delivery: IrqDelivery,
     spinNs: number | undefined,
   ) {
+    checkObject('platform options', options);
     const resetDelayMs = options.resetDelayMs ?? 100;
-    if (!(resetDelayMs >= 0) || !Number.isFinite(resetDelayMs)) {
+    if (typeof resetDelayMs !== 'number' || !(resetDelayMs >= 0) || !Number.isFinite(resetDelayMs)) {
       throw new MicError(
         'EINVAL',
-        `reset delay ${String(resetDelayMs)} ms is not a finite non-negative number`,
+        `reset delay ${formatValue(resetDelayMs)} ms is not a finite non-negative number`,
       );
     }
     this.#resetDelayMs = resetDelayMs;
@@ -135,6 +136,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       },
     });
     const hw = this.hardware;
+    hw.iommu.setLogger(this.logger.child('iommu'));
     this.#dma = new DmaSharedState(hw.buffers.wires, DMA_LOCK_OWNER.HOST, () => hw.generation);
     this.host = new X100HostView(this.hardware, {
       delivery,

@@ -16,9 +16,9 @@
  * @see drivers/misc/mic/host/mic_smpt.c
  * @see drivers/misc/mic/host/mic_x100.c (mic_x100_smpt_set)
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkAddr } from '@mic/errors';
 import { X100_SMPT, smptReg } from './constants.js';
-import type { X100Hardware } from './hardware.js';
+import { checkHardware, type X100Hardware } from './hardware.js';
 
 /** One SMPT entry as the host driver tracks it. */
 export interface SmptEntry {
@@ -50,6 +50,7 @@ function refCounts(addr: number, size: number): number[] {
 
 /** The encoding of an SMPT register for host address `dmaAddr` (`BUILD_SMPT(SNOOP_ON, ...)`). */
 export function smptRegValue(dmaAddr: number): number {
+  checkAddr('SMPT DMA address', dmaAddr);
   return (Math.floor(dmaAddr / PAGE_SIZE) * 4) >>> 0;
 }
 
@@ -70,6 +71,7 @@ export class SmptTable {
   readonly #mapped = new Map<string, number>();
 
   constructor(hw: X100Hardware) {
+    checkHardware('SMPT table', hw);
     this.#hw = hw;
     for (let i = 0; i < NUM_REG; i++) {
       this.#dmaAddr.push(i * PAGE_SIZE);

@@ -186,7 +186,7 @@ describe('a card terminated at random points', () => {
         // what the host driver does before every boot (a reset cleared both)
         host.smpt.restore();
         host.enableInterrupts();
-        const mic = host.smpt.map(0x80000, 64 * 1024);
+        const mic = host.mapSingle(0x80000, 64 * 1024);
         const card = await within(p.startCard(), 'startCard');
         // one card thread at a time: the threads of the earlier boots are gone
         running ??= threads();
@@ -227,9 +227,10 @@ describe('a card terminated at random points', () => {
           expect(await within(activity, `the card's ${s.activity}`)).toMatchObject({ code: 'ENODEV' });
         await eventually(() => p.cardState === X100_CARD_STATE.READY, 'the firmware to be ready');
         // nothing leaked: SMPT references, host interrupt handlers
-        host.smpt.unmap(mic, 64 * 1024);
+        host.unmapSingle(mic, 64 * 1024);
         expect(host.smpt.entries().every((e) => e.refCount === 0)).toBe(true);
         expect(p.hardware.smptValidMask).toBe(0);
+        expect(host.iommu.liveMappings).toBe(0);
         expect(handlers()).toBe(4);
         // the card starts again: its doorbells answer and its DMA channel works
         host.enableInterrupts();

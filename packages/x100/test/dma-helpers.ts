@@ -26,8 +26,8 @@ export interface Rig {
   kicks: number;
 }
 
-export function makeRig(chunkBytes?: number): Rig {
-  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
+export function makeRig(chunkBytes?: number, iommu = true): Rig {
+  const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20, iommu });
   const host = new X100HostView(hw, { delivery: 'microtask' });
   const rig: Rig = {
     hw,
@@ -57,10 +57,10 @@ export interface TestRing {
   readonly entries: number;
 }
 
-/** A ring in host RAM, SMPT-mapped (what the host driver does). */
+/** A ring in host RAM, mapped for the card (what the host driver does). */
 export function hostRing(rig: Rig, entries: number): TestRing {
   const buf = hostBuffer(rig.host, entries * X100_DMA_DESC.SIZE, 4096);
-  return { mem: buf.mem, addr: rig.host.smpt.map(buf.dmaAddr, buf.size), entries };
+  return { mem: buf.mem, addr: rig.host.mapSingle(buf.dmaAddr, buf.size), entries };
 }
 
 /** A ring in card memory at `addr`. */

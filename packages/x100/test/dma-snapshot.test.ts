@@ -71,7 +71,7 @@ describe('a descriptor the engine has taken', () => {
     const ring = cardRing(rig, end - 4 * KIB, 8);
     setupChannel(rig, 4, ring, true);
     // host RAM at 0x8000, mapped for the card: its first 16 bytes are a 200 KiB descriptor image
-    const src = rig.host.smpt.map(0x8000, 4 * KIB);
+    const src = rig.host.mapSingle(0x8000, 4 * KIB);
     writeDmaMemcpyDesc(rig.hw.hostRam.window(0x8000, 16), 0, src, ring.addr, 200 * KIB);
     writeDmaMemcpyDesc(ring.mem, 0, src, ring.addr, 4 * KIB);
     setHead(rig, 4, 1);
@@ -117,7 +117,7 @@ describe('a fault inside the engine', () => {
     const b = cardRing(rig, 0x2000, 8);
     setupChannel(rig, 4, a, true);
     setupChannel(rig, 5, b, true);
-    const mic = rig.host.smpt.map(0x8000, 4 * KIB);
+    const mic = rig.host.mapSingle(0x8000, 4 * KIB);
     writeDmaMemcpyDesc(a.mem, 0, SRC, mic, 4 * KIB);
     writeDmaStatusDesc(b.mem, 0, 0x8000, 5n, false);
     // an unforeseen exception in the model, on channel 4's first translation
@@ -155,7 +155,7 @@ describe('the engine thread on the worker platform', () => {
     const end = MIB;
     const ring = cardRing(rig, end - 4 * KIB, 8);
     setupChannel(rig, 4, ring, true);
-    const src = p.host.smpt.map(0x8000, 4 * KIB);
+    const src = p.host.mapSingle(0x8000, 4 * KIB);
     writeDmaMemcpyDesc(p.hardware.hostRam.window(0x8000, 16), 0, src, ring.addr, 200 * KIB);
     writeDmaMemcpyDesc(ring.mem, 0, src, ring.addr, 4 * KIB);
     setHead(rig, 4, 1);

@@ -35,7 +35,7 @@ describe('the DMA engine on the worker platform', () => {
     const src = hostBuffer(p.host, size, 4096);
     const data = pattern(size, 21);
     src.mem.write(0, data);
-    const srcMic = p.host.smpt.map(src.dmaAddr, size);
+    const srcMic = p.host.mapSingle(src.dmaAddr, size);
     writeDmaMemcpyDesc(ring.mem, 0, srcMic, 0x10_0000, size);
     writeDmaStatusDesc(ring.mem, 16, 0x8000, 77n, true);
     setHead(rig, 0, 2);

@@ -163,7 +163,7 @@ describe('X100Hardware', () => {
     const hw = X100Hardware.create({ cardMemorySize: 1 << 20, hostRamSize: 1 << 20 });
     const host = new X100HostView(hw, { delivery: 'microtask' });
     const buf = hostBuffer(host, 128);
-    const micAddr = host.smpt.map(buf.dmaAddr, 128);
+    const micAddr = host.mapSingle(buf.dmaAddr, 128);
     hw.cardAddressWindow(micAddr, 128).writeU8(3, 9);
     expect(buf.mem.readU8(3)).toBe(9);
     hw.cardAddressWindow(4096, 8).writeU8(0, 4);

@@ -58,22 +58,22 @@ export function publishPage(host: X100HostView, micAddr: number): void {
 
 /**
  * What a host driver does before a boot, in the tests' terms: interrupts on, a page of host RAM
- * mapped through the SMPT, written (node id, then the mark) and published in the page scratchpads.
+ * mapped for the card (IOMMU and SMPT), written (node id, then the mark) and published in the page scratchpads.
  */
 export function prepareHost(platform: X100Platform, nodeId = 1): SharedPage {
   const { host } = platform;
   host.enableInterrupts();
   const buf = hostBuffer(host, PAGE.SIZE, 4096);
-  const micAddr = host.smpt.map(buf.dmaAddr, PAGE.SIZE);
+  const micAddr = host.mapSingle(buf.dmaAddr, PAGE.SIZE);
   buf.mem.writeU8(PAGE.NODE_ID, nodeId);
   buf.mem.storeU32(PAGE.MARK, PAGE_MARK);
   publishPage(host, micAddr);
   return { dmaAddr: buf.dmaAddr, micAddr, mem: buf.mem };
 }
 
-/** Undoes the SMPT mapping of {@link prepareHost}'s page. */
+/** Undoes the mapping of {@link prepareHost}'s page. */
 export function unmapPage(host: X100HostView, page: SharedPage): void {
-  host.smpt.unmap(page.micAddr, PAGE.SIZE);
+  host.unmapSingle(page.micAddr, PAGE.SIZE);
 }
 
 /** Polls `check` (real time) until it holds; fails after `timeoutMs`. */

@@ -1,8 +1,10 @@
 // A hostile card on the worker platform, with real races: the card program rewrites its DMA
 // descriptors and ring while the engine works on them, writes every DMA register (the host's
 // channels' too, and past the write handlers), points descriptors anywhere, and writes host
-// memory through the SMPT; meanwhile the host runs its own DMA traffic. Fast-check picks the
-// attacks; a fixed number of cases keeps a run to a few seconds.
+// memory through the SMPT (also where the host did not DMA-map it); meanwhile the host runs its
+// own DMA traffic and maps and unmaps a buffer again and again (the IOMMU table changes under
+// the engine). Fast-check picks the attacks; a fixed number of cases keeps a run to a few
+// seconds.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { createMemoryLogger } from '@mic/logger';
@@ -39,15 +41,21 @@ const HOST_CARD_RING = 0x10000;
 const HOST_SRC = 0x100000;
 const HOST_DST = 0x200000;
 /**
- * What the host maps for the card when it maps something: its ring, and a 64 KiB buffer at the
- * very end of host RAM (a copy that ran past its checked range would run off the end).
+ * What the host maps for the card when it maps something: its ring (a page), a 64 KiB buffer at
+ * the very end of host RAM (a copy that ran past its checked range would run off the end), and
+ * a 64 KiB buffer in the middle that it maps and unmaps while the card attacks. SMPT entry 0
+ * then covers all of this small host RAM (16 GiB entries): only the IOMMU keeps the card to these.
  */
 const HOST_RING_RAM = 0x0;
+const HOST_RING_SIZE = 4096;
 const MAPPED_SIZE = 64 * 1024;
 const MAPPED_RAM = HOST_RAM - MAPPED_SIZE;
+const TRANSIENT_RAM = HOST_RAM / 2;
+const TRANSIENT_SIZE = 64 * 1024;
 
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
-const addr = fc.record({ base: fc.nat(13), delta: fc.integer({ min: -4, max: 4 }) });
+/** An address of card-hostile.mjs's list (`address()`), moved by a few words. */
+const addr = fc.record({ base: fc.nat(19), delta: fc.integer({ min: -4, max: 4 }) });
 /** MEMCPY lengths in 64-byte units: one chunk or less, many chunks, anything the field holds. */
 const units = fc.oneof(fc.nat(64), fc.integer({ min: 64, max: 4096 }), fc.nat(2 ** 18 - 1));
 const action = fc.oneof(
@@ -106,6 +114,17 @@ const action = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('drar'), ch: fc.nat(7), addr, value: u32 }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('raw'), ch: fc.nat(7), reg: fc.nat(15), value: u32 }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('host'), addr, value: fc.nat(255) }) },
+  // host memory the host did not DMA-map (or only in part), by the card's CPU or its DMA
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('stray'),
+      at: fc.nat(5),
+      dma: fc.boolean(),
+      units: fc.integer({ min: 1, max: 64 }),
+      value: fc.nat(255),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('bell'), value: fc.nat(3) }) },
   // SMPT entries reprogrammed: rarely entry 0, which cuts the card off all of this host RAM
   {
@@ -140,9 +159,15 @@ function fill(bytes: Uint8Array, seed: number): void {
 /**
  * The host's own traffic while the card attacks: 4 KiB copies on host channel 0, each waited
  * for at most 2 s (the card may disable the channel or break its ring: then it is set up
- * again). Every host call here must return. Resolves once `done()` holds.
+ * again), and `each()` between two copies. Every host call here must return. Resolves once
+ * `done()` holds.
  */
-async function hostTraffic(p: WorkerPlatform, mapHost: boolean, done: () => boolean): Promise<number> {
+async function hostTraffic(
+  p: WorkerPlatform,
+  mapHost: boolean,
+  done: () => boolean,
+  each: () => void = () => {},
+): Promise<number> {
   const rig = { hw: p.hardware, host: p.host } as Rig;
   const ring = mapHost
     ? {
@@ -159,6 +184,7 @@ async function hostTraffic(p: WorkerPlatform, mapHost: boolean, done: () => bool
     // that never awaited would block the event loop, so the card's answer that ends the attack
     // (a message) could never arrive.
     await new Promise((resolve) => setImmediate(resolve));
+    each();
     if (fresh) {
       setupChannel(rig, 0, ring, false);
       fresh = false;
@@ -193,7 +219,7 @@ describe('a hostile card on the worker platform', () => {
     await p.close();
   });
 
-  it('never takes the host down, never touches host RAM no SMPT entry maps, and a reset recovers every channel', async () => {
+  it('never takes the host down, never touches host RAM outside what the host DMA-mapped, and a reset recovers every channel', async () => {
     const ram = p.hardware.hostRam.bytes(0, HOST_RAM);
     const ctx = {
       ring: CARD_RING,
@@ -201,11 +227,18 @@ describe('a hostile card on the worker platform', () => {
       scratch: SCRATCH,
       mapped: X100_SMPT.BASE + MAPPED_RAM,
       mappedSize: MAPPED_SIZE,
+      hostRing: X100_SMPT.BASE + HOST_RING_RAM,
+      hostRingSize: HOST_RING_SIZE,
+      transient: X100_SMPT.BASE + TRANSIENT_RAM,
+      transientSize: TRANSIENT_SIZE,
       smptBase: X100_SMPT.BASE,
       smptPage: X100_SMPT.PAGE_SIZE,
     };
-    /** The card runs `a` while the host runs its own traffic; nothing may crash or fault. */
-    const run = async (a: Attack, mapHost: boolean): Promise<void> => {
+    /**
+     * The card runs `a` while the host runs its own traffic (and `each()`); nothing may crash,
+     * and the engine never faults (IOMMU faults are the card's doing, and expected).
+     */
+    const run = async (a: Attack, mapHost: boolean, each?: () => void): Promise<void> => {
       const card = p.card!;
       let attacking = true;
       const attacked = card
@@ -213,10 +246,13 @@ describe('a hostile card on the worker platform', () => {
         .finally(() => {
           attacking = false;
         });
-      await hostTraffic(p, mapHost, () => !attacking);
+      await hostTraffic(p, mapHost, () => !attacking, each);
       expect(typeof (await attacked)).toBe('number');
-      // nothing crashed (not the engine thread, not the card) and the engine never faulted
-      expect(logger.records.filter((r) => r.level === 'error' || r.component.startsWith('dma'))).toEqual([]);
+      expect(
+        logger.records.filter(
+          (r) => r.level === 'error' || (r.component.startsWith('dma') && !r.component.endsWith('iommu')),
+        ),
+      ).toEqual([]);
     };
     await fc.assert(
       fc.asyncProperty(attack, async (a) => {
@@ -227,13 +263,33 @@ describe('a hostile card on the worker platform', () => {
         const before = ram.slice();
         await run(a, false);
         expect(Buffer.compare(ram, before)).toBe(0);
-        // the host maps its ring and a buffer at the end of host RAM: entry 0 then maps all
-        // of this small host RAM (16 GiB entries), so only survival is checked
-        const ring = p.host.smpt.map(HOST_RING_RAM, 4096);
-        const buffer = p.host.smpt.map(MAPPED_RAM, MAPPED_SIZE);
-        await run(a, true);
-        p.host.smpt.unmap(ring, 4096);
-        p.host.smpt.unmap(buffer, MAPPED_SIZE);
+        // the host DMA-maps its ring and a buffer at the end of host RAM, and maps and unmaps
+        // another one meanwhile: SMPT entry 0 then covers all of this small host RAM (16 GiB
+        // entries); the IOMMU keeps the card to those three
+        const ring = p.host.mapSingle(HOST_RING_RAM, HOST_RING_SIZE);
+        const buffer = p.host.mapSingle(MAPPED_RAM, MAPPED_SIZE);
+        let transient: number | undefined;
+        await run(a, true, () => {
+          if (transient === undefined) transient = p.host.mapSingle(TRANSIENT_RAM, TRANSIENT_SIZE);
+          else {
+            p.host.unmapSingle(transient, TRANSIENT_SIZE);
+            transient = undefined;
+          }
+        });
+        p.host.unmapSingle(ring, HOST_RING_SIZE);
+        p.host.unmapSingle(buffer, MAPPED_SIZE);
+        if (transient !== undefined) p.host.unmapSingle(transient, TRANSIENT_SIZE);
+        expect(p.host.iommu.liveMappings).toBe(0);
+        // the three buffers may have changed; not a byte outside them
+        const after = ram.slice();
+        for (const [at, size] of [
+          [HOST_RING_RAM, HOST_RING_SIZE],
+          [MAPPED_RAM, MAPPED_SIZE],
+          [TRANSIENT_RAM, TRANSIENT_SIZE],
+        ] as const) {
+          after.set(before.subarray(at, at + size), at);
+        }
+        expect(Buffer.compare(after, before)).toBe(0);
         // the host's event loop runs, a reset recovers, every channel works again
         await new Promise((resolve) => setTimeout(resolve, 0));
         p.host.reset();
@@ -243,5 +299,8 @@ describe('a hostile card on the worker platform', () => {
       }),
       { numRuns: 10, endOnFailure: true },
     );
+    // the card did try (the IOMMU refused some of its accesses), and the faults were logged
+    expect(p.host.iommu.faults().count).toBeGreaterThan(0);
+    expect(logger.records.some((r) => r.msg.startsWith('IOMMU fault'))).toBe(true);
   }, 120_000);
 });

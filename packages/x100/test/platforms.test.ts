@@ -25,25 +25,35 @@ import {
 
 interface Setup {
   readonly name: string;
-  create(options: { echo?: boolean }): X100Platform;
+  create(options: { echo?: boolean; iommu?: boolean }): X100Platform;
 }
 
 const setups: Setup[] = [
   {
     name: 'inProcess',
-    create: ({ echo }) =>
-      createInProcessPlatform({ cardMain: cardMain as CardMain, cardData: { echo }, resetDelayMs: 20 }),
+    create: ({ echo, iommu }) =>
+      createInProcessPlatform({
+        cardMain: cardMain as CardMain,
+        cardData: { echo },
+        resetDelayMs: 20,
+        ...(iommu === undefined ? {} : { iommu }),
+      }),
   },
   {
     name: 'worker',
-    create: ({ echo }) =>
-      createWorkerPlatform({ cardModule: ECHO_CARD, cardData: { echo }, resetDelayMs: 20 }),
+    create: ({ echo, iommu }) =>
+      createWorkerPlatform({
+        cardModule: ECHO_CARD,
+        cardData: { echo },
+        resetDelayMs: 20,
+        ...(iommu === undefined ? {} : { iommu }),
+      }),
   },
 ];
 
 describe.each(setups)('the $name platform', (setup) => {
   let platform: X100Platform | undefined;
-  const make = (options: { echo?: boolean } = {}): X100Platform => {
+  const make = (options: { echo?: boolean; iommu?: boolean } = {}): X100Platform => {
     platform = setup.create(options);
     return platform;
   };
@@ -77,14 +87,18 @@ describe.each(setups)('the $name platform', (setup) => {
     expect(p.card).toBeUndefined();
   });
 
-  it('a card cannot read host memory that no SMPT entry maps', async () => {
-    const p = make();
+  it('without the IOMMU (the bare hardware) a card reads all host RAM behind a mapped SMPT entry, and nothing else', async () => {
+    const p = make({ iommu: false });
     const dp = prepareHost(p);
     const buf = hostBuffer(p.host, 256);
     buf.mem.write(0, Uint8Array.from([1, 2, 3]));
     const card = await p.startCard();
-    // entry 0 is mapped (the device page); entry 1 is not
+    // entry 0 is mapped (the device page), so the unmapped buffer behind it is reachable (16 GiB
+    // entries); entry 1 is not mapped
     expect(await card.call('readHost', X100_SMPT.BASE + buf.dmaAddr, 3)).toEqual([1, 2, 3]);
+    await card.call('writeHost', X100_SMPT.BASE + buf.dmaAddr + 8, [4]);
+    expect(buf.mem.readU8(8)).toBe(4);
+    expect(p.host.iommu.faults().count).toBe(0);
     await expect(card.call('readHost', X100_SMPT.BASE + X100_SMPT.PAGE_SIZE, 4)).rejects.toMatchObject({
       code: 'EFAULT',
       message: expect.stringContaining('not mapped by any SMPT entry'),
@@ -102,11 +116,49 @@ describe.each(setups)('the $name platform', (setup) => {
     });
   });
 
+  it('with the IOMMU (the default) a card reaches only the host ranges the host DMA-mapped: EFAULT and a fault otherwise', async () => {
+    const p = make();
+    const dp = prepareHost(p);
+    const buf = hostBuffer(p.host, 256);
+    buf.mem.write(0, Uint8Array.from([1, 2, 3]));
+    const card = await p.startCard();
+    // behind the device page's SMPT entry, but not DMA-mapped
+    await expect(card.call('readHost', X100_SMPT.BASE + buf.dmaAddr, 3)).rejects.toMatchObject({
+      code: 'EFAULT',
+      message: expect.stringContaining('IOMMU fault'),
+    });
+    await expect(card.call('writeHost', X100_SMPT.BASE + buf.dmaAddr + 8, [4])).rejects.toMatchObject({
+      code: 'EFAULT',
+    });
+    expect(buf.mem.readU8(8)).toBe(0);
+    // a range that starts in the device page and runs past its end
+    await expect(card.call('readHost', dp.micAddr + PAGE.SIZE - 2, 4)).rejects.toMatchObject({
+      code: 'EFAULT',
+    });
+    const faults = p.host.iommu.faults();
+    expect(faults.count).toBe(3);
+    expect(faults.recent[2]).toEqual({
+      index: 3,
+      channel: -1,
+      micAddr: dp.micAddr + PAGE.SIZE - 2,
+      hostAddr: dp.dmaAddr + PAGE.SIZE - 2,
+      length: 4,
+    });
+    // mapped, it is reachable, all of it and no more
+    const mic = p.host.mapSingle(buf.dmaAddr, 256);
+    expect(await card.call('readHost', mic, 3)).toEqual([1, 2, 3]);
+    await expect(card.call('readHost', mic + 255, 2)).rejects.toMatchObject({ code: 'EFAULT' });
+    // unmapped again, it is not
+    p.host.unmapSingle(mic, 256);
+    await expect(card.call('readHost', mic, 3)).rejects.toMatchObject({ code: 'EFAULT' });
+    expect(p.host.iommu.faults().count).toBe(5);
+  });
+
   it('moves bytes both ways: card writes through the SMPT, host writes through the aperture', async () => {
     const p = make();
     prepareHost(p);
     const buf = hostBuffer(p.host, 64);
-    const micAddr = p.host.smpt.map(buf.dmaAddr, 64);
+    const micAddr = p.host.mapSingle(buf.dmaAddr, 64);
     const card = await p.startCard();
     await card.call('writeHost', micAddr + 8, [9, 8, 7]);
     expect([...readBytes(buf.mem, 8, 3)]).toEqual([9, 8, 7]);
