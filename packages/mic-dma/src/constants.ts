@@ -129,7 +129,7 @@ export type DmaTxCallback = (result: DmaTxResult) => void;
  * @throws MicError EINVAL for a channel outside 0–7 or a register offset outside its 64-byte block
  */
 export function micDmaChanReg(ch: number, reg: number): number {
-  // The cheap test first: this runs on every register access of a channel.
+  // A typeof and range test first; checkInt builds the message only for a bad value.
   if (!(
     typeof ch === 'number' &&
     typeof reg === 'number' &&
