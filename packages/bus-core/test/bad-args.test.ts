@@ -2,13 +2,7 @@
 // argument with a MicError that names it and shows the value, never a TypeError or a silent
 // default. A completeness check lists every export the table leaves out, with the reason.
 import { describe, expect, it } from '@jest/globals';
-import {
-  badArgCoverage,
-  optionsParam,
-  sweepBadArguments,
-  type BadArgEntry,
-  type BadParam,
-} from '@mic/errors';
+import { badArg, badArgCoverage, optionsParam, sweepBadArguments, type BadArgEntry } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import { BufferMemory, type Memory } from '@mic/memory';
 import * as busCore from '../src/index.js';
@@ -43,23 +37,8 @@ import {
   unwind,
 } from '../src/index.js';
 
-type Call = (a: unknown[]) => unknown;
-type P = readonly [at: number, names: RegExp, valid?: readonly unknown[]];
-
 /** An entry: `name`, how to call it, good arguments, and its swept parameters. */
-const e = (
-  name: string,
-  call: Call,
-  args: readonly unknown[],
-  ...params: readonly (P | BadParam)[]
-): BadArgEntry => ({
-  name,
-  call,
-  args,
-  params: params.map((p) =>
-    Array.isArray(p) ? { at: p[0], names: p[1], ...(p[2] ? { valid: p[2] } : {}) } : (p as BadParam),
-  ),
-});
+const e = badArg;
 /** The same, for a call that refuses some bad values with `ENODEV` (an object it does not know). */
 const enodev = (entry: BadArgEntry): BadArgEntry => ({ ...entry, codes: ['EINVAL', 'ENODEV'] });
 /** An `unmap` entry: `unmap(arg)` after a `remap`, where the good argument is what `remap` returned. */

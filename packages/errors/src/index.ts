@@ -225,9 +225,10 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
 
 export {
   BAD_VALUES,
+  badArg,
   badArgCoverage,
   exportedCallables,
   optionsParam,
   sweepBadArguments,
 } from './bad-args.js';
-export type { BadArgEntry, BadParam } from './bad-args.js';
+export type { BadArgEntry, BadParam, BadParamSpec } from './bad-args.js';

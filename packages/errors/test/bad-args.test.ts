@@ -1,5 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkFunction, checkObject, checkSize, formatValue, sweepBadArguments } from '../src/index.js';
+import {
+  badArg,
+  checkFunction,
+  checkObject,
+  checkSize,
+  formatValue,
+  optionsParam,
+  sweepBadArguments,
+} from '../src/index.js';
 
 describe('formatValue, checkObject and checkFunction', () => {
   it('show a value of the wrong kind as a message should', () => {
@@ -20,6 +28,18 @@ describe('formatValue, checkObject and checkFunction', () => {
     expect(() => checkSize('length', 10n as unknown as number)).toThrow(
       'length 10n is not a positive integer',
     );
+  });
+});
+
+describe('badArg', () => {
+  it('turns the short form of a table row into an entry', () => {
+    const call = (a: unknown[]) => a[0];
+    expect(badArg('f', call, [1, 2], [0, /x/], [1, /y/, [undefined]], optionsParam(2))).toEqual({
+      name: 'f',
+      call,
+      args: [1, 2],
+      params: [{ at: 0, names: /x/ }, { at: 1, names: /y/, valid: [undefined] }, optionsParam(2)],
+    });
   });
 });
 

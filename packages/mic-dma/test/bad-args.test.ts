@@ -5,11 +5,11 @@ import { describe, expect, it } from '@jest/globals';
 import { VirtualClock } from '@mic/clock';
 import {
   BAD_VALUES,
+  badArg,
   badArgCoverage,
   optionsParam,
   sweepBadArguments,
   type BadArgEntry,
-  type BadParam,
 } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import { MbusBus, MockMbusHardware } from '@mic/mic-bus';
@@ -28,23 +28,8 @@ import {
 } from '../src/index.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
-type Call = (a: unknown[]) => unknown;
-type P = readonly [at: number, names: RegExp, valid?: readonly unknown[]];
-
 /** An entry: `name`, how to call it, good arguments, and its swept parameters. */
-const e = (
-  name: string,
-  call: Call,
-  args: readonly unknown[],
-  ...params: readonly (P | BadParam)[]
-): BadArgEntry => ({
-  name,
-  call,
-  args,
-  params: params.map((p) =>
-    Array.isArray(p) ? { at: p[0], names: p[1], ...(p[2] ? { valid: p[2] } : {}) } : (p as BadParam),
-  ),
-});
+const e = badArg;
 
 const hw = new MockMbusHardware({ role: 'host', ramSize: 4 << 20 });
 const eng = new ScriptedEngine(hw);
