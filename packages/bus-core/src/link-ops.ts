@@ -16,7 +16,7 @@ import { MicError, checkAddr, checkFunction, checkObject, checkSize, formatValue
 import { checkDoorbell, checkInterruptNumber } from './doorbells.js';
 import type { Memory } from '@mic/memory';
 import { type IrqHandler, type MicIrq, NO_DOORBELL } from './hw.js';
-import { ThreadedIrqTable } from './irq-table.js';
+import type { ThreadedIrqTable } from './irq-table.js';
 import { checkOps } from './validate.js';
 
 /**
@@ -228,8 +228,7 @@ export abstract class ThreadedIrqOps<T extends string> {
   protected abstract ack(): void;
 }
 
+/** Throws `EINVAL` unless `irqs` has the methods of a {@link ThreadedIrqTable}. */
 function checkIrqTable(irqs: unknown): void {
-  if (!(irqs instanceof ThreadedIrqTable)) {
-    throw new MicError('EINVAL', `interrupt table ${formatValue(irqs)} is not a ThreadedIrqTable`);
-  }
+  checkOps('interrupt table', irqs, ['request', 'free']);
 }

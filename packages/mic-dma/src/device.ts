@@ -131,12 +131,16 @@ const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number
 /**
  * True when a copy between offsets `off1` and `off2` of `len` bytes meets the device's copy
  * alignment (`is_dma_copy_aligned`); SCIF uses it to choose between DMA and the CPU.
- * @throws MicError EINVAL for a `dev` that is not a MicDmaDevice, or offsets and a length that are
+ * @throws MicError EINVAL for a `dev` without capabilities, or offsets and a length that are
  * not non-negative integers
  */
 export function isDmaCopyAligned(dev: MicDmaDevice, off1: number, off2: number, len: number): boolean {
-  if (!(dev instanceof MicDmaDevice)) {
-    throw new MicError('EINVAL', `DMA device ${formatValue(dev)} is not a MicDmaDevice`);
+  const copyAlign = (dev as Partial<MicDmaDevice> | null)?.capabilities?.copyAlign;
+  if (typeof copyAlign !== 'number') {
+    throw new MicError(
+      'EINVAL',
+      `DMA device ${formatValue(dev)} has no copy alignment (capabilities.copyAlign)`,
+    );
   }
   // The cheap test first: SCIF asks this for every RMA transfer.
   if (!(isCount(off1) && isCount(off2) && isCount(len))) {
@@ -150,6 +154,6 @@ export function isDmaCopyAligned(dev: MicDmaDevice, off1: number, off2: number, 
       }
     }
   }
-  const align = 2 ** dev.capabilities.copyAlign;
+  const align = 2 ** copyAlign;
   return off1 % align === 0 && off2 % align === 0 && len % align === 0;
 }

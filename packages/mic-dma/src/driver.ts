@@ -9,7 +9,7 @@
  * @see drivers/misc/mic/host/mic_boot.c (mic_request_dma_chans)
  * @see drivers/misc/mic/card/mic_device.c (mic_request_dma_chans)
  */
-import { IndexAllocator } from '@mic/bus-core';
+import { IndexAllocator, checkOps } from '@mic/bus-core';
 import type { IdTable } from '@mic/bus-core';
 import { realClock } from '@mic/clock';
 import type { Clock } from '@mic/clock';
@@ -19,7 +19,8 @@ import type { Logger } from '@mic/logger';
 import { MBUS_DEV_ANY_ID, MBUS_DEV_DMA_HOST, MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
 import type { MbusDevice, MbusDriver } from '@mic/mic-bus';
 import { checkDrainTimeout, checkMbusDevice, checkRingSize } from './args.js';
-import { MIC_DMA_CHAN_STATE, MicDmaChan } from './chan.js';
+import { MIC_DMA_CHAN_STATE } from './chan.js';
+import type { MicDmaChan } from './chan.js';
 import { MIC_DMA_DESC_RX_SIZE, MIC_DMA_DRAIN_TIMEOUT_MS, MIC_DMA_NUM_CHAN } from './constants.js';
 import { MicDmaDevice } from './device.js';
 
@@ -172,10 +173,9 @@ export class MicDmaDriver implements MbusDriver {
   }
 }
 
+/** Throws `EINVAL` unless `driver` has the methods of a {@link MicDmaDriver} the helpers use. */
 function checkDriver(driver: unknown): void {
-  if (!(driver instanceof MicDmaDriver)) {
-    throw new MicError('EINVAL', `DMA driver ${formatValue(driver)} is not a MicDmaDriver`);
-  }
+  checkOps('DMA driver', driver, ['requestChannel', 'deviceOf']);
 }
 
 /** A filter that accepts the channels of `mbdev`'s DMA device only (the host's `mic_dma_filter`). */
@@ -212,11 +212,7 @@ export async function releaseDmaChannels(chans: readonly MicDmaChan[]): Promise<
   if (!Array.isArray(chans)) {
     throw new MicError('EINVAL', `DMA channels ${formatValue(chans)} are not an array`);
   }
-  for (const ch of chans as unknown[]) {
-    if (!(ch instanceof MicDmaChan)) {
-      throw new MicError('EINVAL', `DMA channel ${formatValue(ch)} is not a MicDmaChan`);
-    }
-  }
+  for (const ch of chans as unknown[]) checkOps('DMA channel', ch, ['release']);
   let first: unknown;
   for (const ch of [...chans].reverse()) {
     try {
