@@ -17,7 +17,7 @@
  * @see drivers/misc/mic/bus/vop_bus.c
  * @see drivers/misc/mic/bus/mic_bus.c
  */
-import { MicError, isMicError, errorMessage } from '@mic/errors';
+import { MicError, checkFunction, checkObject, errorMessage, formatValue, isMicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { AsyncMutex } from './mutex.js';
 
@@ -94,6 +94,23 @@ function wrap(err: unknown, message: string, details: Record<string, unknown>): 
   return new MicError(code, `${message}: ${why}`, { cause: err, details });
 }
 
+/** A device or driver as messages show it: its name, or the value when it has none. */
+function nameOf(x: unknown): string {
+  const name = (x as { name?: unknown } | null | undefined)?.name;
+  return typeof name === 'string' && name !== '' ? name : formatValue(x);
+}
+
+/** Throws `EINVAL` naming what is wrong with `drv` (not an object, no name, no probe or remove). */
+function checkDriver(bus: string, drv: unknown): void {
+  checkObject(`${bus}: driver`, drv);
+  const { name, probe, remove } = drv as Partial<BusDriver<unknown>>;
+  if (typeof name !== 'string' || name === '') {
+    throw new MicError('EINVAL', `${bus}: driver name ${formatValue(name)} is not a non-empty string`);
+  }
+  checkFunction(`${bus}: driver ${name} probe`, probe);
+  checkFunction(`${bus}: driver ${name} remove`, remove);
+}
+
 /**
  * A bus: devices, drivers, matching, probe and remove. `P` is what {@link registerDevice} takes
  * (the device itself for a plain bus, registration parameters for the MIC buses).
@@ -117,9 +134,13 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
   #seq = 0;
 
   constructor(type: BusType<D, Drv, P>, options: BusOptions = {}) {
+    checkObject('bus type', type);
     if (typeof type.name !== 'string' || type.name === '') {
-      throw new MicError('EINVAL', `bus name ${JSON.stringify(type.name)} is not a non-empty string`);
+      throw new MicError('EINVAL', `bus name ${formatValue(type.name)} is not a non-empty string`);
     }
+    checkFunction(`bus ${type.name} create`, type.create);
+    checkFunction(`bus ${type.name} match`, type.match);
+    checkObject(`bus ${type.name} options`, options);
     this.name = type.name;
     this.#type = type;
     this.#log = (options.logger ?? nullLogger).child(type.name);
@@ -134,6 +155,13 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
   registerDevice(params: P): Promise<D> {
     return this.#lock.run(async () => {
       const device = this.#type.create(params);
+      const name = (device as { name?: unknown } | null)?.name;
+      if (typeof device !== 'object' || device === null || typeof name !== 'string' || name === '') {
+        throw new MicError(
+          'EINVAL',
+          `${this.name}: device ${formatValue(device)} (named ${formatValue(name)}) is not an object with a non-empty name`,
+        );
+      }
       if (this.#entries.has(device) || this.#byName.has(device.name)) {
         this.#type.release?.(device);
         throw new MicError('EEXIST', `${this.name}: a device named ${device.name} is already registered`, {
@@ -155,12 +183,13 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
    * Unbinds `dev` from its driver (calling remove) and takes it off the bus. Rejects with `ENODEV`
    * when it is not registered.
    */
-  unregisterDevice(dev: D): Promise<void> {
+  async unregisterDevice(dev: D): Promise<void> {
+    checkObject(`${this.name}: device`, dev);
     return this.#lock.run(async () => {
       const entry = this.#entries.get(dev);
       if (!entry) {
-        throw new MicError('ENODEV', `${this.name}: device ${dev?.name} is not registered`, {
-          details: { device: dev?.name },
+        throw new MicError('ENODEV', `${this.name}: device ${nameOf(dev)} is not registered`, {
+          details: { device: nameOf(dev) },
         });
       }
       if (entry.driver) await this.#unbind(entry, entry.driver);
@@ -177,18 +206,9 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
    * `checkDriver` refuses), and `EBUSY` when this
    * driver or one of the same name is registered.
    */
-  registerDriver(drv: Drv): Promise<void> {
+  async registerDriver(drv: Drv): Promise<void> {
+    checkDriver(this.name, drv);
     return this.#lock.run(async () => {
-      if (
-        typeof drv !== 'object' ||
-        drv === null ||
-        typeof drv.name !== 'string' ||
-        drv.name === '' ||
-        typeof drv.probe !== 'function' ||
-        typeof drv.remove !== 'function'
-      ) {
-        throw new MicError('EINVAL', `${this.name}: a driver needs a name, a probe and a remove`);
-      }
       this.#type.checkDriver?.(drv);
       if (this.#drivers.some((d) => d === drv || d.name === drv.name)) {
         throw new MicError('EBUSY', `${this.name}: driver ${drv.name} is already registered`, {
@@ -207,12 +227,13 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
    * Removes a driver: its devices are unbound in reverse bind order (the last bound first) and stay
    * registered. Rejects with `ENODEV` when the driver is not registered.
    */
-  unregisterDriver(drv: Drv): Promise<void> {
+  async unregisterDriver(drv: Drv): Promise<void> {
+    checkObject(`${this.name}: driver`, drv);
     return this.#lock.run(async () => {
       const at = this.#drivers.indexOf(drv);
       if (at < 0) {
-        throw new MicError('ENODEV', `${this.name}: driver ${drv?.name} is not registered`, {
-          details: { driver: drv?.name },
+        throw new MicError('ENODEV', `${this.name}: driver ${nameOf(drv)} is not registered`, {
+          details: { driver: nameOf(drv) },
         });
       }
       this.#drivers.splice(at, 1);
@@ -251,6 +272,7 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
 
   /** The first registered device for which `pred` holds. */
   findDevice(pred: (dev: D) => boolean): D | undefined {
+    checkFunction(`${this.name}: device predicate`, pred);
     for (const dev of this.#entries.keys()) if (pred(dev)) return dev;
     return undefined;
   }
@@ -276,8 +298,17 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
     return this.#entries.get(dev)?.probeError;
   }
 
-  /** The modalias of `dev`, if the bus has modaliases. */
+  /**
+   * The modalias of registered device `dev`, if the bus has modaliases.
+   * @throws MicError ENODEV when `dev` is not registered (EINVAL when it is not an object)
+   */
   modalias(dev: D): string | undefined {
+    if (!this.#entries.has(dev)) {
+      checkObject(`${this.name}: device`, dev);
+      throw new MicError('ENODEV', `${this.name}: device ${nameOf(dev)} is not registered`, {
+        details: { device: nameOf(dev) },
+      });
+    }
     return this.#type.modalias?.(dev);
   }
 
@@ -286,6 +317,7 @@ export class Bus<D extends BusDevice, Drv extends BusDriver<D>, P = D> {
    * logged and does not disturb the bus. Returns the function that unsubscribes.
    */
   subscribe(listener: (event: BusEvent<D, Drv>) => void): () => void {
+    checkFunction(`${this.name}: bus event listener`, listener);
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);

@@ -6,7 +6,7 @@
  *
  * @see drivers/misc/mic/host/mic_boot.c (`__mic_dma_alloc`, `__mic_dma_free`, `mic_dma_map_page`)
  */
-import { MicError, formatAddr } from '@mic/errors';
+import { MicError, checkObject, formatAddr, formatValue } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import { DmaMappingCounts } from './dma-mappings.js';
 import type { DmaBuffer, DmaMapOps } from './hw.js';
@@ -60,7 +60,7 @@ export abstract class DmaMapOpsBase implements DmaMapOps {
     if (!isSize(size)) {
       throw new MicError(
         'EINVAL',
-        `${this.name}: allocation size ${String(size)} is not a positive integer`,
+        `${this.name}: allocation size ${formatValue(size)} is not a positive integer`,
         {
           details: { size },
         },
@@ -77,6 +77,7 @@ export abstract class DmaMapOpsBase implements DmaMapOps {
    * @throws MicError EINVAL when it is not a live buffer of these ops
    */
   free(buf: DmaBuffer): void {
+    checkObject(`${this.name}: buffer to free`, buf);
     const dmaAddr = (buf as { dmaAddr?: unknown } | null)?.dmaAddr;
     const entry = typeof dmaAddr === 'number' ? this.#buffers.get(dmaAddr) : undefined;
     if (!entry || entry.buf !== buf) {
@@ -93,6 +94,7 @@ export abstract class DmaMapOpsBase implements DmaMapOps {
    * @throws MicError EINVAL for memory it cannot reach (what {@link addrOf} throws) or an empty view
    */
   mapSingle(va: Memory): number {
+    checkObject(`${this.name}: memory to map`, va);
     const addr = this.addrOf(va);
     const len = va.byteLength;
     if (!isSize(len)) throw new MicError('EINVAL', `${this.name}: cannot map an empty view`);

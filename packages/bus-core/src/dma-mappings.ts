@@ -5,7 +5,7 @@
  *
  * @see include/linux/dma-mapping.h (`dma_map_single`, `dma_unmap_single`)
  */
-import { MicError, formatAddr } from '@mic/errors';
+import { MicError, checkAddr, checkFunction, checkSize, formatAddr } from '@mic/errors';
 
 /** Live `mapSingle` mappings, counted per address and length. */
 export class DmaMappingCounts {
@@ -24,8 +24,12 @@ export class DmaMappingCounts {
     return n;
   }
 
-  /** Records one mapping of `len` bytes at `dmaAddr`. */
+  /**
+   * Records one mapping of `len` bytes at `dmaAddr`.
+   * @throws MicError EINVAL for an address or length that is not a non-negative (positive) integer
+   */
   add(dmaAddr: number, len: number): void {
+    this.#check(dmaAddr, len);
     const key = `${dmaAddr}/${len}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
   }
@@ -33,15 +37,17 @@ export class DmaMappingCounts {
   /**
    * Releases one mapping of `size` bytes at `dmaAddr`: checks that it is live, runs `undo` (the
    * hardware side of the unmap; if it throws, the mapping stays live), then forgets it.
-   * @throws MicError EINVAL when no such mapping is live
+   * @throws MicError EINVAL when no such mapping is live, or for arguments that cannot name one
    */
   release(dmaAddr: number, size: number, undo?: () => void): void {
+    this.#check(dmaAddr, size);
+    if (undo !== undefined && typeof undo !== 'function') checkFunction(`${this.#name}: unmap undo`, undo);
     const key = `${dmaAddr}/${size}`;
     const n = this.#counts.get(key);
     if (!n) {
       throw new MicError(
         'EINVAL',
-        `${this.#name}: no mapping of ${String(size)} bytes at ${formatAddr(dmaAddr)}`,
+        `${this.#name}: no mapping of ${size} bytes at DMA address ${formatAddr(dmaAddr)}`,
         {
           details: { dmaAddr, size },
         },
@@ -50,5 +56,11 @@ export class DmaMappingCounts {
     undo?.();
     if (n === 1) this.#counts.delete(key);
     else this.#counts.set(key, n - 1);
+  }
+
+  #check(dmaAddr: number, len: number): void {
+    // Cheap tests first: this runs on every map and unmap.
+    if (!(Number.isSafeInteger(dmaAddr) && dmaAddr >= 0)) checkAddr(`${this.#name}: DMA address`, dmaAddr);
+    if (!(Number.isSafeInteger(len) && len > 0)) checkSize(`${this.#name}: mapping size`, len);
   }
 }

@@ -14,6 +14,26 @@ import { MicError, checkInt } from '@mic/errors';
 const MAX_DOORBELLS = 64;
 
 /**
+ * Throws `EINVAL` naming `what` unless `db` is a doorbell number, an integer in [0, 63]. The
+ * cheap test first: this runs on every ring.
+ */
+export function checkDoorbell(what: string, db: number): void {
+  if (!(typeof db === 'number' && db >= 0 && db < MAX_DOORBELLS && (db | 0) === db)) {
+    checkInt(what, db, 0, MAX_DOORBELLS - 1);
+  }
+}
+
+/**
+ * Throws `EINVAL` unless `num` (what `ack_interrupt` is told: a doorbell, a DMA channel) is an
+ * integer in [0, 2^31 - 1]. The cheap test first: this runs on every interrupt.
+ */
+export function checkInterruptNumber(num: number): void {
+  if (!(typeof num === 'number' && num >= 0 && (num | 0) === num)) {
+    checkInt('acknowledged interrupt number', num, 0, 0x7fffffff);
+  }
+}
+
+/**
  * Host doorbells, handed out round robin; several users may share one.
  * @see drivers/misc/mic/host/mic_intr.c (mic_next_db: `next_avail_src++ % num_doorbells`)
  */

@@ -10,9 +10,9 @@ export class IndexAllocator {
   readonly #used = new Set<number>();
   readonly #max: number;
 
-  /** @param max - the largest id handed out (default 2^31 - 1, as the kernel's IDA) */
+  /** @param max - the largest id handed out, at most (and by default) 2^31 - 1, as the kernel's IDA */
   constructor(max = 0x7fffffff) {
-    checkInt('max id', max, 0, Number.MAX_SAFE_INTEGER);
+    checkInt('max id', max, 0, 0x7fffffff);
     this.#max = max;
   }
 
@@ -42,8 +42,9 @@ export class IndexAllocator {
 
   /** Gives `id` back (`ida_simple_remove`). Throws `EINVAL` when it is not in use. */
   remove(id: number): void {
+    checkInt('id', id, 0, this.#max);
     if (!this.#used.delete(id)) {
-      throw new MicError('EINVAL', `id ${String(id)} is not allocated`, { details: { id } });
+      throw new MicError('EINVAL', `id ${id} is not allocated`, { details: { id } });
     }
   }
 }

@@ -2,7 +2,7 @@
  * `@mic/bus-core`: the small driver core under the MIC buses (vop, mbus, scif, cosm), the types
  * that cross from a bus to the hardware driver, and building blocks for mock hardware.
  */
-export { ANY_ID, checkDeviceId, formatModalias, idAttributes, matchIdTable } from './ids.js';
+export { ANY_ID, checkDeviceId, checkIdTable, formatModalias, idAttributes, matchIdTable } from './ids.js';
 export type { DeviceId, IdTable } from './ids.js';
 export { AsyncMutex } from './mutex.js';
 export { IndexAllocator } from './ida.js';
@@ -47,4 +47,4 @@ export {
   MOCK_MMIO_PA,
   MOCK_SMPT_BASE,
 } from './mock-defaults.js';
-export { checkIdTable, checkOps, checkWindow } from './validate.js';
+export { checkOps, checkWindow } from './validate.js';

@@ -14,9 +14,10 @@
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
  */
-import { MicError, errorMessage } from '@mic/errors';
+import { MicError, checkFunction, checkInt, checkObject, errorMessage, formatValue } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import { IRQ_RETURN, type IrqHandler, type MicIrq } from './hw.js';
+import { checkOps } from './validate.js';
 
 /** Where a {@link ThreadedIrqTable} installs its handlers: the hardware's interrupt controller. */
 export interface IrqSourceOps<C> {
@@ -70,7 +71,20 @@ export class ThreadedIrqTable<T extends string, C = unknown> {
   readonly #logger: Logger;
   readonly #requests = new Map<MicIrq, Request<T, C>>();
 
+  /** @throws MicError EINVAL for options that are not as {@link ThreadedIrqTableOptions} says */
   constructor(options: ThreadedIrqTableOptions<T, C>) {
+    checkObject('interrupt table options', options);
+    checkOps('interrupt table interrupt controller', options.hw, ['requestIrq', 'freeIrq']);
+    checkObject('interrupt table kinds', options.kinds);
+    if (Object.keys(options.kinds).length === 0) {
+      throw new MicError('EINVAL', 'interrupt table kinds {} name no kind of source');
+    }
+    for (const [name, kind] of Object.entries<IrqSourceKind>(options.kinds)) {
+      checkObject(`interrupt source kind ${name}`, kind);
+      checkInt(`interrupt source ${name} count`, kind.count, 1, 0xffff);
+      checkFunction(`interrupt source ${name} src`, kind.src);
+    }
+    checkOps('interrupt table logger', options.logger, ['error']);
     this.#side = options.side;
     this.#hw = options.hw;
     this.#kinds = options.kinds;
@@ -96,13 +110,24 @@ export class ThreadedIrqTable<T extends string, C = unknown> {
     data: D,
     num: number,
   ): MicIrq {
-    const kind = this.#kinds[type];
+    const kind = Object.hasOwn(this.#kinds, type) ? this.#kinds[type] : undefined;
+    if (!kind) {
+      throw new MicError(
+        'EINVAL',
+        `${this.#side} interrupt source kind ${formatValue(type)} is not one of ${Object.keys(this.#kinds).join(', ')}`,
+      );
+    }
     const max = kind.count - 1;
     if (!Number.isInteger(num) || num < 0 || num > max) {
-      throw new MicError('EINVAL', `${this.#side} ${type} ${String(num)} is not an integer in [0, ${max}]`, {
-        details: { type, num },
-      });
+      throw new MicError(
+        'EINVAL',
+        `${this.#side} ${type} ${formatValue(num)} is not an integer in [0, ${max}]`,
+        {
+          details: { type, num },
+        },
+      );
     }
+    checkHandlers(handler, threadFn);
     if (typeof handler !== 'function' && typeof threadFn !== 'function') {
       throw new MicError(
         'EINVAL',
@@ -169,5 +194,14 @@ export class ThreadedIrqTable<T extends string, C = unknown> {
 
 function describe(cookie: unknown): string {
   if (cookie instanceof TableCookie) return `'${cookie.name}' (${cookie.intrSrc})`;
-  return String(cookie);
+  return formatValue(cookie);
+}
+
+/**
+ * Throws `EINVAL` unless the handler and the thread function of a request are each a function or
+ * absent (`null`, `undefined`): a number or an object is not taken for "none".
+ */
+export function checkHandlers(handler: unknown, threadFn: unknown): void {
+  if (handler != null) checkFunction('interrupt handler', handler);
+  if (threadFn != null) checkFunction('interrupt thread fn', threadFn);
 }

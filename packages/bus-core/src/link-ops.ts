@@ -12,10 +12,12 @@
  * @see drivers/misc/mic/host/mic_boot.c, drivers/misc/mic/card/mic_device.c (`vop_hw_ops`,
  * `scif_hw_ops`, `mbus_hw_ops` of both sides)
  */
-import { MicError, checkAddr, checkSize } from '@mic/errors';
+import { MicError, checkAddr, checkFunction, checkObject, checkSize, formatValue } from '@mic/errors';
+import { checkDoorbell, checkInterruptNumber } from './doorbells.js';
 import type { Memory } from '@mic/memory';
 import { type IrqHandler, type MicIrq, NO_DOORBELL } from './hw.js';
 import type { ThreadedIrqTable } from './irq-table.js';
+import { checkOps } from './validate.js';
 
 /**
  * The live windows `remap` handed out, with the checks of its arguments: `map` refuses a length
@@ -43,6 +45,7 @@ export class RemapBook {
   map(pa: number, len: number, window: (pa: number, len: number) => Memory): Memory {
     checkSize('remap length', len);
     checkAddr('remap address', pa);
+    checkFunction('remap window', window);
     const va = window(pa, len);
     this.#live.add(va);
     return va;
@@ -51,7 +54,8 @@ export class RemapBook {
   /** Takes a window back. @throws MicError EINVAL when it is not a live one of this book */
   unmap(va: Memory): void {
     if (!this.#live.delete(va)) {
-      throw new MicError('EINVAL', `unmap of memory that is not a live remap of this ${this.#what}`);
+      const what = typeof va === 'object' && va !== null ? 'memory' : formatValue(va);
+      throw new MicError('EINVAL', `unmap of ${what} that is not a live remap of this ${this.#what}`);
     }
   }
 }
@@ -81,6 +85,18 @@ export abstract class DoorbellLinkOps<T extends string> {
   readonly #remaps: RemapBook;
 
   protected constructor(options: DoorbellLinkOpsOptions<T>) {
+    checkObject('doorbell link options', options);
+    if (options.side !== 'host' && options.side !== 'card') {
+      throw new MicError('EINVAL', `doorbell link side ${formatValue(options.side)} is not host or card`);
+    }
+    checkIrqTable(options.irqs);
+    if (typeof options.doorbellKind !== 'string' || options.doorbellKind === '') {
+      throw new MicError(
+        'EINVAL',
+        `doorbell link doorbell kind ${formatValue(options.doorbellKind)} is not a non-empty string`,
+      );
+    }
+    checkOps('doorbell link doorbells', options.doorbells, ['next']);
     this.#peer = options.side === 'host' ? 'card' : 'host';
     this.#irqs = options.irqs;
     this.#doorbellKind = options.doorbellKind;
@@ -100,7 +116,7 @@ export abstract class DoorbellLinkOps<T extends string> {
    */
   requestIrq<D>(func: IrqHandler<D>, name: string, data: D, db: number): MicIrq {
     if (typeof func !== 'function') {
-      throw new MicError('EINVAL', `interrupt request '${name}' has no handler`);
+      throw new MicError('EINVAL', `interrupt request '${name}' has no handler: ${formatValue(func)}`);
     }
     return this.#irqs.request(this.#doorbellKind, func, null, name, data, db);
   }
@@ -110,8 +126,12 @@ export abstract class DoorbellLinkOps<T extends string> {
     this.#irqs.free(cookie, data);
   }
 
-  /** Acknowledges an interrupt (`ack_interrupt`). */
-  ackInterrupt(_num: number): void {
+  /**
+   * Acknowledges an interrupt (`ack_interrupt`).
+   * @throws MicError EINVAL for a number that is not a non-negative integer
+   */
+  ackInterrupt(num: number): void {
+    checkInterruptNumber(num);
     this.ack();
   }
 
@@ -121,10 +141,11 @@ export abstract class DoorbellLinkOps<T extends string> {
    */
   sendIntr(db: number): void {
     if (db === NO_DOORBELL) {
-      throw new MicError('EINVAL', `${this.#peer} doorbell ${String(db)} is "no doorbell": nothing to ring`, {
+      throw new MicError('EINVAL', `${this.#peer} doorbell ${db} is "no doorbell": nothing to ring`, {
         details: { db },
       });
     }
+    checkDoorbell(`${this.#peer} doorbell`, db);
     this.ring(db);
   }
 
@@ -170,6 +191,7 @@ export abstract class ThreadedIrqOps<T extends string> {
    * @param kind - the kind of source the requests are for (the DMA channels)
    */
   protected constructor(irqs: ThreadedIrqTable<T, unknown>, kind: T) {
+    checkIrqTable(irqs);
     this.#irqs = irqs;
     this.#kind = kind;
   }
@@ -193,11 +215,20 @@ export abstract class ThreadedIrqOps<T extends string> {
     this.#irqs.free(cookie, data);
   }
 
-  /** Acknowledges an interrupt (`ack_interrupt`). */
-  ackInterrupt(_num: number): void {
+  /**
+   * Acknowledges an interrupt (`ack_interrupt`).
+   * @throws MicError EINVAL for a number that is not a non-negative integer
+   */
+  ackInterrupt(num: number): void {
+    checkInterruptNumber(num);
     this.ack();
   }
 
   /** Acknowledges an interrupt on this side. */
   protected abstract ack(): void;
+}
+
+/** Throws `EINVAL` unless `irqs` has the methods of a {@link ThreadedIrqTable}. */
+function checkIrqTable(irqs: unknown): void {
+  checkOps('interrupt table', irqs, ['request', 'free']);
 }

@@ -5,9 +5,10 @@
  * @see drivers/misc/mic/host/mic_intr.c `mic_next_db`, `mic_request_threaded_irq`
  * @see drivers/misc/mic/card/mic_device.c `mic_next_card_db`, `mic_request_card_irq`
  */
-import { MicError, checkInt } from '@mic/errors';
+import { MicError, checkInt, checkObject, formatValue } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
-import { CardDoorbellAllocator, HostDoorbellAllocator } from './doorbells.js';
+import { CardDoorbellAllocator, HostDoorbellAllocator, checkInterruptNumber } from './doorbells.js';
+import { checkHandlers } from './irq-table.js';
 import { IRQ_RETURN, type IrqHandler, type MicIrq } from './hw.js';
 
 /**
@@ -92,11 +93,12 @@ export class MockIrqLines {
   readonly #acks: number[] = [];
 
   constructor(options: MockIrqLinesOptions) {
+    checkObject('interrupt line options', options);
     const { count } = options;
     checkInt('interrupt line count', count, 1, 64);
     const policy = options.policy ?? DOORBELL_POLICY.ROUND_ROBIN;
     if (policy !== DOORBELL_POLICY.ROUND_ROBIN && policy !== DOORBELL_POLICY.LEAST_USED) {
-      throw new MicError('EINVAL', `doorbell policy ${String(policy)} is not round-robin or least-used`);
+      throw new MicError('EINVAL', `doorbell policy ${formatValue(policy)} is not round-robin or least-used`);
     }
     this.count = count;
     const allocatable = options.allocatable ?? count;
@@ -137,6 +139,7 @@ export class MockIrqLines {
     src: number,
   ): MicIrq {
     const line = this.#line(src, 'request of');
+    checkHandlers(handler, threadFn);
     if (typeof handler !== 'function' && typeof threadFn !== 'function') {
       throw new MicError(
         'EINVAL',
@@ -193,6 +196,7 @@ export class MockIrqLines {
    * line, whatever `num` is, and latched rings on them are delivered.
    */
   ack(num: number): void {
+    checkInterruptNumber(num);
     this.#acks.push(num);
     if (this.#masked.size === 0) return;
     this.#masked.clear();
@@ -239,7 +243,7 @@ export class MockIrqLines {
     if (!line) {
       throw new MicError(
         'EINVAL',
-        `${this.#name}: ${what} line ${String(src)}, which is not in [0, ${this.count - 1}]`,
+        `${this.#name}: ${what} line ${formatValue(src)}, which is not an integer in [0, ${this.count - 1}]`,
         { details: { src, count: this.count } },
       );
     }
@@ -302,5 +306,5 @@ export class MockIrqLines {
 
 function describe(cookie: unknown): string {
   if (cookie instanceof Cookie) return `'${cookie.name}' (line ${cookie.intrSrc})`;
-  return String(cookie);
+  return formatValue(cookie);
 }

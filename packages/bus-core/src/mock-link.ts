@@ -6,7 +6,8 @@
  *
  * @see drivers/misc/mic/bus/scif_bus.h, drivers/misc/mic/bus/vop_bus.h (the hw ops both mirror)
  */
-import { MicError } from '@mic/errors';
+import { MicError, checkObject, formatValue } from '@mic/errors';
+import { checkDoorbell } from './doorbells.js';
 import { type Logger, nullLogger } from '@mic/logger';
 import type { IrqHandler, MicIrq } from './hw.js';
 import { DOORBELL_POLICY, type DoorbellPolicy, MockIrqLines } from './mock-irq.js';
@@ -52,9 +53,10 @@ export class MockLinkEnd {
    * @throws MicError EINVAL for a role other than `host` or `card`
    */
   constructor(bus: string, options: MockLinkEndOptions) {
+    checkObject(`mock ${bus} options`, options);
     const host = options.role === 'host';
     if (!host && options.role !== 'card') {
-      throw new MicError('EINVAL', `mock ${bus} role ${String(options.role)} is not host or card`);
+      throw new MicError('EINVAL', `mock ${bus} role ${formatValue(options.role)} is not host or card`);
     }
     this.#bus = bus;
     this.role = options.role;
@@ -74,6 +76,11 @@ export class MockLinkEnd {
    * @throws MicError EINVAL for two sides of the same role
    */
   protected static join(a: MockLinkEnd, b: MockLinkEnd): void {
+    for (const end of [a, b]) {
+      if (!(end instanceof MockLinkEnd)) {
+        throw new MicError('EINVAL', `mock link side ${formatValue(end)} is not a MockLinkEnd`);
+      }
+    }
     if (a.role === b.role) throw new MicError('EINVAL', `cannot join two ${a.role} sides`);
     a.#peer = b;
     b.#peer = a;
@@ -84,7 +91,9 @@ export class MockLinkEnd {
   }
 
   requestIrq<D>(func: IrqHandler<D>, name: string, data: D, db: number): MicIrq {
-    if (typeof func !== 'function') throw new MicError('EINVAL', `${this.#bus} irq '${name}' has no handler`);
+    if (typeof func !== 'function') {
+      throw new MicError('EINVAL', `${this.#bus} irq '${name}' has no handler: ${formatValue(func)}`);
+    }
     return this.lines.request(func, null, name, data, db);
   }
 
@@ -97,11 +106,8 @@ export class MockLinkEnd {
   }
 
   sendIntr(db: number): void {
-    if (this.#peer) {
-      this.#peer.lines.raise(db);
-    } else if (!Number.isInteger(db) || db < 0) {
-      throw new MicError('EINVAL', `${this.#bus} send_intr: doorbell ${String(db)} is not a doorbell number`);
-    }
+    if (this.#peer) this.#peer.lines.raise(db);
+    else checkDoorbell(`${this.#bus} send_intr: doorbell`, db);
     this.#sent.push(db);
   }
 

@@ -2,8 +2,8 @@
  * Memory pieces for mock hardware: DMA map ops over a memory pool, and a `remap` that maps bus
  * addresses onto pools.
  */
-import { MicError, checkAddr, formatAddr } from '@mic/errors';
-import type { BufferMemory, Memory } from '@mic/memory';
+import { MicError, checkAddr, checkObject, formatAddr, formatValue } from '@mic/errors';
+import { type BufferMemory, type Memory, checkMemory } from '@mic/memory';
 import { type DmaAllocation, DmaMapOpsBase } from './dma-map-ops.js';
 import { RemapBook } from './link-ops.js';
 import { MemoryPool } from './range-allocator.js';
@@ -35,8 +35,9 @@ export class MockDmaMapOps extends DmaMapOpsBase {
   readonly #pool: MemoryPool;
 
   constructor(options: MockDmaMapOpsOptions) {
-    super(options.name ?? 'mock dma');
-    checkAddr('DMA base', options.base);
+    super(nameOf(options));
+    checkMemory(`${this.name}: DMA pool`, options.pool);
+    checkAddr(`${this.name}: DMA base`, options.base);
     this.pool = options.pool;
     this.base = options.base;
     this.#pool = new MemoryPool(options.pool, { reserve: options.reserve ?? 4096, name: this.name });
@@ -57,6 +58,12 @@ export class MockDmaMapOps extends DmaMapOpsBase {
   }
 }
 
+/** The name of the ops (checking that `options` is an object first). */
+function nameOf(options: MockDmaMapOpsOptions): string {
+  checkObject('mock DMA options', options);
+  return options.name ?? 'mock dma';
+}
+
 /** One range of bus addresses a {@link MockRemapper} reaches: `[base, base + pool.byteLength)`. */
 export interface MockRemapRegion {
   readonly base: number;
@@ -74,7 +81,16 @@ export class MockRemapper {
   readonly #name: string;
   readonly #book: RemapBook;
 
+  /** @throws MicError EINVAL for regions that are not an array of `{base, pool}` */
   constructor(regions: readonly MockRemapRegion[], name = 'mock remap') {
+    if (!Array.isArray(regions)) {
+      throw new MicError('EINVAL', `${name}: regions ${formatValue(regions)} are not an array`);
+    }
+    for (const r of regions as unknown[]) {
+      checkObject(`${name}: region`, r);
+      checkAddr(`${name}: region base`, (r as Partial<MockRemapRegion>).base as number);
+      checkMemory(`${name}: region pool`, (r as Partial<MockRemapRegion>).pool);
+    }
     this.#regions = [...regions];
     this.#name = name;
     this.#book = new RemapBook(name);
@@ -90,9 +106,13 @@ export class MockRemapper {
       for (const r of this.#regions) {
         if (pa >= r.base && pa + len <= r.base + r.pool.byteLength) return r.pool.window(pa - r.base, len);
       }
-      throw new MicError('EFAULT', `${this.#name}: [${formatAddr(pa)}, +${len}) is not reachable`, {
-        details: { pa, len },
-      });
+      throw new MicError(
+        'EFAULT',
+        `${this.#name}: bus address range [${formatAddr(pa)}, +${len}) is not reachable`,
+        {
+          details: { pa, len },
+        },
+      );
     });
   }
 

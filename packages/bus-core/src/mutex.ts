@@ -4,6 +4,7 @@
  * locks of data paths. Taking a free lock allocates nothing beyond the caller's own promise, so it
  * is cheap enough for a per-request path.
  */
+import { checkFunction } from '@mic/errors';
 
 /** An async mutex. Waiters run in the order they called {@link AsyncMutex.run}. */
 export class AsyncMutex {
@@ -21,6 +22,7 @@ export class AsyncMutex {
    * `fn` must not wait for another `run` of the same mutex: it would wait for itself.
    */
   async run<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (typeof fn !== 'function') checkFunction('mutex callback', fn);
     if (this.#held) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     else this.#held = true;
     try {

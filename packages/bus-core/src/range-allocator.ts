@@ -6,8 +6,8 @@
  *
  * @see drivers/misc/mic/host/mic_boot.c (the host's `__get_free_pages` + `dma_map_single`)
  */
-import { MicError, checkSize, formatAddr } from '@mic/errors';
-import type { Memory } from '@mic/memory';
+import { MicError, checkObject, checkSize, formatAddr, formatValue } from '@mic/errors';
+import { type Memory, checkMemory } from '@mic/memory';
 
 interface Extent {
   start: number;
@@ -45,9 +45,13 @@ export class RangeAllocator {
    */
   constructor(start: number, end: number, what = 'address range') {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-      throw new MicError('EINVAL', `${what}: range [${String(start)}, ${String(end)}) is not valid`, {
-        details: { start, end },
-      });
+      throw new MicError(
+        'EINVAL',
+        `${what}: range [${formatValue(start)}, ${formatValue(end)}) is not valid`,
+        {
+          details: { start, end },
+        },
+      );
     }
     this.start = start;
     this.end = end;
@@ -80,7 +84,7 @@ export class RangeAllocator {
   alloc(size: number, align = 1): number {
     checkSize('allocation size', size);
     if (!isPowerOfTwo(align)) {
-      throw new MicError('EINVAL', `alignment ${String(align)} is not a power of two`, {
+      throw new MicError('EINVAL', `alignment ${formatValue(align)} is not a power of two`, {
         details: { align },
       });
     }
@@ -190,10 +194,12 @@ export class MemoryPool {
 
   /** @throws MicError EINVAL for a reserve that is not a non-negative integer */
   constructor(memory: Memory, options: MemoryPoolOptions = {}) {
+    checkMemory('pool memory', memory);
+    checkObject('memory pool options', options);
     const reserve = options.reserve ?? 4096;
     const name = options.name ?? 'memory pool';
     if (!Number.isSafeInteger(reserve) || reserve < 0) {
-      throw new MicError('EINVAL', `${name}: reserve ${String(reserve)} is not a non-negative integer`);
+      throw new MicError('EINVAL', `${name}: reserve ${formatValue(reserve)} is not a non-negative integer`);
     }
     this.memory = memory;
     this.#ranges = new RangeAllocator(Math.min(reserve, memory.byteLength), memory.byteLength, name);

@@ -11,7 +11,10 @@ describe('DmaMappingCounts', () => {
     m.release(0x1000, 64);
     m.release(0x1000, 64);
     expect(() => m.release(0x1000, 64)).toThrow(
-      expect.objectContaining({ code: 'EINVAL', message: 'test dma: no mapping of 64 bytes at 0x1000' }),
+      expect.objectContaining({
+        code: 'EINVAL',
+        message: 'test dma: no mapping of 64 bytes at DMA address 0x1000',
+      }),
     );
     expect(m.live).toBe(1);
   });

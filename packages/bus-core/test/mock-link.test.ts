@@ -28,14 +28,14 @@ describe('MockLinkEnd', () => {
 
   it('refuses a bad role, joining two sides of one role, and handlers that are not functions', () => {
     expect(() => new End({ role: 'peer' as 'host' })).toThrow(
-      expect.objectContaining({ code: 'EINVAL', message: 'mock test role peer is not host or card' }),
+      expect.objectContaining({ code: 'EINVAL', message: 'mock test role "peer" is not host or card' }),
     );
     expect(() => End.connect(new End({ role: 'card' }), new End({ role: 'card' }))).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     );
     const alone = new End({ role: 'card' });
     expect(() => alone.requestIrq(null as never, 'x', null, 0)).toThrow("test irq 'x' has no handler");
-    expect(() => alone.sendIntr(-1)).toThrow('test send_intr: doorbell -1 is not a doorbell number');
+    expect(() => alone.sendIntr(-1)).toThrow('test send_intr: doorbell -1 is not an integer in [0, 63]');
     alone.sendIntr(3);
     expect(alone.sentInterrupts).toEqual([3]);
   });

@@ -72,6 +72,34 @@ async function failureOf(run: () => unknown): Promise<unknown> {
   }
 }
 
+/** A parameter as a table writes it: `[at, names, valid?]`, or a {@link BadParam}. */
+export type BadParamSpec = readonly [at: number, names: RegExp, valid?: readonly unknown[]] | BadParam;
+
+/**
+ * A {@link BadArgEntry} as a table writes it: its name, how to call it, good arguments, and its
+ * swept parameters.
+ *
+ * @example
+ * badArg('checkSize', (a) => checkSize('size', a[0] as number), [1], [0, /size/]);
+ */
+export function badArg(
+  name: string,
+  call: (args: unknown[]) => unknown,
+  args: readonly unknown[],
+  ...params: readonly BadParamSpec[]
+): BadArgEntry {
+  return {
+    name,
+    call,
+    args,
+    params: params.map((p): BadParam => {
+      if (!Array.isArray(p)) return p as BadParam;
+      const [at, names, valid] = p as readonly [number, RegExp, (readonly unknown[])?];
+      return valid === undefined ? { at, names } : { at, names, valid };
+    }),
+  };
+}
+
 /** Runs every entry with its good arguments, then each bad value in each parameter. */
 export async function sweepBadArguments(entries: readonly BadArgEntry[]): Promise<string[]> {
   const problems: string[] = [];

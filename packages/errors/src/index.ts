@@ -164,6 +164,20 @@ export function checkObject(what: string, value: unknown): asserts value is obje
   }
 }
 
+/**
+ * Throws `EINVAL` naming `what` when `value` is not a function (a handler, a callback, a hook).
+ *
+ * @example
+ * checkFunction('interrupt handler', null); // EINVAL: "interrupt handler null is not a function"
+ */
+export function checkFunction(what: string, value: unknown): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') {
+    throw new MicError('EINVAL', `${what} ${formatValue(value)} is not a function`, {
+      details: { [what]: formatValue(value) },
+    });
+  }
+}
+
 /** The message of a thrown value: `err.message` for an `Error`, else the value as a string. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -213,9 +227,10 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
 
 export {
   BAD_VALUES,
+  badArg,
   badArgCoverage,
   exportedCallables,
   optionsParam,
   sweepBadArguments,
 } from './bad-args.js';
-export type { BadArgEntry, BadParam } from './bad-args.js';
+export type { BadArgEntry, BadParam, BadParamSpec } from './bad-args.js';

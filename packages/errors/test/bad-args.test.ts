@@ -1,7 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
-import { checkObject, checkSize, formatValue, sweepBadArguments } from '../src/index.js';
+import {
+  badArg,
+  checkFunction,
+  checkObject,
+  checkSize,
+  formatValue,
+  optionsParam,
+  sweepBadArguments,
+} from '../src/index.js';
 
-describe('formatValue and checkObject', () => {
+describe('formatValue, checkObject and checkFunction', () => {
   it('show a value of the wrong kind as a message should', () => {
     expect([10n, '', {}, null, undefined, NaN, -1].map(formatValue)).toEqual([
       '10n',
@@ -13,9 +21,25 @@ describe('formatValue and checkObject', () => {
       '-1',
     ]);
     expect(() => checkObject('options', null)).toThrow('options null is not an object');
+    expect(() => checkFunction('interrupt handler', {})).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: 'interrupt handler an Object is not a function' }),
+    );
+    expect(() => checkFunction('interrupt handler', () => undefined)).not.toThrow();
     expect(() => checkSize('length', 10n as unknown as number)).toThrow(
       'length 10n is not a positive integer',
     );
+  });
+});
+
+describe('badArg', () => {
+  it('turns the short form of a table row into an entry', () => {
+    const call = (a: unknown[]) => a[0];
+    expect(badArg('f', call, [1, 2], [0, /x/], [1, /y/, [undefined]], optionsParam(2))).toEqual({
+      name: 'f',
+      call,
+      args: [1, 2],
+      params: [{ at: 0, names: /x/ }, { at: 1, names: /y/, valid: [undefined] }, optionsParam(2)],
+    });
   });
 });
 

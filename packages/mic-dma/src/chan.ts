@@ -20,9 +20,10 @@
 import type { DmaMemcpyChannel, IrqReturn } from '@mic/bus-core';
 import { IRQ_RETURN } from '@mic/bus-core';
 import type { Clock } from '@mic/clock';
-import { MicError, isMicError } from '@mic/errors';
+import { MicError, formatValue, isMicError } from '@mic/errors';
 import type { Logger } from '@mic/logger';
 import type { DmaBuffer, MbusDevice, MicIrq } from '@mic/mic-bus';
+import { checkChanContext } from './args.js';
 import {
   DMA_PREP,
   DMA_STATUS,
@@ -131,7 +132,9 @@ export class MicDmaChan implements DmaMemcpyChannel {
   #irq: MicIrq | undefined;
   #waiters: (() => void)[] = [];
 
+  /** @throws MicError EINVAL for a context the channel could not use or a channel id outside 0–7 */
   constructor(ctx: MicDmaChanContext, chanId: number, name: string) {
+    checkChanContext(ctx, chanId);
     this.#ctx = ctx;
     this.chanId = chanId;
     this.name = name;
@@ -370,8 +373,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
     if (!Number.isInteger(flags) || flags < 0 || flags > KNOWN_FLAGS || (flags & ~KNOWN_FLAGS) !== 0) {
       throw new MicError(
         'EINVAL',
-        `DMA prep flags ${Number.isInteger(flags) ? `0x${flags.toString(16)}` : String(flags)} are not a combination of INTERRUPT, FENCE and CTRL_ACK`,
-        { details: { flags: String(flags) } },
+        `DMA prep flags ${Number.isInteger(flags) && flags >= 0 ? `0x${flags.toString(16)}` : formatValue(flags)} are not a combination of INTERRUPT, FENCE and CTRL_ACK`,
+        { details: { flags: formatValue(flags) } },
       );
     }
   }
@@ -380,8 +383,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
     if (!Number.isSafeInteger(addr) || addr < 0 || addr + len > MIC_DMA_ADDR_LIMIT) {
       throw new MicError(
         'EINVAL',
-        `DMA ${what} ${String(addr)} +${len} is outside the engine's 46-bit address space`,
-        { details: { [what]: String(addr), len } },
+        `DMA ${what} ${formatValue(addr)} +${len} is outside the engine's 46-bit address space`,
+        { details: { [what]: formatValue(addr), len } },
       );
     }
     if (addr % align !== 0) {
@@ -476,9 +479,9 @@ export class MicDmaChan implements DmaMemcpyChannel {
     if (!Number.isSafeInteger(len) || len < 0 || len % MIC_DMA_ALIGN_BYTES !== 0) {
       throw new MicError(
         'EINVAL',
-        `DMA memcpy length ${String(len)} is not a multiple of ${MIC_DMA_ALIGN_BYTES} bytes`,
+        `DMA memcpy length ${formatValue(len)} is not a multiple of ${MIC_DMA_ALIGN_BYTES} bytes`,
         {
-          details: { len: String(len) },
+          details: { len: formatValue(len) },
         },
       );
     }
@@ -509,9 +512,13 @@ export class MicDmaChan implements DmaMemcpyChannel {
     const v =
       typeof value === 'bigint' ? value : Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : -1n;
     if (v < 0n || v > 0xffff_ffff_ffff_ffffn) {
-      throw new MicError('EINVAL', `DMA immediate value ${String(value)} is not an unsigned 64-bit integer`, {
-        details: { value: String(value) },
-      });
+      throw new MicError(
+        'EINVAL',
+        `DMA immediate value ${formatValue(value)} is not an unsigned 64-bit integer`,
+        {
+          details: { value: formatValue(value) },
+        },
+      );
     }
     this.#checkNotPrepared('immediate data');
     const start = this.#hw.head;
@@ -614,19 +621,23 @@ export class MicDmaChan implements DmaMemcpyChannel {
   async syncWait(cookie: DmaCookie, options: SyncWaitOptions = {}): Promise<DmaStatus> {
     this.#cookies.check(cookie, this.name);
     if (options === null || typeof options !== 'object') {
-      throw new MicError('EINVAL', `syncWait options ${String(options)} are not an object`, {
-        details: { options: String(options) },
+      throw new MicError('EINVAL', `syncWait options ${formatValue(options)} are not an object`, {
+        details: { options: formatValue(options) },
       });
     }
     const { timeoutMs = this.#ctx.drainTimeoutMs, signal } = options;
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new MicError('EINVAL', `syncWait timeoutMs ${String(timeoutMs)} is not a finite number ≥ 0`, {
-        details: { timeoutMs: String(timeoutMs) },
-      });
+      throw new MicError(
+        'EINVAL',
+        `syncWait timeoutMs ${formatValue(timeoutMs)} is not a finite number ≥ 0`,
+        {
+          details: { timeoutMs: formatValue(timeoutMs) },
+        },
+      );
     }
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new MicError('EINVAL', 'syncWait signal is not an AbortSignal', {
-        details: { signal: String(signal) },
+      throw new MicError('EINVAL', `syncWait signal ${formatValue(signal)} is not an AbortSignal`, {
+        details: { signal: formatValue(signal) },
       });
     }
     this.issuePending();

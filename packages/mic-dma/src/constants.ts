@@ -7,6 +7,7 @@
  * @see drivers/dma/mic_x100_dma.c
  * @see include/linux/dmaengine.h
  */
+import { checkInt } from '@mic/errors';
 
 /** Channels of the engine, channels per side, first channel of each side (`MIC_DMA_*_NUM_CHAN`). */
 export const MIC_DMA_MAX_NUM_CHAN = 8;
@@ -123,7 +124,24 @@ export type DmaCookie = number;
 /** A completion callback (`dma_async_tx_callback_result`). */
 export type DmaTxCallback = (result: DmaTxResult) => void;
 
-/** Register offset of channel `ch`'s register `reg`. */
+/**
+ * Register offset of channel `ch`'s register `reg`.
+ * @throws MicError EINVAL for a channel outside 0–7 or a register offset outside its 64-byte block
+ */
 export function micDmaChanReg(ch: number, reg: number): number {
+  // A typeof and range test first; checkInt builds the message only for a bad value.
+  if (!(
+    typeof ch === 'number' &&
+    typeof reg === 'number' &&
+    ch >= 0 &&
+    ch < MIC_DMA_MAX_NUM_CHAN &&
+    reg >= 0 &&
+    reg < MIC_DMA_SBOX.CHAN_OFF &&
+    (ch | 0) === ch &&
+    (reg | 0) === reg
+  )) {
+    checkInt('DMA channel', ch, 0, MIC_DMA_MAX_NUM_CHAN - 1);
+    checkInt('DMA channel register offset', reg, 0, MIC_DMA_SBOX.CHAN_OFF - 1);
+  }
   return MIC_DMA_SBOX.CH_BASE + ch * MIC_DMA_SBOX.CHAN_OFF + reg;
 }

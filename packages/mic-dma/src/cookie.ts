@@ -8,7 +8,7 @@
  * @see include/linux/dmaengine.h (dma_async_is_complete)
  * @see drivers/dma/dmaengine.h (dma_cookie_assign, dma_cookie_complete, dma_cookie_status)
  */
-import { MicError } from '@mic/errors';
+import { MicError, formatValue } from '@mic/errors';
 import { DMA_STATUS } from './constants.js';
 import type { DmaCookie, DmaStatus } from './constants.js';
 
@@ -88,9 +88,13 @@ export class DmaCookies {
       cookie > DMA_MAX_COOKIE ||
       (!this.#wrapped && cookie > this.#last)
     ) {
-      throw new MicError('EINVAL', `DMA cookie ${String(cookie)} was not handed out by channel ${chan}`, {
-        details: { chan, cookie: String(cookie), lastCookie: this.#last },
-      });
+      throw new MicError(
+        'EINVAL',
+        `DMA cookie ${formatValue(cookie)} was not handed out by channel ${chan}`,
+        {
+          details: { chan, cookie: formatValue(cookie), lastCookie: this.#last },
+        },
+      );
     }
   }
 }

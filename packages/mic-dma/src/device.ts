@@ -8,6 +8,8 @@ import type { Clock } from '@mic/clock';
 import type { Logger } from '@mic/logger';
 import { MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
 import type { MbusDevice } from '@mic/mic-bus';
+import { MicError, checkInt, checkObject, formatValue } from '@mic/errors';
+import { checkDrainTimeout, checkMbusDevice, checkRingSize } from './args.js';
 import { MicDmaChan } from './chan.js';
 import type { MicDmaChanContext } from './chan.js';
 import {
@@ -61,7 +63,13 @@ export class MicDmaDevice {
   /** The side's four channels, in channel order. */
   readonly channels: readonly MicDmaChan[];
 
+  /** @throws MicError EINVAL for a device, id or options the driver could not use */
   constructor(mbdev: MbusDevice, id: number, options: MicDmaDeviceOptions) {
+    checkMbusDevice('mbus device', mbdev);
+    checkInt('DMA device id', id, 0, 0x7fffffff);
+    checkObject('DMA device options', options);
+    checkRingSize(options.ringSize);
+    checkDrainTimeout(options.drainTimeoutMs);
     this.id = id;
     this.name = `dma${id}`;
     this.mbdev = mbdev;
@@ -118,11 +126,34 @@ export class MicDmaDevice {
   }
 }
 
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
 /**
  * True when a copy between offsets `off1` and `off2` of `len` bytes meets the device's copy
  * alignment (`is_dma_copy_aligned`); SCIF uses it to choose between DMA and the CPU.
+ * @throws MicError EINVAL for a `dev` without capabilities, or offsets and a length that are
+ * not non-negative integers
  */
 export function isDmaCopyAligned(dev: MicDmaDevice, off1: number, off2: number, len: number): boolean {
-  const align = 2 ** dev.capabilities.copyAlign;
+  const copyAlign = (dev as Partial<MicDmaDevice> | null)?.capabilities?.copyAlign;
+  if (typeof copyAlign !== 'number') {
+    throw new MicError(
+      'EINVAL',
+      `DMA device ${formatValue(dev)} has no copy alignment (capabilities.copyAlign)`,
+    );
+  }
+  // The cheap test first: SCIF asks this for every RMA transfer.
+  if (!(isCount(off1) && isCount(off2) && isCount(len))) {
+    for (const [what, v] of [
+      ['first offset', off1],
+      ['second offset', off2],
+      ['length', len],
+    ] as const) {
+      if (!isCount(v)) {
+        throw new MicError('EINVAL', `DMA copy ${what} ${formatValue(v)} is not a non-negative integer`);
+      }
+    }
+  }
+  const align = 2 ** copyAlign;
   return off1 % align === 0 && off2 % align === 0 && len % align === 0;
 }

@@ -9,23 +9,19 @@
  * @see drivers/misc/mic/host/mic_boot.c (mic_request_dma_chans)
  * @see drivers/misc/mic/card/mic_device.c (mic_request_dma_chans)
  */
-import { IndexAllocator } from '@mic/bus-core';
+import { IndexAllocator, checkOps } from '@mic/bus-core';
 import type { IdTable } from '@mic/bus-core';
 import { realClock } from '@mic/clock';
 import type { Clock } from '@mic/clock';
-import { MicError, checkInt, isMicError } from '@mic/errors';
+import { MicError, checkFunction, checkInt, checkObject, formatValue, isMicError } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import { MBUS_DEV_ANY_ID, MBUS_DEV_DMA_HOST, MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
 import type { MbusDevice, MbusDriver } from '@mic/mic-bus';
+import { checkDrainTimeout, checkMbusDevice, checkRingSize } from './args.js';
 import { MIC_DMA_CHAN_STATE } from './chan.js';
 import type { MicDmaChan } from './chan.js';
-import {
-  MIC_DMA_DESC_RX_SIZE,
-  MIC_DMA_DRAIN_TIMEOUT_MS,
-  MIC_DMA_MAX_RING_SIZE,
-  MIC_DMA_NUM_CHAN,
-} from './constants.js';
+import { MIC_DMA_DESC_RX_SIZE, MIC_DMA_DRAIN_TIMEOUT_MS, MIC_DMA_NUM_CHAN } from './constants.js';
 import { MicDmaDevice } from './device.js';
 
 /** Options of {@link MicDmaDriver}. */
@@ -77,17 +73,13 @@ export class MicDmaDriver implements MbusDriver {
   readonly #devices = new Map<MbusDevice, MicDmaDevice>();
 
   constructor(options: MicDmaDriverOptions = {}) {
+    checkObject('DMA driver options', options);
+    this.#ringSize = options.ringSize ?? MIC_DMA_DESC_RX_SIZE;
+    checkRingSize(this.#ringSize);
+    this.#drainTimeoutMs = options.drainTimeoutMs ?? MIC_DMA_DRAIN_TIMEOUT_MS;
+    checkDrainTimeout(this.#drainTimeoutMs);
     this.#logger = (options.logger ?? nullLogger).child('mic_x100_dma');
     this.#clock = options.clock ?? realClock;
-    this.#ringSize = options.ringSize ?? MIC_DMA_DESC_RX_SIZE;
-    checkInt('DMA ring size', this.#ringSize, 16, MIC_DMA_MAX_RING_SIZE);
-    this.#drainTimeoutMs = options.drainTimeoutMs ?? MIC_DMA_DRAIN_TIMEOUT_MS;
-    if (!(this.#drainTimeoutMs >= 0) || !Number.isFinite(this.#drainTimeoutMs)) {
-      throw new MicError(
-        'EINVAL',
-        `DMA drain timeout ${String(this.#drainTimeoutMs)} ms is not a finite non-negative number`,
-      );
-    }
   }
 
   /**
@@ -96,6 +88,7 @@ export class MicDmaDriver implements MbusDriver {
    * @throws MicError EEXIST when the device is already bound here; what the hw ops throw
    */
   probe(mbdev: MbusDevice): void {
+    checkMbusDevice('mbus device', mbdev);
     if (this.#devices.has(mbdev)) {
       throw new MicError('EEXIST', `${mbdev.name} is already bound to ${this.name}`);
     }
@@ -121,6 +114,7 @@ export class MicDmaDriver implements MbusDriver {
    * users should have released them; a drain failure is logged), then frees the interrupts.
    */
   async remove(mbdev: MbusDevice): Promise<void> {
+    checkObject('mbus device', mbdev);
     const dev = this.#devices.get(mbdev);
     if (!dev) return;
     for (const ch of dev.channels) {
@@ -156,6 +150,7 @@ export class MicDmaDriver implements MbusDriver {
    * @returns the channel, ready to use, or undefined when none is available
    */
   requestChannel(filter?: MicDmaFilter): MicDmaChan | undefined {
+    if (filter !== undefined) checkFunction('DMA channel filter', filter);
     for (const dev of this.#devices.values()) {
       for (const ch of dev.channels) {
         if (ch.state !== MIC_DMA_CHAN_STATE.FREE || (filter && !filter(ch))) continue;
@@ -178,8 +173,15 @@ export class MicDmaDriver implements MbusDriver {
   }
 }
 
+/** Throws `EINVAL` unless `driver` has the methods of a {@link MicDmaDriver} the helpers use. */
+function checkDriver(driver: unknown): void {
+  checkOps('DMA driver', driver, ['requestChannel', 'deviceOf']);
+}
+
 /** A filter that accepts the channels of `mbdev`'s DMA device only (the host's `mic_dma_filter`). */
 export function micDmaFilter(driver: MicDmaDriver, mbdev: MbusDevice): MicDmaFilter {
+  checkDriver(driver);
+  checkMbusDevice('mbus device', mbdev);
   return (chan) => driver.deviceOf(mbdev)?.channels.includes(chan) === true;
 }
 
@@ -193,6 +195,8 @@ export function requestDmaChannels(
   filter?: MicDmaFilter,
   max = MIC_DMA_NUM_CHAN,
 ): MicDmaChan[] {
+  checkDriver(driver);
+  if (filter !== undefined) checkFunction('DMA channel filter', filter);
   checkInt('DMA channel count', max, 0, MIC_DMA_NUM_CHAN * 2);
   const chans: MicDmaChan[] = [];
   while (chans.length < max) {
@@ -205,6 +209,10 @@ export function requestDmaChannels(
 
 /** Releases channels in reverse order (`mic_free_dma_chans`); the first failure is rethrown after all. */
 export async function releaseDmaChannels(chans: readonly MicDmaChan[]): Promise<void> {
+  if (!Array.isArray(chans)) {
+    throw new MicError('EINVAL', `DMA channels ${formatValue(chans)} are not an array`);
+  }
+  for (const ch of chans as unknown[]) checkOps('DMA channel', ch, ['release']);
   let first: unknown;
   for (const ch of [...chans].reverse()) {
     try {

@@ -38,6 +38,8 @@ export class MicDmaRing {
   readonly #name: string;
   readonly #owner: MicDmaOwner;
   readonly #mmio: Memory;
+  /** Where the channel's registers start (`micDmaChanReg(chanId, 0)`): each access adds its offset. */
+  readonly #regs: number;
   #va: Memory | undefined;
   /** Descriptors in the ring (0 while none is attached). */
   entries = 0;
@@ -53,6 +55,7 @@ export class MicDmaRing {
   constructor(mmio: Memory, chanId: number, name: string, owner: MicDmaOwner) {
     this.#mmio = mmio;
     this.chanId = chanId;
+    this.#regs = micDmaChanReg(chanId, 0);
     this.#name = name;
     this.#owner = owner;
   }
@@ -61,12 +64,12 @@ export class MicDmaRing {
 
   /** Reads channel register `r` (`MIC_DMA_REG`). */
   read(r: number): number {
-    return this.#mmio.readU32(micDmaChanReg(this.chanId, r));
+    return this.#mmio.readU32(this.#regs + r);
   }
 
   /** Writes channel register `r`. */
   write(r: number, value: number): void {
-    this.#mmio.writeU32(micDmaChanReg(this.chanId, r), value >>> 0);
+    this.#mmio.writeU32(this.#regs + r, value >>> 0);
   }
 
   #dcr(): number {

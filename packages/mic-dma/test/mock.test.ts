@@ -423,7 +423,7 @@ describe('completion', () => {
     await bad({ timeoutMs: Number.NaN }, /timeoutMs NaN/);
     await bad({ timeoutMs: -1 }, /timeoutMs -1/);
     await bad({ timeoutMs: Infinity }, /timeoutMs Infinity/);
-    await bad({ timeoutMs: '10' }, /timeoutMs 10/);
+    await bad({ timeoutMs: '10' }, /timeoutMs "10"/);
     await bad({ signal: {} }, /not an AbortSignal/);
     expect(s.clock.now()).toBe(0);
   });

@@ -1,11 +1,5 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
-import {
-  badArgCoverage,
-  optionsParam,
-  sweepBadArguments,
-  type BadArgEntry,
-  type BadParam,
-} from '@mic/errors';
+import { badArg, badArgCoverage, optionsParam, sweepBadArguments, type BadArgEntry } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import * as x100 from '../src/index.js';
 import {
@@ -26,23 +20,8 @@ import {
 } from '../src/index.js';
 import { ECHO_CARD } from './helpers.js';
 
-type Call = (a: unknown[]) => unknown;
-type P = readonly [at: number, names: RegExp, valid?: readonly unknown[]];
-
 /** An entry: `name`, how to call it, good arguments, and its swept parameters. */
-const e = (
-  name: string,
-  call: Call,
-  args: readonly unknown[],
-  ...params: readonly (P | BadParam)[]
-): BadArgEntry => ({
-  name,
-  call,
-  args,
-  params: params.map((p) =>
-    Array.isArray(p) ? { at: p[0], names: p[1], ...(p[2] ? { valid: p[2] } : {}) } : (p as BadParam),
-  ),
-});
+const e = badArg;
 
 const SMALL = { cardMemorySize: 1 << 20, hostRamSize: 1 << 20 } as const;
 /** Hardware of its own for each call of an entry that changes it for good (installs handlers). */
