@@ -12,10 +12,24 @@ export interface RegWrite {
   readonly value: number;
 }
 
-/** A Memory over `mem` that records 32-bit writes and calls `onWrite` after each. */
-function recording(mem: BufferMemory, log: RegWrite[], onWrite: (w: RegWrite) => void): Memory {
+/**
+ * A Memory over `mem` that records 32-bit writes and calls `onWrite` after each, and `onRead`
+ * before each 32-bit read.
+ */
+function recording(
+  mem: BufferMemory,
+  log: RegWrite[],
+  onWrite: (w: RegWrite) => void,
+  onRead: (offset: number) => void,
+): Memory {
   return new Proxy(mem, {
     get(target, prop) {
+      if (prop === 'readU32' || prop === 'loadU32') {
+        return (offset: number) => {
+          onRead(offset);
+          return prop === 'readU32' ? target.readU32(offset) : target.loadU32(offset);
+        };
+      }
       if (prop === 'writeU32' || prop === 'storeU32') {
         return (offset: number, value: number) => {
           target.writeU32(offset, value);
@@ -39,6 +53,8 @@ export class ScriptedEngine {
   auto = false;
   /** Channels whose descriptors `auto` leaves alone (a stalled engine). */
   readonly stalled = new Set<number>();
+  /** Called before every 32-bit register read of the driver, with its MMIO offset. */
+  onRead: ((offset: number) => void) | undefined = undefined;
 
   constructor(hw: MockMbusHardware, index = 0) {
     this.hw = hw;
@@ -55,7 +71,7 @@ export class ScriptedEngine {
           if (!this.stalled.has(ch)) this.complete(ch);
         });
       }
-    });
+    }, (offset) => this.onRead?.(offset));
     this.params = { ...hw.params(index), mmioVa };
   }
 
