@@ -37,24 +37,35 @@ export function memcpyChannel(ch: DmaChannel | null): DmaMemcpyChannel | null {
 }
 
 /**
- * Hands one copy to the engine (`device_prep_dma_memcpy` with FENCE, `tx_submit`,
- * `dma_async_issue_pending`) and returns its cookie. Throws `ENOMEM` when the channel refuses it.
+ * Queues one copy (`device_prep_dma_memcpy` with FENCE, `tx_submit`) and returns its cookie; it
+ * reaches the engine at the next `issuePending` (or {@link waitDma}), or at once when the channel
+ * issues by itself. Throws `ENOMEM` when the channel refuses it.
  */
-export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
-  let cookie: number;
+export function submitDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
   try {
-    cookie = ch.prepMemcpy(dst, src, len, DMA_PREP_FENCE).submit();
+    return ch.prepMemcpy(dst, src, len, DMA_PREP_FENCE).submit();
   } catch (err) {
     throw new MicError('ENOMEM', `DMA prep of ${len} bytes on ${ch.name} failed`, {
       cause: err,
       details: { dst, src, len },
     });
   }
+}
+
+/**
+ * Hands one copy to the engine ({@link submitDma}, then `dma_async_issue_pending`) and returns its
+ * cookie. Throws `ENOMEM` when the channel refuses it.
+ */
+export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
+  const cookie = submitDma(ch, dst, src, len);
   ch.issuePending();
   return cookie;
 }
 
-/** Waits for a copy from {@link startDma} (`dma_sync_wait`, 5 s). Throws `EIO` unless it completed. */
+/**
+ * Waits for a copy from {@link startDma} or {@link submitDma} (`dma_sync_wait`, 5 s, which issues
+ * what is pending first). Throws `EIO` unless it completed.
+ */
 export async function waitDma(ch: DmaMemcpyChannel, cookie: number): Promise<void> {
   const status = await ch.syncWait(cookie, { timeoutMs: VOP_DMA_TIMEOUT_MS });
   if (status !== 'complete') {

@@ -21,7 +21,7 @@ import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMa
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
 import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_NO_HEAD } from './constants.js';
-import { type DmaMemcpyChannel, startDma, waitDma } from './dma.js';
+import { type DmaMemcpyChannel, startDma, submitDma, waitDma } from './dma.js';
 
 /** Counters of one device (`struct vop_vdev` stats), all in bytes except where said. */
 export interface VopVdevStats {
@@ -366,7 +366,7 @@ export class VopVring {
         while (inFlight.length < slots && queued < out.length) {
           const off = (addr + queued) % align;
           const take = Math.min(out.length - queued, piece - off);
-          const cookie = startDma(
+          const cookie = submitDma(
             dma,
             bounce.dmaAddr + slot * piece,
             addr + queued - off,
@@ -376,6 +376,8 @@ export class VopVring {
           queued += take;
           slot = slot + 1 === slots ? 0 : slot + 1;
         }
+        // One head write for every piece queued above: an engine asleep is woken once.
+        dma.issuePending();
         const p = inFlight.shift()!;
         await waitDma(dma, p.cookie);
         bounce.va.read(p.slot * piece + p.off, out.subarray(p.at, p.at + p.take));
