@@ -143,6 +143,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
   #progressed: (() => void) | undefined;
   /** The cookie of the last interrupting transaction submitted (0: none yet). */
   #irqCookie: DmaCookie = 0;
+  /** The running poll timer of sleeping waiters ({@link #pollTimer}). */
+  #tick: Promise<void> | undefined;
 
   constructor(ctx: MicDmaChanContext, chanId: number, name: string) {
     this.#ctx = ctx;
@@ -618,8 +620,8 @@ export class MicDmaChan implements DmaMemcpyChannel {
    * Issues pending descriptors and waits until `cookie` is no longer in progress
    * (`dma_sync_wait`). Like Linux it first busy-polls the completion count, but only for `pollNs`
    * (the event loop does not run meanwhile), without allocating anything per poll; then it sleeps
-   * until a cleanup makes progress (the channel interrupt runs one) or a timer polls again (after
-   * 1 ms, 10 times, then every 10 ms). Before it sleeps it makes sure an interrupt will come: when
+   * until a cleanup makes progress (the channel interrupt runs one) or the channel's poll timer
+   * fires (after 1 ms, 10 times, then every 10 ms; one timer shared by all sleeping waiters). Before it sleeps it makes sure an interrupt will come: when
    * no interrupting transaction was submitted at or after `cookie`, it submits one of its own
    * (`prepInterrupt(INTERRUPT)`, which takes a cookie and two descriptors), so a caller that polls
    * need not ask every transfer for an interrupt (Linux's `vop_sync_dma` does not) and a waiter that
@@ -696,16 +698,17 @@ export class MicDmaChan implements DmaMemcpyChannel {
     if (signal?.aborted) throw this.#cancelled(cookie, signal);
     const s = this.#poll(cookie, Math.min(pollNs, timeoutMs * 1e6));
     if (s !== DMA_STATUS.IN_PROGRESS) return s;
-    // Sleeping: one timer at a time (kept across wake-ups by progress), cancelled at the end.
-    const ticker = new AbortController();
-    const onAbort = (): void => ticker.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let tick: Promise<void> | undefined;
-    const fired = (): void => {
-      tick = undefined;
-    };
+    // Sleeping: woken by progress (the interrupt), the channel's poll timer or the signal.
+    let aborted: Promise<void> | undefined;
+    let onAbort: (() => void) | undefined;
+    if (signal) {
+      aborted = new Promise<void>((resolve) => {
+        onAbort = (): void => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    }
     try {
-      for (let polls = 0; ; ) {
+      for (let polls = 0; ; polls++) {
         if (signal?.aborted) throw this.#cancelled(cookie, signal);
         const st = this.#status(cookie);
         if (st !== DMA_STATUS.IN_PROGRESS) return st;
@@ -720,17 +723,30 @@ export class MicDmaChan implements DmaMemcpyChannel {
           );
         }
         this.#armInterrupt(cookie);
-        tick ??= clock.sleep(Math.min(left, polls++ < 10 ? 1 : 10), ticker.signal).then(fired, fired);
+        const tick = this.#pollTimer(Math.min(left, polls < 10 ? 1 : 10));
         this.#progress ??= new Promise<void>((resolve) => {
           this.#progressed = resolve;
         });
-        await Promise.race([this.#progress, tick]);
+        await (aborted ? Promise.race([this.#progress, tick, aborted]) : Promise.race([this.#progress, tick]));
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (tick !== undefined) ticker.abort();
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
     }
   }
+
+  /**
+   * The channel's poll timer for sleeping waiters: one at a time, shared by all of them, never
+   * cancelled (it ends by itself, within 10 ms; cancelling one costs an AbortController and two
+   * errors with stack traces). A new one of `ms` is started when none runs.
+   */
+  #pollTimer(ms: number): Promise<void> {
+    this.#tick ??= this.#ctx.clock.sleep(ms).then(this.#tickFired, this.#tickFired);
+    return this.#tick;
+  }
+
+  readonly #tickFired = (): void => {
+    this.#tick = undefined;
+  };
 
   #cancelled(cookie: DmaCookie, signal: AbortSignal): MicError {
     return new MicError('ECANCELED', `wait for DMA cookie ${cookie} on ${this.name} was cancelled`, {
