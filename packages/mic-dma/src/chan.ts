@@ -727,7 +727,9 @@ export class MicDmaChan implements DmaMemcpyChannel {
         this.#progress ??= new Promise<void>((resolve) => {
           this.#progressed = resolve;
         });
-        await (aborted ? Promise.race([this.#progress, tick, aborted]) : Promise.race([this.#progress, tick]));
+        await (aborted
+          ? Promise.race([this.#progress, tick, aborted])
+          : Promise.race([this.#progress, tick]));
       }
     } finally {
       if (onAbort) signal!.removeEventListener('abort', onAbort);
@@ -765,7 +767,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
     if (this.#irq === undefined || this.#state !== MIC_DMA_CHAN_STATE.READY || this.#prepared) return;
     const irq = this.#irqCookie;
     const cookies = this.#cookies;
-    if (irq !== 0 && cookies.status(irq) === DMA_STATUS.IN_PROGRESS && cookies.age(irq) <= cookies.age(cookie))
+    if (
+      irq !== 0 &&
+      cookies.status(irq) === DMA_STATUS.IN_PROGRESS &&
+      cookies.age(irq) <= cookies.age(cookie)
+    )
       return;
     try {
       this.#submit(this.#prepare(0, 0, 0, DMA_PREP.INTERRUPT));

@@ -58,20 +58,25 @@ export class ScriptedEngine {
 
   constructor(hw: MockMbusHardware, index = 0) {
     this.hw = hw;
-    const mmioVa = recording(hw.mmio, this.writes, (w) => {
-      const ch = Math.floor((w.offset - dmaChanReg(0, 0)) / 0x40);
-      if (
-        this.auto &&
-        Number.isInteger(ch) &&
-        ch >= 0 &&
-        ch < 8 &&
-        w.offset === dmaChanReg(ch, X100_DMA_REG.DHPR)
-      ) {
-        setImmediate(() => {
-          if (!this.stalled.has(ch)) this.complete(ch);
-        });
-      }
-    }, (offset) => this.onRead?.(offset));
+    const mmioVa = recording(
+      hw.mmio,
+      this.writes,
+      (w) => {
+        const ch = Math.floor((w.offset - dmaChanReg(0, 0)) / 0x40);
+        if (
+          this.auto &&
+          Number.isInteger(ch) &&
+          ch >= 0 &&
+          ch < 8 &&
+          w.offset === dmaChanReg(ch, X100_DMA_REG.DHPR)
+        ) {
+          setImmediate(() => {
+            if (!this.stalled.has(ch)) this.complete(ch);
+          });
+        }
+      },
+      (offset) => this.onRead?.(offset),
+    );
     this.params = { ...hw.params(index), mmioVa };
   }
 

@@ -24,8 +24,7 @@ export class IdleSpin {
   /** Records an idle period of `ns` that ended in work (or a stop). */
   idled(ns: number): void {
     if (ns <= this.spinNs || this.#base === 0) return;
-    this.spinNs =
-      ns <= STREAM_NS ? Math.max(this.#base, Math.min(MAX_SPIN_NS, this.spinNs * 2)) : this.#base;
+    this.spinNs = ns <= STREAM_NS ? Math.max(this.#base, Math.min(MAX_SPIN_NS, this.spinNs * 2)) : this.#base;
   }
 }
 

@@ -173,7 +173,9 @@ describe('the DMA engine', () => {
     expect(seen).toEqual([0, 2, 4]);
     expect(completion(rig, 4)).toBe(6);
     expect(rig.hw.mmio.read32(reg(4, X100_DMA_REG.DTPR))).toBe(6);
-    expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 48 * KIB), src.mem.bytes(0, 48 * KIB))).toBe(0);
+    expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 48 * KIB), readBytes(src.mem, 0, 48 * KIB))).toBe(
+      0,
+    );
   });
 
   it('reports nothing more of a step once a disable came in between two of its publishes', () => {
