@@ -40,6 +40,23 @@ function hostBuffer(rig: Rig, size: number) {
   return { mem: buf.mem, dmaAddr: buf.dmaAddr, mic: rig.host.smpt.map(buf.dmaAddr, size) };
 }
 
+/**
+ * Channel 4 with three 16 KiB copies from host RAM to card 0x80000 up, each followed by a STATUS
+ * (a FENCE) writing 1, 2, 3 to `CARD_BUF`: one step's work, head not written yet.
+ */
+function threeFencedCopies(seed: number) {
+  const rig = makeRig();
+  const ring = cardRing(rig, 0x1000, 8);
+  setupChannel(rig, 4, ring, true);
+  const src = hostBuffer(rig, 64 * KIB);
+  src.mem.write(0, pattern(48 * KIB, seed));
+  for (let i = 0; i < 3; i++) {
+    writeDmaMemcpyDesc(ring.mem, 32 * i, src.mic + i * 16 * KIB, 0x80000 + i * 16 * KIB, 16 * KIB);
+    writeDmaStatusDesc(ring.mem, 32 * i + 16, CARD_BUF, BigInt(i + 1), false);
+  }
+  return { rig, src };
+}
+
 describe('the DMA engine', () => {
   it('copies host → card → host through a host-owned ring in host RAM and interrupts the host', async () => {
     const rig = makeRig();
@@ -151,16 +168,7 @@ describe('the DMA engine', () => {
   });
 
   it('publishes the completion count within a step before each copy once 16 KiB were copied', () => {
-    const rig = makeRig();
-    const ring = cardRing(rig, 0x1000, 8);
-    setupChannel(rig, 4, ring, true);
-    const src = hostBuffer(rig, 64 * KIB);
-    src.mem.write(0, pattern(48 * KIB, 9));
-    // Three 16 KiB copies from host RAM, each followed by a STATUS (a FENCE): one step's work.
-    for (let i = 0; i < 3; i++) {
-      writeDmaMemcpyDesc(ring.mem, 32 * i, src.mic + i * 16 * KIB, 0x80000 + i * 16 * KIB, 16 * KIB);
-      writeDmaStatusDesc(ring.mem, 32 * i + 16, CARD_BUF, BigInt(i + 1), false);
-    }
+    const { rig, src } = threeFencedCopies(9);
     // What the completion count is when the engine takes each copy (it resolves its host source).
     const seen: number[] = [];
     const resolve = rig.hw.smptResolve.bind(rig.hw);
@@ -179,15 +187,7 @@ describe('the DMA engine', () => {
   });
 
   it('reports nothing more of a step once a disable came in between two of its publishes', () => {
-    const rig = makeRig();
-    const ring = cardRing(rig, 0x1000, 8);
-    setupChannel(rig, 4, ring, true);
-    const src = hostBuffer(rig, 64 * KIB);
-    src.mem.write(0, pattern(48 * KIB, 11));
-    for (let i = 0; i < 3; i++) {
-      writeDmaMemcpyDesc(ring.mem, 32 * i, src.mic + i * 16 * KIB, 0x80000 + i * 16 * KIB, 16 * KIB);
-      writeDmaStatusDesc(ring.mem, 32 * i + 16, CARD_BUF, BigInt(i + 1), false);
-    }
+    const { rig } = threeFencedCopies(11);
     const dcr = rig.hw.mmio.read32(X100_REG.DCR);
     const resolve = rig.hw.smptResolve.bind(rig.hw);
     let calls = 0;
