@@ -33,6 +33,7 @@ import {
   MIC_DMA_DESC_SIZE,
   MIC_DMA_OWNER,
   MIC_DMA_PENDING_LEVEL,
+  MIC_DMA_POLL_NS,
 } from './constants.js';
 import type { DmaCookie, DmaStatus, DmaTxCallback, DmaTxResult, MicDmaOwner } from './constants.js';
 import { DmaCookies } from './cookie.js';
@@ -60,6 +61,11 @@ export interface SyncWaitOptions {
   /** Give up after this long on the driver's clock (a finite number ≥ 0; default 5000 ms). */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Busy-poll the completion this long before sleeping (ns of real time, a finite number ≥ 0;
+   * default {@link MIC_DMA_POLL_NS}; 0 sleeps at once). Never longer than `timeoutMs`.
+   */
+  readonly pollNs?: number;
 }
 
 /** Channel life cycle states. */
@@ -90,11 +96,14 @@ class Tx implements DmaTx {
   readonly chan: MicDmaChan;
   cookie: DmaCookie = 0;
   callback: DmaTxCallback | undefined = undefined;
+  /** It ends with an interrupting STATUS descriptor (`DMA_PREP_INTERRUPT`). */
+  readonly interrupt: boolean;
   readonly #submit: (tx: Tx) => DmaCookie;
 
-  constructor(chan: MicDmaChan, submit: (tx: Tx) => DmaCookie) {
+  constructor(chan: MicDmaChan, submit: (tx: Tx) => DmaCookie, interrupt: boolean) {
     this.chan = chan;
     this.#submit = submit;
+    this.interrupt = interrupt;
   }
 
   submit(): DmaCookie {
@@ -130,7 +139,13 @@ export class MicDmaChan implements DmaMemcpyChannel {
   #failed = false;
   #cleaning = false;
   #irq: MicIrq | undefined;
-  #waiters: (() => void)[] = [];
+  /** Resolved by the next cleanup that makes progress; shared by every sleeping waiter. */
+  #progress: Promise<void> | undefined;
+  #progressed: (() => void) | undefined;
+  /** The cookie of the last interrupting transaction submitted (0: none yet). */
+  #irqCookie: DmaCookie = 0;
+  /** The running poll timer of sleeping waiters ({@link #pollTimer}). */
+  #tick: Promise<void> | undefined;
 
   /** @throws MicError EINVAL for a context the channel could not use or a channel id outside 0–7 */
   constructor(ctx: MicDmaChanContext, chanId: number, name: string) {
@@ -325,7 +340,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
       const tx = this.#prepare(0, 0, 0, DMA_PREP.FENCE);
       const cookie = this.#submit(tx);
       this.issuePending();
-      const status = await this.#wait(cookie, timeoutMs, undefined);
+      const status = await this.#wait(cookie, timeoutMs, MIC_DMA_POLL_NS, undefined);
       if (status === DMA_STATUS.COMPLETE) return undefined;
       return new MicError(
         'EIO',
@@ -442,13 +457,13 @@ export class MicDmaChan implements DmaMemcpyChannel {
       hw.head = start;
       throw err;
     }
-    return this.#allocateTx();
+    return this.#allocateTx((flags & DMA_PREP.INTERRUPT) !== 0);
   }
 
   readonly #submitTx = (t: Tx): DmaCookie => this.#submit(t);
 
-  #allocateTx(): Tx {
-    const tx = new Tx(this, this.#submitTx);
+  #allocateTx(interrupt: boolean): Tx {
+    const tx = new Tx(this, this.#submitTx, interrupt);
     this.#prepared = tx;
     return tx;
   }
@@ -565,6 +580,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
     const hw = this.#hw;
     const cookie = this.#cookies.assign();
     tx.cookie = cookie;
+    if (tx.interrupt) this.#irqCookie = cookie;
     const last = hw.dec(hw.head);
     if (hw.head !== hw.submitted) {
       // The transaction sits on its last descriptor (allocate_tx: tx_array[head - 1]).
@@ -604,19 +620,24 @@ export class MicDmaChan implements DmaMemcpyChannel {
    */
   txStatus(cookie: DmaCookie): DmaStatus {
     this.#cookies.check(cookie, this.name);
-    const s = this.#cookies.status(cookie);
-    if (s !== DMA_STATUS.IN_PROGRESS || this.#state === MIC_DMA_CHAN_STATE.FREE) return s;
-    this.#cleanup();
-    return this.#cookies.status(cookie);
+    return this.#status(cookie);
   }
 
   /**
    * Issues pending descriptors and waits until `cookie` is no longer in progress
-   * (`dma_sync_wait`), polling the completion count and woken by the channel interrupt.
+   * (`dma_sync_wait`). Like Linux it first busy-polls the completion count, but only for `pollNs`
+   * (the event loop does not run meanwhile), without allocating anything per poll; then it sleeps
+   * until a cleanup makes progress (the channel interrupt runs one) or the channel's poll timer
+   * fires (after 1 ms, 10 times, then every 10 ms; one timer shared by all sleeping waiters). Before it sleeps it makes sure an interrupt will come: when
+   * no interrupting transaction was submitted at or after `cookie`, it submits one of its own
+   * (`prepInterrupt(INTERRUPT)`, which takes a cookie and two descriptors), so a caller that polls
+   * need not ask every transfer for an interrupt (Linux's `vop_sync_dma` does not) and a waiter that
+   * sleeps is still woken at once. When that cannot be done (a prepared transaction not yet
+   * submitted, no room in the ring) the timer polls alone.
    * @returns `complete` or `error`
    * @throws MicError ETIMEDOUT after `timeoutMs`, ECANCELED when `signal` aborts, EINVAL for an
-   * unknown cookie or options that are not an object with a finite `timeoutMs` ≥ 0 and an
-   * `AbortSignal`
+   * unknown cookie or options that are not an object with a finite `timeoutMs` ≥ 0, a finite
+   * `pollNs` ≥ 0 and an `AbortSignal`
    */
   async syncWait(cookie: DmaCookie, options: SyncWaitOptions = {}): Promise<DmaStatus> {
     this.#cookies.check(cookie, this.name);
@@ -625,7 +646,7 @@ export class MicDmaChan implements DmaMemcpyChannel {
         details: { options: formatValue(options) },
       });
     }
-    const { timeoutMs = this.#ctx.drainTimeoutMs, signal } = options;
+    const { timeoutMs = this.#ctx.drainTimeoutMs, signal, pollNs = MIC_DMA_POLL_NS } = options;
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
       throw new MicError(
         'EINVAL',
@@ -635,45 +656,140 @@ export class MicDmaChan implements DmaMemcpyChannel {
         },
       );
     }
+    if (typeof pollNs !== 'number' || !Number.isFinite(pollNs) || pollNs < 0) {
+      throw new MicError('EINVAL', `syncWait pollNs ${String(pollNs)} is not a finite number ≥ 0`, {
+        details: { pollNs: String(pollNs) },
+      });
+    }
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new MicError('EINVAL', `syncWait signal ${formatValue(signal)} is not an AbortSignal`, {
         details: { signal: formatValue(signal) },
       });
     }
     this.issuePending();
-    return this.#wait(cookie, timeoutMs, signal);
+    return this.#wait(cookie, timeoutMs, pollNs, signal);
   }
 
-  async #wait(cookie: DmaCookie, timeoutMs: number, signal: AbortSignal | undefined): Promise<DmaStatus> {
+  /** `cookie`'s status after a cleanup when it is not settled yet (txStatus without the check). */
+  #status(cookie: DmaCookie): DmaStatus {
+    const s = this.#cookies.status(cookie);
+    if (s !== DMA_STATUS.IN_PROGRESS || this.#state === MIC_DMA_CHAN_STATE.FREE) return s;
+    this.#cleanup();
+    return this.#cookies.status(cookie);
+  }
+
+  /**
+   * Busy-polls `cookie` for up to `pollNs` of real time (`dma_sync_wait`'s loop, bounded). The
+   * clock is read every 16 polls, from the 16th on: a completion that comes early costs no clock
+   * read, and nothing is allocated.
+   */
+  #poll(cookie: DmaCookie, pollNs: number): DmaStatus {
+    let s = this.#status(cookie);
+    if (s !== DMA_STATUS.IN_PROGRESS || pollNs <= 0) return s;
+    let end = -1;
+    for (let n = 1; ; n++) {
+      s = this.#status(cookie);
+      if (s !== DMA_STATUS.IN_PROGRESS) return s;
+      if ((n & 15) === 0) {
+        const t = performance.now();
+        if (end < 0) end = t + pollNs / 1e6;
+        else if (t >= end) return s;
+      }
+    }
+  }
+
+  async #wait(
+    cookie: DmaCookie,
+    timeoutMs: number,
+    pollNs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<DmaStatus> {
     const clock = this.#ctx.clock;
     const deadline = clock.now() + timeoutMs;
-    for (let polls = 0; ; polls++) {
-      if (signal?.aborted) {
-        throw new MicError('ECANCELED', `wait for DMA cookie ${cookie} on ${this.name} was cancelled`, {
-          cause: signal.reason,
-        });
-      }
-      const s = this.txStatus(cookie);
-      if (s !== DMA_STATUS.IN_PROGRESS) return s;
-      const left = deadline - clock.now();
-      if (left <= 0) {
-        throw new MicError(
-          'ETIMEDOUT',
-          `DMA cookie ${cookie} on ${this.name} did not complete within ${timeoutMs} ms`,
-          {
-            details: { chan: this.name, cookie, timeoutMs },
-          },
-        );
-      }
-      const abort = new AbortController();
-      const onAbort = (): void => abort.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const progress = new Promise<void>((resolve) => this.#waiters.push(resolve));
-      const tick = clock.sleep(Math.min(left, polls < 10 ? 1 : 10), abort.signal).catch(() => {});
-      await Promise.race([progress, tick]);
-      abort.abort();
-      signal?.removeEventListener('abort', onAbort);
+    if (signal?.aborted) throw this.#cancelled(cookie, signal);
+    const s = this.#poll(cookie, Math.min(pollNs, timeoutMs * 1e6));
+    if (s !== DMA_STATUS.IN_PROGRESS) return s;
+    // Sleeping: woken by progress (the interrupt), the channel's poll timer or the signal.
+    let aborted: Promise<void> | undefined;
+    let onAbort: (() => void) | undefined;
+    if (signal) {
+      aborted = new Promise<void>((resolve) => {
+        onAbort = (): void => resolve();
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
     }
+    try {
+      for (let polls = 0; ; polls++) {
+        if (signal?.aborted) throw this.#cancelled(cookie, signal);
+        const st = this.#status(cookie);
+        if (st !== DMA_STATUS.IN_PROGRESS) return st;
+        const left = deadline - clock.now();
+        if (left <= 0) {
+          throw new MicError(
+            'ETIMEDOUT',
+            `DMA cookie ${cookie} on ${this.name} did not complete within ${timeoutMs} ms`,
+            {
+              details: { chan: this.name, cookie, timeoutMs },
+            },
+          );
+        }
+        this.#armInterrupt(cookie);
+        const tick = this.#pollTimer(Math.min(left, polls < 10 ? 1 : 10));
+        this.#progress ??= new Promise<void>((resolve) => {
+          this.#progressed = resolve;
+        });
+        await (aborted
+          ? Promise.race([this.#progress, tick, aborted])
+          : Promise.race([this.#progress, tick]));
+      }
+    } finally {
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * The channel's poll timer for sleeping waiters: one at a time, shared by all of them, never
+   * cancelled (it ends by itself, within 10 ms; cancelling one costs an AbortController and two
+   * errors with stack traces). A new one of `ms` is started when none runs.
+   */
+  #pollTimer(ms: number): Promise<void> {
+    this.#tick ??= this.#ctx.clock.sleep(ms).then(this.#tickFired, this.#tickFired);
+    return this.#tick;
+  }
+
+  readonly #tickFired = (): void => {
+    this.#tick = undefined;
+  };
+
+  #cancelled(cookie: DmaCookie, signal: AbortSignal): MicError {
+    return new MicError('ECANCELED', `wait for DMA cookie ${cookie} on ${this.name} was cancelled`, {
+      cause: signal.reason,
+    });
+  }
+
+  /**
+   * Makes sure the channel interrupt comes once `cookie` completes, for a waiter about to sleep:
+   * unless an interrupting transaction was submitted at or after it and is still outstanding,
+   * submits an interrupt-only one (two STATUS descriptors) and issues it. Does nothing without
+   * an interrupt, outside `ready`, while a prepared transaction waits for its submit (its
+   * descriptors are in the ring already) or when the ring is full: the waiter's timer polls then.
+   */
+  #armInterrupt(cookie: DmaCookie): void {
+    if (this.#irq === undefined || this.#state !== MIC_DMA_CHAN_STATE.READY || this.#prepared) return;
+    const irq = this.#irqCookie;
+    const cookies = this.#cookies;
+    if (
+      irq !== 0 &&
+      cookies.status(irq) === DMA_STATUS.IN_PROGRESS &&
+      cookies.age(irq) <= cookies.age(cookie)
+    )
+      return;
+    try {
+      this.#submit(this.#prepare(0, 0, 0, DMA_PREP.INTERRUPT));
+    } catch {
+      return;
+    }
+    this.issuePending();
   }
 
   #complete(tx: Tx): void {
@@ -796,9 +912,11 @@ export class MicDmaChan implements DmaMemcpyChannel {
   }
 
   #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
+    const progressed = this.#progressed;
+    if (progressed === undefined) return;
+    this.#progress = undefined;
+    this.#progressed = undefined;
+    progressed();
   }
 
   /** The channel's registers (the kernel's debugfs `mic_dma_reg` line). */

@@ -409,6 +409,92 @@ describe('completion', () => {
     await expect(wait).rejects.toMatchObject({ code: 'ECANCELED' });
   });
 
+  it('finds a completion by polling: no timer, no interrupt asked for', async () => {
+    const s = await setup('card');
+    const ch = requestFirst(s);
+    const dstat = dmaChanReg(4, X100_DMA_REG.DSTAT);
+    const cookie = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    ch.issuePending();
+    const head = s.eng.reg(4, X100_DMA_REG.DHPR);
+    // The engine finishes while the waiter polls: after the driver read DSTAT 40 times.
+    let reads = 0;
+    s.eng.onRead = (offset) => {
+      if (offset === dstat && ++reads === 40) s.eng.complete(4);
+    };
+    await expect(ch.syncWait(cookie, { pollNs: 60_000_000_000 })).resolves.toBe(DMA_STATUS.COMPLETE);
+    expect(reads).toBe(40);
+    expect(s.clock.now()).toBe(0);
+    // Nothing was added behind the copy: the poll needed no interrupt.
+    expect(s.eng.reg(4, X100_DMA_REG.DHPR)).toBe(head);
+  });
+
+  it('asks for an interrupt before it sleeps, and the interrupt wakes it (no timer)', async () => {
+    const clock = new VirtualClock({ autoAdvance: false });
+    const s = await setup('card', { clock });
+    const ch = requestFirst(s);
+    const cookie = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    const done = ch.syncWait(cookie, { pollNs: 0 });
+    await new Promise((r) => setImmediate(r));
+    // The copy (one descriptor, no FENCE), then the interrupt-only transaction of the waiter.
+    expect(s.eng.descriptors(4, 0, 3)).toEqual([
+      expect.objectContaining({ type: 'memcpy' }),
+      expect.objectContaining({ type: 'status', interrupt: false }),
+      expect.objectContaining({ type: 'status', interrupt: true }),
+    ]);
+    expect(s.eng.reg(4, X100_DMA_REG.DHPR)).toBe(3);
+    s.eng.complete(4);
+    await expect(done).resolves.toBe(DMA_STATUS.COMPLETE);
+    expect(clock.now()).toBe(0);
+    expect(ch.txStatus(cookie + 1)).toBe(DMA_STATUS.COMPLETE);
+  });
+
+  it('adds no interrupt when one comes after the awaited transfer anyway', async () => {
+    const clock = new VirtualClock({ autoAdvance: false });
+    const s = await setup('card', { clock });
+    const ch = requestFirst(s);
+    const first = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    ch.prepMemcpy(0x100000, 0x200000, 64, DMA_PREP.INTERRUPT).submit();
+    const done = ch.syncWait(first, { pollNs: 0 });
+    await new Promise((r) => setImmediate(r));
+    expect(s.eng.reg(4, X100_DMA_REG.DHPR)).toBe(4);
+    s.eng.complete(4);
+    await expect(done).resolves.toBe(DMA_STATUS.COMPLETE);
+    expect(clock.now()).toBe(0);
+  });
+
+  it('ends a wait on a dead engine with ETIMEDOUT although it asked for an interrupt', async () => {
+    const s = await setup('card');
+    const ch = requestFirst(s);
+    const cookie = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    await expect(ch.syncWait(cookie, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(s.clock.now()).toBeGreaterThanOrEqual(50);
+    // One interrupt-only transaction was added, and a second wait does not add another.
+    const head = s.eng.reg(4, X100_DMA_REG.DHPR);
+    expect(head).toBe(3);
+    await expect(ch.syncWait(cookie, { timeoutMs: 30 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(s.clock.now()).toBeGreaterThanOrEqual(80);
+    expect(s.eng.reg(4, X100_DMA_REG.DHPR)).toBe(head);
+  });
+
+  it('shares one poll timer among sleeping waiters, and the signal still cancels a sleeping wait', async () => {
+    const clock = new VirtualClock({ autoAdvance: false });
+    const s = await setup('card', { clock });
+    const ch = requestFirst(s);
+    const a = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    const b = ch.prepMemcpy(0x100000, 0x200000, 64).submit();
+    const abort = new AbortController();
+    const waits = [ch.syncWait(a, { pollNs: 0 }), ch.syncWait(b, { pollNs: 0, signal: abort.signal })];
+    await new Promise((r) => setImmediate(r));
+    expect(clock.pending).toBe(1);
+    abort.abort();
+    await expect(waits[1]).rejects.toMatchObject({ code: 'ECANCELED' });
+    clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+    expect(clock.pending).toBe(1);
+    s.eng.complete(4);
+    await expect(waits[0]).resolves.toBe(DMA_STATUS.COMPLETE);
+  });
+
   it('refuses syncWait options it cannot use with EINVAL naming them, before waiting', async () => {
     const s = await setup('card');
     const ch = requestFirst(s);
@@ -425,6 +511,9 @@ describe('completion', () => {
     await bad({ timeoutMs: Infinity }, /timeoutMs Infinity/);
     await bad({ timeoutMs: '10' }, /timeoutMs "10"/);
     await bad({ signal: {} }, /not an AbortSignal/);
+    await bad({ pollNs: -1 }, /pollNs -1/);
+    await bad({ pollNs: Number.NaN }, /pollNs NaN/);
+    await bad({ pollNs: '5' }, /pollNs 5/);
     expect(s.clock.now()).toBe(0);
   });
 

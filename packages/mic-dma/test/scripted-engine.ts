@@ -12,10 +12,24 @@ export interface RegWrite {
   readonly value: number;
 }
 
-/** A Memory over `mem` that records 32-bit writes and calls `onWrite` after each. */
-function recording(mem: BufferMemory, log: RegWrite[], onWrite: (w: RegWrite) => void): Memory {
+/**
+ * A Memory over `mem` that records 32-bit writes and calls `onWrite` after each, and `onRead`
+ * before each 32-bit read.
+ */
+function recording(
+  mem: BufferMemory,
+  log: RegWrite[],
+  onWrite: (w: RegWrite) => void,
+  onRead: (offset: number) => void,
+): Memory {
   return new Proxy(mem, {
     get(target, prop) {
+      if (prop === 'readU32' || prop === 'loadU32') {
+        return (offset: number) => {
+          onRead(offset);
+          return prop === 'readU32' ? target.readU32(offset) : target.loadU32(offset);
+        };
+      }
       if (prop === 'writeU32' || prop === 'storeU32') {
         return (offset: number, value: number) => {
           target.writeU32(offset, value);
@@ -39,23 +53,30 @@ export class ScriptedEngine {
   auto = false;
   /** Channels whose descriptors `auto` leaves alone (a stalled engine). */
   readonly stalled = new Set<number>();
+  /** Called before every 32-bit register read of the driver, with its MMIO offset. */
+  onRead: ((offset: number) => void) | undefined = undefined;
 
   constructor(hw: MockMbusHardware, index = 0) {
     this.hw = hw;
-    const mmioVa = recording(hw.mmio, this.writes, (w) => {
-      const ch = Math.floor((w.offset - dmaChanReg(0, 0)) / 0x40);
-      if (
-        this.auto &&
-        Number.isInteger(ch) &&
-        ch >= 0 &&
-        ch < 8 &&
-        w.offset === dmaChanReg(ch, X100_DMA_REG.DHPR)
-      ) {
-        setImmediate(() => {
-          if (!this.stalled.has(ch)) this.complete(ch);
-        });
-      }
-    });
+    const mmioVa = recording(
+      hw.mmio,
+      this.writes,
+      (w) => {
+        const ch = Math.floor((w.offset - dmaChanReg(0, 0)) / 0x40);
+        if (
+          this.auto &&
+          Number.isInteger(ch) &&
+          ch >= 0 &&
+          ch < 8 &&
+          w.offset === dmaChanReg(ch, X100_DMA_REG.DHPR)
+        ) {
+          setImmediate(() => {
+            if (!this.stalled.has(ch)) this.complete(ch);
+          });
+        }
+      },
+      (offset) => this.onRead?.(offset),
+    );
     this.params = { ...hw.params(index), mmioVa };
   }
 

@@ -22,8 +22,17 @@ export const VOP_HANDSHAKE_POLL_MS = 10;
 /** How long one DMA copy may take before it fails (`dma_sync_wait`'s 5 s). */
 export const VOP_DMA_TIMEOUT_MS = 5_000;
 
-/** Bytes of the bounce buffer per vring, and the largest DMA chunk (`VOP_INT_DMA_BUF_SIZE`). */
+/**
+ * The largest DMA piece (`VOP_INT_DMA_BUF_SIZE`, the kernel's bounce buffer per vring); the bounce
+ * buffer here is twice that, so pieces overlap (see the README).
+ */
 export const VOP_BOUNCE_SIZE = 65536;
+
+/**
+ * The smallest piece a DMA copy longer than it is split into (`dmaPiece`): below ~16 KiB the
+ * cost of a descriptor pair and its completion outweighs what overlapping the copies saves.
+ */
+export const VOP_DMA_PIECE_MIN = 16384;
 
 /**
  * Copies of fewer bytes than this go by memcpy even when a DMA channel is there: below it the

@@ -1,12 +1,11 @@
 /**
  * The part of a dmaengine channel the host side of VOP uses for its copies (`vop_sync_dma`):
- * prepare a memcpy with a fence, submit, issue, wait. One difference from the kernel: its
- * `dma_sync_wait` busy-polls the completion, while a wait here sleeps between polls (the event
- * loop must run), so each copy also asks for the completion interrupt (`DMA_PREP_INTERRUPT`),
- * which wakes the waiter at once instead of at its next poll (1 ms or more later).
- * `@mic/mic-dma` channels have it; a
- * channel without it (or none at all) makes every copy a memcpy, as the kernel does without
- * `vi->dma_ch`.
+ * prepare a memcpy with a fence, submit, issue, wait. As in the kernel the copies ask for no
+ * completion interrupt: `@mic/mic-dma`'s `syncWait` busy-polls the completion first (bounded, as
+ * the event loop must run) and, when it has to sleep, asks for an interrupt itself, so a copy the
+ * engine finishes within the poll costs neither an interrupt nor a wake-up of this thread.
+ * `@mic/mic-dma` channels have it; a channel without it (or none at all) makes every copy a
+ * memcpy, as the kernel does without `vi->dma_ch`.
  *
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_sync_dma`
  * @see include/linux/dmaengine.h
@@ -38,24 +37,35 @@ export function memcpyChannel(ch: DmaChannel | null): DmaMemcpyChannel | null {
 }
 
 /**
- * Hands one copy to the engine (`device_prep_dma_memcpy` with FENCE and INTERRUPT, `tx_submit`,
- * `dma_async_issue_pending`) and returns its cookie. Throws `ENOMEM` when the channel refuses it.
+ * Queues one copy (`device_prep_dma_memcpy` with FENCE, `tx_submit`) and returns its cookie; it
+ * reaches the engine at the next `issuePending` (or {@link waitDma}), or at once when the channel
+ * issues by itself. Throws `ENOMEM` when the channel refuses it.
  */
-export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
-  let cookie: number;
+export function submitDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
   try {
-    cookie = ch.prepMemcpy(dst, src, len, DMA_PREP_FENCE | DMA_PREP_INTERRUPT).submit();
+    return ch.prepMemcpy(dst, src, len, DMA_PREP_FENCE).submit();
   } catch (err) {
     throw new MicError('ENOMEM', `DMA prep of ${len} bytes on ${ch.name} failed`, {
       cause: err,
       details: { dst, src, len },
     });
   }
+}
+
+/**
+ * Hands one copy to the engine ({@link submitDma}, then `dma_async_issue_pending`) and returns its
+ * cookie. Throws `ENOMEM` when the channel refuses it.
+ */
+export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: number): number {
+  const cookie = submitDma(ch, dst, src, len);
   ch.issuePending();
   return cookie;
 }
 
-/** Waits for a copy from {@link startDma} (`dma_sync_wait`, 5 s). Throws `EIO` unless it completed. */
+/**
+ * Waits for a copy from {@link startDma} or {@link submitDma} (`dma_sync_wait`, 5 s, which issues
+ * what is pending first). Throws `EIO` unless it completed.
+ */
 export async function waitDma(ch: DmaMemcpyChannel, cookie: number): Promise<void> {
   const status = await ch.syncWait(cookie, { timeoutMs: VOP_DMA_TIMEOUT_MS });
   if (status !== 'complete') {

@@ -11,6 +11,7 @@ export {
   VOP_BOUNCE_SIZE,
   VOP_CONFIG_CHANGE_TIMEOUT_MS,
   VOP_DMA_MIN_BYTES,
+  VOP_DMA_PIECE_MIN,
   VOP_DMA_TIMEOUT_MS,
   VOP_HANDSHAKE_POLL_MS,
   VOP_KNOWN_VIRTIO_TYPES,
@@ -21,7 +22,15 @@ export { VopHostControl, VopVirtioHandle } from './control.js';
 export type { VopDeviceInfo, VopHostOptions } from './control.js';
 export { dumpDevicePage, formatDpDump, formatVdevInfo, vdevInfo } from './debug.js';
 export type { VopBootparamDump, VopDpDump, VopDpEntryDump, VopVdevInfo, VopVringInfoDump } from './debug.js';
-export { DMA_PREP_FENCE, DMA_PREP_INTERRUPT, memcpyChannel, startDma, syncDma, waitDma } from './dma.js';
+export {
+  DMA_PREP_FENCE,
+  DMA_PREP_INTERRUPT,
+  memcpyChannel,
+  startDma,
+  submitDma,
+  syncDma,
+  waitDma,
+} from './dma.js';
 export { VopHostDriver } from './driver.js';
 export type { VopHostEvent } from './driver.js';
 export { VopChain, VopVdev, checkAddDevice } from './vdev.js';

@@ -2,7 +2,7 @@
  * One vring of a VOP device as the host holds it (`struct vop_vringh`): the vring block in host
  * RAM (descriptor table and avail ring the card writes, the host's copy of the used ring,
  * `_mic_vring_info`), the `Vringh` that reads the card's chains, the chain in progress
- * (`riov`/`wiov`/`head`), the 64 KiB bounce buffer for DMA, and the copy engine that moves bytes
+ * (`riov`/`wiov`/`head`), the bounce buffer for DMA, and the copy engine that moves bytes
  * between user buffers and card memory.
  *
  * The card is untrusted. Its rings are read through `Vringh` over bounds-checked views made once
@@ -20,8 +20,8 @@ import { asBufferMemory, type BufferMemory, type Memory } from '@mic/memory';
 import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMagic } from '@mic/mic-common';
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
-import { VOP_BOUNCE_SIZE, VOP_NO_HEAD } from './constants.js';
-import { type DmaMemcpyChannel, startDma, waitDma } from './dma.js';
+import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_NO_HEAD } from './constants.js';
+import { type DmaMemcpyChannel, startDma, submitDma, waitDma } from './dma.js';
 
 /** Counters of one device (`struct vop_vdev` stats), all in bytes except where said. */
 export interface VopVdevStats {
@@ -75,6 +75,19 @@ export interface VopCopyContext {
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
+/** Bytes of a vring's bounce buffer: two of the largest DMA piece. */
+const BOUNCE_BYTES = 2 * VOP_BOUNCE_SIZE;
+
+/**
+ * The piece a DMA copy of `len` bytes moves per descriptor: a quarter of the copy, rounded up to
+ * 4 KiB, between `VOP_DMA_PIECE_MIN` and `VOP_BOUNCE_SIZE` (a copy of up to 16 KiB is
+ * one piece). The two copies of the bounce path (engine ↔ bounce, CPU ↔ bounce) overlap piece by
+ * piece, so a 64 KiB copy costs about one engine copy and a quarter of a CPU copy instead of both.
+ */
+function dmaPiece(len: number): number {
+  return Math.min(VOP_BOUNCE_SIZE, Math.max(VOP_DMA_PIECE_MIN, alignUp(Math.ceil(len / 4), 4096)));
+}
+
 /**
  * One vring of a host-side VOP device. Built by the device on add; every method runs under
  * {@link lock} (the kernel's `vr_mutex`), taken by the callers.
@@ -88,9 +101,10 @@ export class VopVring {
   /** The vring block in host RAM; `vqconfig.address` is its DMA address. */
   readonly block: DmaBuffer;
   /**
-   * The bounce buffer for DMA (`vvr->buf`, `buf_da`): two halves of 64 KiB, so the engine fills
-   * or drains one while the CPU copies the other (the kernel has one 64 KiB buffer). Null when the
-   * control had no DMA channel when the device was added: every copy is a memcpy then.
+   * The bounce buffer for DMA (`vvr->buf`, `buf_da`): 128 KiB (the kernel has one 64 KiB buffer),
+   * used as slots of one DMA piece each (`dmaPiece`: eight of 16 KiB for a 64 KiB copy, two of
+   * 64 KiB from 256 KiB), so the engine fills or drains some while the CPU copies another. Null
+   * when the control had no DMA channel when the device was added: every copy is a memcpy then.
    */
   readonly bounce: DmaBuffer | null;
   /** `vr_mutex`. */
@@ -125,7 +139,7 @@ export class VopVring {
     this.magic = micVringMagic(type, index);
     this.block = ctx.dmaOps.alloc(this.layout.size);
     try {
-      this.bounce = ctx.dma() === null ? null : ctx.dmaOps.alloc(2 * VOP_BOUNCE_SIZE);
+      this.bounce = ctx.dma() === null ? null : ctx.dmaOps.alloc(BOUNCE_BYTES);
     } catch (err) {
       ctx.dmaOps.free(this.block);
       throw err;
@@ -328,90 +342,85 @@ export class VopVring {
   }
 
   /**
-   * DMA card → bounce → `out` in chunks of at most 64 KiB, each read aligned down to the DMA
-   * alignment at its start and up at its end (extra card bytes are read, never written).
-   * QUIRK fixed: the kernel advances the user pointer by the aligned chunk, corrupting unaligned
-   * reads over 64 KiB. The caller checked that the aligned range stays in card memory
+   * DMA card → bounce → `out` in pieces ({@link dmaPiece}), each read aligned down to the DMA
+   * alignment at its start and up at its end (extra card bytes are read, never written). Up to a
+   * bounce buffer's worth of pieces is on the engine while the CPU copies the oldest finished one
+   * out. QUIRK fixed: the kernel advances the user pointer by the aligned chunk, corrupting
+   * unaligned reads over 64 KiB. The caller checked that the aligned range stays in card memory
    * ({@link #dmaReadable}); a DMA that fails is finished by memcpy.
    */
   async #dmaFromCard(dma: DmaMemcpyChannel, addr: number, out: Uint8Array): Promise<void> {
     const ctx = this.#ctx;
     const bounce = this.bounce!;
     const align = 2 ** dma.copyAlign;
-    // Chunk k goes to bounce half k % 2; chunk k + 1 is on the engine while chunk k is copied out.
-    const chunk = (at: number): { off: number; take: number } => {
-      const off = (addr + at) % align;
-      return { off, take: Math.min(out.length - at, VOP_BOUNCE_SIZE - off) };
-    };
-    const start = (at: number, half: number): number => {
-      const { off, take } = chunk(at);
-      return startDma(
-        dma,
-        bounce.dmaAddr + half * VOP_BOUNCE_SIZE,
-        addr + at - off,
-        alignUp(off + take, align),
-      );
-    };
+    const piece = dmaPiece(out.length);
+    const slots = Math.floor(BOUNCE_BYTES / piece);
+    // Pieces on the engine, oldest first: where each starts in `out`, its alignment offset and
+    // length, its bounce slot and cookie.
+    const inFlight: { at: number; off: number; take: number; slot: number; cookie: number }[] = [];
     let done = 0;
-    let half = 0;
+    let queued = 0;
+    let slot = 0;
     try {
-      let cookie = start(0, 0);
       while (done < out.length) {
-        const { off, take } = chunk(done);
-        const next = done + take < out.length ? start(done + take, half ^ 1) : 0;
-        await waitDma(dma, cookie);
-        bounce.va.read(half * VOP_BOUNCE_SIZE + off, out.subarray(done, done + take));
-        ctx.stats.inBytesDma += take;
-        done += take;
-        half ^= 1;
-        cookie = next;
+        while (inFlight.length < slots && queued < out.length) {
+          const off = (addr + queued) % align;
+          const take = Math.min(out.length - queued, piece - off);
+          const cookie = submitDma(
+            dma,
+            bounce.dmaAddr + slot * piece,
+            addr + queued - off,
+            alignUp(off + take, align),
+          );
+          inFlight.push({ at: queued, off, take, slot, cookie });
+          queued += take;
+          slot = slot + 1 === slots ? 0 : slot + 1;
+        }
+        // One head write for every piece queued above: an engine asleep is woken once.
+        dma.issuePending();
+        const p = inFlight.shift()!;
+        await waitDma(dma, p.cookie);
+        bounce.va.read(p.slot * piece + p.off, out.subarray(p.at, p.at + p.take));
+        ctx.stats.inBytesDma += p.take;
+        done += p.take;
       }
     } catch (err) {
       ctx.stats.dmaErrors++;
       ctx.dmaFailed(err);
-      // Finish the range by memcpy from the first chunk not copied out.
+      // Finish the range by memcpy from the first piece not copied out.
       ctx.aper.read(addr + done, out.subarray(done));
     }
   }
 
   /**
-   * Bounce → DMA → card in chunks of at most 64 KiB, through the two bounce halves (the next chunk
-   * is copied in while the engine writes the last one); `addr` is aligned and the aligned length
-   * fits the descriptor (checked by the caller). A DMA that fails is finished by memcpy.
+   * Bounce → DMA → card in pieces ({@link dmaPiece}): the CPU copies the next pieces into free
+   * bounce slots while the engine writes the earlier ones; `addr` is aligned and the aligned
+   * length fits the descriptor (checked by the caller). A DMA that fails is finished by memcpy.
    */
   async #dmaToCard(dma: DmaMemcpyChannel, addr: number, data: Uint8Array): Promise<void> {
     const ctx = this.#ctx;
     const bounce = this.bounce!;
     const align = 2 ** dma.copyAlign;
+    const piece = dmaPiece(data.length);
+    const slots = Math.floor(BOUNCE_BYTES / piece);
+    const inFlight: { take: number; cookie: number }[] = [];
     let done = 0; // bytes the engine has written
     let queued = 0; // bytes handed to the engine
-    let inFlight: { cookie: number; take: number } | null = null;
-    let half = 0;
+    let slot = 0;
     try {
       while (done < data.length) {
-        let next: { cookie: number; take: number } | null = null;
-        if (queued < data.length) {
-          const take = Math.min(data.length - queued, VOP_BOUNCE_SIZE);
-          bounce.va.write(half * VOP_BOUNCE_SIZE, data.subarray(queued, queued + take));
-          next = {
-            cookie: startDma(
-              dma,
-              addr + queued,
-              bounce.dmaAddr + half * VOP_BOUNCE_SIZE,
-              alignUp(take, align),
-            ),
-            take,
-          };
+        while (inFlight.length < slots && queued < data.length) {
+          const take = Math.min(data.length - queued, piece);
+          bounce.va.write(slot * piece, data.subarray(queued, queued + take));
+          const cookie = startDma(dma, addr + queued, bounce.dmaAddr + slot * piece, alignUp(take, align));
+          inFlight.push({ take, cookie });
           queued += take;
-          half ^= 1;
+          slot = slot + 1 === slots ? 0 : slot + 1;
         }
-        if (inFlight !== null) {
-          await waitDma(dma, inFlight.cookie);
-          ctx.stats.outBytesDma += inFlight.take;
-          done += inFlight.take;
-        }
-        inFlight = next;
-        if (inFlight === null) break;
+        const p = inFlight.shift()!;
+        await waitDma(dma, p.cookie);
+        ctx.stats.outBytesDma += p.take;
+        done += p.take;
       }
     } catch (err) {
       ctx.stats.dmaErrors++;

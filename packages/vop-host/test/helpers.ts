@@ -62,6 +62,11 @@ export class MockDmaChannel implements DmaChannel {
   readonly copyAlign = 6;
   copies = 0;
   failAfter = Infinity;
+  /** The length of every copy submitted, in order. */
+  readonly lengths: number[] = [];
+  /** Copies submitted and not waited for yet, and the most there were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   readonly #link: MockVopLink;
   readonly #status = new Map<number, string>();
   #cookie = 0;
@@ -90,6 +95,8 @@ export class MockDmaChannel implements DmaChannel {
     return {
       submit: () => {
         const cookie = ++this.#cookie;
+        this.lengths.push(len);
+        this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
         if (this.copies >= this.failAfter) {
           this.#status.set(cookie, 'error');
         } else {
@@ -107,6 +114,7 @@ export class MockDmaChannel implements DmaChannel {
   issuePending(): void {}
 
   syncWait(cookie: number): Promise<string> {
+    this.inFlight--;
     return Promise.resolve(this.#status.get(cookie) ?? 'error');
   }
 }

@@ -425,6 +425,40 @@ describe('vop-host: the data path (COPY_DESC)', () => {
     }
   });
 
+  it('moves a DMA copy in overlapping pieces: 64 KiB as four of 16 KiB, 1 MiB as sixteen of 64 KiB', async () => {
+    const r = await rig({ dma: true, dmaMinBytes: 0 });
+    const h = r.control.open();
+    await h.addDevice(netBlock());
+    const dev = await r.card.bringUp(24);
+    for (const [size, piece, depth] of [
+      [64 * 1024, 16 * 1024, 4],
+      [1 << 20, 64 * 1024, 2],
+    ] as const) {
+      const pattern = Uint8Array.from({ length: size }, (_, i) => (i * 13 + size) & 0xff);
+      const src = r.card.buffer(size);
+      src.mem.write(0, pattern);
+      dev.vqs[1]!.vq.add([{ addr: src.addr, len: size }], [], 1);
+      r.dma!.lengths.length = 0;
+      r.dma!.maxInFlight = 0;
+      const got = new Uint8Array(size);
+      expect(await h.copyDesc({ iov: [got], vrIdx: 1, updateUsed: true })).toBe(size);
+      expect(Buffer.compare(got, pattern)).toBe(0);
+      expect(r.dma!.lengths).toEqual(new Array<number>(size / piece).fill(piece));
+      // Every piece the bounce buffer (128 KiB) has room for is handed to the engine at once.
+      expect(r.dma!.maxInFlight).toBe(depth);
+      const dst = r.card.buffer(size);
+      dev.vqs[0]!.vq.add([], [{ addr: dst.addr, len: size }], 2);
+      r.dma!.lengths.length = 0;
+      r.dma!.maxInFlight = 0;
+      expect(await h.copyDesc({ iov: [pattern], vrIdx: 0, updateUsed: true })).toBe(size);
+      const back = new Uint8Array(size);
+      dst.mem.read(0, back);
+      expect(Buffer.compare(back, pattern)).toBe(0);
+      expect(r.dma!.lengths).toEqual(new Array<number>(size / piece).fill(piece));
+      expect(r.dma!.maxInFlight).toBe(Math.min(size / piece, (128 * 1024) / piece));
+    }
+  });
+
   it('falls back to memcpy for unaligned card addresses and lengths that do not fit, and after a DMA failure', async () => {
     const r = await rig({ dma: true, dmaMinBytes: 0 });
     const h = r.control.open();

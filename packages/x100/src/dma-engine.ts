@@ -43,7 +43,9 @@
  * Each channel's turn has three phases ({@link X100DmaEngine.step}): claim (under the channel
  * lock: head, tail, ring), run (no lock: take and latch descriptors, copy chunks against the
  * latched ranges) and publish (under the lock: tail, completion count, error, interrupt; dropped
- * when a disable or reset came in between).
+ * when a disable or reset came in between). A run also publishes the tail and completion count on
+ * the way, before it takes a MEMCPY once 16 KiB were copied since the last publish, so a driver
+ * polling the count sees each larger copy complete when it is done, not at the end of the step.
  *
  * Large copies are done in chunks (`chunkBytes`, default 64 KiB): each {@link step} gives every
  * channel one chunk's worth of work (or up to 1024 descriptors), so channels interleave and a
@@ -94,6 +96,13 @@ export interface X100DmaEngineStats {
 
 /** Descriptors a channel takes per step at most (bounds a step of zero-length work). */
 const MAX_DESCS_PER_STEP = 1024;
+/**
+ * Within a step, the tail and completion count are published before the engine takes a MEMCPY
+ * once this many bytes were copied since the last publish: a driver that polls sees each copy of
+ * 16 KiB or more complete as soon as it (and the STATUS after it) is done, not at the end of the
+ * step, as the hardware advances its tail per descriptor. Smaller copies are published together.
+ */
+const PUBLISH_BYTES = 16 * 1024;
 /** Copies up to this size go word by word (no view allocation). */
 const SMALL_COPY = 256;
 const TWO32 = 2 ** 32;
@@ -256,7 +265,7 @@ export class X100DmaEngine {
       this.#ch = ch;
       try {
         if (!this.#claim(ch, w)) continue;
-        const raise = w.err === 0 ? this.#turn(w) : false;
+        const raise = w.err === 0 ? this.#turn(ch, w) : false;
         this.#publish(ch, w, raise);
       } catch (err) {
         this.#fault(ch, w, err);
@@ -278,9 +287,9 @@ export class X100DmaEngine {
    * host unmap waits on) and, when the table changed since the ring and the latched copy were
    * checked, both checked again (a refusal stops the channel before it touches anything).
    */
-  #turn(w: ChannelWork): boolean {
+  #turn(ch: number, w: ChannelWork): boolean {
     const iommu = this.#iommu;
-    if (iommu === undefined) return this.#run(w);
+    if (iommu === undefined) return this.#run(ch, w);
     const seq = iommu.enterTurn();
     try {
       if (seq !== w.iommuSeq) {
@@ -288,7 +297,7 @@ export class X100DmaEngine {
         if (w.err !== 0) return false;
         w.iommuSeq = seq;
       }
-      return this.#run(w);
+      return this.#run(ch, w);
     } finally {
       iommu.leaveTurn();
     }
@@ -380,16 +389,18 @@ export class X100DmaEngine {
    * Run, without the lock: from the tail towards the head, take each descriptor (read once,
    * checked, latched) and do it; a MEMCPY goes in chunks against its latched ranges. Stops at a
    * bad descriptor (`w.err`), after a chunk's worth of bytes, 1024 descriptors or an
-   * interrupting STATUS. Sets `w.idx` to the first descriptor not finished.
+   * interrupting STATUS. Sets `w.idx` to the first descriptor not finished. Progress is published
+   * on the way every {@link PUBLISH_BYTES} ({@link #advance}).
    * @returns true when a STATUS asked for the interrupt
    */
-  #run(w: ChannelWork): boolean {
+  #run(ch: number, w: ChannelWork): boolean {
     const ring = this.#u32[w.ringBuf === HOST ? HOST : CARD];
     const head = w.head;
     let idx = w.tail;
     let budget = this.#chunk;
     let descs = 0;
     let raise = false;
+    let unpublished = 0;
     // A latched copy belongs to the slot it was taken from.
     if (w.active && w.index !== idx) w.active = false;
     while (idx !== head) {
@@ -402,6 +413,14 @@ export class X100DmaEngine {
         const type = hi1 >>> 28;
         const dst = lo1 + (hi1 & HI_ADDR_MASK) * TWO32;
         if (type === X100_DMA_DESC.MEMCPY) {
+          if (unpublished >= PUBLISH_BYTES) {
+            if (!this.#advance(ch, w, idx)) {
+              // A disable or reset came in between: nothing more of this turn is reported.
+              w.idx = w.tail;
+              return false;
+            }
+            unpublished = 0;
+          }
           const err = this.#latchCopy(
             w,
             lo0 + (hi0 & HI_ADDR_MASK) * TWO32,
@@ -431,6 +450,7 @@ export class X100DmaEngine {
           this.#copy(w.dstBuf, w.dstOff + w.progress, w.srcBuf, w.srcOff + w.progress, n);
           w.progress += n;
           budget -= n;
+          unpublished += n;
           this.#counts[BYTES]! += n;
         }
         if (w.progress < w.length) break;
@@ -445,12 +465,41 @@ export class X100DmaEngine {
   }
 
   /**
+   * Publishes progress in the middle of a run, under the lock: the tail and completion count up to
+   * `idx` (which becomes `w.tail`).
+   * @returns false, publishing nothing, when a disable or reset came in between
+   */
+  #advance(ch: number, w: ChannelWork, idx: number): boolean {
+    const state = this.#state;
+    state.lock(ch);
+    try {
+      if (state.epoch(ch) !== w.epoch || !state.isOn(ch)) {
+        this.#resetWork(w, state.epoch(ch));
+        return false;
+      }
+      this.#storeTail(this.#chanBase[ch]!, idx);
+      w.tail = idx;
+      return true;
+    } finally {
+      state.unlock(ch);
+    }
+  }
+
+  /** `DTPR` and the completion count of `DSTAT` := `idx` (hold the channel lock). */
+  #storeTail(base: number, idx: number): void {
+    const regs = this.#regs;
+    const iDstat = base + (X100_DMA_REG.DSTAT >>> 2);
+    Atomics.store(regs, base + (X100_DMA_REG.DTPR >>> 2), idx);
+    const dstat = Atomics.load(regs, iDstat);
+    Atomics.store(regs, iDstat, ((dstat & ~X100_DMA_BIT.DSTAT_CMP_CNT_MASK) | idx) >>> 0);
+  }
+
+  /**
    * Publish, under the lock: the new tail and completion count, a stop code, then (without the
    * lock) the interrupt. Nothing is published when a disable or reset came in between: what was
    * done stays in memory, nothing is reported.
    */
   #publish(ch: number, w: ChannelWork, raise: boolean): void {
-    const regs = this.#regs;
     const state = this.#state;
     const base = this.#chanBase[ch]!;
     const err = w.err;
@@ -460,12 +509,7 @@ export class X100DmaEngine {
         this.#resetWork(w, state.epoch(ch));
         return;
       }
-      if (w.idx !== w.tail) {
-        const iDstat = base + (X100_DMA_REG.DSTAT >>> 2);
-        Atomics.store(regs, base + (X100_DMA_REG.DTPR >>> 2), w.idx);
-        const dstat = Atomics.load(regs, iDstat);
-        Atomics.store(regs, iDstat, ((dstat & ~X100_DMA_BIT.DSTAT_CMP_CNT_MASK) | w.idx) >>> 0);
-      }
+      if (w.idx !== w.tail) this.#storeTail(base, w.idx);
       if (err !== 0) this.#stop(ch, w, err);
     } finally {
       state.unlock(ch);

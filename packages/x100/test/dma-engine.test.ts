@@ -40,6 +40,23 @@ function hostBuffer(rig: Rig, size: number) {
   return { mem: buf.mem, dmaAddr: buf.dmaAddr, mic: rig.host.mapSingle(buf.dmaAddr, size) };
 }
 
+/**
+ * Channel 4 with three 16 KiB copies from host RAM to card 0x80000 up, each followed by a STATUS
+ * (a FENCE) writing 1, 2, 3 to `CARD_BUF`: one step's work, head not written yet.
+ */
+function threeFencedCopies(seed: number) {
+  const rig = makeRig();
+  const ring = cardRing(rig, 0x1000, 8);
+  setupChannel(rig, 4, ring, true);
+  const src = hostBuffer(rig, 64 * KIB);
+  src.mem.write(0, pattern(48 * KIB, seed));
+  for (let i = 0; i < 3; i++) {
+    writeDmaMemcpyDesc(ring.mem, 32 * i, src.mic + i * 16 * KIB, 0x80000 + i * 16 * KIB, 16 * KIB);
+    writeDmaStatusDesc(ring.mem, 32 * i + 16, CARD_BUF, BigInt(i + 1), false);
+  }
+  return { rig, src };
+}
+
 describe('the DMA engine', () => {
   it('copies host → card → host through a host-owned ring in host RAM and interrupts the host', async () => {
     const rig = makeRig();
@@ -148,6 +165,46 @@ describe('the DMA engine', () => {
     expect(runEngine(rig.engine)).toBe(15);
     expect(completion(rig, 4)).toBe(1);
     expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 64 * KIB), data)).toBe(0);
+  });
+
+  it('publishes the completion count within a step before each copy once 16 KiB were copied', () => {
+    const { rig, src } = threeFencedCopies(9);
+    // What the completion count is when the engine takes each copy (it resolves its host source).
+    const seen: number[] = [];
+    const resolve = rig.hw.smptResolve.bind(rig.hw);
+    rig.hw.smptResolve = (addr: number, length: number) => {
+      seen.push(completion(rig, 4));
+      return resolve(addr, length);
+    };
+    setHead(rig, 4, 6);
+    expect(rig.engine.step()).toBe(true);
+    expect(seen).toEqual([0, 2, 4]);
+    expect(completion(rig, 4)).toBe(6);
+    expect(rig.hw.mmio.read32(reg(4, X100_DMA_REG.DTPR))).toBe(6);
+    expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 48 * KIB), readBytes(src.mem, 0, 48 * KIB))).toBe(
+      0,
+    );
+  });
+
+  it('reports nothing more of a step once a disable came in between two of its publishes', () => {
+    const { rig } = threeFencedCopies(11);
+    const dcr = rig.hw.mmio.read32(X100_REG.DCR);
+    const resolve = rig.hw.smptResolve.bind(rig.hw);
+    let calls = 0;
+    rig.hw.smptResolve = (addr: number, length: number) => {
+      // The second copy is taken: the driver disables the channel meanwhile.
+      if (++calls === 2) rig.hw.mmio.write32(X100_REG.DCR, dcr & ~dmaDcrEnableBit(4));
+      return resolve(addr, length);
+    };
+    setHead(rig, 4, 6);
+    rig.engine.step();
+    // The first copy and its STATUS were published. The second copy, latched already, and its
+    // STATUS were done but are not reported; the third is not taken.
+    expect(completion(rig, 4)).toBe(2);
+    expect(rig.hw.cardMemory.readBigU64(CARD_BUF)).toBe(2n);
+    expect(rig.hw.cardMemory.bytes(0x80000 + 32 * KIB, 64)).toEqual(new Uint8Array(64));
+    expect(runEngine(rig.engine)).toBe(0);
+    expect(completion(rig, 4)).toBe(2);
   });
 
   it('drops a copy that is disabled half way, keeps the completion count and runs what comes next', () => {
