@@ -278,7 +278,9 @@ async function drainIntr(chan: ScifDmaChan, cookie: number, timeoutMs: number): 
 
 function checkStatus(st: string, cookie: number): void {
   if (st === 'in-progress')
-    throw new MicError('ETIMEDOUT', `scif RMA DMA cookie ${cookie} did not complete in time`, { details: { cookie } });
+    throw new MicError('ETIMEDOUT', `scif RMA DMA cookie ${cookie} did not complete in time`, {
+      details: { cookie },
+    });
   if (st !== 'complete') throw new MicError('EIO', `scif RMA DMA ended ${st}`, { details: { cookie } });
 }
 
