@@ -15,7 +15,7 @@ import {
   SCIF_SIGNAL_LOCAL,
   SCIF_SIGNAL_REMOTE,
 } from '../src/index.js';
-import { type FakeDmaChannel, pair, rig } from './harness.js';
+import { type FakeDmaChannel, type StatusFakeDmaChannel, pair, rig } from './harness.js';
 
 const RW = SCIF_PROT_READ | SCIF_PROT_WRITE;
 const PAGE = 4096;
@@ -30,7 +30,7 @@ async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
 }
 
 /** A connected host (`h`) / card (`c`) pair and memory on each side. */
-async function setup(dma = false) {
+async function setup(dma: boolean | 'status' = false) {
   const r = await rig({ dma });
   const { a: c, b: h } = await pair(r.host, r.cards[0]!, 2000);
   // Memory from the links' allocators, so it is nobody else's (rings and QPs come from there too).
@@ -80,6 +80,42 @@ describe('registration', () => {
 });
 
 describe('RMA transfers', () => {
+  it('a SYNC DMA copy sleeps on an interrupting descriptor when its channel cannot report status', async () => {
+    const { r, h, c, hostMem, cardMem } = await setup(true);
+    await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    await c.register(cardMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    asBufferMemory(hostMem, 'test memory')
+      .bytes(0, 4 * PAGE)
+      .fill(0x5c);
+    const chan = (r.hostDevs[0]!.dmaCh as FakeDmaChannel[])[0]!;
+    await h.writeto(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    expect(
+      asBufferMemory(cardMem, 'test memory')
+        .bytes(0, 4 * PAGE)
+        .every((b) => b === 0x5c),
+    ).toBe(true);
+    expect(chan.copies).toBe(2); // the body, then the interrupting descriptor
+    expect(chan.interrupts).toBe(1);
+  });
+
+  it('a SYNC DMA copy polls the status of a channel that reports it, and needs no interrupt when done', async () => {
+    const { r, h, c, hostMem, cardMem } = await setup('status');
+    await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    await c.register(cardMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    asBufferMemory(cardMem, 'test memory')
+      .bytes(0, 4 * PAGE)
+      .fill(0xc5);
+    const chan = (r.hostDevs[0]!.dmaCh as StatusFakeDmaChannel[])[0]!;
+    await h.readfrom(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    expect(
+      asBufferMemory(hostMem, 'test memory')
+        .bytes(0, 4 * PAGE)
+        .every((b) => b === 0xc5),
+    ).toBe(true);
+    expect(chan.statusQueries).toBeGreaterThan(0);
+    expect(chan.interrupts).toBe(0);
+  });
+
   it('reads and writes the peer window (CPU), with protection and range checks', async () => {
     const { h, c, hostMem, cardMem } = await setup();
     await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
