@@ -322,4 +322,23 @@ describe('send and recv', () => {
     expect(await tx).toBe(100);
     expect(seen[SCIF_MSG.CLIENT_RCVD]).toBe(true);
   });
+
+  it('changed(signal, EPOLLIN) sleeps through the CLIENT_RCVD that wakes changed()', async () => {
+    const r = await rig();
+    const { a, b } = await pair(r.host, r.cards[0]!, 9400);
+    const anyChange = b.changed();
+    let readable = false;
+    const whenReadable = b.changed(undefined, EPOLLIN).then(() => (readable = true));
+    expect(await b.send(new Uint8Array(10), SCIF_SEND_BLOCK)).toBe(10);
+    expect(await a.recv(new Uint8Array(10), SCIF_RECV_BLOCK)).toBe(10); // CLIENT_RCVD to b
+    await anyChange;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(readable).toBe(false);
+    expect(await a.send(new Uint8Array([1]), SCIF_SEND_BLOCK)).toBe(1); // CLIENT_SENT to b
+    await whenReadable;
+    expect(b.pollEvents() & EPOLLIN).toBe(EPOLLIN);
+    const aborted = new AbortController();
+    aborted.abort();
+    await b.changed(aborted.signal, EPOLLOUT); // an aborted signal resolves at once
+  });
 });
