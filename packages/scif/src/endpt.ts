@@ -751,6 +751,15 @@ function msgCall(
     const step = (): boolean => {
       if (finished) return true;
       if (paused) return false;
+      try {
+        return moveAll();
+      } catch (e) {
+        // A ring that refused a write or read (its peer moved a pointer under us): the call ends.
+        failure = toMicError(e, 'EIO', `scif ${dir.what} failed`);
+        return finish();
+      }
+    };
+    const moveAll = (): boolean => {
       while (done !== len && dir.moves(ep)) {
         const avail = dir.ready(ep, need > 0 ? need : len - done);
         if (need > 0) {
