@@ -225,7 +225,8 @@ export async function rmaCopy(
       return;
     }
     const st = pollStatus(chan, cookie, len);
-    await (st === undefined ? drainIntr(chan, cookie, timeoutMs) : checkStatus(st, cookie));
+    if (st === undefined) await drainIntr(chan, cookie, timeoutMs);
+    else checkStatus(st, cookie);
     finish();
   }
 }
@@ -245,7 +246,8 @@ const SYNC_POLL_BYTES_PER_MS = 2e6;
  * `scif_drain_dma_poll`'s busy wait (`dma_sync_wait`), bounded (see {@link SYNC_POLL_MIN_MS}):
  * polls the channel's status of `cookie`, so a copy that completes soon is seen within
  * microseconds instead of after a sleep. Returns the final status, or undefined while the copy is
- * still in progress (or the channel has no status query): the caller then sleeps.
+ * still in progress (or the channel has no status query): the caller then sleeps. The budget is
+ * real time, not the injected clock's: a virtual clock stands still inside a synchronous loop.
  */
 function pollStatus(chan: ScifDmaChan, cookie: number, len: number): string | undefined {
   const status = chan.txStatus?.bind(chan);
@@ -263,7 +265,7 @@ function pollStatus(chan: ScifDmaChan, cookie: number, len: number): string | un
  * `scif_drain_dma_intr`: an interrupting descriptor after `cookie` (`DMA_PREP_INTERRUPT`, so the
  * channel's waiter is woken by the completion interrupt, not by its timer), then the channel's
  * wait for `cookie`, at most `timeoutMs`.
- * @throws MicError EIO when the DMA ended in error or the descriptor was not accepted, ETIMEDOUT
+ * @throws MicError EIO when the DMA ended in error, ETIMEDOUT when it did not end in time
  */
 async function drainIntr(chan: ScifDmaChan, cookie: number, timeoutMs: number): Promise<void> {
   try {
