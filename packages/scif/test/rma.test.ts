@@ -80,38 +80,32 @@ describe('registration', () => {
 });
 
 describe('RMA transfers', () => {
-  it('a SYNC DMA copy sleeps on an interrupting descriptor when its channel cannot report status', async () => {
-    const { r, h, c, hostMem, cardMem } = await setup(true);
+  /** A SYNC DMA copy of 4 pages, host to card or back, on a fake channel of kind `dma`; checks the bytes. */
+  async function syncCopy(dma: true | 'status', toCard: boolean) {
+    const { r, h, c, hostMem, cardMem } = await setup(dma);
     await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
     await c.register(cardMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
-    asBufferMemory(hostMem, 'test memory')
+    const [from, to] = toCard ? [hostMem, cardMem] : [cardMem, hostMem];
+    asBufferMemory(from, 'test memory')
       .bytes(0, 4 * PAGE)
       .fill(0x5c);
-    const chan = (r.hostDevs[0]!.dmaCh as FakeDmaChannel[])[0]!;
-    await h.writeto(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
-    expect(
-      asBufferMemory(cardMem, 'test memory')
-        .bytes(0, 4 * PAGE)
-        .every((b) => b === 0x5c),
-    ).toBe(true);
+    if (toCard) await h.writeto(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    else await h.readfrom(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    const copied = asBufferMemory(to, 'test memory')
+      .bytes(0, 4 * PAGE)
+      .every((b) => b === 0x5c);
+    expect(copied).toBe(true);
+    return r.hostDevs[0]!.dmaCh[0] as StatusFakeDmaChannel;
+  }
+
+  it('a SYNC DMA copy sleeps on an interrupting descriptor when its channel cannot report status', async () => {
+    const chan: FakeDmaChannel = await syncCopy(true, true);
     expect(chan.copies).toBe(2); // the body, then the interrupting descriptor
     expect(chan.interrupts).toBe(1);
   });
 
   it('a SYNC DMA copy polls the status of a channel that reports it, and needs no interrupt when done', async () => {
-    const { r, h, c, hostMem, cardMem } = await setup('status');
-    await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
-    await c.register(cardMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
-    asBufferMemory(cardMem, 'test memory')
-      .bytes(0, 4 * PAGE)
-      .fill(0xc5);
-    const chan = (r.hostDevs[0]!.dmaCh as StatusFakeDmaChannel[])[0]!;
-    await h.readfrom(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
-    expect(
-      asBufferMemory(hostMem, 'test memory')
-        .bytes(0, 4 * PAGE)
-        .every((b) => b === 0xc5),
-    ).toBe(true);
+    const chan = await syncCopy('status', false);
     expect(chan.statusQueries).toBeGreaterThan(0);
     expect(chan.interrupts).toBe(0);
   });
