@@ -6,7 +6,6 @@
  *
  * @see drivers/misc/mic/scif/scif_api.c, scif_epd.c, scif_epd.h
  */
-import { AsyncMutex } from '@mic/bus-core';
 import { MicError, isMicError, toMicError } from '@mic/errors';
 import {
   ASYNC_CONN,
@@ -24,10 +23,11 @@ import {
   type ScifEpState,
 } from './constants.js';
 import type { ScifCore, ScifDev } from './core.js';
-import type { ScifMsg, ScifPortId } from './msg.js';
+import { ScifMsg, type ScifPortId } from './msg.js';
+import { SENT } from './nodeqp.js';
 import { ScifQp } from './qp.js';
 import { EpRma } from './rma-state.js';
-import { WaitQueue, interrupted, waitWhileAlive } from './wait.js';
+import { CallLock, WaitQueue, interrupted, waitWhileAlive } from './wait.js';
 
 /** Options of the blocking calls. */
 export interface ScifCallOptions {
@@ -74,8 +74,11 @@ export class Endpt {
   readonly disconWq = new WaitQueue();
   /** Woken by every RMA and fence response for this endpoint. */
   readonly rmawq = new WaitQueue();
-  readonly sendLock = new AsyncMutex();
-  readonly recvLock = new AsyncMutex();
+  /** Blocking sends and receives hold these (`sendlock`, `recvlock`). */
+  readonly sendLock = new CallLock();
+  readonly recvLock = new CallLock();
+  /** The notification message this endpoint's sends and receives reuse. */
+  readonly note = new ScifMsg();
   readonly rma: EpRma;
 
   constructor(core: ScifCore, privileged: boolean) {
@@ -504,8 +507,8 @@ async function disconnectEp(ep: Endpt): Promise<void> {
   const core = ep.core;
   ep.sendwq.wake();
   ep.recvwq.wake();
-  await ep.sendLock.run(() => undefined);
-  await ep.recvLock.run(() => undefined);
+  await ep.sendLock.idle();
+  await ep.recvLock.idle();
   if (!core.connected.delete(ep)) {
     core.disconnected.delete(ep);
     return;
@@ -606,61 +609,16 @@ function checkMsgArgs(what: string, buf: Uint8Array, flags: number, block: numbe
  * @throws MicError EINVAL (bad flags), ENOTCONN (never connected, or not connected and nothing
  * sent), ECONNRESET (disconnected and nothing sent), EINTR (signal, nothing sent), ENODEV
  */
-export async function send(ep: Endpt, buf: Uint8Array, flags: number, signal?: AbortSignal): Promise<number> {
-  ep.checkOpen('send');
-  checkMsgArgs('send', buf, flags, SCIF_SEND_BLOCK);
-  if (buf.length === 0) return 0;
-  if (!ep.remoteDev) throw err('ENOTCONN', 'scif send on an endpoint that never connected');
-  if (flags & SCIF_SEND_BLOCK) return ep.sendLock.run(() => doSend(ep, buf, true, signal));
-  return doSend(ep, buf, false, signal);
-}
-
-async function doSend(ep: Endpt, buf: Uint8Array, block: boolean, signal?: AbortSignal): Promise<number> {
-  const core = ep.core;
-  const len = buf.length;
-  let sent = 0;
-  let failure: MicError | undefined;
-  while (sent !== len && ep.state === SCIFEP.CONNECTED) {
-    const out = ep.qp?.outbound;
-    if (!out) break;
-    const space = out.space();
-    if (space > 0) {
-      const n = Math.min(len - sent, space);
-      out.write(n === len ? buf : buf.subarray(sent, sent + n));
-      out.commit();
-      const m = core.msg(SCIF_MSG.CLIENT_SENT, ep.port.port);
-      m.payload[0] = ep.remoteEp;
-      sent += n;
-      try {
-        await core.sendRaw(ep.remoteDev!, m);
-      } catch (e) {
-        failure = toMicError(e, 'ENODEV', 'scif send notification failed');
-        break;
-      }
-      continue;
-    }
-    if (!block) break;
-    const want = Math.min(len - sent, out.size - 1);
-    try {
-      await ep.sendwq.wait(
-        core.clock,
-        () => ep.state !== SCIFEP.CONNECTED || !ep.qp?.outbound || ep.qp.outbound.space() >= want,
-        'scif send',
-        { signal },
-      );
-    } catch (e) {
-      failure = toMicError(e, 'EINTR', 'scif send interrupted');
-      break;
-    }
+export function send(ep: Endpt, buf: Uint8Array, flags: number, signal?: AbortSignal): Promise<number> {
+  try {
+    ep.checkOpen('send');
+    checkMsgArgs('send', buf, flags, SCIF_SEND_BLOCK);
+    if (buf.length === 0) return Promise.resolve(0);
+    if (!ep.remoteDev) throw err('ENOTCONN', 'scif send on an endpoint that never connected');
+  } catch (e) {
+    return Promise.reject(e);
   }
-  if (sent > 0) return sent;
-  if (failure) throw failure;
-  if (ep.state !== SCIFEP.CONNECTED) {
-    throw ep.state === SCIFEP.DISCONNECTED
-      ? err('ECONNRESET', 'scif peer closed the connection')
-      : err('ENOTCONN', `scif send in state ${ep.stateName}`);
-  }
-  return 0;
+  return msgCall(ep, buf, (flags & SCIF_SEND_BLOCK) !== 0, signal, SEND);
 }
 
 /**
@@ -670,64 +628,193 @@ async function doSend(ep: Endpt, buf: Uint8Array, block: boolean, signal?: Abort
  * received.
  * @throws MicError EINVAL, ENOTCONN, ECONNRESET (disconnected and nothing left), EINTR
  */
-export async function recv(ep: Endpt, buf: Uint8Array, flags: number, signal?: AbortSignal): Promise<number> {
-  ep.checkOpen('recv');
-  checkMsgArgs('recv', buf, flags, SCIF_RECV_BLOCK);
-  if (buf.length === 0) return 0;
-  if (flags & SCIF_RECV_BLOCK) return ep.recvLock.run(() => doRecv(ep, buf, true, signal));
-  return doRecv(ep, buf, false, signal);
+export function recv(ep: Endpt, buf: Uint8Array, flags: number, signal?: AbortSignal): Promise<number> {
+  try {
+    ep.checkOpen('recv');
+    checkMsgArgs('recv', buf, flags, SCIF_RECV_BLOCK);
+    if (buf.length === 0) return Promise.resolve(0);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return msgCall(ep, buf, (flags & SCIF_RECV_BLOCK) !== 0, signal, RECV);
 }
 
-async function doRecv(ep: Endpt, buf: Uint8Array, block: boolean, signal?: AbortSignal): Promise<number> {
-  const core = ep.core;
-  const len = buf.length;
-  let got = 0;
-  let failure: MicError | undefined;
-  while (got !== len && (ep.state === SCIFEP.CONNECTED || ep.state === SCIFEP.DISCONNECTED)) {
-    const inb = ep.qp?.inbound;
-    if (!inb) break;
-    const avail = inb.count(len - got);
-    if (avail > 0) {
-      const n = Math.min(len - got, avail);
-      inb.getNext(n === len ? buf : buf.subarray(got, got + n));
-      got += n;
-      if (ep.state === SCIFEP.CONNECTED) {
-        inb.updateReadPtr();
-        const m = core.msg(SCIF_MSG.CLIENT_RCVD, ep.port.port);
-        m.payload[0] = ep.remoteEp;
-        try {
-          await core.sendRaw(ep.remoteDev!, m);
-        } catch (e) {
-          failure = toMicError(e, 'ENODEV', 'scif receive notification failed');
-          break;
-        }
-      }
-      continue;
-    }
-    if (ep.state === SCIFEP.DISCONNECTED || !block) break;
-    const want = Math.min(len - got, inb.size - 1);
-    try {
-      await ep.recvwq.wait(
-        core.clock,
-        () => ep.state !== SCIFEP.CONNECTED || inb.count(want) >= want,
-        'scif recv',
-        {
-          signal,
-        },
-      );
-    } catch (e) {
-      failure = toMicError(e, 'EINTR', 'scif recv interrupted');
-      break;
-    }
-  }
-  if (got > 0) return got;
-  if (failure) throw failure;
-  if (ep.state !== SCIFEP.CONNECTED) {
-    throw ep.state === SCIFEP.DISCONNECTED
+/** What differs between `scif_send` and `scif_recv` in {@link msgCall}. */
+interface MsgDir {
+  readonly what: 'send' | 'recv';
+  readonly lock: (ep: Endpt) => CallLock;
+  readonly wq: (ep: Endpt) => WaitQueue;
+  /** States the call moves bytes in. */
+  readonly moves: (ep: Endpt) => boolean;
+  /** Moves all of `part` (no more than {@link ready} said) and returns its length. */
+  readonly move: (ep: Endpt, part: Uint8Array) => number;
+  /** Bytes that can move now, at most `wanted` (refreshing the peer's pointer when short). */
+  readonly ready: (ep: Endpt, wanted: number) => number;
+  /** The ring's size (the wait asks for at most `size - 1` bytes). */
+  readonly size: (ep: Endpt) => number;
+  /** True when the moved bytes are announced to the peer (`uop`). */
+  readonly notifies: (ep: Endpt) => boolean;
+  readonly uop: number;
+  readonly result: (ep: Endpt) => MicError;
+}
+
+const SEND: MsgDir = {
+  what: 'send',
+  lock: (ep) => ep.sendLock,
+  wq: (ep) => ep.sendwq,
+  moves: (ep) => ep.state === SCIFEP.CONNECTED && ep.qp?.outbound !== undefined,
+  ready: (ep) => ep.qp?.outbound?.space() ?? 0,
+  move: (ep, part) => {
+    const out = ep.qp!.outbound!;
+    out.write(part);
+    out.commit();
+    return part.length;
+  },
+  size: (ep) => ep.qp?.outbound?.size ?? 2,
+  notifies: () => true,
+  uop: SCIF_MSG.CLIENT_SENT,
+  result: (ep) =>
+    ep.state === SCIFEP.DISCONNECTED
+      ? err('ECONNRESET', 'scif peer closed the connection')
+      : err('ENOTCONN', `scif send in state ${ep.stateName}`),
+};
+
+const RECV: MsgDir = {
+  what: 'recv',
+  lock: (ep) => ep.recvLock,
+  wq: (ep) => ep.recvwq,
+  moves: (ep) => (ep.state === SCIFEP.CONNECTED || ep.state === SCIFEP.DISCONNECTED) && ep.qp !== undefined,
+  ready: (ep, wanted) => ep.qp?.inbound.count(wanted) ?? 0,
+  move: (ep, part) => {
+    const inb = ep.qp!.inbound;
+    inb.getNext(part);
+    if (ep.state === SCIFEP.CONNECTED) inb.updateReadPtr();
+    return part.length;
+  },
+  size: (ep) => ep.qp?.inbound.size ?? 2,
+  notifies: (ep) => ep.state === SCIFEP.CONNECTED,
+  uop: SCIF_MSG.CLIENT_RCVD,
+  result: (ep) =>
+    ep.state === SCIFEP.DISCONNECTED
       ? err('ECONNRESET', 'scif peer closed the connection and no data is left')
-      : err('ENOTCONN', `scif recv in state ${ep.stateName}`);
-  }
-  return 0;
+      : err('ENOTCONN', `scif recv in state ${ep.stateName}`),
+};
+
+/**
+ * The loop of `_scif_send` / `_scif_recv`, run as a step function: each step moves what can move,
+ * chunk by chunk, each chunk followed by its notification (`CLIENT_SENT` / `CLIENT_RCVD`). A
+ * blocking call that cannot go on waits on the send or receive queue for
+ * `min(remaining, size - 1)` bytes or a state change, and its steps then run inside the wake-up
+ * (the interrupt handler of the peer's notification), which also settles the caller's promise:
+ * nothing between the doorbell and the caller's code costs a timer or an extra promise turn.
+ * A notification that could not go into the node ring at once (the ring full) pauses the loop
+ * until it is sent, as the kernel's `_scif_nodeqp_send` blocks; its failure ends the call.
+ */
+function msgCall(
+  ep: Endpt,
+  buf: Uint8Array,
+  block: boolean,
+  signal: AbortSignal | undefined,
+  dir: MsgDir,
+): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const len = buf.length;
+    const lock = dir.lock(ep);
+    const wq = dir.wq(ep);
+    let done = 0;
+    let need = 0;
+    let failure: MicError | undefined;
+    let paused = false;
+    let finished = false;
+    const finish = (): true => {
+      finished = true;
+      if (block) lock.release();
+      if (done > 0) resolve(done);
+      else if (failure) reject(failure);
+      else if (ep.state !== SCIFEP.CONNECTED) reject(dir.result(ep));
+      else resolve(0);
+      return true;
+    };
+    const resume = (): void => {
+      paused = false;
+      if (finished) return;
+      if (block) wq.wake();
+      else if (!step()) finish();
+    };
+    const fail = (e: unknown): void => {
+      paused = false;
+      if (finished) return;
+      failure = toMicError(e, 'ENODEV', `scif ${dir.what} notification failed`);
+      finish();
+    };
+    /** Moves what can move; true once the call is over (the promise settled). */
+    const step = (): boolean => {
+      if (finished) return true;
+      if (paused) return false;
+      try {
+        return moveAll();
+      } catch (e) {
+        // A ring that refused a write or read (its peer moved a pointer under us): the call ends.
+        failure = toMicError(e, 'EIO', `scif ${dir.what} failed`);
+        return finish();
+      }
+    };
+    const moveAll = (): boolean => {
+      while (done !== len && dir.moves(ep)) {
+        const avail = dir.ready(ep, need > 0 ? need : len - done);
+        if (need > 0) {
+          // Waiting for room or data: as the kernel, go on once `need` bytes are there.
+          if (avail < need && ep.state === SCIFEP.CONNECTED) return false;
+          need = 0;
+        }
+        if (avail > 0) {
+          const n = Math.min(len - done, avail);
+          done += dir.move(ep, n === len ? buf : buf.subarray(done, done + n));
+          if (dir.notifies(ep)) {
+            const sent = notify(ep, dir.uop);
+            if (sent !== SENT) {
+              paused = true;
+              sent.then(resume, fail);
+              return false;
+            }
+          }
+          continue;
+        }
+        if (!block || ep.state !== SCIFEP.CONNECTED) break;
+        need = Math.min(len - done, dir.size(ep) - 1);
+        return false;
+      }
+      return finish();
+    };
+    const start = (): void => {
+      if (step()) return;
+      if (!block) {
+        // Only a paused notification keeps a non-blocking call open.
+        return;
+      }
+      wq.wait(ep.core.clock, step, `scif ${dir.what}`, { signal }).then(undefined, (e: unknown) => {
+        if (finished) return;
+        failure = toMicError(e, 'EINTR', `scif ${dir.what} interrupted`);
+        finish();
+      });
+    };
+    if (block) lock.enter(start);
+    else start();
+  });
+}
+
+/**
+ * Sends `CLIENT_SENT` or `CLIENT_RCVD` for `ep` to its peer: {@link SENT} when it is in the node
+ * ring already, else the queued send's promise. One message object per endpoint serves every
+ * notification (the link encodes it within the call).
+ */
+function notify(ep: Endpt, uop: number): Promise<void> {
+  const m = ep.note;
+  m.uop = uop;
+  m.srcNode = Math.max(ep.core.nodeid, 0);
+  m.srcPort = ep.port.port;
+  m.payload[0] = ep.remoteEp;
+  return ep.core.sendRaw(ep.remoteDev!, m);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,7 +31,12 @@ interface Pending {
   readonly reject: (err: Error) => void;
 }
 
-const RESOLVED: Promise<void> = Promise.resolve();
+/**
+ * What {@link NodeLink.send} returns when the message went into the peer's ring at once (the
+ * doorbell rang within the call): callers on a hot path compare with it to go on without a
+ * promise turn.
+ */
+export const SENT: Promise<void> = Promise.resolve();
 
 /** One node's message rings: the inbound ring we read, the outbound ring we write. */
 export class NodeLink {
@@ -59,8 +64,9 @@ export class NodeLink {
   }
 
   /**
-   * `_scif_nodeqp_send`. Resolves once the message is in the peer's ring and the doorbell rang;
-   * rejects with `ENODEV` when the ring stayed full for the send timeout, the link has no outbound
+   * `_scif_nodeqp_send`. Resolves once the message is in the peer's ring and the doorbell rang
+   * ({@link SENT} when that happened within the call); the message is encoded within the call, so
+   * the caller may reuse `msg` at once. Rejects with `ENODEV` when the ring stayed full for the send timeout, the link has no outbound
    * ring, or it was closed.
    */
   send(msg: ScifMsg): Promise<void> {
@@ -77,7 +83,7 @@ export class NodeLink {
       out.write(this.#scratch);
       out.commit();
       this.#hooks.ring();
-      return RESOLVED;
+      return SENT;
     }
     const bytes = new Uint8Array(SCIF_MSG_SIZE);
     msg.encode(bytes);

@@ -19,6 +19,7 @@
 import { MicError, toMicError } from '@mic/errors';
 import { asBufferMemory, type Memory } from '@mic/memory';
 import {
+  DMA_PREP_INTERRUPT,
   L1_CACHE_BYTES,
   SCIF_PROT_READ,
   SCIF_PROT_WRITE,
@@ -29,7 +30,7 @@ import {
 } from './constants.js';
 import type { Endpt } from './endpt.js';
 import { checkOffset, putRemoteWindow, verifyEpd } from './rma.js';
-import { type RemoteWindow, SCIF_WINDOW, type Window, queryWindows } from './rma-state.js';
+import { type RemoteWindow, SCIF_WINDOW, type ScifDmaChan, type Window, queryWindows } from './rma-state.js';
 import type { ScifMapping } from './scif.js';
 
 const ALL_RMA_FLAGS = SCIF_RMA_USECPU | SCIF_RMA_USECACHE | SCIF_RMA_SYNC | SCIF_RMA_ORDERED;
@@ -215,20 +216,74 @@ export async function rmaCopy(
     finish();
     return;
   }
-  const wait = async (): Promise<void> => {
-    const st = await chan.syncWait(cookie, { timeoutMs: ep.core.t.nodeAliveTimeoutMs });
-    if (st !== 'complete') throw new MicError('EIO', `scif RMA DMA ended ${st}`, { details: { cookie } });
-  };
+  const timeoutMs = ep.core.t.nodeAliveTimeoutMs;
   if (flags & (SCIF_RMA_SYNC | SCIF_RMA_ORDERED) || cpuTails.length > 0) {
     if (!(flags & (SCIF_RMA_SYNC | SCIF_RMA_ORDERED))) {
       // Tails after an asynchronous body: written in the background once the body is done, so a
-      // fence sees them too.
-      rma.track(wait().then(finish));
+      // fence sees them too. Nobody polls for it: the completion interrupt wakes the wait.
+      rma.track(drainIntr(chan, cookie, timeoutMs).then(finish));
       return;
     }
-    await wait();
+    const st = pollStatus(chan, cookie, len);
+    if (st === undefined) await drainIntr(chan, cookie, timeoutMs);
+    else checkStatus(st, cookie);
     finish();
   }
+}
+
+/**
+ * How long a synchronous RMA polls its DMA completion before it sleeps until the completion
+ * interrupt: at least {@link SYNC_POLL_MIN_MS} (the engine thread may have to wake up first), plus
+ * the copy at {@link SYNC_POLL_BYTES_PER_MS}, at most {@link SYNC_POLL_MAX_MS} (the event loop is
+ * held while polling; a longer copy pays one wake-up, small against its own time).
+ */
+const SYNC_POLL_MIN_MS = 0.25;
+const SYNC_POLL_MAX_MS = 1;
+/** The copy rate the poll budget assumes (bytes per ms: 2 GB/s, below the engine's). */
+const SYNC_POLL_BYTES_PER_MS = 2e6;
+
+/**
+ * `scif_drain_dma_poll`'s busy wait (`dma_sync_wait`), bounded (see {@link SYNC_POLL_MIN_MS}):
+ * polls the channel's status of `cookie`, so a copy that completes soon is seen within
+ * microseconds instead of after a sleep. Returns the final status, or undefined while the copy is
+ * still in progress (or the channel has no status query): the caller then sleeps. The budget is
+ * real time, not the injected clock's: a virtual clock stands still inside a synchronous loop.
+ */
+function pollStatus(chan: ScifDmaChan, cookie: number, len: number): string | undefined {
+  const status = chan.txStatus?.bind(chan);
+  if (!status) return undefined;
+  const budget = Math.min(SYNC_POLL_MAX_MS, SYNC_POLL_MIN_MS + len / SYNC_POLL_BYTES_PER_MS);
+  const end = performance.now() + budget;
+  for (;;) {
+    const st = status(cookie);
+    if (st !== 'in-progress') return st;
+    if (performance.now() >= end) return undefined;
+  }
+}
+
+/**
+ * `scif_drain_dma_intr`: an interrupting descriptor after `cookie` (`DMA_PREP_INTERRUPT`, so the
+ * channel's waiter is woken by the completion interrupt, not by its timer), then the channel's
+ * wait for `cookie`, at most `timeoutMs`.
+ * @throws MicError EIO when the DMA ended in error, ETIMEDOUT when it did not end in time
+ */
+async function drainIntr(chan: ScifDmaChan, cookie: number, timeoutMs: number): Promise<void> {
+  try {
+    chan.prepMemcpy(0, 0, 0, DMA_PREP_INTERRUPT).submit();
+    chan.issuePending();
+  } catch {
+    // No room for the interrupting descriptor (a full ring): the wait below still ends, on the
+    // channel's own timed polls, and reports what the channel says of `cookie`.
+  }
+  checkStatus(await chan.syncWait(cookie, { timeoutMs }), cookie);
+}
+
+function checkStatus(st: string, cookie: number): void {
+  if (st === 'in-progress')
+    throw new MicError('ETIMEDOUT', `scif RMA DMA cookie ${cookie} did not complete in time`, {
+      details: { cookie },
+    });
+  if (st !== 'complete') throw new MicError('EIO', `scif RMA DMA ended ${st}`, { details: { cookie } });
 }
 
 /** A window range checked for `mmap`. */

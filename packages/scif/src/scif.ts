@@ -17,6 +17,8 @@ import {
   ScifPeerBus,
 } from '@mic/scif-bus';
 import {
+  EPOLLERR,
+  EPOLLHUP,
   SCIF_ENDPT_QP_SIZE,
   SCIF_EP_STATE_NAMES,
   SCIF_NODEQP_SEND_TO_MS,
@@ -223,27 +225,41 @@ export class ScifEndpoint {
 
   /**
    * Resolves at the next state or data change of this endpoint (what a `poll` sleeps on), or when
-   * `signal` aborts. For loops that read with non-blocking `recv`: take it BEFORE the non-blocking
-   * call and await it only when that call found nothing, as the kernel's `poll_wait` comes before
-   * the mask check. Taken after the call, a change that lands in between (interrupts are handled
-   * between any two microtasks) wakes nobody:
+   * `signal` aborts. With `events` (`EPOLLIN`, `EPOLLOUT`), only a change after which the endpoint
+   * has one of them (or `EPOLLERR`/`EPOLLHUP`) resolves it, as `poll` goes back to sleep on the
+   * others: a reader is not woken by the peer's `CLIENT_RCVD`. It resolves inside the wake-up, so
+   * the caller runs in the next promise turn. For loops that read with non-blocking `recv`: take
+   * it BEFORE the non-blocking call and await it only when that call found nothing, as the
+   * kernel's `poll_wait` comes before the mask check. Taken after the call, a change that lands in
+   * between (interrupts are handled between any two microtasks) wakes nobody:
    * ```ts
-   * const changed = ep.changed();
+   * const changed = ep.changed(undefined, EPOLLIN);
    * const n = await ep.recv(buf, 0);
    * if (n === 0) await changed;
    * ```
    */
-  changed(signal?: AbortSignal): Promise<void> {
+  changed(signal?: AbortSignal, events = 0): Promise<void> {
+    const ep = this.#ep;
+    const want = events === 0 ? 0 : events | EPOLLERR | EPOLLHUP;
     return new Promise<void>((resolve) => {
-      const cancel = this.#ep.pollwq.once(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
+      let cancel: () => void;
       const onAbort = (): void => {
         cancel();
         resolve();
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const arm = (): void => {
+        cancel = ep.pollwq.once(() => {
+          if (want !== 0 && (E.pollMask(ep) & want) === 0) {
+            arm();
+            return;
+          }
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      };
+      arm();
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -9,7 +9,7 @@
  */
 import { Duplex } from 'node:stream';
 import { MicError, isMicError } from '@mic/errors';
-import { SCIFEP, SCIF_SEND_BLOCK } from './constants.js';
+import { EPOLLIN, SCIFEP, SCIF_SEND_BLOCK } from './constants.js';
 import type { ScifEndpoint } from './scif.js';
 
 /** Options of {@link ScifStream}. */
@@ -79,7 +79,7 @@ export class ScifStream extends Duplex {
         this.push(null);
         return;
       }
-      const changed = this.endpoint.changed(signal);
+      const changed = this.endpoint.changed(signal, EPOLLIN);
       const buf = Buffer.allocUnsafe(this.#chunk);
       let n: number;
       try {

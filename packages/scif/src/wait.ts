@@ -130,3 +130,47 @@ export async function waitWhileAlive(
     }
   }
 }
+
+/**
+ * A first-in first-out exclusive section for calls that must not interleave (the kernel's
+ * `sendlock`/`recvlock` mutexes around a blocking `scif_send`/`scif_recv`). Unlike an async
+ * mutex it costs no promise turn: a free lock runs the caller's `start` inside {@link enter}, and
+ * {@link release} starts the next caller inside the releasing call, so a call that completes in
+ * an interrupt handler hands its result to the user at once.
+ */
+export class CallLock {
+  #held = false;
+  readonly #queue: (() => void)[] = [];
+
+  /** True while a call holds the lock or waits for it. */
+  get locked(): boolean {
+    return this.#held || this.#queue.length > 0;
+  }
+
+  /** Runs `start` now when the lock is free, else after the earlier holders released it. */
+  enter(start: () => void): void {
+    if (this.#held) {
+      this.#queue.push(start);
+      return;
+    }
+    this.#held = true;
+    start();
+  }
+
+  /** Ends the holder's section: the next caller starts now. */
+  release(): void {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#held = false;
+  }
+
+  /** Resolves once every call that held or waited for the lock at this time has released it. */
+  idle(): Promise<void> {
+    return new Promise<void>((resolve) =>
+      this.enter(() => {
+        this.release();
+        resolve();
+      }),
+    );
+  }
+}

@@ -291,4 +291,54 @@ describe('send and recv', () => {
     await a.close();
     expect(await rx).toBe(3);
   });
+
+  it("a blocked recv and a blocked send resume their caller in the first promise turn after the peer's notification is handled", async () => {
+    // A check queued behind the handler, one turn later, sees whether the caller already ran: no
+    // promise turns (nor timers) between the doorbell's handler and the caller's code.
+    const seen: Record<number, boolean | undefined> = {};
+    const resumed: Record<number, boolean> = { [SCIF_MSG.CLIENT_SENT]: false, [SCIF_MSG.CLIENT_RCVD]: false };
+    let watch = false;
+    const r = await rig({
+      tunables: { endpointQpSize: 1024 },
+      trace: (self, _from, uop) => {
+        if (!watch || self !== 0 || !(uop in resumed) || seen[uop] !== undefined) return;
+        queueMicrotask(() => queueMicrotask(() => (seen[uop] ??= resumed[uop])));
+      },
+    });
+    const { a, b } = await pair(r.host, r.cards[0]!, 9300);
+    // b (host) waits for 64 bytes; a (card) sends them: CLIENT_SENT reaches the host.
+    const got = new Uint8Array(64);
+    watch = true;
+    const rx = b.recv(got, SCIF_RECV_BLOCK).then((n) => ((resumed[SCIF_MSG.CLIENT_SENT] = true), n));
+    expect(await a.send(new Uint8Array(64).fill(9), SCIF_SEND_BLOCK)).toBe(64);
+    expect(await rx).toBe(64);
+    expect(seen[SCIF_MSG.CLIENT_SENT]).toBe(true);
+    // b fills a's ring and blocks; a's recv frees room: CLIENT_RCVD reaches the host.
+    expect(await b.send(new Uint8Array(1023))).toBe(1023);
+    const tx = b
+      .send(new Uint8Array(100), SCIF_SEND_BLOCK)
+      .then((n) => ((resumed[SCIF_MSG.CLIENT_RCVD] = true), n));
+    expect(await a.recv(new Uint8Array(1023), SCIF_RECV_BLOCK)).toBe(1023);
+    expect(await tx).toBe(100);
+    expect(seen[SCIF_MSG.CLIENT_RCVD]).toBe(true);
+  });
+
+  it('changed(signal, EPOLLIN) sleeps through the CLIENT_RCVD that wakes changed()', async () => {
+    const r = await rig();
+    const { a, b } = await pair(r.host, r.cards[0]!, 9400);
+    const anyChange = b.changed();
+    let readable = false;
+    const whenReadable = b.changed(undefined, EPOLLIN).then(() => (readable = true));
+    expect(await b.send(new Uint8Array(10), SCIF_SEND_BLOCK)).toBe(10);
+    expect(await a.recv(new Uint8Array(10), SCIF_RECV_BLOCK)).toBe(10); // CLIENT_RCVD to b
+    await anyChange;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(readable).toBe(false);
+    expect(await a.send(new Uint8Array([1]), SCIF_SEND_BLOCK)).toBe(1); // CLIENT_SENT to b
+    await whenReadable;
+    expect(b.pollEvents() & EPOLLIN).toBe(EPOLLIN);
+    const aborted = new AbortController();
+    aborted.abort();
+    await b.changed(aborted.signal, EPOLLOUT); // an aborted signal resolves at once
+  });
 });

@@ -35,8 +35,11 @@ export interface RigOptions {
   readonly clock?: Clock;
   readonly hostRamSize?: number;
   readonly cardRamSize?: number;
-  /** Give every SCIF device a {@link FakeDmaChannel} (default: none, every RMA is a CPU copy). */
-  readonly dma?: boolean;
+  /**
+   * Give every SCIF device a {@link FakeDmaChannel} (default: none, every RMA is a CPU copy);
+   * `'status'`: a {@link StatusFakeDmaChannel}, which also answers `txStatus`.
+   */
+  readonly dma?: boolean | 'status';
   /** Every message each node receives: `self` is the receiving node (host 0), `from` the link. */
   readonly trace?: (self: number, from: number, uop: number, msg: ScifMsg) => void;
   /** The host's logger (default: none). */
@@ -82,7 +85,12 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
   const hostDevs: ScifHwDev[] = [];
   const cardDevs: ScifHwDev[] = [];
   for (const link of fabric.links) {
-    const chans = (): FakeDmaChannel[] => (options.dma ? [new FakeDmaChannel(fabric, link.cardRam)] : []);
+    const chans = (): FakeDmaChannel[] =>
+      options.dma === 'status'
+        ? [new StatusFakeDmaChannel(fabric, link.cardRam)]
+        : options.dma
+          ? [new FakeDmaChannel(fabric, link.cardRam)]
+          : [];
     hostDevs.push(await hostBus.registerDevice(link.hostParams(chans())));
     const s = new Scif({
       clock,
@@ -135,6 +143,8 @@ export class FakeDmaChannel {
   readonly #waiters: (() => void)[] = [];
   /** Descriptors copied (for tests that check the DMA path ran). */
   copies = 0;
+  /** Transfers prepared with `DMA_PREP_INTERRUPT` (a waiter asked for the completion interrupt). */
+  interrupts = 0;
 
   constructor(fabric: MockScifFabric, card: Memory) {
     this.#fabric = fabric;
@@ -148,10 +158,11 @@ export class FakeDmaChannel {
       : asBufferMemory(this.#card, 'test memory').bytes(addr, len);
   }
 
-  prepMemcpy(dst: number, src: number, len: number): { submit(): number } {
+  prepMemcpy(dst: number, src: number, len: number, flags = 0): { submit(): number } {
     if (dst % 64 || src % 64 || len % 64) throw new Error(`fake dma: unaligned ${dst} ${src} ${len}`);
     return {
       submit: () => {
+        if (flags & 1) this.interrupts++;
         const cookie = ++this.#cookie;
         this.#pending.push({
           cookie,
@@ -167,13 +178,21 @@ export class FakeDmaChannel {
 
   issuePending(): void {
     this.#queued.push(...this.#pending.splice(0));
-    setImmediate(() => {
-      for (const d of this.#queued.splice(0)) {
-        d.run();
-        this.#done = d.cookie;
-      }
-      for (const w of this.#waiters.splice(0)) w();
-    });
+    setImmediate(() => this.runIssued());
+  }
+
+  /** The engine's progress: runs every issued copy, in order, and wakes the waiters. */
+  protected runIssued(): void {
+    for (const d of this.#queued.splice(0)) {
+      d.run();
+      this.#done = d.cookie;
+    }
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** The last cookie completed. */
+  protected get done(): number {
+    return this.#done;
   }
 
   async syncWait(cookie: number): Promise<string> {
@@ -194,4 +213,19 @@ export async function pair(
   const a = client.open();
   const [, acc] = await Promise.all([a.connect({ node: server.nodeId, port }), listener.accept(1)]);
   return { listener, a, b: acc.ep };
+}
+
+/**
+ * A {@link FakeDmaChannel} that also answers `txStatus` (`device_tx_status`); asking runs the
+ * issued copies first, as an engine that is quicker than its poller.
+ */
+export class StatusFakeDmaChannel extends FakeDmaChannel {
+  /** `txStatus` calls. */
+  statusQueries = 0;
+
+  txStatus(cookie: number): string {
+    this.statusQueries++;
+    this.runIssued();
+    return this.done >= cookie ? 'complete' : 'in-progress';
+  }
 }

@@ -15,7 +15,7 @@ import {
   SCIF_SIGNAL_LOCAL,
   SCIF_SIGNAL_REMOTE,
 } from '../src/index.js';
-import { type FakeDmaChannel, pair, rig } from './harness.js';
+import { type FakeDmaChannel, type StatusFakeDmaChannel, pair, rig } from './harness.js';
 
 const RW = SCIF_PROT_READ | SCIF_PROT_WRITE;
 const PAGE = 4096;
@@ -30,7 +30,7 @@ async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
 }
 
 /** A connected host (`h`) / card (`c`) pair and memory on each side. */
-async function setup(dma = false) {
+async function setup(dma: boolean | 'status' = false) {
   const r = await rig({ dma });
   const { a: c, b: h } = await pair(r.host, r.cards[0]!, 2000);
   // Memory from the links' allocators, so it is nobody else's (rings and QPs come from there too).
@@ -80,6 +80,36 @@ describe('registration', () => {
 });
 
 describe('RMA transfers', () => {
+  /** A SYNC DMA copy of 4 pages, host to card or back, on a fake channel of kind `dma`; checks the bytes. */
+  async function syncCopy(dma: true | 'status', toCard: boolean) {
+    const { r, h, c, hostMem, cardMem } = await setup(dma);
+    await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    await c.register(cardMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);
+    const [from, to] = toCard ? [hostMem, cardMem] : [cardMem, hostMem];
+    asBufferMemory(from, 'test memory')
+      .bytes(0, 4 * PAGE)
+      .fill(0x5c);
+    if (toCard) await h.writeto(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    else await h.readfrom(0, 4 * PAGE, 0, SCIF_RMA_SYNC);
+    const copied = asBufferMemory(to, 'test memory')
+      .bytes(0, 4 * PAGE)
+      .every((b) => b === 0x5c);
+    expect(copied).toBe(true);
+    return r.hostDevs[0]!.dmaCh[0] as StatusFakeDmaChannel;
+  }
+
+  it('a SYNC DMA copy sleeps on an interrupting descriptor when its channel cannot report status', async () => {
+    const chan: FakeDmaChannel = await syncCopy(true, true);
+    expect(chan.copies).toBe(2); // the body, then the interrupting descriptor
+    expect(chan.interrupts).toBe(1);
+  });
+
+  it('a SYNC DMA copy polls the status of a channel that reports it, and needs no interrupt when done', async () => {
+    const chan = await syncCopy('status', false);
+    expect(chan.statusQueries).toBeGreaterThan(0);
+    expect(chan.interrupts).toBe(0);
+  });
+
   it('reads and writes the peer window (CPU), with protection and range checks', async () => {
     const { h, c, hostMem, cardMem } = await setup();
     await h.register(hostMem.window(0, 4 * PAGE), 0, RW, SCIF_MAP_FIXED);

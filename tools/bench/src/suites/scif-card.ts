@@ -6,6 +6,7 @@
 import { MbusBus } from '@mic/mic-bus';
 import { MicCardDriver } from '@mic/mic-card';
 import {
+  EPOLLIN,
   SCIF_MAP_FIXED,
   SCIF_PROT_READ,
   SCIF_PROT_WRITE,
@@ -51,7 +52,7 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
         echoEps.push(ep);
         const buf = new Uint8Array(65536);
         for (;;) {
-          const changed = ep.changed();
+          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n > 0) await ep.send(buf.subarray(0, n), SCIF_SEND_BLOCK);
           else await changed;
@@ -64,7 +65,7 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
         const buf = new Uint8Array(65536);
         let got = 0;
         for (;;) {
-          const changed = ep.changed();
+          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n === 0) {
             await changed;
