@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CosmBus, type CosmBootConfig } from '@mic/cosm-bus';
 import { MbusBus } from '@mic/mic-bus';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { MicHostDriver, type MicHostBuses } from '@mic/mic-host';
 import {
   SCIFEP,
@@ -83,14 +83,7 @@ describe.each(KINDS)('SCIF on the x100 %s platform', (kind) => {
       host: p.host,
       clock: p.clock,
       buses: hostBuses,
-      dma: {
-        requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
-        releaseChannel: (ch) =>
-          dma.devices
-            .flatMap((d) => d.channels)
-            .find((c) => c === ch)!
-            .release(),
-      },
+      dma: dmaChannelProvider(dma),
       resetSleepMs: 10,
     });
     await host.cosmOps.start(host.cosmDevice!.index, BOOT);

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CosmBus, type CosmBootConfig } from '@mic/cosm-bus';
 import { MbusBus } from '@mic/mic-bus';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { encodeDescBlock, featureBitsToBytes, walkDevicePage } from '@mic/mic-common';
 import { type MicHost, MicHostDriver, type MicHostBuses, hostRam } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
@@ -81,14 +81,7 @@ async function boot(kind: (typeof KINDS)[number], vopOptions: VopHostOptions = {
     host: platform.host,
     clock: platform.clock,
     buses: hostBuses,
-    dma: {
-      requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
-      releaseChannel: (ch) =>
-        dma.devices
-          .flatMap((d) => d.channels)
-          .find((c) => c === ch)!
-          .release(),
-    },
+    dma: dmaChannelProvider(dma),
     resetSleepMs: kind === 'worker' ? 10 : 1000,
   });
   await host.cosmOps.start(host.cosmDevice!.index, BOOT);

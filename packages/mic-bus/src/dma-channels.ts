@@ -17,6 +17,7 @@ import type { MbusDevice } from './mbus.js';
  * Where channels come from (`dma_request_channel` with the x100 filter for one mbus device).
  *
  * @example
+ * // @mic/mic-dma's dmaChannelProvider(micDma) is this provider:
  * const dma: DmaChannelProvider = {
  *   requestChannels: (dev, max) => requestDmaChannels(micDma, micDmaFilter(micDma, dev), max),
  *   releaseChannel: (ch) => (ch as MicDmaChan).release(),

@@ -17,7 +17,7 @@ import { MicError, checkFunction, checkInt, checkObject, formatValue, isMicError
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import { MBUS_DEV_ANY_ID, MBUS_DEV_DMA_HOST, MBUS_DEV_DMA_MIC } from '@mic/mic-bus';
-import type { MbusDevice, MbusDriver } from '@mic/mic-bus';
+import type { DmaChannelProvider, MbusDevice, MbusDriver } from '@mic/mic-bus';
 import { checkDrainTimeout, checkMbusDevice, checkRingSize } from './args.js';
 import { MIC_DMA_CHAN_STATE } from './chan.js';
 import type { MicDmaChan } from './chan.js';
@@ -205,6 +205,34 @@ export function requestDmaChannels(
     chans.push(ch);
   }
   return chans;
+}
+
+/**
+ * The `DmaChannelProvider` a hardware driver (`@mic/mic-host`, `@mic/mic-card`) takes its channels
+ * from: {@link requestDmaChannels} with {@link micDmaFilter} of the mbus DMA device it names, and a
+ * channel goes back with its `release` (`dma_release_channel`).
+ *
+ * @example
+ * const dma = new MicDmaDriver({ clock });
+ * const host = await hostDriver.probe({ host: platform.host, clock, buses, dma: dmaChannelProvider(dma) });
+ * @throws MicError EINVAL when `driver` is not a DMA driver; `releaseChannel` of a channel that is
+ *   not one of `driver`'s: EINVAL naming it
+ */
+export function dmaChannelProvider(driver: MicDmaDriver): DmaChannelProvider {
+  checkDriver(driver);
+  return {
+    requestChannels: (dev, max) => requestDmaChannels(driver, micDmaFilter(driver, dev), max),
+    releaseChannel: (ch) => {
+      const chan = ch as MicDmaChan;
+      if (driver.deviceOfChannel(chan) === undefined) {
+        throw new MicError(
+          'EINVAL',
+          `DMA channel ${formatValue(ch?.name ?? ch)} is not a channel of ${driver.name}`,
+        );
+      }
+      return chan.release();
+    },
+  };
 }
 
 /** Releases channels in reverse order (`mic_free_dma_chans`); the first failure is rethrown after all. */

@@ -36,6 +36,7 @@ export type { MicDmaCapabilities, MicDmaDeviceOptions } from './device.js';
 export {
   MIC_DMA_ID_TABLE,
   MicDmaDriver,
+  dmaChannelProvider,
   micDmaFilter,
   releaseDmaChannels,
   requestDmaChannels,

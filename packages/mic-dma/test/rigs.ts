@@ -4,7 +4,7 @@
 import { CosmBus, type CosmBootConfig } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
 import { MbusBus } from '@mic/mic-bus';
-import { type DmaChannelProvider, type MicHost, type MicHostBuses, MicHostDriver } from '@mic/mic-host';
+import { type MicHost, type MicHostBuses, MicHostDriver } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
 import {
@@ -15,7 +15,7 @@ import {
   createWorkerPlatform,
 } from '@mic/x100';
 import * as micDma from '../src/index.js';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels, type MicDmaChan } from '../src/index.js';
+import { dmaChannelProvider, type MicDmaChan, MicDmaDriver } from '../src/index.js';
 import { bootCardOs, type CardHeld, type CardOs } from './fixtures/card-os.mjs';
 
 export const KIB = 1024;
@@ -33,21 +33,6 @@ export const BOOT: CosmBootConfig = Object.freeze({
   cmdline: null,
   bootmode: 'linux',
 });
-
-/**
- * The provider mic-host takes its channels from (`mic_request_dma_chans` with the host's
- * filter): up to `max` channels of the device it names; a channel goes back with its `release`.
- */
-export function hostChannelProvider(driver: MicDmaDriver): DmaChannelProvider {
-  return {
-    requestChannels: (dev, max) => requestDmaChannels(driver, micDmaFilter(driver, dev), max),
-    releaseChannel: (ch) => {
-      const chan = driver.devices.flatMap((d) => d.channels).find((c) => c === ch);
-      if (!chan) throw new MicError('EINVAL', `${ch.name} is not a channel of ${driver.name}`);
-      return chan.release();
-    },
-  };
-}
 
 /** The host side: its buses, the DMA driver the loader registered, the host driver and the card. */
 export interface HostSide {
@@ -107,7 +92,7 @@ async function startHost(
     host: platform.host,
     clock: platform.clock,
     buses,
-    dma: hostChannelProvider(dma),
+    dma: dmaChannelProvider(dma),
     resetSleepMs,
   });
   await mic.cosmOps.start(mic.cosmDevice!.index, BOOT);

@@ -8,7 +8,7 @@ import { CosmBus } from '@mic/cosm-bus';
 import { errorMessage } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MbusBus } from '@mic/mic-bus';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { type MicHost, MicHostDriver, type MicHostBuses, hostRam } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
 import {
@@ -146,14 +146,7 @@ export class CardRig {
         host: platform.host,
         clock: platform.clock,
         buses,
-        dma: {
-          requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
-          releaseChannel: (ch) =>
-            dma.devices
-              .flatMap((d) => d.channels)
-              .find((c) => c === ch)!
-              .release(),
-        },
+        dma: dmaChannelProvider(dma),
         resetSleepMs: kind === 'worker' ? 10 : 1000,
       });
       await host.cosmOps.start(host.cosmDevice!.index, {

@@ -8,8 +8,8 @@
 import { CosmBus } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
 import { type DmaMapOps, MbusBus } from '@mic/mic-bus';
-import { type MicDmaChan, MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
-import { type DmaChannelProvider, MicHostDriver } from '@mic/mic-host';
+import { dmaChannelProvider, type MicDmaChan, MicDmaDriver } from '@mic/mic-dma';
+import { MicHostDriver } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
 import type { WorkerPlatform } from '@mic/x100';
@@ -22,18 +22,6 @@ export interface DmaHost {
   readonly dmaOps: DmaMapOps;
   /** Stops and removes the card (its channels are released first), as `mic_exit`. */
   close(): Promise<void>;
-}
-
-/** The channels of `driver` for mic-host: requested with the host's filter, released (drained). */
-function channelProvider(driver: MicDmaDriver): DmaChannelProvider {
-  return {
-    requestChannels: (dev, max) => requestDmaChannels(driver, micDmaFilter(driver, dev), max),
-    releaseChannel: (ch) => {
-      const chan = driver.devices.flatMap((d) => d.channels).find((c) => c === ch);
-      if (!chan) throw new MicError('EINVAL', `${ch.name} is not a channel of ${driver.name}`);
-      return chan.release();
-    },
-  };
 }
 
 /** Inits mic-host with the DMA driver, probes the platform's card and starts it. */
@@ -50,7 +38,7 @@ export async function startDmaHost(platform: WorkerPlatform): Promise<DmaHost> {
       host: platform.host,
       clock: platform.clock,
       buses,
-      dma: channelProvider(dma),
+      dma: dmaChannelProvider(dma),
       resetSleepMs: 0,
     });
     await mic.cosmOps.start(mic.cosmDevice!.index, {

@@ -22,7 +22,7 @@ import { asBufferMemory } from '@mic/memory';
 import { CosmBus } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
 import { MbusBus } from '@mic/mic-bus';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { MicHostDriver } from '@mic/mic-host';
 import {
   SCIF_MAP_FIXED,
@@ -123,14 +123,7 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
       host: platform.host,
       clock: platform.clock,
       buses,
-      dma: {
-        requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
-        releaseChannel: (ch) => {
-          const chan = dma.devices.flatMap((d) => d.channels).find((c) => c === ch);
-          if (!chan) throw new MicError('EINVAL', `${ch.name} is not a channel of ${dma.name}`);
-          return chan.release();
-        },
-      },
+      dma: dmaChannelProvider(dma),
       resetSleepMs: 0,
     });
     await mic.cosmOps.start(mic.cosmDevice!.index, {

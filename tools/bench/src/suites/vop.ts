@@ -16,7 +16,7 @@
 import { CosmBus } from '@mic/cosm-bus';
 import { isMicError } from '@mic/errors';
 import { MbusBus } from '@mic/mic-bus';
-import { MicDmaDriver, micDmaFilter, requestDmaChannels } from '@mic/mic-dma';
+import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { encodeDescBlock, featureBitsToBytes } from '@mic/mic-common';
 import { MicHostDriver } from '@mic/mic-host';
 import { ScifBus } from '@mic/scif-bus';
@@ -77,14 +77,7 @@ async function boot(vopOptions: VopHostOptions): Promise<Side> {
       host: platform.host,
       clock: platform.clock,
       buses,
-      dma: {
-        requestChannels: (dev, max) => requestDmaChannels(dma, micDmaFilter(dma, dev), max),
-        releaseChannel: (ch) =>
-          dma.devices
-            .flatMap((d) => d.channels)
-            .find((c) => c === ch)!
-            .release(),
-      },
+      dma: dmaChannelProvider(dma),
       resetSleepMs: 10,
     });
     await host.cosmOps.start(host.cosmDevice!.index, {
