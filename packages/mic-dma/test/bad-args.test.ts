@@ -20,6 +20,7 @@ import {
   MicDmaChan,
   MicDmaDevice,
   MicDmaDriver,
+  dmaChannelProvider,
   isDmaCopyAligned,
   micDmaChanReg,
   micDmaFilter,
@@ -103,6 +104,7 @@ const TABLE: BadArgEntry[] = [
     [() => false],
     [0, /filter/, [undefined]],
   ),
+  e('dmaChannelProvider', (a) => dmaChannelProvider(a[0] as never), [driver], [0, /driver/]),
   e(
     'micDmaFilter',
     (a) => micDmaFilter(a[0] as never, a[1] as never),
