@@ -33,7 +33,6 @@ import {
   VIRTIO_NET_S,
   decodeNetHdr,
   encodeNetConfig,
-  encodeNetHdr,
   featureBit,
   hasFeature,
 } from '@mic/virtio';
@@ -174,6 +173,12 @@ export class NetBackend implements VirtioBackend {
   readonly #rxQueue: Uint8Array[] = [];
   /** Receive chains fetched and not used yet (kept across pumps). */
   #rxChains: BackendChain[] = [];
+  /**
+   * The header and frame of the receive in progress, reused from frame to frame (grown to the
+   * largest frame seen): the transport may hold it only until the chains complete, which happens
+   * before the next frame.
+   */
+  #rxPacket = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514);
   #negotiated = 0n;
   #linkUp = true;
   #transport: BackendTransport | null = null;
@@ -408,10 +413,11 @@ export class NetBackend implements VirtioBackend {
     const maxChains = merge ? t.maxInFlight(NET_RECEIVEQ) : 1;
     const flags = hasFeature(this.#negotiated, VIRTIO_NET_F.GUEST_CSUM) ? VIRTIO_NET_HDR_F.DATA_VALID : 0;
     while (this.#rxQueue.length > 0) {
-      this.#rxChains = this.#rxChains.filter((c) => !c.done);
+      if (this.#rxChains.some((c) => c.done)) this.#rxChains = this.#rxChains.filter((c) => !c.done);
       const frame = this.#rxQueue[0]!;
       const need = hdrSize + frame.length;
-      let have = this.#rxChains.reduce((s, c) => s + c.writable, 0);
+      let have = 0;
+      for (const c of this.#rxChains) have += c.writable;
       while (have < need && this.#rxChains.length < maxChains) {
         const c = await t.nextChain(NET_RECEIVEQ);
         if (c === null) return; // wait for the card to post buffers
@@ -427,13 +433,15 @@ export class NetBackend implements VirtioBackend {
       let k = 0;
       for (let sum = 0; sum < need; k++) sum += this.#rxChains[k]!.writable;
       const used = this.#rxChains.splice(0, k);
-      const packet = new Uint8Array(need);
-      packet.set(
-        encodeNetHdr(
-          { flags, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: k },
-          hdrSize,
-        ),
-      );
+      if (this.#rxPacket.length < need) this.#rxPacket = new Uint8Array(need);
+      const packet = this.#rxPacket;
+      // virtio_net_hdr (virtio 1.2 §5.1.6): flags, no GSO, num_buffers k in the 12-byte form.
+      packet.fill(0, 0, hdrSize);
+      packet[0] = flags;
+      if (hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) {
+        packet[10] = k & 0xff;
+        packet[11] = k >>> 8;
+      }
       packet.set(frame, hdrSize);
       let at = 0;
       for (const c of used) {

@@ -252,6 +252,44 @@ describe('BlockBackend on the in-process transport', () => {
     expect(sha(after.subarray(512))).toBe(sha(data.subarray(0, 488)));
   });
 
+  it('reuses its data buffers (none allocated per request); a reused buffer still reads zeros past the end', async () => {
+    const path = join(tmp(), 'disk.img');
+    const image = pattern(4096 + 1000, 6);
+    writeFileSync(path, image);
+    const seen: ArrayBufferLike[] = [];
+    const blk = await BlockBackend.open({
+      path,
+      openFile: async (p, ro): Promise<BlockFile> => {
+        const f = await openBlockFile(p, ro);
+        return {
+          size: f.size,
+          read: (b, at) => {
+            seen.push(b.buffer);
+            return f.read(b, at);
+          },
+          write: (b, at) => f.write(b, at),
+          sync: () => f.sync(),
+          zero: (at, n, d) => f.zero(at, n, d),
+          close: () => f.close(),
+        };
+      },
+    });
+    const r = await rig(blk, ALL_FEATURES);
+    rigs.push(r);
+    for (let sector = 0n; sector < 8n; sector++) {
+      const rd = await read(r, sector, 512);
+      expect(rd.status).toBe(VIRTIO_BLK_S.OK);
+      expect(sha(rd.data)).toBe(sha(image.subarray(Number(sector) * 512, Number(sector + 1n) * 512)));
+    }
+    // The last, partial sector through the same (now dirty) buffer: 488 bytes of file, then zeros.
+    const rd = await read(r, 9n, 512);
+    expect(rd.status).toBe(VIRTIO_BLK_S.OK);
+    expect(sha(rd.data.subarray(0, 488))).toBe(sha(image.subarray(9 * 512)));
+    expect(rd.data.subarray(488).every((b) => b === 0)).toBe(true);
+    expect(seen.length).toBe(9);
+    expect(new Set(seen).size).toBe(1);
+  });
+
   it('answers UNSUPP for unknown request types', async () => {
     const { r } = await start(new Uint8Array(4096));
     for (const type of [2, 3, 0x80000000, 0xffffffff]) {
