@@ -151,6 +151,8 @@ export class BlockBackend implements VirtioBackend {
   };
   #negotiated = 0n;
   #closed = false;
+  /** The last pump stopped because the depth was reached (see `#pump`). */
+  #atDepth = false;
 
   private constructor(
     path: string,
@@ -277,20 +279,30 @@ export class BlockBackend implements VirtioBackend {
     await this.#file.close();
   }
 
-  /** Fetches requests while fewer than the depth are in flight; each runs on its own. */
+  /**
+   * Fetches every available request while fewer than the depth are in flight; each runs on its
+   * own. A finished request asks for another pump only when this one stopped at the depth: when
+   * it stopped at an empty ring, the driver's next notification brings the next pump (no fetch
+   * that finds nothing after every completion).
+   */
   async #pump(t: BackendTransport): Promise<void> {
     this.#negotiated = t.negotiatedFeatures();
     const depth = Math.min(this.#depth, t.maxInFlight(0));
+    this.#atDepth = false;
     while (this.#handlers.size < depth) {
       const chain = await t.nextChain(0);
       if (chain === null) return;
       const h: Promise<void> = this.#handle(chain).finally(() => {
         this.#handlers.delete(h);
-        this.#loop.poke();
+        if (this.#atDepth) {
+          this.#atDepth = false;
+          this.#loop.poke();
+        }
       });
       this.#handlers.add(h);
       if (this.#handlers.size > this.#stats.maxInFlight) this.#stats.maxInFlight = this.#handlers.size;
     }
+    this.#atDepth = true;
   }
 
   async #handle(chain: BackendChain): Promise<void> {
