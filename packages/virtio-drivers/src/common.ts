@@ -227,14 +227,10 @@ export class DeferredKick {
     queueMicrotask(this.#run);
   }
 
-  /** Kicks now if one is queued (before a wait or a reset, so nothing posted is left unannounced). */
-  flush(): void {
-    if (!this.#queued) return;
+  readonly #run = (): void => {
     this.#queued = false;
     this.#kick();
-  }
-
-  readonly #run = (): void => this.flush();
+  };
 }
 
 /**
