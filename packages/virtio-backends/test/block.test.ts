@@ -15,7 +15,13 @@ import {
   encodeBlkOutHdr,
   hasFeature,
 } from '@mic/virtio';
-import { BlockBackend, type BlockBackendOptions, type BlockFile, openBlockFile } from '../src/index.js';
+import {
+  BlockBackend,
+  type BlockBackendOptions,
+  type BlockFile,
+  type OpenBlockFile,
+  openBlockFile,
+} from '../src/index.js';
 import { type Rig, concat, rig, errorCode } from './driver-double.js';
 
 const ALL_FEATURES = [
@@ -64,6 +70,34 @@ async function start(
   const r = await rig(blk, ALL_FEATURES);
   rigs.push(r);
   return { r, blk, path };
+}
+
+/** `openBlockFile` with hooks told of each read (before it), write and fsync (after them). */
+function watchedFile(hooks: {
+  read?: (buf: Uint8Array, at: number) => void;
+  write?: (buf: Uint8Array, at: number) => void;
+  sync?: () => void;
+}): OpenBlockFile {
+  return async (p, ro): Promise<BlockFile> => {
+    const f = await openBlockFile(p, ro);
+    return {
+      size: f.size,
+      read: (b, at) => {
+        hooks.read?.(b, at);
+        return f.read(b, at);
+      },
+      write: async (b, at) => {
+        await f.write(b, at);
+        hooks.write?.(b, at);
+      },
+      sync: async () => {
+        await f.sync();
+        hooks.sync?.();
+      },
+      zero: (at, n, d) => f.zero(at, n, d),
+      close: () => f.close(),
+    };
+  };
 }
 
 const hdr = (type: number, sector: bigint): Uint8Array => encodeBlkOutHdr({ type, ioprio: 0, sector });
@@ -148,23 +182,10 @@ describe('BlockBackend on the in-process transport', () => {
     const log: string[] = [];
     const blk = await BlockBackend.open({
       path,
-      openFile: async (p, ro): Promise<BlockFile> => {
-        const f = await openBlockFile(p, ro);
-        return {
-          size: f.size,
-          read: (b, at) => f.read(b, at),
-          write: async (b, at) => {
-            await f.write(b, at);
-            log.push(`write ${at}`);
-          },
-          sync: async () => {
-            await f.sync();
-            log.push('fsync');
-          },
-          zero: (at, n, d) => f.zero(at, n, d),
-          close: () => f.close(),
-        };
-      },
+      openFile: watchedFile({
+        write: (_, at) => log.push(`write ${at}`),
+        sync: () => log.push('fsync'),
+      }),
     });
     const r = await rig(blk, ALL_FEATURES);
     rigs.push(r);
@@ -259,20 +280,7 @@ describe('BlockBackend on the in-process transport', () => {
     const seen: ArrayBufferLike[] = [];
     const blk = await BlockBackend.open({
       path,
-      openFile: async (p, ro): Promise<BlockFile> => {
-        const f = await openBlockFile(p, ro);
-        return {
-          size: f.size,
-          read: (b, at) => {
-            seen.push(b.buffer);
-            return f.read(b, at);
-          },
-          write: (b, at) => f.write(b, at),
-          sync: () => f.sync(),
-          zero: (at, n, d) => f.zero(at, n, d),
-          close: () => f.close(),
-        };
-      },
+      openFile: watchedFile({ read: (b) => seen.push(b.buffer) }),
     });
     const r = await rig(blk, ALL_FEATURES);
     rigs.push(r);
