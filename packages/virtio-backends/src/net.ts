@@ -73,6 +73,13 @@ export interface NetBackendOptions {
    * opens one chain at a time (VOP) a frame must still fit one buffer.
    */
   readonly mergeableRxBuffers?: boolean;
+  /**
+   * Offer VIRTIO_F_ANY_LAYOUT (virtio 1.2 §2.7.4.3 for legacy devices; default true): the backend
+   * reads and writes header and frame as one byte stream, whatever the descriptors, so a legacy
+   * driver may put both in one descriptor (one descriptor per frame instead of two: twice the
+   * frames in flight and half the descriptor walks). False offers mpssd's framing only.
+   */
+  readonly anyLayout?: boolean;
   /** Entries of each queue (default 128). */
   readonly queueSize?: number;
   /** Frames from the link kept while the card has no receive buffer (default 256; more are dropped). */
@@ -235,6 +242,7 @@ export class NetBackend implements VirtioBackend {
     if (mac) features |= featureBit(VIRTIO_NET_F.MAC);
     if (options.version1) features |= featureBit(VIRTIO_F.VERSION_1);
     if (options.mergeableRxBuffers) features |= featureBit(VIRTIO_NET_F.MRG_RXBUF);
+    if (options.anyLayout ?? true) features |= featureBit(VIRTIO_F.ANY_LAYOUT);
     const config = encodeNetConfig({
       mac: mac ?? new Uint8Array(6),
       status: VIRTIO_NET_S.LINK_UP,
