@@ -433,8 +433,12 @@ export class QueuePair {
     this.txSlab.put(slot);
   }
 
-  /** Collects finished transmit buffers without touching the callbacks. @returns how many */
+  /**
+   * Collects finished transmit buffers without touching the callbacks (none once the pair was
+   * released: the ring is gone). @returns how many
+   */
   #reclaimTx(): number {
+    if (this.#released) return 0;
     let n = 0;
     for (let u = this.tx.getBuf(); u !== null; u = this.tx.getBuf()) {
       this.#txFreed(u.token);
