@@ -48,8 +48,15 @@ export const BLOCK_DEFAULT_QUEUE_DEPTH = 32;
 
 /** Bytes moved per file operation of one request (bounds the memory one request takes). */
 const CHUNK = 1 << 20;
+/** What {@link BlockBackend} `#read` returns when the status byte went out with the data. */
+const STATUS_SENT = -1;
 const ZEROS = new Uint8Array(64 << 10);
 const SECTOR = BigInt(VIRTIO_BLK_SECTOR_SIZE);
+
+/** The data buffer one request took from the pool (returned once the request completed). */
+interface RequestBuffer {
+  buf: Uint8Array | null;
+}
 
 /** Options of {@link BlockBackend.open}. */
 export interface BlockBackendOptions {
@@ -122,6 +129,11 @@ export class BlockBackend implements VirtioBackend {
   readonly #log: Logger;
   readonly #loop: ServiceLoop;
   readonly #handlers = new Set<Promise<void>>();
+  /**
+   * Data buffers of finished requests, reused by the next ones (at most one per request in
+   * flight): no allocation, no zero-filling per request on the data path.
+   */
+  readonly #buffers: Uint8Array[] = [];
   readonly #stats: BlockBackendStats = {
     requests: 0,
     reads: 0,
@@ -139,6 +151,8 @@ export class BlockBackend implements VirtioBackend {
   };
   #negotiated = 0n;
   #closed = false;
+  /** The last pump stopped because the depth was reached (see `#pump`). */
+  #atDepth = false;
 
   private constructor(
     path: string,
@@ -265,27 +279,38 @@ export class BlockBackend implements VirtioBackend {
     await this.#file.close();
   }
 
-  /** Fetches requests while fewer than the depth are in flight; each runs on its own. */
+  /**
+   * Fetches every available request while fewer than the depth are in flight; each runs on its
+   * own. A finished request asks for another pump only when this one stopped at the depth: when
+   * it stopped at an empty ring, the driver's next notification brings the next pump (no fetch
+   * that finds nothing after every completion).
+   */
   async #pump(t: BackendTransport): Promise<void> {
     this.#negotiated = t.negotiatedFeatures();
     const depth = Math.min(this.#depth, t.maxInFlight(0));
+    this.#atDepth = false;
     while (this.#handlers.size < depth) {
       const chain = await t.nextChain(0);
       if (chain === null) return;
       const h: Promise<void> = this.#handle(chain).finally(() => {
         this.#handlers.delete(h);
-        this.#loop.poke();
+        if (this.#atDepth) {
+          this.#atDepth = false;
+          this.#loop.poke();
+        }
       });
       this.#handlers.add(h);
       if (this.#handlers.size > this.#stats.maxInFlight) this.#stats.maxInFlight = this.#handlers.size;
     }
+    this.#atDepth = true;
   }
 
   async #handle(chain: BackendChain): Promise<void> {
     this.#stats.requests++;
+    const io: RequestBuffer = { buf: null };
     let status: number | null;
     try {
-      status = await this.#execute(chain);
+      status = await this.#execute(chain, io);
     } catch (err) {
       this.#log.warn('virtio-blk: request failed', { path: this.path, head: chain.head, err });
       status = VIRTIO_BLK_S.IOERR;
@@ -293,7 +318,7 @@ export class BlockBackend implements VirtioBackend {
     try {
       if (status === null) {
         this.#stats.noStatus++;
-      } else {
+      } else if (status !== STATUS_SENT) {
         if (status === VIRTIO_BLK_S.IOERR) this.#stats.ioErrors++;
         if (status === VIRTIO_BLK_S.UNSUPP) this.#stats.unsupported++;
         await this.#writeStatus(chain, status);
@@ -302,6 +327,24 @@ export class BlockBackend implements VirtioBackend {
     } catch (err) {
       this.#log.warn('virtio-blk: completing a request failed', { path: this.path, head: chain.head, err });
     }
+    // The transport may hold the written bytes until the completion: only now is the buffer free.
+    if (io.buf !== null) this.#giveBuffer(io.buf);
+  }
+
+  /** A buffer of `n` bytes (a view of a pooled one when one is large enough), unzeroed. */
+  #takeBuffer(io: RequestBuffer, n: number): Uint8Array {
+    let buf = io.buf;
+    if (buf === null || buf.length < n) {
+      if (buf !== null) this.#giveBuffer(buf);
+      const i = this.#buffers.findIndex((b) => b.length >= n);
+      buf = i >= 0 ? this.#buffers.splice(i, 1)[0]! : new Uint8Array(n);
+      io.buf = buf;
+    }
+    return buf.length === n ? buf : buf.subarray(0, n);
+  }
+
+  #giveBuffer(buf: Uint8Array): void {
+    if (this.#buffers.length < this.#depth) this.#buffers.push(buf);
   }
 
   /** Pads the writable part to its last byte and writes the status there (virtio 1.2 §5.2.6). */
@@ -316,7 +359,7 @@ export class BlockBackend implements VirtioBackend {
   }
 
   /** Runs one request; @returns its status, or null when it has no status byte (not executed) */
-  async #execute(chain: BackendChain): Promise<number | null> {
+  async #execute(chain: BackendChain, io: RequestBuffer): Promise<number | null> {
     if (chain.writable < 1) {
       this.#log.warn('virtio-blk: request without a status byte, not executed', { head: chain.head });
       return null;
@@ -333,9 +376,9 @@ export class BlockBackend implements VirtioBackend {
     const hdr = decodeBlkOutHdr(raw);
     switch (hdr.type) {
       case VIRTIO_BLK_T.IN:
-        return this.#read(chain, hdr.sector);
+        return this.#read(chain, hdr.sector, io);
       case VIRTIO_BLK_T.OUT:
-        return this.#write(chain, hdr.sector);
+        return this.#write(chain, hdr.sector, io);
       case VIRTIO_BLK_T.FLUSH:
         this.#stats.flushes++;
         await this.#file.sync();
@@ -366,24 +409,32 @@ export class BlockBackend implements VirtioBackend {
     return Number(sector * SECTOR);
   }
 
-  async #read(chain: BackendChain, sector: bigint): Promise<number> {
+  /**
+   * IN: the data, then the status byte in the same write (the writable part is the data and the
+   * status, so the last chunk carries both). @returns {@link STATUS_SENT}, or IOERR before that
+   */
+  async #read(chain: BackendChain, sector: bigint, io: RequestBuffer): Promise<number> {
     this.#stats.reads++;
     const length = chain.writable - 1;
     const at = this.#range(sector, length);
     if (at === null) return VIRTIO_BLK_S.IOERR;
-    for (let done = 0; done < length;) {
+    for (let done = 0; ;) {
       const n = Math.min(CHUNK, length - done);
-      // Bytes past the end of the file (the partial last sector) stay zero.
-      const buf = new Uint8Array(n);
-      await this.#file.read(buf, at + done);
-      if ((await chain.write(buf)) !== n) return VIRTIO_BLK_S.IOERR;
+      const last = done + n === length;
+      const buf = this.#takeBuffer(io, last ? n + 1 : n);
+      const data = last ? buf.subarray(0, n) : buf;
+      const got = await this.#file.read(data, at + done);
+      // Bytes past the end of the file (the partial last sector) read as zeros.
+      if (got < n) data.fill(0, got);
+      if (last) buf[n] = VIRTIO_BLK_S.OK;
+      if ((await chain.write(buf)) !== buf.length) return VIRTIO_BLK_S.IOERR;
       done += n;
       this.#stats.bytesRead += n;
+      if (last) return STATUS_SENT;
     }
-    return VIRTIO_BLK_S.OK;
   }
 
-  async #write(chain: BackendChain, sector: bigint): Promise<number> {
+  async #write(chain: BackendChain, sector: bigint, io: RequestBuffer): Promise<number> {
     this.#stats.writes++;
     // virtio 1.2 §5.2.6.2: with VIRTIO_BLK_F_RO a write is IOERR and writes no data.
     if (this.readOnly) return VIRTIO_BLK_S.IOERR;
@@ -393,7 +444,7 @@ export class BlockBackend implements VirtioBackend {
     const size = this.#file.size;
     for (let done = 0; done < length;) {
       const n = Math.min(CHUNK, length - done);
-      const buf = new Uint8Array(n);
+      const buf = this.#takeBuffer(io, n);
       if ((await chain.read(buf)) !== n) return VIRTIO_BLK_S.IOERR;
       // Cut at the end of the file: the partial last sector never grows the image.
       const keep = Math.max(0, Math.min(n, size - (at + done)));

@@ -92,6 +92,12 @@ export class ConsoleBackend implements VirtioBackend {
   #paused = false;
   #transport: BackendTransport | null = null;
   #closed = false;
+  /** The output drain running beside the pumps (see `#pump`), or null. */
+  #output: Promise<void> | null = null;
+  /** A pump found the output drain running: it must look at the transmit queue once more. */
+  #outputMissed = false;
+  /** What the last output drain threw, rethrown by the next pump (the serving loop handles it). */
+  #outputError: unknown = null;
   readonly #stats: ConsoleBackendStats = { outputBytes: 0, inputBytes: 0, outputDropped: 0, clients: 0 };
 
   private constructor(init: {
@@ -230,6 +236,8 @@ export class ConsoleBackend implements VirtioBackend {
     try {
       await this.#loop.run(transport, (t) => this.#pump(t), options.signal);
     } finally {
+      await this.#output;
+      this.#outputError = null;
       this.#transport = null;
     }
   }
@@ -241,6 +249,7 @@ export class ConsoleBackend implements VirtioBackend {
     this.#clients.clear();
     if (this.#server && this.socketPath) await closeUnix(this.#server, this.socketPath);
     this.#pty?.close();
+    await this.#output;
     await this.#logFile.close();
   }
 
@@ -280,9 +289,34 @@ export class ConsoleBackend implements VirtioBackend {
     }
   }
 
+  /**
+   * Input does not wait for output: the transmit queue is drained by a task of its own (one at a
+   * time, in order), whose log writes (`fsync`-free appends, but a thread-pool round trip each)
+   * would otherwise hold up every keystroke behind the card's last output. The drain's failure
+   * is thrown by the next pump, where the serving loop handles it (EIO parks the device).
+   */
   async #pump(t: BackendTransport): Promise<void> {
-    await this.#drainOutput(t);
+    if (this.#outputError !== null) {
+      const err = this.#outputError;
+      this.#outputError = null;
+      throw err;
+    }
+    if (this.#output === null) {
+      this.#outputMissed = false;
+      this.#output = this.#drainOutput(t).then(
+        () => this.#outputDone(null),
+        (err: unknown) => this.#outputDone(err),
+      );
+    } else {
+      this.#outputMissed = true;
+    }
     await this.#deliverInput(t);
+  }
+
+  #outputDone(err: unknown): void {
+    this.#output = null;
+    if (err !== null) this.#outputError = err;
+    if (err !== null || this.#outputMissed) this.#loop.poke();
   }
 
   /** Card → host: every chain of the transmit queue, in order, to the log and the viewers. */
@@ -296,7 +330,7 @@ export class ConsoleBackend implements VirtioBackend {
           const data = new Uint8Array(Math.min(left, OUTPUT_CHUNK));
           const n = await chain.read(data);
           if (n === 0) break;
-          await this.#output(data.subarray(0, n));
+          await this.#emit(data.subarray(0, n));
           left -= n;
         }
       } finally {
@@ -305,7 +339,7 @@ export class ConsoleBackend implements VirtioBackend {
     }
   }
 
-  async #output(data: Uint8Array): Promise<void> {
+  async #emit(data: Uint8Array): Promise<void> {
     this.#stats.outputBytes += data.length;
     for (const l of this.#listeners) {
       try {

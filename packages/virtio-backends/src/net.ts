@@ -33,7 +33,6 @@ import {
   VIRTIO_NET_S,
   decodeNetHdr,
   encodeNetConfig,
-  encodeNetHdr,
   featureBit,
   hasFeature,
 } from '@mic/virtio';
@@ -74,6 +73,13 @@ export interface NetBackendOptions {
    * opens one chain at a time (VOP) a frame must still fit one buffer.
    */
   readonly mergeableRxBuffers?: boolean;
+  /**
+   * Offer VIRTIO_F_ANY_LAYOUT (virtio 1.2 §2.7.4.3 for legacy devices; default true): the backend
+   * reads and writes header and frame as one byte stream, whatever the descriptors, so a legacy
+   * driver may put both in one descriptor (one descriptor per frame instead of two: twice the
+   * frames in flight and half the descriptor walks). False offers mpssd's framing only.
+   */
+  readonly anyLayout?: boolean;
   /** Entries of each queue (default 128). */
   readonly queueSize?: number;
   /** Frames from the link kept while the card has no receive buffer (default 256; more are dropped). */
@@ -174,6 +180,12 @@ export class NetBackend implements VirtioBackend {
   readonly #rxQueue: Uint8Array[] = [];
   /** Receive chains fetched and not used yet (kept across pumps). */
   #rxChains: BackendChain[] = [];
+  /**
+   * The header and frame of the receive in progress, reused from frame to frame (grown to the
+   * largest frame seen): the transport may hold it only until the chains complete, which happens
+   * before the next frame.
+   */
+  #rxPacket = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514);
   #negotiated = 0n;
   #linkUp = true;
   #transport: BackendTransport | null = null;
@@ -230,6 +242,7 @@ export class NetBackend implements VirtioBackend {
     if (mac) features |= featureBit(VIRTIO_NET_F.MAC);
     if (options.version1) features |= featureBit(VIRTIO_F.VERSION_1);
     if (options.mergeableRxBuffers) features |= featureBit(VIRTIO_NET_F.MRG_RXBUF);
+    if (options.anyLayout ?? true) features |= featureBit(VIRTIO_F.ANY_LAYOUT);
     const config = encodeNetConfig({
       mac: mac ?? new Uint8Array(6),
       status: VIRTIO_NET_S.LINK_UP,
@@ -408,10 +421,11 @@ export class NetBackend implements VirtioBackend {
     const maxChains = merge ? t.maxInFlight(NET_RECEIVEQ) : 1;
     const flags = hasFeature(this.#negotiated, VIRTIO_NET_F.GUEST_CSUM) ? VIRTIO_NET_HDR_F.DATA_VALID : 0;
     while (this.#rxQueue.length > 0) {
-      this.#rxChains = this.#rxChains.filter((c) => !c.done);
+      if (this.#rxChains.some((c) => c.done)) this.#rxChains = this.#rxChains.filter((c) => !c.done);
       const frame = this.#rxQueue[0]!;
       const need = hdrSize + frame.length;
-      let have = this.#rxChains.reduce((s, c) => s + c.writable, 0);
+      let have = 0;
+      for (const c of this.#rxChains) have += c.writable;
       while (have < need && this.#rxChains.length < maxChains) {
         const c = await t.nextChain(NET_RECEIVEQ);
         if (c === null) return; // wait for the card to post buffers
@@ -427,13 +441,15 @@ export class NetBackend implements VirtioBackend {
       let k = 0;
       for (let sum = 0; sum < need; k++) sum += this.#rxChains[k]!.writable;
       const used = this.#rxChains.splice(0, k);
-      const packet = new Uint8Array(need);
-      packet.set(
-        encodeNetHdr(
-          { flags, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0, numBuffers: k },
-          hdrSize,
-        ),
-      );
+      if (this.#rxPacket.length < need) this.#rxPacket = new Uint8Array(need);
+      const packet = this.#rxPacket;
+      // virtio_net_hdr (virtio 1.2 §5.1.6): flags, no GSO, num_buffers k in the 12-byte form.
+      packet.fill(0, 0, hdrSize);
+      packet[0] = flags;
+      if (hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) {
+        packet[10] = k & 0xff;
+        packet[11] = k >>> 8;
+      }
       packet.set(frame, hdrSize);
       let at = 0;
       for (const c of used) {

@@ -15,7 +15,13 @@ import {
   encodeBlkOutHdr,
   hasFeature,
 } from '@mic/virtio';
-import { BlockBackend, type BlockBackendOptions, type BlockFile, openBlockFile } from '../src/index.js';
+import {
+  BlockBackend,
+  type BlockBackendOptions,
+  type BlockFile,
+  type OpenBlockFile,
+  openBlockFile,
+} from '../src/index.js';
 import { type Rig, concat, rig, errorCode } from './driver-double.js';
 
 const ALL_FEATURES = [
@@ -64,6 +70,34 @@ async function start(
   const r = await rig(blk, ALL_FEATURES);
   rigs.push(r);
   return { r, blk, path };
+}
+
+/** `openBlockFile` with hooks told of each read (before it), write and fsync (after them). */
+function watchedFile(hooks: {
+  read?: (buf: Uint8Array, at: number) => void;
+  write?: (buf: Uint8Array, at: number) => void;
+  sync?: () => void;
+}): OpenBlockFile {
+  return async (p, ro): Promise<BlockFile> => {
+    const f = await openBlockFile(p, ro);
+    return {
+      size: f.size,
+      read: (b, at) => {
+        hooks.read?.(b, at);
+        return f.read(b, at);
+      },
+      write: async (b, at) => {
+        await f.write(b, at);
+        hooks.write?.(b, at);
+      },
+      sync: async () => {
+        await f.sync();
+        hooks.sync?.();
+      },
+      zero: (at, n, d) => f.zero(at, n, d),
+      close: () => f.close(),
+    };
+  };
 }
 
 const hdr = (type: number, sector: bigint): Uint8Array => encodeBlkOutHdr({ type, ioprio: 0, sector });
@@ -148,23 +182,10 @@ describe('BlockBackend on the in-process transport', () => {
     const log: string[] = [];
     const blk = await BlockBackend.open({
       path,
-      openFile: async (p, ro): Promise<BlockFile> => {
-        const f = await openBlockFile(p, ro);
-        return {
-          size: f.size,
-          read: (b, at) => f.read(b, at),
-          write: async (b, at) => {
-            await f.write(b, at);
-            log.push(`write ${at}`);
-          },
-          sync: async () => {
-            await f.sync();
-            log.push('fsync');
-          },
-          zero: (at, n, d) => f.zero(at, n, d),
-          close: () => f.close(),
-        };
-      },
+      openFile: watchedFile({
+        write: (_, at) => log.push(`write ${at}`),
+        sync: () => log.push('fsync'),
+      }),
     });
     const r = await rig(blk, ALL_FEATURES);
     rigs.push(r);
@@ -250,6 +271,31 @@ describe('BlockBackend on the in-process transport', () => {
     const after = readFileSync(path);
     expect(after.length).toBe(1000);
     expect(sha(after.subarray(512))).toBe(sha(data.subarray(0, 488)));
+  });
+
+  it('reuses its data buffers (none allocated per request); a reused buffer still reads zeros past the end', async () => {
+    const path = join(tmp(), 'disk.img');
+    const image = pattern(4096 + 1000, 6);
+    writeFileSync(path, image);
+    const seen: ArrayBufferLike[] = [];
+    const blk = await BlockBackend.open({
+      path,
+      openFile: watchedFile({ read: (b) => seen.push(b.buffer) }),
+    });
+    const r = await rig(blk, ALL_FEATURES);
+    rigs.push(r);
+    for (let sector = 0n; sector < 8n; sector++) {
+      const rd = await read(r, sector, 512);
+      expect(rd.status).toBe(VIRTIO_BLK_S.OK);
+      expect(sha(rd.data)).toBe(sha(image.subarray(Number(sector) * 512, Number(sector + 1n) * 512)));
+    }
+    // The last, partial sector through the same (now dirty) buffer: 488 bytes of file, then zeros.
+    const rd = await read(r, 9n, 512);
+    expect(rd.status).toBe(VIRTIO_BLK_S.OK);
+    expect(sha(rd.data.subarray(0, 488))).toBe(sha(image.subarray(9 * 512)));
+    expect(rd.data.subarray(488).every((b) => b === 0)).toBe(true);
+    expect(seen.length).toBe(9);
+    expect(new Set(seen).size).toBe(1);
   });
 
   it('answers UNSUPP for unknown request types', async () => {

@@ -146,6 +146,27 @@ describe('NetBackend on the userspace switch', () => {
     expect(nic.switch!.lookup(CARD_MAC)).not.toBeNull();
   });
 
+  it('offers ANY_LAYOUT (unless told not to) and takes header and frame in one descriptor', async () => {
+    const plain = await NetBackend.open({ anyLayout: false });
+    expect(hasFeature(plain.description.features, VIRTIO_F.ANY_LAYOUT)).toBe(false);
+    await plain.close();
+    const { r, port } = await start({}, [...LEGACY, VIRTIO_F.ANY_LAYOUT]);
+    expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_F.ANY_LAYOUT)).toBe(true);
+    const got: Uint8Array[] = [];
+    port!.setReceiver((f) => got.push(f));
+    const frame = frameTo(HOST_MAC, CARD_MAC, 1000, 3);
+    const hdr = encodeNetHdr(
+      { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 },
+      10,
+    );
+    const one = new Uint8Array(hdr.length + frame.length);
+    one.set(hdr);
+    one.set(frame, hdr.length);
+    await r.driver.post(NET_TRANSMITQ, [one], []);
+    await until(() => got.length === 1, 'the frame at the endpoint');
+    expect(equal(got[0]!, frame)).toBe(true);
+  });
+
   it('uses the 12-byte header with VERSION_1 and spreads a frame over mergeable buffers', async () => {
     const { r, port } = await start({ version1: true, mergeableRxBuffers: true }, [
       ...LEGACY,

@@ -43,6 +43,7 @@ import {
   type VirtioQueue,
 } from '@mic/virtio';
 import {
+  DeferredKick,
   DmaSlab,
   RoomQueue,
   VirtioDriverBase,
@@ -277,13 +278,16 @@ export class VirtioBlk extends EventEmitter<VirtioBlkEvents> {
     const maxRequestSectors = Math.max(1, Math.floor(maxBytes / VIRTIO_BLK_SECTOR_SIZE));
     this.#limits = Object.freeze({ ...this.#limits, segMax, maxRequestSectors });
     this.#hdrs = new DmaSlab(vdev.dma, vq.num, HDR_SLOT);
+    // Requests posted in one turn (lanes that each resubmit after an interrupt) kick once.
+    const kick = new DeferredKick(() => {
+      if (this.#removed || this.#broken) return;
+      if (!vq.kick())
+        this.#break(new MicError('EIO', `virtio-blk ${vdev.name}: the device cannot be notified`));
+    });
     this.#room = new RoomQueue({
       what: `virtio-blk ${vdev.name} request`,
       fits: (need) => this.#hdrs.free > 0 && vq.numFree >= descriptorsFor(vdev, need),
-      kick: () => {
-        if (!vq.kick())
-          this.#break(new MicError('EIO', `virtio-blk ${vdev.name}: the device cannot be notified`));
-      },
+      kick: () => kick.request(),
     });
   }
 

@@ -204,6 +204,36 @@ export function tryAdd<T>(
 }
 
 /**
+ * One notification for every chain posted in the same turn of the event loop's microtask queue
+ * (the `bd->last` of blk-mq's `virtio_queue_rq`, the `xmit_more` of `start_xmit`): {@link request}
+ * asks for a kick, the first request of a turn queues it, the kick runs once after every caller of
+ * that turn posted its chain. Requests whose completions ran in one interrupt and that each post
+ * their next chain (lanes of a block burst, frames sent in a loop) thus ring the device once, not
+ * once each: every kick may cost a wake-up of the other side.
+ */
+export class DeferredKick {
+  readonly #kick: () => void;
+  #queued = false;
+
+  /** @param kick - notifies the device (`virtqueue_kick`, with its failure handling) */
+  constructor(kick: () => void) {
+    this.#kick = kick;
+  }
+
+  /** Kicks once at the end of this microtask turn (a no-op when a kick is queued already). */
+  request(): void {
+    if (this.#queued) return;
+    this.#queued = true;
+    queueMicrotask(this.#run);
+  }
+
+  readonly #run = (): void => {
+    this.#queued = false;
+    this.#kick();
+  };
+}
+
+/**
  * Posts parked receive slots to `vq` as device-writable chains (`bufsOf(slot)`) while they fit,
  * newest first; returns how many were posted (the caller kicks once).
  */
@@ -240,6 +270,15 @@ export interface QueuePairOptions {
   readonly onTxDone?: (slot: number) => void;
   /** After transmit buffers came back and waiting chains were let in. */
   readonly afterTx?: () => void;
+  /**
+   * Transmit completions without interrupts, as `virtio_net`'s `start_xmit` without napi_tx: the
+   * transmit queue's callbacks stay disabled (VRING_AVAIL_F_NO_INTERRUPT, virtio 1.2 §2.7.7, or
+   * `used_event` half the index space behind with EVENT_IDX), finished buffers are collected when
+   * a chain is posted (`free_old_xmit_skbs`), and an interrupt is asked for only while a chain
+   * waits for room (`virtqueue_enable_cb_delayed`). {@link onTxDone} and {@link afterTx} then run
+   * when buffers are collected, not when the device returns them. Default false.
+   */
+  readonly lazyTxReclaim?: boolean;
   /** A queue broke or the device could not be notified. */
   readonly onBroken: (err: MicError) => void;
 }
@@ -259,6 +298,9 @@ export class QueuePair {
   readonly parked: number[] = [];
   readonly #vdev: VirtioDevice;
   readonly #o: QueuePairOptions;
+  readonly #rxKick: DeferredKick;
+  readonly #txKick: DeferredKick;
+  #released = false;
 
   private constructor(
     vdev: VirtioDevice,
@@ -279,12 +321,16 @@ export class QueuePair {
       this.rxSlab.release(vdev.dma);
       throw err;
     }
+    // Chains posted in one turn (a loop of sends, a refill) notify the device once.
+    this.#rxKick = new DeferredKick(() => this.#deferredKick(rx));
+    this.#txKick = new DeferredKick(() => this.#deferredKick(tx));
     this.room = new RoomQueue({
       what: `${o.what} ${vdev.name} ${o.names[1]}`,
-      fits: (need) => this.txSlab.free > 0 && tx.numFree >= descriptorsFor(vdev, need),
-      kick: () => this.kick(tx),
+      fits: (need) => this.#txFits(need),
+      kick: () => this.#txKick.request(),
     });
     for (let s = this.rxSlab.take(); s >= 0; s = this.rxSlab.take()) this.parked.push(s);
+    if (o.lazyTxReclaim) tx.disableCb();
   }
 
   /** Sets up both queues and their slabs; nothing is posted yet (see {@link refill}). */
@@ -305,8 +351,9 @@ export class QueuePair {
     return this.rxSlab.count - this.parked.length;
   }
 
-  /** Transmit slots the device holds now. */
+  /** Transmit slots the device holds now (finished ones are collected first). */
   get txInFlight(): number {
+    if (this.#o.lazyTxReclaim) this.#reclaimTx();
     return this.txSlab.count - this.txSlab.free;
   }
 
@@ -318,9 +365,18 @@ export class QueuePair {
       );
   }
 
-  /** Posts parked receive slots (`bufsOf(slot)`, device-writable) while they fit, kicks once. */
+  /** A kick queued by a {@link DeferredKick}; none once the queue broke or the pair was released. */
+  #deferredKick(vq: VirtioQueue<number>): void {
+    if (this.#released || vq.broken) return;
+    this.kick(vq);
+  }
+
+  /**
+   * Posts parked receive slots (`bufsOf(slot)`, device-writable) while they fit; one kick at the
+   * end of the turn.
+   */
   refill(bufsOf: (slot: number) => readonly { addr: number; len: number }[]): void {
-    if (postParked(this.rx, this.parked, bufsOf) > 0) this.kick(this.rx);
+    if (postParked(this.rx, this.parked, bufsOf) > 0) this.#rxKick.request();
   }
 
   /**
@@ -339,6 +395,7 @@ export class QueuePair {
 
   /** Frees both slabs (after the device was reset and the queues deleted). */
   release(): void {
+    this.#released = true;
     this.rxSlab.release(this.#vdev.dma);
     this.txSlab.release(this.#vdev.dma);
     this.parked.length = 0;
@@ -356,16 +413,62 @@ export class QueuePair {
 
   #txDone(): void {
     const tx = this.tx;
-    drainUsed(tx, (slot) => {
-      this.#o.onTxDone?.(slot);
-      this.txSlab.put(slot);
-    });
+    if (this.#o.lazyTxReclaim) {
+      // `skb_xmit_done`: callbacks off again; whoever waits for room re-arms them in #txFits.
+      tx.disableCb();
+      this.#reclaimTx();
+    } else {
+      drainUsed(tx, (slot) => this.#txFreed(slot));
+    }
     if (tx.broken) {
       this.#o.onBroken(this.#brokenError(tx, 'transmit'));
       return;
     }
     this.room.pump();
     this.#o.afterTx?.();
+  }
+
+  #txFreed(slot: number): void {
+    this.#o.onTxDone?.(slot);
+    this.txSlab.put(slot);
+  }
+
+  /**
+   * Collects finished transmit buffers without touching the callbacks (none once the pair was
+   * released: the ring is gone). @returns how many
+   */
+  #reclaimTx(): number {
+    if (this.#released) return 0;
+    let n = 0;
+    for (let u = this.tx.getBuf(); u !== null; u = this.tx.getBuf()) {
+      this.#txFreed(u.token);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Whether a transmit chain of `need` buffers has room (a slot and descriptors). With
+   * {@link QueuePairOptions.lazyTxReclaim} it collects finished buffers first and, when there is
+   * still no room, arms the interrupt for when most chains in flight are back (`start_xmit`'s
+   * `netif_stop_subqueue` and `virtqueue_enable_cb_delayed`), collecting again if they came back
+   * meanwhile.
+   */
+  #txFits(need: number): boolean {
+    const tx = this.tx;
+    const descs = descriptorsFor(this.#vdev, need);
+    for (;;) {
+      if (this.txSlab.free > 0 && tx.numFree >= descs) return true;
+      if (!this.#o.lazyTxReclaim || tx.broken) return false;
+      if (this.#reclaimTx() > 0) continue;
+      if (tx.broken) {
+        // Reported after the caller queued its request, so that the failure reaches it.
+        queueMicrotask(() => this.#o.onBroken(this.#brokenError(tx, 'transmit')));
+        return false;
+      }
+      if (tx.enableCbDelayed()) return false;
+      tx.disableCb();
+    }
   }
 
   #brokenError(vq: VirtioQueue<number>, which: string): MicError {

@@ -252,6 +252,8 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
       afterRx: () => this.#refill(),
       // Legacy devices report wrong lengths here (virtio 1.2 §5.1.6.3): the length is not used.
       onBroken: (err) => this.#break(err),
+      // No interrupt per transmitted frame: buffers are collected when the next frames go out.
+      lazyTxReclaim: true,
     });
   }
 

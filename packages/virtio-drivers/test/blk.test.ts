@@ -13,7 +13,7 @@ import {
 } from '@mic/virtio';
 import { type VirtioBlk, VirtioBlkDriver, type VirtioBlkDriverOptions } from '../src/index.js';
 import { type BlkDevice, type BlkDeviceOptions, blkDevice } from './blk-device.js';
-import { type Rig, rejection, rig, until } from './harness.js';
+import { type Rig, countSignals, rejection, rig, until } from './harness.js';
 
 /** What mpssd offers: SEG_MAX only, seg_max 126, 128 entries (mic-vop.md §7.5). */
 const MPSSD_BLK = features(VIRTIO_BLK_F.SEG_MAX);
@@ -149,6 +149,20 @@ describe('virtio-blk driver: requests', () => {
     expect(into).toEqual(data.subarray(512, 1536));
     expect(dev.seen.map((s) => s.type)).toEqual([VIRTIO_BLK_T.OUT, VIRTIO_BLK_T.IN, VIRTIO_BLK_T.IN]);
     expect(disk.counters).toMatchObject({ completed: 3, failed: 0, bytesWritten: 4096, bytesRead: 5120 });
+  });
+
+  it('notifies the device once for the requests posted in one turn', async () => {
+    const { r, disk, dev } = await setup();
+    dev.image.set(pattern(64 * 512, 3));
+    const c = countSignals(r.t);
+    try {
+      const bufs = Array.from({ length: 8 }, () => new Uint8Array(4096));
+      await Promise.all(bufs.map((b, i) => disk.readInto(i * 8, b)));
+      bufs.forEach((b, i) => expect(b).toEqual(dev.image.subarray(i * 4096, (i + 1) * 4096)));
+      expect(c.kicks[0]).toBe(1);
+    } finally {
+      c.restore();
+    }
   });
 
   it('sends FLUSH when the device offers it, and none when it does not', async () => {

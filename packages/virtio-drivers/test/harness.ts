@@ -7,6 +7,7 @@ import {
   type VirtioDevice,
   type VirtioDmaBuffer,
   type VirtioDriver,
+  VirtioQueue,
   VringhIov,
 } from '@mic/virtio';
 
@@ -169,4 +170,35 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
     return err;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * Counts the notifications the driver sends (`VirtioQueue.notify`) and the interrupts the device
+ * raises (`t.interrupt`), per queue index. `restore()` undoes the wrapping.
+ */
+export function countSignals(t: InProcessTransport): {
+  readonly kicks: number[];
+  readonly irqs: number[];
+  restore(): void;
+} {
+  const kicks: number[] = [];
+  const irqs: number[] = [];
+  const notify = VirtioQueue.prototype.notify;
+  VirtioQueue.prototype.notify = function (this: VirtioQueue) {
+    kicks[this.index] = (kicks[this.index] ?? 0) + 1;
+    return notify.call(this);
+  };
+  const interrupt = t.interrupt.bind(t);
+  t.interrupt = (index: number): void => {
+    irqs[index] = (irqs[index] ?? 0) + 1;
+    interrupt(index);
+  };
+  return {
+    kicks,
+    irqs,
+    restore: () => {
+      VirtioQueue.prototype.notify = notify;
+      t.interrupt = interrupt;
+    },
+  };
 }

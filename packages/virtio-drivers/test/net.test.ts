@@ -17,7 +17,7 @@ import {
   type VirtioNetDriverOptions,
 } from '../src/index.js';
 import { type DeliverOptions, type NetDevice, netDevice } from './net-device.js';
-import { type Rig, rejection, rig, until } from './harness.js';
+import { type Rig, countSignals, rejection, rig, until } from './harness.js';
 
 /** mpssd's offer: CSUM, GSO, GUEST_TSO4, GUEST_TSO6, GUEST_ECN (mic-vop.md §7.5). */
 const MPSSD_NET = 0x3c1n;
@@ -173,6 +173,25 @@ describe('virtio-net driver: frames', () => {
     await until(r.t, () => got.frames.length === sizes.length);
     const wrong = got.frames.filter((f, i) => !Buffer.from(f).equals(ethFrame(sizes[i]!, i)));
     expect(wrong).toEqual([]);
+  });
+
+  it('sends a burst with one notification and collects transmit buffers without an interrupt per frame', async () => {
+    const { r, nic, dev } = await setup();
+    const c = countSignals(r.t);
+    try {
+      for (let round = 0; round < 3; round++) {
+        // 32 sends in one turn (as `xmit_more`): one kick; the device completes each chain.
+        await Promise.all(Array.from({ length: 32 }, (_, i) => nic.send(ethFrame(100, round * 32 + i))));
+        await until(r.t, () => dev.sent.length === 32 * (round + 1));
+      }
+      expect(c.kicks[1]).toBe(3);
+      // VRING_AVAIL_F_NO_INTERRUPT on the transmit queue: the device never had to interrupt.
+      expect(c.irqs[1] ?? 0).toBe(0);
+      expect(nic.txInFlight).toBe(0);
+      expect(dev.sent.map((s) => s.frame[14]! - 42)).toEqual(Array.from({ length: 96 }, (_, i) => i));
+    } finally {
+      c.restore();
+    }
   });
 
   it('waits for transmit buffers in order while the device takes nothing; a cancelled send is never posted', async () => {
