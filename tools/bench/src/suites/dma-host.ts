@@ -5,14 +5,11 @@
  * backed by the DMA driver (`mic_request_dma_chans`), handing them to SCIF and the first one to
  * VOP, before it boots the card. The suite copies on the VOP device's channel.
  */
-import { CosmBus } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
-import { type DmaMapOps, MbusBus } from '@mic/mic-bus';
-import { dmaChannelProvider, type MicDmaChan, MicDmaDriver } from '@mic/mic-dma';
-import { MicHostDriver } from '@mic/mic-host';
-import { ScifBus } from '@mic/scif-bus';
-import { VopBus } from '@mic/vop-bus';
+import type { DmaMapOps } from '@mic/mic-bus';
+import type { MicDmaChan } from '@mic/mic-dma';
 import type { WorkerPlatform } from '@mic/x100';
+import { startHost } from './host.js';
 
 /** The started host: the VOP device's DMA channel and the host's DMA map ops. */
 export interface DmaHost {
@@ -24,35 +21,14 @@ export interface DmaHost {
   close(): Promise<void>;
 }
 
-/** Inits mic-host with the DMA driver, probes the platform's card and starts it. */
+/** Starts the host ({@link startHost}) and takes the VOP device's DMA channel. */
 export async function startDmaHost(platform: WorkerPlatform): Promise<DmaHost> {
-  const buses = { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
-  const dma = new MicDmaDriver({ clock: platform.clock });
-  const driver = await MicHostDriver.init({
-    loadDmaDriver: async () => {
-      await buses.mbus.registerDriver(dma);
-    },
-  });
-  try {
-    const mic = await driver.probe({
-      host: platform.host,
-      clock: platform.clock,
-      buses,
-      dma: dmaChannelProvider(dma),
-      resetSleepMs: 0,
-    });
-    await mic.cosmOps.start(mic.cosmDevice!.index, {
-      firmware: 'mic/uos.img',
-      ramdisk: null,
-      cmdline: null,
-      bootmode: 'linux',
-    });
-    const vop = mic.vopDevice!;
-    const chan = dma.devices.flatMap((d) => d.channels).find((c) => c === vop.dmaCh);
-    if (!chan) throw new MicError('ENODEV', 'mic-host gave the VOP device no DMA channel');
-    return { chan, dmaOps: vop.dmaOps, close: () => driver.exit() };
-  } catch (err) {
+  const { dma, driver, mic } = await startHost(platform, { resetSleepMs: 0 });
+  const vop = mic.vopDevice!;
+  const chan = dma.devices.flatMap((d) => d.channels).find((c) => c === vop.dmaCh);
+  if (!chan) {
     await driver.exit();
-    throw err;
+    throw new MicError('ENODEV', 'mic-host gave the VOP device no DMA channel');
   }
+  return { chan, dmaOps: vop.dmaOps, close: () => driver.exit() };
 }

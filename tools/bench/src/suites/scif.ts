@@ -19,11 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { asBufferMemory } from '@mic/memory';
-import { CosmBus } from '@mic/cosm-bus';
 import { MicError } from '@mic/errors';
-import { MbusBus } from '@mic/mic-bus';
-import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
-import { MicHostDriver } from '@mic/mic-host';
 import {
   SCIF_MAP_FIXED,
   SCIF_PROT_READ,
@@ -35,9 +31,8 @@ import {
   type ScifEndpoint,
   ScifStream,
 } from '@mic/scif';
-import { ScifBus } from '@mic/scif-bus';
-import { VopBus } from '@mic/vop-bus';
 import { createWorkerPlatform } from '@mic/x100';
+import { type BenchHost, startHost } from './host.js';
 import {
   type BenchRecord,
   type SuiteOptions,
@@ -104,11 +99,8 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   const streamBytes = Math.max(4, Math.round(32 * options.scale)) * MIB;
   const mainTid = currentTid();
   const platform = createWorkerPlatform({ cardModule: new URL('./scif-card.js', import.meta.url) });
-  const buses = { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
   const scif = new Scif({ clock: platform.clock, tunables: { qpPollMs: 5, endpointQpSize: RING } });
-  await buses.scif.registerDriver(scif.driver);
-  const dma = new MicDmaDriver({ clock: platform.clock });
-  const driver = await MicHostDriver.init({ loadDmaDriver: () => buses.mbus.registerDriver(dma) });
+  let host: BenchHost | undefined;
   const dir = tmpdir();
   const tag = `${process.pid}-${Date.now()}`;
   const echoPath = join(dir, `mic-scif-bench-echo-${tag}.sock`);
@@ -119,19 +111,11 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
   const sockets: Socket[] = [];
   try {
     const [{ tid: workerTid }] = (await once(worker, 'message')) as [{ tid: number }];
-    const mic = await driver.probe({
-      host: platform.host,
-      clock: platform.clock,
-      buses,
-      dma: dmaChannelProvider(dma),
+    host = await startHost(platform, {
       resetSleepMs: 0,
+      prepare: (buses) => buses.scif.registerDriver(scif.driver),
     });
-    await mic.cosmOps.start(mic.cosmDevice!.index, {
-      firmware: 'mic/uos.img',
-      ramdisk: null,
-      cmdline: null,
-      bootmode: 'linux',
-    });
+    const { buses } = host;
     const card = await platform.boot!;
     const cardTid = (await card.call('tid')) as number;
     const t0 = now();
@@ -289,7 +273,7 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     for (const s of sockets) s.destroy();
     worker.postMessage('close');
     await worker.terminate();
-    await driver.exit().catch(() => undefined);
+    await host?.driver.exit().catch(() => undefined);
     await platform.close();
   }
 }

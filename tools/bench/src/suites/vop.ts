@@ -13,15 +13,9 @@
  *   receive buffers), through the DMA path and the memcpy path. Baseline: `Uint8Array.set` of the
  *   same sizes between SharedArrayBuffers, in the same run (target from 64 KiB: at least 0.5x).
  */
-import { CosmBus } from '@mic/cosm-bus';
 import { isMicError } from '@mic/errors';
-import { MbusBus } from '@mic/mic-bus';
-import { dmaChannelProvider, MicDmaDriver } from '@mic/mic-dma';
 import { encodeDescBlock, featureBitsToBytes } from '@mic/mic-common';
-import { MicHostDriver } from '@mic/mic-host';
-import { ScifBus } from '@mic/scif-bus';
 import { VIRTIO_CONFIG_S, VIRTIO_ID } from '@mic/virtio';
-import { VopBus } from '@mic/vop-bus';
 import { VopHostDriver, type VopHostOptions, type VopVirtioHandle } from '@mic/vop-host';
 import { type CardDebugHandle, createWorkerPlatform, type WorkerPlatform } from '@mic/x100';
 import {
@@ -36,6 +30,7 @@ import {
   type BenchRecord,
   type SuiteOptions,
 } from '../common.js';
+import { startHost } from './host.js';
 import { plainRingRate, virtioRingRate } from './ring.js';
 
 const MIB = 1 << 20;
@@ -66,26 +61,16 @@ async function boot(vopOptions: VopHostOptions): Promise<Side> {
     hostRamSize: 64 * MIB,
     resetDelayMs: 20,
   });
-  const buses = { mbus: new MbusBus(), scif: new ScifBus(), vop: new VopBus(), cosm: new CosmBus() };
   const vop = new VopHostDriver({ clock: platform.clock, ...vopOptions });
-  await buses.vop.registerDriver(vop);
-  const dma = new MicDmaDriver({ clock: platform.clock });
-  const driver = await MicHostDriver.init({ loadDmaDriver: () => buses.mbus.registerDriver(dma) });
+  const { driver } = await startHost(platform, {
+    resetSleepMs: 10,
+    prepare: (buses) => buses.vop.registerDriver(vop),
+  }).catch(async (err: unknown) => {
+    await platform.close();
+    throw err;
+  });
   const stop = new AbortController();
   try {
-    const host = await driver.probe({
-      host: platform.host,
-      clock: platform.clock,
-      buses,
-      dma: dmaChannelProvider(dma),
-      resetSleepMs: 10,
-    });
-    await host.cosmOps.start(host.cosmDevice!.index, {
-      firmware: 'mic/uos.img',
-      ramdisk: null,
-      cmdline: null,
-      bootmode: 'linux',
-    });
     const card = await platform.boot!;
     const handle = vop.control(0)!.open();
     await handle.addDevice(consoleBlock());
