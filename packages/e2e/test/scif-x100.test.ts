@@ -21,6 +21,7 @@ import { ScifBus } from '@mic/scif-bus';
 import { VopBus } from '@mic/vop-bus';
 import { type X100Platform, createInProcessPlatform, createWorkerPlatform } from '@mic/x100';
 import { cardMain } from './fixtures/scif-card-os.mjs';
+import { until } from './x100-rig.js';
 
 const KINDS = ['inProcess', 'worker'] as const;
 const CARD_OS = new URL('./fixtures/scif-card-os.mjs', import.meta.url);
@@ -36,15 +37,6 @@ afterEach(async () => {
   await platform?.close();
   platform = undefined;
 });
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * Awaits one step of the scenario with a bound, so a stall fails naming the step instead of

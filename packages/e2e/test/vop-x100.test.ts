@@ -22,6 +22,7 @@ import {
 } from '@mic/x100';
 import { echoBackend } from './echo.js';
 import { cardMain } from './fixtures/vop-card-os.mjs';
+import { until } from './x100-rig.js';
 
 const CARD_OS = new URL('./fixtures/vop-card-os.mjs', import.meta.url);
 const BOOT: CosmBootConfig = Object.freeze({
@@ -88,16 +89,6 @@ async function boot(kind: (typeof KINDS)[number], vopOptions: VopHostOptions = {
   const card = await platform.boot!;
   current = { platform, hostBuses, hostDriver, host, vop, card, stops: [] };
   return current;
-}
-
-/** Waits (bounded, real time) for `check`; the card runs meanwhile. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function serve(r: Rig, h: VopVirtioHandle): Promise<unknown> {
