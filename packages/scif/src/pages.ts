@@ -7,7 +7,7 @@
  */
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
-import { PAGE_SIZE, SCIFEP, SCIF_MGMT_NODE } from './constants.js';
+import { PAGE_SIZE, SCIFEP } from './constants.js';
 import type { Endpt } from './endpt.js';
 import { checkRange, putRemoteWindow, verifyEpd } from './rma.js';
 import { liveView } from './rma-copy.js';
@@ -58,31 +58,30 @@ export function getPages(ep: Endpt, offset: number, len: number): ScifRange {
   const nrPages = len / PAGE_SIZE;
   const core = ep.core;
   const dev = ep.remoteDev!;
-  const aperBase = core.isMgmt && !core.isSelf(dev) ? (dev.sdev?.aper?.pa ?? 0) : 0;
+  // On the management node a card's pages are reached through its aperture: phys_addr[] gets the
+  // aperture base, and va[] exists (views that die with the node).
+  const viaAperture = core.isMgmt && !core.isSelf(dev);
+  const aperBase = viaAperture ? (dev.sdev?.aper?.pa ?? 0) : 0;
   const physAddr: number[] = [];
   const pages: Memory[] = [];
   for (let i = 0; i < nrPages; i++) {
     const { chunk, at } = win.locate(offset - win.offset + i * PAGE_SIZE);
     physAddr.push(chunk.dmaAddr + at + aperBase);
-    pages.push(chunk.mem.window(at, PAGE_SIZE));
+    if (viaAperture) pages.push(chunk.mem.window(at, PAGE_SIZE));
   }
   win.refCount += nrPages;
-  // va[] exists on the management node for a card's pages: views that die with the node.
-  let va: Memory[] | undefined;
-  let drop: (() => void) | undefined;
-  if (core.nodeid === SCIF_MGMT_NODE && !core.isSelf(dev)) {
-    const views = pages.map((p) => liveView(ep, [win], p));
-    va = views.map((v) => v.mem);
-    drop = () => {
-      for (const v of views) v.drop();
-    };
-  }
+  const views = pages.map((p) => liveView(ep, [win], p));
+  const drop = viaAperture
+    ? () => {
+        for (const v of views) v.drop();
+      }
+    : undefined;
   const range: ScifRange = Object.freeze({
     cookie: ep.handle,
     nrPages,
     protFlags: win.prot,
     physAddr: Object.freeze(physAddr),
-    va: va && Object.freeze(va),
+    va: viaAperture ? Object.freeze(views.map((v) => v.mem)) : undefined,
   });
   held.set(range, { ep, windows: [win], drop, put: false });
   return range;
