@@ -11,16 +11,7 @@ import {
   SCIF_SEND_BLOCK,
   type ScifEndpoint,
 } from '../src/index.js';
-import { pair, rig, until } from './harness.js';
-
-async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'ok';
-}
+import { code, pair, rig, until } from './harness.js';
 
 describe('bring-up', () => {
   it('publishes both queue pairs in the device page, exchanges SCIF_INIT, and the nodes see each other', async () => {

@@ -46,6 +46,16 @@ export interface RigOptions {
   readonly hostLogger?: Logger;
 }
 
+/** The errno code a call or promise fails with, `'ok'` when it does not fail. */
+export async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+  return 'ok';
+}
+
 /** Waits (on the clock) until `cond` holds; throws after `limitMs`. */
 export async function until(
   clock: Clock,

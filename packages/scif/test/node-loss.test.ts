@@ -1,15 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { SCIFEP, SCIF_RECV_BLOCK, SCIF_SEND_BLOCK } from '../src/index.js';
-import { pair, rig, until } from './harness.js';
-
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'ok';
-}
+import { code, pair, rig, until } from './harness.js';
 
 describe('node teardown and loss', () => {
   it('host-initiated: SCIF_EXIT/EXIT_ACK, both sides DISCONNECTED, blocked calls return', async () => {

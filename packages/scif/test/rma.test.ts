@@ -15,19 +15,10 @@ import {
   SCIF_SIGNAL_LOCAL,
   SCIF_SIGNAL_REMOTE,
 } from '../src/index.js';
-import { type FakeDmaChannel, type StatusFakeDmaChannel, pair, rig } from './harness.js';
+import { code, type FakeDmaChannel, pair, rig, type StatusFakeDmaChannel } from './harness.js';
 
 const RW = SCIF_PROT_READ | SCIF_PROT_WRITE;
 const PAGE = 4096;
-
-async function code(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-  return 'ok';
-}
 
 /** A connected host (`h`) / card (`c`) pair and memory on each side. */
 async function setup(dma: boolean | 'status' = false) {
@@ -360,9 +351,9 @@ describe('getPages / putPages', () => {
     range.va![1]!.writeU32(0, 0x01020304);
     expect(cardMem.readU32(2 * PAGE)).toBe(0x01020304);
     // Arguments as the kernel checks them.
-    expect(await code(Promise.resolve().then(() => h.getPages(0x5001, PAGE)))).toBe('EINVAL');
-    expect(await code(Promise.resolve().then(() => h.getPages(0x5000, 0)))).toBe('EINVAL');
-    expect(await code(Promise.resolve().then(() => h.getPages(0x6000, 2 * PAGE)))).toBe('ENXIO');
+    expect(await code(() => h.getPages(0x5001, PAGE))).toBe('EINVAL');
+    expect(await code(() => h.getPages(0x5000, 0))).toBe('EINVAL');
+    expect(await code(() => h.getPages(0x6000, 2 * PAGE))).toBe('ENXIO');
     // Held: the card's unregister is refused by the host, and the offset stays taken.
     await c.unregister(0x4000, 3 * PAGE);
     expect(await code(c.register(cardMem, 0x4000, RW, SCIF_MAP_FIXED))).toBe('EADDRINUSE');

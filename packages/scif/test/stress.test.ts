@@ -83,12 +83,10 @@ describe('stress', () => {
       cards: 2,
       hostRamSize: 32 << 20,
       cardRamSize: 16 << 20,
-      tunables: {
-        nodeAliveTimeoutMs: 1000,
-        acceptTimeoutMs: 1000,
-        sendTimeoutMs: 1000,
-        endpointQpSize: 4096,
-      },
+      // The kernel's handshake timeouts (30 s connect, 3 s accept): connects queue behind one
+      // accept loop per listener, which a busy 2-core machine slows down past a shortened timeout.
+      // The dead card's calls end with its removal, not by a timeout.
+      tunables: { endpointQpSize: 4096 },
     });
     const host = r.host;
     const hostOps = r.fabric.hostDmaOps;
