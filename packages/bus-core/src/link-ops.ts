@@ -161,6 +161,7 @@ export abstract class DoorbellLinkOps<T extends string> {
   /** Undoes a {@link remap}. @throws MicError EINVAL for memory that is not a live remap */
   unmap(va: Memory): void {
     this.#remaps.unmap(va);
+    this.unwindow(va);
   }
 
   /** Mappings from {@link remap} not unmapped yet. */
@@ -176,6 +177,13 @@ export abstract class DoorbellLinkOps<T extends string> {
 
   /** The other side's memory at `[pa, pa + len)` (arguments checked). */
   protected abstract window(pa: number, len: number): Memory;
+
+  /**
+   * Gives back a window {@link window} returned, once it is unmapped (`iounmap`). Default:
+   * nothing to give back; a side whose windows are published (the X100 card's, for the host's
+   * IOMMU) takes them back here.
+   */
+  protected unwindow(_va: Memory): void {}
 }
 
 /**

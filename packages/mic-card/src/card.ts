@@ -164,6 +164,7 @@ export class MicCard {
       this.#dp = dp;
       undo.push(() => {
         this.#dp = undefined;
+        if (this.card.alive) this.card.cardUnmap(dp); // mic_dp_uninit: mic_card_unmap
       });
 
       step = 'dma channels';

@@ -54,6 +54,11 @@ class CardLinkOps extends DoorbellLinkOps<CardIntrType> {
   protected window(pa: number, len: number): Memory {
     return this.ctx.card.cardMap(pa, len);
   }
+
+  /** `mic_card_unmap`: the host's IOMMU may take the range back now. */
+  protected override unwindow(va: Memory): void {
+    this.ctx.card.cardUnmap(va);
+  }
 }
 
 /**

@@ -114,6 +114,16 @@ describe('MicCard probe and remove', () => {
     expect(card.vopDevice).toBeUndefined();
   });
 
+  it('gives the device page window back on remove (mic_card_unmap): the host unmaps it without an IOMMU fault', async () => {
+    const r = await rig();
+    const { iommu } = r.platform.host;
+    await r.card.remove();
+    r.platform.host.unmapSingle(r.host.dp.micAddr, 4096); // what mic_dp_uninit does on the host
+    expect(iommu.faults().count).toBe(0);
+    expect(iommu.cardHolds(r.host.dp.dmaAddr, 4096)).toBeUndefined();
+    r.platform.host.mapSingle(r.host.dp.dmaAddr, 4096); // for the rig's own close
+  });
+
   it('gives SCIF every DMA channel and VOP the first one, and gives them back on remove', async () => {
     const held = new Set<DmaChannel>();
     const dma: DmaChannelProvider = {

@@ -13,7 +13,7 @@ import { checkInt } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import { MIC_DP_SIZE, MIC_DPHI_SPAD, MIC_DPLO_SPAD, bootparamInit, encodeDpAddress } from '@mic/mic-common';
 import type { X100HostView } from '@mic/x100';
-import { hostRam } from './host-ram.js';
+import { freeUnmapped, hostRam } from './host-ram.js';
 
 /** The device page as the host holds it (`mdev->dp`, `mdev->dp_dma_addr`). */
 export interface DevicePage {
@@ -51,7 +51,7 @@ export function hostDpInit(host: X100HostView, nodeId: number): DevicePage {
 /** Undoes {@link hostDpInit}: unmaps and frees the page (`mic_dp_uninit`). */
 export function hostDpUninit(host: X100HostView, dp: DevicePage): void {
   host.unmapSingle(dp.micAddr, MIC_DP_SIZE);
-  hostRam(host).free(dp.dmaAddr);
+  freeUnmapped(host, dp.dmaAddr, MIC_DP_SIZE);
 }
 
 /**

@@ -11,7 +11,7 @@ import { type DmaAllocation, DmaMapOpsBase } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import type { Memory } from '@mic/memory';
 import type { X100HostView } from '@mic/x100';
-import { hostRam } from './host-ram.js';
+import { freeUnmapped, hostRam } from './host-ram.js';
 
 /**
  * `DmaMapOps` of the host over an x100 host view: `alloc` takes zeroed host RAM from
@@ -57,7 +57,7 @@ export class HostDmaMapOps extends DmaMapOpsBase {
       dmaAddr,
       release: () => {
         this.#host.unmapSingle(dmaAddr, size);
-        ram.free(piece.offset);
+        freeUnmapped(this.#host, piece.offset, size);
       },
     };
   }

@@ -30,3 +30,15 @@ export function hostRam(host: X100HostView): MemoryPool {
   }
   return pool;
 }
+
+/**
+ * Gives host RAM the host just unmapped for the card back to {@link hostRam}: at once, or, when
+ * a window of the running card still reached it at the unmap (`X100Iommu.cardHolds`), once the
+ * card can no longer reach it (it gave the window back, or the platform stopped it), so that a
+ * card cannot write into RAM handed out again.
+ */
+export function freeUnmapped(host: X100HostView, offset: number, size: number): void {
+  const held = host.iommu.cardHolds(offset, size);
+  if (held) void held.then(() => hostRam(host).free(offset));
+  else hostRam(host).free(offset);
+}

@@ -13,8 +13,10 @@
  *
  * A view belongs to one boot of the card. After a reset it is dead: doorbells, interrupts,
  * scratchpads and {@link X100CardView.cardMap} throw `ENODEV` and {@link X100CardView.signal}
- * is aborted. Memory windows handed out before stay usable (nothing revokes a mapping in
- * JavaScript), so card code should stop when the signal aborts.
+ * is aborted, and so do accesses through its windows on host memory ({@link
+ * X100CardView.cardMap} with the IOMMU on). Raw byte views taken before stay usable (nothing
+ * revokes a view in JavaScript; on `worker` the card's thread is terminated), so card code
+ * should stop when the signal aborts.
  *
  * @see drivers/misc/mic/card/mic_x100.c
  * @see drivers/misc/mic/card/mic_device.c
@@ -23,7 +25,8 @@ import type { Clock } from '@mic/clock';
 import { MicError, checkInt, checkObject } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
-import type { Memory } from '@mic/memory';
+import { BufferMemory, type Memory } from '@mic/memory';
+import { X100CardWindows } from './card-windows.js';
 import { X100_SDBIC_DBREQ, sdbicReg, spadReg } from './constants.js';
 import { X100_CARD_SOURCES, checkHardware } from './hardware.js';
 import type { X100Hardware } from './hardware.js';
@@ -63,6 +66,8 @@ export class X100CardView {
   readonly #hw: X100Hardware;
   readonly #irq: IrqController;
   readonly #controller = new AbortController();
+  /** The windows on host memory this boot holds (with the IOMMU on). */
+  readonly #windows: X100CardWindows;
   /** Set by {@link kill}; a plain field, as it is read on every doorbell ring. */
   #killed = false;
 
@@ -77,6 +82,7 @@ export class X100CardView {
     this.logger = options.logger ?? nullLogger;
     this.generation = options.generation;
     this.signal = this.#controller.signal;
+    this.#windows = new X100CardWindows(hw.cardWindows, hw.iommu, this.generation, () => this.alive);
     this.#irq = new IrqController(hw.cardLine, {
       delivery: options.delivery,
       validSources: X100_CARD_SOURCES,
@@ -116,15 +122,44 @@ export class X100CardView {
    * Maps `length` bytes of host memory at card address `micAddr` (`mic_card_map`): the address
    * must lie in the SMPT system window, every SMPT entry it touches must be mapped by the host
    * and, with the host's IOMMU on (the default), the whole range must lie inside one range the
-   * host DMA-mapped (else an IOMMU fault is recorded and logged). The window is resolved now;
-   * later SMPT or IOMMU changes do not move or revoke it.
+   * host DMA-mapped (else an IOMMU fault is recorded and logged).
+   *
+   * With the IOMMU on the window is an `X100CardWindow`: each access through it is checked
+   * again after the host changed its IOMMU mappings (an access to a range the host unmapped
+   * meanwhile is an IOMMU fault, `EFAULT`) or after a reset (`ENODEV`), and the window is
+   * published to the host until {@link cardUnmap}: a host unmap of a range that a window of the
+   * running card still reaches stops the card, since raw views taken from it (`bytes()`) cannot
+   * be revoked (see `card-windows.ts`). With the IOMMU off it is a plain view of host RAM,
+   * resolved now; later SMPT changes do not move it.
    * @throws MicError EFAULT when no mapped SMPT entry covers the range, it leaves host RAM, or
-   * the IOMMU refuses it
+   * the IOMMU refuses it; ENOSPC when the card holds `X100_CARD_WINDOWS.MAX` windows
    */
   cardMap(micAddr: number, length: number): Memory {
     this.#live();
-    const hostAddr = this.#hw.hostTranslate(micAddr, length);
-    return this.#hw.hostRam.window(hostAddr, length);
+    const hw = this.#hw;
+    const seq = hw.iommu.seq;
+    const hostAddr = hw.hostTranslate(micAddr, length);
+    if (!hw.iommu.enabled) return hw.hostRam.window(hostAddr, length);
+    // A sequence that moved or was odd makes the first access check again.
+    return this.#windows.open(micAddr, hostAddr, length, (seq & 1) === 0 ? seq : -1, hw.hostRam);
+  }
+
+  /**
+   * Takes back a window {@link cardMap} returned (`mic_card_unmap`, the card's `iounmap`):
+   * accesses through it fail with `EFAULT` from now on, and the host may unmap what it reached.
+   * With the IOMMU off there is nothing to take back and the call only checks its argument.
+   * @throws MicError EINVAL for memory that is not a live window of this boot (a sub-window, a
+   * window taken back already)
+   */
+  cardUnmap(window: Memory): void {
+    if (
+      !this.#hw.iommu.enabled &&
+      window instanceof BufferMemory &&
+      window.buffer === this.#hw.buffers.hostRam
+    ) {
+      return;
+    }
+    this.#windows.close(window);
   }
 
   /**

@@ -38,6 +38,7 @@ import {
 } from './constants.js';
 import { DMA_LOCK_OWNER, DMA_WIRES_BYTES, DMA_WIRES_OFFSET, DmaSharedState } from './dma-state.js';
 import { X100IommuTable, createIommuBuffer } from './iommu.js';
+import { X100CardWindowTable, X100_CARD_WINDOWS_BYTES } from './card-windows.js';
 import { InterruptLine } from './irq.js';
 import { MmioRegisters } from './mmio.js';
 
@@ -85,6 +86,8 @@ export interface X100Buffers {
   readonly wires: SharedArrayBuffer;
   /** The host IOMMU's table (see `iommu.ts`): written by the host only. */
   readonly iommu: SharedArrayBuffer;
+  /** The card CPU's windows on host memory (see `card-windows.ts`): written by the card only. */
+  readonly cardWindows: SharedArrayBuffer;
 }
 
 /** Fixed facts of one card (all resolved, see {@link X100HardwareOptions}). */
@@ -215,6 +218,11 @@ export class X100Hardware {
    * through {@link X100IommuTable.check} after the SMPT; faults are recorded there.
    */
   readonly iommu: X100IommuTable;
+  /**
+   * The windows the card's CPU holds on host memory (published by the card's thread, read by
+   * the host's IOMMU when it unmaps; see `card-windows.ts`).
+   */
+  readonly cardWindows: X100CardWindowTable;
   /** The host's interrupt line: status `SICR0`, enable `SICE0`, auto-clear `SIAC0`. */
   readonly hostLine: InterruptLine;
   /** The card's interrupt line (status and enable in the wires block). */
@@ -238,6 +246,7 @@ export class X100Hardware {
       mmio: allocateShared('MMIO registers', X100_MMIO_SIZE),
       wires: allocateShared('hardware wires', W.SIZE),
       iommu: createIommuBuffer(),
+      cardWindows: allocateShared('card windows', X100_CARD_WINDOWS_BYTES),
     };
     const hw = new X100Hardware(buffers, config, hooks);
     hw.firmwareReady();
@@ -274,6 +283,7 @@ export class X100Hardware {
     }
     this.mmio = new MmioRegisters(buffers.mmio);
     this.iommu = new X100IommuTable(buffers.iommu, config.iommu);
+    this.cardWindows = new X100CardWindowTable(buffers.cardWindows);
     this.#regs = new Uint32Array(buffers.mmio);
     this.#wires = new Int32Array(buffers.wires);
     if (buffers.wires.byteLength < W.SIZE) {

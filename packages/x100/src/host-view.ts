@@ -33,13 +33,14 @@ import {
   spadReg,
 } from './constants.js';
 import type { Spad2 } from './constants.js';
-import { X100_HOST_SOURCES, checkHardware } from './hardware.js';
+import { X100_CARD_STATE, X100_HOST_SOURCES, checkHardware } from './hardware.js';
 import type { X100CardState, X100Hardware } from './hardware.js';
 import { X100Iommu } from './iommu.js';
 import { IrqController } from './irq.js';
 import type { IrqCookie, IrqDelivery, InterruptSourceHandler } from './irq.js';
 import { u32Value, type MmioRegisters } from './mmio.js';
 import { SmptTable } from './smpt.js';
+import type { X100CardWindowInfo } from './card-windows.js';
 import { viewOffset } from './views.js';
 
 /** PCI identity of the card. */
@@ -58,6 +59,18 @@ export interface X100HostViewOptions {
   readonly spinNs?: number;
   /** Where handler failures go (default: nowhere). */
   readonly logger?: Logger;
+  /**
+   * Called when an IOMMU unmap finds windows of the running card (boot `generation`) that still
+   * reach the unmapped range `[start, end)` (the platform's: it stops a card that does not give
+   * them back; see `card-windows.ts`). Resolves once the card can no longer reach the range.
+   * Without it the faults are only recorded.
+   */
+  readonly windowsKept?: (
+    generation: number,
+    start: number,
+    end: number,
+    windows: readonly X100CardWindowInfo[],
+  ) => Promise<void>;
 }
 
 /** Sources `enableInterrupts` turns on: doorbells 3:0 and DMA 15:8 (`SICE0`). */
@@ -89,7 +102,16 @@ export class X100HostView {
     this.aperture = hw.cardMemory;
     this.mmio = hw.mmio;
     this.smpt = new SmptTable(hw);
-    this.iommu = new X100Iommu(hw.iommu, hw.config.hostRamSize);
+    const windowsKept = options.windowsKept;
+    this.iommu = new X100Iommu(hw.iommu, hw.config.hostRamSize, {
+      table: hw.cardWindows,
+      generation: () =>
+        hw.cardState === X100_CARD_STATE.RUNNING || hw.cardState === X100_CARD_STATE.BOOTING
+          ? hw.generation
+          : undefined,
+      windowsKept: (generation, start, end, windows) =>
+        windowsKept?.(generation, start, end, windows) ?? Promise.resolve(),
+    });
     this.#irq = new IrqController(hw.hostLine, {
       delivery: options.delivery,
       validSources: X100_HOST_SOURCES,

@@ -34,9 +34,10 @@
  * @see drivers/misc/mic/host/mic_smpt.c (`mic_map_single`: `dma_map_single` then `mic_map`)
  * @see drivers/iommu/intel/iommu.c (`iommu_flush_iotlb_psi`: invalidation waits for completion)
  */
-import { MicError, formatAddr } from '@mic/errors';
+import { MicError, formatAddr, formatValue } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
+import type { X100CardWindowInfo, X100CardWindowTable } from './card-windows.js';
 
 /** Sizes of the IOMMU table. */
 export const X100_IOMMU = {
@@ -312,6 +313,23 @@ export function createIommuBuffer(): SharedArrayBuffer {
   return sab;
 }
 
+/**
+ * What the host's IOMMU needs of the platform to take back the card CPU's windows on an unmap.
+ * @internal
+ */
+export interface X100IommuCardWindows {
+  readonly table: X100CardWindowTable;
+  /** The generation of the card code running now, or undefined when none runs. */
+  readonly generation: () => number | undefined;
+  /** Boot `generation` of the card still holds `windows` into `[start, end)`, which the host unmapped. */
+  readonly windowsKept: (
+    generation: number,
+    start: number,
+    end: number,
+    windows: readonly X100CardWindowInfo[],
+  ) => Promise<void>;
+}
+
 const isAddr = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /**
@@ -323,13 +341,17 @@ const isAddr = (v: unknown): v is number => Number.isSafeInteger(v) && (v as num
 export class X100Iommu {
   readonly #table: X100IommuTable;
   readonly #hostRamSize: number;
+  readonly #cardWindows: X100IommuCardWindows | undefined;
+  /** Unmapped ranges a window of the card still reached, until it can no longer. */
+  readonly #held: { readonly start: number; readonly end: number; readonly done: Promise<void> }[] = [];
   /** The mappings, sorted by start then end; equal ranges share an entry with a count. */
   readonly #list: { readonly start: number; readonly end: number; count: number }[] = [];
 
   /** @internal the host view builds it */
-  constructor(table: X100IommuTable, hostRamSize: number) {
+  constructor(table: X100IommuTable, hostRamSize: number, cardWindows?: X100IommuCardWindows) {
     this.#table = table;
     this.#hostRamSize = hostRamSize;
+    this.#cardWindows = cardWindows;
   }
 
   /** False with `iommu: false` (the bookkeeping runs, nothing is checked). */
@@ -404,6 +426,59 @@ export class X100Iommu {
         timeoutMs: X100_IOMMU.INVALIDATE_TIMEOUT_MS,
       });
     }
+    this.#revokeCardWindows(dmaAddr, dmaAddr + size);
+  }
+
+  /**
+   * The card CPU's half of the invalidation (see `card-windows.ts`): windows of the running card
+   * that still reach into `[start, end)` are IOMMU faults, and the platform gives the card a
+   * grace period to give them back.
+   */
+  #revokeCardWindows(start: number, end: number): void {
+    const cw = this.#cardWindows;
+    if (cw === undefined || !this.#table.enabled) return;
+    const generation = cw.generation();
+    if (generation === undefined) return;
+    const kept = this.keptCardWindows(generation, start, end);
+    if (kept.length === 0) return;
+    for (const w of kept) this.#table.check(-1, w.micAddr, w.hostAddr, w.length); // records the fault
+    const entry = { start, end, done: cw.windowsKept(generation, start, end, kept) };
+    this.#held.push(entry);
+    void entry.done.finally(() => this.#held.splice(this.#held.indexOf(entry), 1));
+  }
+
+  /**
+   * Whether the card may still reach host RAM in `[dmaAddr, dmaAddr + size)` after the host
+   * unmapped it: a window of the running card kept it (see `card-windows.ts`). A host allocator
+   * must not hand such RAM out again before the promise resolves (the card gave the window
+   * back, or it was stopped at the end of its grace period, or the platform closed).
+   * @returns undefined when nothing of the card reaches the range
+   * @throws MicError EINVAL for an address or size that is not a non-negative safe integer
+   */
+  cardHolds(dmaAddr: number, size: number): Promise<void> | undefined {
+    if (!isAddr(dmaAddr) || !isAddr(size)) {
+      throw new MicError(
+        'EINVAL',
+        `IOMMU cardHolds of ${formatValue(dmaAddr)} +${formatValue(size)}: not a range`,
+        {
+          details: { dmaAddr: String(dmaAddr), size: String(size) },
+        },
+      );
+    }
+    const held = this.#held.filter((h) => h.start < dmaAddr + size && dmaAddr < h.end);
+    if (held.length === 0) return undefined;
+    return Promise.all(held.map((h) => h.done)).then(() => {});
+  }
+
+  /**
+   * Windows of boot `generation` of the card that reach into `[start, end)` although the IOMMU
+   * no longer allows what they reach. @internal the platform's
+   */
+  keptCardWindows(generation: number, start: number, end: number): X100CardWindowInfo[] {
+    const cw = this.#cardWindows;
+    if (cw === undefined || !this.#table.enabled) return [];
+    const table = this.#table;
+    return cw.table.reaching(generation, start, end, (h, l) => table.allows(h, l));
   }
 
   /** The published table: disjoint ranges, ascending. */

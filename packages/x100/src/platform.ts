@@ -21,7 +21,7 @@
  * {@link CardDebugHandle} (see `debug-channel.ts`: a test/debug channel, not part of the hardware).
  */
 import type { Clock } from '@mic/clock';
-import { MicError, checkObject, errorMessage, formatValue } from '@mic/errors';
+import { MicError, checkObject, errorMessage, formatAddr, formatValue } from '@mic/errors';
 import { nullLogger } from '@mic/logger';
 import type { Logger } from '@mic/logger';
 import type { X100CardView } from './card-view.js';
@@ -33,6 +33,7 @@ import { X100_CARD_SOURCES, X100_CARD_STATE, X100Hardware } from './hardware.js'
 import type { X100CardState, X100HardwareOptions } from './hardware.js';
 import { X100HostView } from './host-view.js';
 import type { IrqDelivery } from './irq.js';
+import { X100_CARD_WINDOWS, type X100CardWindowInfo } from './card-windows.js';
 
 /**
  * The card code's entry: called once per boot with a fresh card view and the platform's
@@ -101,6 +102,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
   #card: CardDebugHandle | undefined;
   #boot: Promise<CardDebugHandle> | undefined;
   #closed = false;
+  /** Aborted on close: ends the grace periods of kept card windows. */
+  readonly #closeAbort = new AbortController();
   #closing: Promise<void> | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   /** The host's view of the DMA control block: resets, and locks of threads that are gone. */
@@ -142,7 +145,67 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       delivery,
       logger: this.logger.child('host'),
       ...(spinNs === undefined ? {} : { spinNs }),
+      windowsKept: (generation, start, end, windows) => this.#windowsKept(generation, start, end, windows),
     });
+  }
+
+  /**
+   * The host unmapped host memory that windows of the running card (boot `generation`) still
+   * reach. Accesses through them fault already; raw views taken from them cannot be revoked, so
+   * the card has {@link X100_CARD_WINDOWS}.GRACE_MS (on the platform's clock) to give them back
+   * (`cardUnmap`, as a card does right after the message that made the host free the memory),
+   * after which it is stopped. See `card-windows.ts`.
+   */
+  #windowsKept(
+    generation: number,
+    start: number,
+    end: number,
+    windows: readonly X100CardWindowInfo[],
+  ): Promise<void> {
+    const hw = this.hardware;
+    const fields = {
+      generation,
+      windows: windows.length,
+      first: windows.slice(0, 4).map((w) => `${formatAddr(w.hostAddr)} +${w.length}`),
+      graceMs: X100_CARD_WINDOWS.GRACE_MS,
+    };
+    this.logger.warn('the card holds windows on host memory the host unmapped', fields);
+    return this.clock.sleep(X100_CARD_WINDOWS.GRACE_MS, this.#closeAbort.signal).then(
+      async () => {
+        if (this.#closed || hw.generation !== generation) return;
+        const kept = this.host.iommu.keptCardWindows(generation, start, end);
+        if (kept.length > 0) await this.#stopForWindows(generation, kept);
+      },
+      () => {},
+    );
+  }
+
+  /**
+   * The card kept windows on unmapped host memory past the grace period: it is stopped now
+   * (`halted`; its views die, its thread is terminated; a reset brings it back).
+   */
+  #stopForWindows(generation: number, windows: readonly X100CardWindowInfo[]): Promise<void> {
+    const hw = this.hardware;
+    const state = hw.cardState;
+    if (state !== X100_CARD_STATE.RUNNING && state !== X100_CARD_STATE.BOOTING) return Promise.resolve();
+    this.logger.error(
+      'the card kept windows on host memory the host unmapped, which the IOMMU cannot take back: the card is stopped (reset it to start it again)',
+      {
+        generation,
+        windows: windows.length,
+        first: windows.slice(0, 4).map((w) => `${formatAddr(w.hostAddr)} +${w.length}`),
+      },
+    );
+    hw.bumpGeneration();
+    hw.setCardState(X100_CARD_STATE.HALTED);
+    this.#card = undefined;
+    // Wake a card thread waiting for interrupts: it sees that its generation is over.
+    hw.cardLine.word.signal();
+    const gone = this.killCard().then(() => {
+      this.#dma.breakLocks(cardLockOwner(generation));
+    });
+    this.#track(gone);
+    return gone.catch(() => {});
   }
 
   /** Throws when a boot with `request` cannot start (no card code). */
@@ -193,6 +256,8 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
       });
     }
     this.checkBootable(request);
+    // No card thread runs (the card is ready): the windows a past boot published are gone.
+    hw.cardWindows.clear();
     const generation = hw.bumpGeneration();
     hw.setCardState(X100_CARD_STATE.BOOTING);
     // The firmware hands over: no longer waiting for a download, a fresh interrupt line.
@@ -297,6 +362,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#resetAbort?.abort();
+    this.#closeAbort.abort();
     this.#card = undefined;
     this.#closing = (async () => {
       await this.killCard();

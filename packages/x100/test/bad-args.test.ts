@@ -41,6 +41,8 @@ const mapped = host.mapSingle(4096, 8192);
 const hostMem = host.dmaWindow(4096, 4096);
 const cardMem = hw.cardMemory.window(0, 4096);
 const noop = (): void => undefined;
+/** Stands for a new window of `cardMap` in the cardUnmap row. */
+const FRESH_WINDOW = Symbol('a fresh cardMap window');
 const mmioMem = new MmioMemory(hw.mmio);
 afterAll(async () => {
   await platform.close();
@@ -79,6 +81,13 @@ const TABLE: BadArgEntry[] = [
     [mic, 64],
     [0, ADDR],
     [1, LEN],
+  ),
+  e(
+    'X100CardView#cardUnmap',
+    // each good call gives back a window of its own
+    (a) => card.cardUnmap((a[0] === FRESH_WINDOW ? card.cardMap(mic, 64) : a[0]) as never),
+    [FRESH_WINDOW],
+    [0, /window/],
   ),
   e(
     'X100CardView#smptTranslate',
