@@ -42,7 +42,7 @@ import {
 } from '@mic/mic-common';
 import { VIRTIO_CONFIG_S, VIRTIO_F, VringhIov, isPowerOfTwo } from '@mic/virtio';
 import type { VopDevice, VopHwOps } from '@mic/vop-bus';
-import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD } from './constants.js';
+import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD, VOP_NOTIFY_BATCH } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
 import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
 
@@ -233,6 +233,8 @@ export class VopVdev {
   #linkError: MicError | null = null;
   /** Vrings with used entries published whose notification is not decided yet (see {@link #completed}). */
   readonly #unsignalled = new Set<VopVring>();
+  /** Used entries published since the last {@link #flushNotify}. */
+  #batch = 0;
   #flushQueued = false;
 
   private constructor(
@@ -472,13 +474,11 @@ export class VopVdev {
     options: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
   ): Promise<VopPollEvents> {
     if (this.#removed) return ERR;
-    if (!this.#pollWake) {
-      // Before sleeping: the card gets the notification of what was completed, and its kicks
-      // are on again. Heads it made available while they were off came without a doorbell, so
-      // they count as one (the backend may not have seen them).
-      this.#flushNotify();
-      if (this.#enableKicks()) this.#pollWake = true;
-    }
+    // Before it may sleep: the card gets the notification of what was completed, and its kicks
+    // are on again. Heads it made available while they were off came without a doorbell, so
+    // they count as one (the backend may not have seen them).
+    this.#flushNotify();
+    if (this.#enableKicks()) this.#pollWake = true;
     if (!this.#pollWake) {
       const woken = await this.#waitWake(options);
       if (this.#removed) return ERR;
@@ -565,15 +565,15 @@ export class VopVdev {
    * `vringh_complete` calls followed by one `vringh_need_notify`/`vringh_notify`
    * (drivers/vhost/vringh.c) or vhost's `vhost_add_used_and_signal_n`. The batch ends, and the
    * card is notified if it asked for it (`used_event` with EVENT_IDX, else unless NO_INTERRUPT),
-   * at the first of: the ring has no more heads to fetch (the backend has nothing left to do on
-   * it), a fetch finds a ring empty, `poll` is about to wait, or the end of this event-loop turn
-   * (`setImmediate`). A backend that drains many chains in one turn thus rings the card's
-   * doorbell once, not once per chain: each ring may cost the card's thread a futex wake-up. No
-   * used entry waits longer than the turn it was published in.
+   * at the first of: {@link VOP_NOTIFY_BATCH} entries were published, the ring has no more heads
+   * to fetch (the backend has nothing left to do on it), a fetch finds a ring empty, `poll` is
+   * about to wait, or the end of this event-loop turn (`setImmediate`). A backend that drains many chains in one turn thus rings the card's
+   * doorbell once per batch, not once per chain (each ring may cost the card's thread a futex
+   * wake-up), and no used entry waits longer than the turn it was published in.
    */
   #completed(vr: VopVring): void {
     this.#unsignalled.add(vr);
-    if (vr.vringh.pending() === 0) {
+    if (++this.#batch >= VOP_NOTIFY_BATCH || vr.vringh.pending() === 0) {
       this.#flushNotify();
       return;
     }
@@ -594,6 +594,7 @@ export class VopVdev {
    * `h2c_vdev_db` per device). After a reset the vrings have nothing completed: no doorbell.
    */
   #flushNotify(): void {
+    this.#batch = 0;
     if (this.#unsignalled.size === 0) return;
     let notify = false;
     for (const vr of this.#unsignalled) if (vr.vringh.needNotify()) notify = true;
@@ -633,16 +634,34 @@ export class VopVdev {
    * @throws MicError ENODEV removed or status 0, EINVAL bad arguments or a bad chain (returned to
    *   the card with length 0), EIO a broken ring or an unusable used ring (the card must reset)
    */
-  async copyDesc(desc: VopCopyDesc): Promise<number> {
-    this.#checkUp();
-    if (typeof desc !== 'object' || desc === null)
-      throw new MicError('EINVAL', 'copyDesc takes { iov, vrIdx, updateUsed }');
-    const { iov, vrIdx } = desc;
-    if (!Array.isArray(iov) || !iov.every((b) => b instanceof Uint8Array)) {
-      throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+  copyDesc(desc: VopCopyDesc): Promise<number> {
+    let vr: VopVring;
+    let iov: readonly Uint8Array[];
+    let updateUsed: boolean;
+    try {
+      this.#checkUp();
+      if (typeof desc !== 'object' || desc === null)
+        throw new MicError('EINVAL', 'copyDesc takes { iov, vrIdx, updateUsed }');
+      iov = desc.iov;
+      if (!Array.isArray(iov)) throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+      for (let k = 0; k < iov.length; k++) {
+        if (!(iov[k] instanceof Uint8Array)) {
+          throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+        }
+      }
+      updateUsed = desc.updateUsed === true;
+      vr = this.#vring(desc.vrIdx);
+      if (!vr.lock.locked) {
+        // A free lock runs its callback at once (AsyncMutex.run), so the copy runs here without
+        // the mutex's promises; whatever goes on asynchronously (a DMA piece) takes the lock in
+        // this same call, before any other caller can run.
+        const r = this.#copy(vr, iov, updateUsed);
+        return typeof r === 'number' ? Promise.resolve(r) : vr.lock.run(() => r);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const vr = this.#vring(vrIdx);
-    return vr.lock.run(() => this.#copy(vr, iov, desc.updateUsed === true));
+    return vr.lock.run(() => this.#copy(vr, iov, updateUsed));
   }
 
   /**
