@@ -567,9 +567,10 @@ export class VopVdev {
    * card is notified if it asked for it (`used_event` with EVENT_IDX, else unless NO_INTERRUPT),
    * at the first of: {@link VOP_NOTIFY_BATCH} entries were published, the ring has no more heads
    * to fetch (the backend has nothing left to do on it), a fetch finds a ring empty, `poll` is
-   * about to wait, or the end of this event-loop turn (`setImmediate`). A backend that drains many chains in one turn thus rings the card's
-   * doorbell once per batch, not once per chain (each ring may cost the card's thread a futex
-   * wake-up), and no used entry waits longer than the turn it was published in.
+   * about to wait, or the end of this event-loop turn (`setImmediate`). A backend that drains
+   * many chains in one turn thus rings the card's doorbell once per batch, not once per chain
+   * (each ring may cost the card's thread a futex wake-up), and no used entry waits longer than
+   * the turn it was published in.
    */
   #completed(vr: VopVring): void {
     this.#unsignalled.add(vr);
