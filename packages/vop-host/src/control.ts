@@ -291,8 +291,14 @@ export class VopVirtioHandle {
   }
 
   /** `MIC_VIRTIO_COPY_DESC`; see `VopVdev.copyDesc`. @returns bytes moved (`out_len`) */
-  async copyDesc(desc: VopCopyDesc): Promise<number> {
-    return this.#inited().copyDesc(desc);
+  copyDesc(desc: VopCopyDesc): Promise<number> {
+    let vdev: VopVdev;
+    try {
+      vdev = this.#inited();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return vdev.copyDesc(desc);
   }
 
   /** The chain in progress on a vring (fetching the next one); see `VopVdev.chainInfo`. */

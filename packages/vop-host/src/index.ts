@@ -16,6 +16,7 @@ export {
   VOP_HANDSHAKE_POLL_MS,
   VOP_KNOWN_VIRTIO_TYPES,
   VOP_NO_HEAD,
+  VOP_NOTIFY_BATCH,
   VOP_REMOVE_TIMEOUT_MS,
 } from './constants.js';
 export { VopHostControl, VopVirtioHandle } from './control.js';

@@ -42,7 +42,7 @@ import {
 } from '@mic/mic-common';
 import { VIRTIO_CONFIG_S, VIRTIO_F, VringhIov, isPowerOfTwo } from '@mic/virtio';
 import type { VopDevice, VopHwOps } from '@mic/vop-bus';
-import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD } from './constants.js';
+import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD, VOP_NOTIFY_BATCH } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
 import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
 
@@ -231,6 +231,11 @@ export class VopVdev {
   #bh: Promise<void> = Promise.resolve();
   #bhPending = false;
   #linkError: MicError | null = null;
+  /** Vrings with used entries published whose notification is not decided yet (see {@link #completed}). */
+  readonly #unsignalled = new Set<VopVring>();
+  /** Used entries published since the last {@link #flushNotify}. */
+  #batch = 0;
+  #flushQueued = false;
 
   private constructor(
     ctx: VopControlContext,
@@ -469,6 +474,11 @@ export class VopVdev {
     options: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {},
   ): Promise<VopPollEvents> {
     if (this.#removed) return ERR;
+    // Before it may sleep: the card gets the notification of what was completed, and its kicks
+    // are on again. Heads it made available while they were off came without a doorbell, so
+    // they count as one (the backend may not have seen them).
+    this.#flushNotify();
+    if (this.#enableKicks()) this.#pollWake = true;
     if (!this.#pollWake) {
       const woken = await this.#waitWake(options);
       if (this.#removed) return ERR;
@@ -550,6 +560,63 @@ export class VopVdev {
     }
   }
 
+  /**
+   * A used entry was published on `vr`: its notification is decided once per batch, like
+   * `vringh_complete` calls followed by one `vringh_need_notify`/`vringh_notify`
+   * (drivers/vhost/vringh.c) or vhost's `vhost_add_used_and_signal_n`. The batch ends, and the
+   * card is notified if it asked for it (`used_event` with EVENT_IDX, else unless NO_INTERRUPT),
+   * at the first of: {@link VOP_NOTIFY_BATCH} entries were published, the ring has no more heads
+   * to fetch (the backend has nothing left to do on it), a fetch finds a ring empty, `poll` is
+   * about to wait, or the end of this event-loop turn (`setImmediate`). A backend that drains
+   * many chains in one turn thus rings the card's doorbell once per batch, not once per chain
+   * (each ring may cost the card's thread a futex wake-up), and no used entry waits longer than
+   * the turn it was published in.
+   */
+  #completed(vr: VopVring): void {
+    this.#unsignalled.add(vr);
+    if (++this.#batch >= VOP_NOTIFY_BATCH || vr.vringh.pending() === 0) {
+      this.#flushNotify();
+      return;
+    }
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      setImmediate(this.#flushTurn);
+    }
+  }
+
+  readonly #flushTurn = (): void => {
+    this.#flushQueued = false;
+    this.#flushNotify();
+  };
+
+  /**
+   * Ends the batch of {@link #completed}: `needNotify` on every vring with new used entries (each
+   * folds its own), then one doorbell for the device if any of them wants it (the card has one
+   * `h2c_vdev_db` per device). After a reset the vrings have nothing completed: no doorbell.
+   */
+  #flushNotify(): void {
+    this.#batch = 0;
+    if (this.#unsignalled.size === 0) return;
+    let notify = false;
+    for (const vr of this.#unsignalled) if (vr.vringh.needNotify()) notify = true;
+    this.#unsignalled.clear();
+    if (notify && !this.#removed) this.#notifyCard();
+  }
+
+  /**
+   * Turns the card's kicks back on for every vring that has them off (`vringh_notify_enable`).
+   * @returns true when heads arrived on one of them while they were off
+   */
+  #enableKicks(): boolean {
+    let arrived = false;
+    for (const vr of this.vrings) {
+      if (!vr.kicksOff) continue;
+      vr.kicksOff = false;
+      if (!vr.vringh.notifyEnable()) arrived = true;
+    }
+    return arrived;
+  }
+
   /** Rings `h2c_config_db` if the card listens: a hot-plug notification. */
   #hotplugNotify(): void {
     const db = readS8(this.#ctx.dp, MIC_BOOTPARAM_OFFSETS.h2cConfigDb);
@@ -568,16 +635,34 @@ export class VopVdev {
    * @throws MicError ENODEV removed or status 0, EINVAL bad arguments or a bad chain (returned to
    *   the card with length 0), EIO a broken ring or an unusable used ring (the card must reset)
    */
-  async copyDesc(desc: VopCopyDesc): Promise<number> {
-    this.#checkUp();
-    if (typeof desc !== 'object' || desc === null)
-      throw new MicError('EINVAL', 'copyDesc takes { iov, vrIdx, updateUsed }');
-    const { iov, vrIdx } = desc;
-    if (!Array.isArray(iov) || !iov.every((b) => b instanceof Uint8Array)) {
-      throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+  copyDesc(desc: VopCopyDesc): Promise<number> {
+    let vr: VopVring;
+    let iov: readonly Uint8Array[];
+    let updateUsed: boolean;
+    try {
+      this.#checkUp();
+      if (typeof desc !== 'object' || desc === null)
+        throw new MicError('EINVAL', 'copyDesc takes { iov, vrIdx, updateUsed }');
+      iov = desc.iov;
+      if (!Array.isArray(iov)) throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+      for (let k = 0; k < iov.length; k++) {
+        if (!(iov[k] instanceof Uint8Array)) {
+          throw new MicError('EINVAL', 'copyDesc iov must be an array of Uint8Array');
+        }
+      }
+      updateUsed = desc.updateUsed === true;
+      vr = this.#vring(desc.vrIdx);
+      if (!vr.lock.locked) {
+        // A free lock runs its callback at once (AsyncMutex.run), so the copy runs here without
+        // the mutex's promises; whatever goes on asynchronously (a DMA piece) takes the lock in
+        // this same call, before any other caller can run.
+        const r = this.#copy(vr, iov, updateUsed);
+        return typeof r === 'number' ? Promise.resolve(r) : vr.lock.run(() => r);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const vr = this.#vring(vrIdx);
-    return vr.lock.run(() => this.#copy(vr, iov, desc.updateUsed === true));
+    return vr.lock.run(() => this.#copy(vr, iov, updateUsed));
   }
 
   /**
@@ -672,9 +757,23 @@ export class VopVdev {
    */
   #fetch(vr: VopVring, riov: VringhIov, wiov: VringhIov): number | null {
     const vrh = vr.vringh;
-    const r = vrh.getDesc(riov, wiov);
+    let r = vrh.getDesc(riov, wiov);
+    if (r.status === 'empty' && vr.kicksOff) {
+      // Drained with the card's kicks off: turn them on, then look once more, since a head made
+      // available before the card could see that came without a kick (vhost's
+      // `vhost_enable_notify` and re-check in `handle_tx`, drivers/vhost/net.c).
+      vr.kicksOff = false;
+      if (!vrh.notifyEnable()) r = vrh.getDesc(riov, wiov);
+    }
+    if (r.status !== 'empty' && r.status !== 'broken' && !vr.kicksOff) {
+      // The host is draining this ring and looks again before it waits: the card need not kick
+      // (`vringh_notify_disable`, virtio 1.2 §2.7.10; a hint the card may ignore).
+      vrh.notifyDisable();
+      vr.kicksOff = true;
+    }
     switch (r.status) {
       case 'empty':
+        this.#flushNotify();
         return null;
       case 'broken':
         throw new MicError('EIO', `vring ${vr.index} of device type ${this.type}: ${r.error.message}`, {
@@ -684,7 +783,7 @@ export class VopVdev {
       case 'bad-chain':
         this.stats.badChains++;
         vr.publishAvailIdx();
-        if (vrh.needNotify()) vrh.notify();
+        this.#completed(vr);
         throw new MicError(r.error.code, `vring ${vr.index} head ${r.head}: ${r.error.message}`, {
           cause: r.error,
           details: { vring: vr.index, head: r.head },
@@ -736,10 +835,9 @@ export class VopVdev {
 
   /** @internal a chain's completion, under its vring lock */
   completeChain(vr: VopVring, head: number, written: number): void {
-    const vrh = vr.vringh;
-    vrh.complete(head, written);
-    if (vrh.needNotify()) vrh.notify();
+    vr.vringh.complete(head, written);
     vr.publishAvailIdx();
+    this.#completed(vr);
   }
 
   /** @internal throws ENODEV unless the device is up */
@@ -758,17 +856,16 @@ export class VopVdev {
 
   /**
    * Publishes the chain in progress: used entry `{head, bytes written to the card}` (virtio 1.2
-   * §2.7.8.2; QUIRK fixed: the kernel also counts bytes read from the card), notify if the card
-   * wants it, the unconsumed rest dropped, `info.avail_idx` refreshed.
+   * §2.7.8.2; QUIRK fixed: the kernel also counts bytes read from the card), the unconsumed rest
+   * dropped, `info.avail_idx` refreshed; the card is notified with the batch ({@link #completed}).
    */
   #complete(vr: VopVring): void {
-    const vrh = vr.vringh;
-    vrh.complete(vr.head, vr.wiov.done);
+    vr.vringh.complete(vr.head, vr.wiov.done);
     vr.head = VOP_NO_HEAD;
-    if (vrh.needNotify()) vrh.notify();
     vr.riov.reset();
     vr.wiov.reset();
     vr.publishAvailIdx();
+    this.#completed(vr);
   }
 
   #checkUp(): void {
@@ -866,6 +963,8 @@ export class VopVdev {
     dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.configChange, 0);
     dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.guestAck, 0);
     this.#removed = true;
+    // The rings go away: no notification is owed for them any more.
+    this.#unsignalled.clear();
     hw.freeIrq(this.#cookie, this);
     await this.#bh;
     await this.#withAllVrings(() => {

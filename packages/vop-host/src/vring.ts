@@ -121,6 +121,12 @@ export class VopVring {
   usedAddress = 0;
   /** Counts resets: a chain taken before the last one is dead. */
   generation = 0;
+  /**
+   * The card's kicks for this vring are off (`VRING_USED_F_NO_NOTIFY` set, or with EVENT_IDX
+   * `avail_event` left behind) because the host is draining it; the device turns them back on
+   * when the ring is empty or before it waits (see `VopVdev`).
+   */
+  kicksOff = false;
   #vrh: Vringh;
   #notify: () => void = () => {};
   readonly #ctx: VopCopyContext;
@@ -216,6 +222,8 @@ export class VopVring {
     this.usedAddress = usedAddress;
     vrh.restore(state);
     this.#vrh = vrh;
+    // The new used ring is as the card set it up (flags 0, avail_event 0): kicks are on.
+    this.kicksOff = false;
   }
 
   /**
@@ -226,6 +234,7 @@ export class VopVring {
   resetState(): void {
     this.generation++;
     this.#vrh.reset();
+    this.kicksOff = false;
     this.riov.reset();
     this.wiov.reset();
     this.head = VOP_NO_HEAD;
