@@ -127,9 +127,10 @@ export class X100CardView {
    * With the IOMMU on the window is an `X100CardWindow`: each access through it is checked
    * again after the host changed its IOMMU mappings (an access to a range the host unmapped
    * meanwhile is an IOMMU fault, `EFAULT`) or after a reset (`ENODEV`), and the window is
-   * published to the host until {@link cardUnmap}: a host unmap of a range that a window of the
-   * running card still reaches stops the card, since raw views taken from it (`bytes()`) cannot
-   * be revoked (see `card-windows.ts`). With the IOMMU off it is a plain view of host RAM,
+   * published to the host until {@link cardUnmap}: a running card that still holds a window on
+   * a range the host unmapped is stopped unless it gives the window back within
+   * `X100_CARD_WINDOWS.GRACE_MS`, since raw views taken from it (`bytes()`) cannot be revoked
+   * (see `card-windows.ts`). With the IOMMU off it is a plain view of host RAM,
    * resolved now; later SMPT changes do not move it.
    * @throws MicError EFAULT when no mapped SMPT entry covers the range, it leaves host RAM, or
    * the IOMMU refuses it; ENOSPC when the card holds `X100_CARD_WINDOWS.MAX` windows

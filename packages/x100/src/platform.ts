@@ -35,6 +35,14 @@ import { X100HostView } from './host-view.js';
 import type { IrqDelivery } from './irq.js';
 import { X100_CARD_WINDOWS, type X100CardWindowInfo } from './card-windows.js';
 
+/** Log fields of kept card windows: how many, and the first four. */
+function windowFields(windows: readonly X100CardWindowInfo[]): { windows: number; first: string[] } {
+  return {
+    windows: windows.length,
+    first: windows.slice(0, 4).map((w) => `${formatAddr(w.hostAddr)} +${w.length}`),
+  };
+}
+
 /**
  * The card code's entry: called once per boot with a fresh card view and the platform's
  * `cardData`. Its promise settles when the card is up; a rejection halts the card. What it returns
@@ -163,13 +171,11 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     windows: readonly X100CardWindowInfo[],
   ): Promise<void> {
     const hw = this.hardware;
-    const fields = {
+    this.logger.warn('the card holds windows on host memory the host unmapped', {
       generation,
-      windows: windows.length,
-      first: windows.slice(0, 4).map((w) => `${formatAddr(w.hostAddr)} +${w.length}`),
+      ...windowFields(windows),
       graceMs: X100_CARD_WINDOWS.GRACE_MS,
-    };
-    this.logger.warn('the card holds windows on host memory the host unmapped', fields);
+    });
     return this.clock.sleep(X100_CARD_WINDOWS.GRACE_MS, this.#closeAbort.signal).then(
       async () => {
         if (this.#closed || hw.generation !== generation) return;
@@ -190,11 +196,7 @@ export abstract class PlatformBase<TBoot> implements X100Platform {
     if (state !== X100_CARD_STATE.RUNNING && state !== X100_CARD_STATE.BOOTING) return Promise.resolve();
     this.logger.error(
       'the card kept windows on host memory the host unmapped, which the IOMMU cannot take back: the card is stopped (reset it to start it again)',
-      {
-        generation,
-        windows: windows.length,
-        first: windows.slice(0, 4).map((w) => `${formatAddr(w.hostAddr)} +${w.length}`),
-      },
+      { generation, ...windowFields(windows) },
     );
     hw.bumpGeneration();
     hw.setCardState(X100_CARD_STATE.HALTED);
