@@ -637,6 +637,7 @@ const NOT_SWEPT: Record<string, string> = {
   'new DmaMapOpsBase': `${NAME}; abstract (its methods are swept on a subclass)`,
   'DmaMapOpsBase#mapRange': 'a protected hook: mapSingle calls it with checked arguments',
   'DmaMapOpsBase#unmapRange': 'a protected hook: unmapSingle calls it with a live mapping only',
+  'DoorbellLinkOps#unwindow': 'a protected hook: unmap calls it with a live remap only',
   'MockDmaMapOps#allocMapped': 'a protected hook: alloc calls it with a checked size',
   'MockDmaMapOps#addrOf': 'a protected hook: swept through DmaMapOpsBase#mapSingle',
 };

@@ -46,6 +46,7 @@ import {
   X100_MMIO_SIZE,
   X100_PCI_DEVICE_IDS,
   X100_PCI_VENDOR_INTEL,
+  X100_CARD_STATE,
   X100_SPAD,
   type X100HostView,
 } from '@mic/x100';
@@ -265,7 +266,8 @@ export class MicHost {
 
   /**
    * `mic_remove`: takes the COSM device off its bus (a bound COSM driver stops the card), stops
-   * and resets a card still started, then frees the device page. Idempotent.
+   * a card still started and resets any card not back at its firmware, then frees the device
+   * page. Idempotent.
    */
   async remove(): Promise<void> {
     if (this.#state === 'removed') return;
@@ -282,11 +284,13 @@ export class MicHost {
     }
     // Let a start or stop still in flight finish first.
     await this.#lock.run(() => undefined);
-    if (this.#started) {
-      // What cosm_stop(cdev, true) does when no COSM driver did it: stop, then a forced reset.
-      await this.stop(true);
-      await this.reset();
-    }
+    // What cosm_stop(cdev, true) does: stop a card still started, then a forced reset of any
+    // card not back at the firmware (also one a COSM driver stopped without a reset), so nothing
+    // on the card still reaches the device page when it is freed below.
+    const started = this.#started;
+    if (started) await this.stop(true);
+    const state = this.host.cardState;
+    if (started || state === X100_CARD_STATE.RUNNING || state === X100_CARD_STATE.BOOTING) await this.reset();
     this.host.disableInterrupts();
     await unwind(undo, this.#logger, `mic${this.id} remove`);
     this.#onRemoved(this);

@@ -67,7 +67,7 @@ export interface X100CardWindowInfo {
 
 /**
  * One thread's handle on the card window table (`X100Hardware.cardWindows`). The card's
- * thread writes slots ({@link X100CardWindows}); the host reads them ({@link reaching}) and
+ * thread writes slots (through `X100CardView.cardMap`); the host reads them ({@link reaching}) and
  * clears the table before a boot, when no card thread runs.
  */
 export class X100CardWindowTable {
@@ -208,7 +208,8 @@ export class X100CardWindows {
    * of another boot) or was taken back already
    */
   close(win: unknown): void {
-    const reg = win instanceof X100CardWindow ? win.registration(this) : undefined;
+    const root = typeof win === 'object' && win !== null ? ROOTS.get(win) : undefined;
+    const reg = root?.owner === this ? root.reg : undefined;
     if (reg === undefined || reg.released) {
       throw new MicError(
         'EINVAL',
@@ -251,6 +252,9 @@ export class X100CardWindows {
   }
 }
 
+/** The windows `cardMap` returned (not their sub-windows), for {@link X100CardWindows.close}. */
+const ROOTS = new WeakMap<object, { readonly reg: Registration; readonly owner: X100CardWindows }>();
+
 /**
  * A window of the card's CPU on host memory with the host's IOMMU on (what `cardMap` returns):
  * a `BufferMemory` whose every access is checked again once the IOMMU table changed or the card
@@ -259,8 +263,6 @@ export class X100CardWindows {
 export class X100CardWindow extends BufferMemory {
   readonly #reg: Registration;
   readonly #owner: X100CardWindows;
-  /** The window `cardMap` returned (not a sub-window). */
-  readonly #root: boolean;
 
   /** @internal {@link X100CardWindows.open} builds it */
   constructor(
@@ -274,18 +276,13 @@ export class X100CardWindow extends BufferMemory {
     super(buffer, byteOffset, byteLength);
     this.#reg = reg;
     this.#owner = owner;
-    this.#root = root;
+    if (root) ROOTS.set(this, { reg, owner });
   }
 
   /** The card address this window starts at. */
   get micAddr(): number {
     // host RAM's view starts at byte 0 of its buffer: byteOffset is a host address
     return this.#reg.micAddr + (this.byteOffset - this.#reg.hostAddr);
-  }
-
-  /** @internal the registration, for the owner only */
-  registration(owner: X100CardWindows): Registration | undefined {
-    return owner === this.#owner && this.#root ? this.#reg : undefined;
   }
 
   #ok(): void {

@@ -73,7 +73,7 @@ export type {
 export { X100HostView } from './host-view.js';
 export { X100_IOMMU } from './iommu.js';
 export { X100_CARD_WINDOWS } from './card-windows.js';
-export type { X100CardWindow, X100CardWindowInfo } from './card-windows.js';
+export type { X100CardWindow, X100CardWindowInfo, X100CardWindowTable } from './card-windows.js';
 export type { X100Iommu, X100IommuFault, X100IommuFaults, X100IommuRange, X100IommuTable } from './iommu.js';
 export type { X100HostViewOptions, X100PciId } from './host-view.js';
 export { InterruptLine, IrqController } from './irq.js';

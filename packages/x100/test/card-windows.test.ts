@@ -5,6 +5,7 @@
 // A card that gives its windows back (before or right after the unmap) is never stopped.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createMemoryLogger } from '@mic/logger';
+import { asBufferMemory } from '@mic/memory';
 import type { X100Platform } from '../src/index.js';
 import {
   X100_CARD_STATE,
@@ -13,7 +14,7 @@ import {
   createInProcessPlatform,
   createWorkerPlatform,
 } from '../src/index.js';
-import { pollUntil } from '@mic/clock';
+import { type VirtualClock, pollUntil } from '@mic/clock';
 import { ECHO_CARD, eventually, flush, prepareHost, publishPage } from './helpers.js';
 
 const AT = 0x2000;
@@ -63,7 +64,7 @@ describe('card windows on host memory (in process)', () => {
     expect(() => card.cardUnmap(win)).toThrow(einval); // once
     expect(() => win.writeU8(0, 1)).toThrow(efault);
     expect(() => sub.readU8(0)).toThrow(efault);
-    expect(() => win.bytes(0, 4)).toThrow(efault);
+    expect(() => asBufferMemory(win, 'window').bytes(0, 4)).toThrow(efault);
     p.host.unmapSingle(mic, SIZE);
     expect(p.cardState).toBe(X100_CARD_STATE.RUNNING);
     expect(card.alive).toBe(true);
@@ -85,7 +86,7 @@ describe('card windows on host memory (in process)', () => {
     // (the in-process clock jumps to the next timer whenever the thread idles: give it back before)
     await Promise.resolve();
     card.cardUnmap(win); // as a card does right after the message that made the host free it
-    p.clock.advance(X100_CARD_WINDOWS.GRACE_MS);
+    (p.clock as VirtualClock).advance(X100_CARD_WINDOWS.GRACE_MS);
     await flush();
     expect(p.cardState).toBe(X100_CARD_STATE.RUNNING);
     expect(card.alive).toBe(true);
@@ -108,7 +109,7 @@ describe('card windows on host memory (in process)', () => {
     const faults = p.host.iommu.faults();
     expect(faults.count).toBe(1);
     expect(faults.recent[0]).toEqual({ index: 1, channel: -1, micAddr: mic, hostAddr: AT, length: SIZE });
-    p.clock.advance(X100_CARD_WINDOWS.GRACE_MS);
+    (p.clock as VirtualClock).advance(X100_CARD_WINDOWS.GRACE_MS);
     await flush();
     await held;
     expect(p.cardState).toBe(X100_CARD_STATE.HALTED);
@@ -147,7 +148,7 @@ describe('card windows on host memory (in process)', () => {
     expect(p.host.dmaWindow(AT, 8).readU8(6)).toBe(6);
     p.host.unmapSingle(wide, 2 * SIZE);
     expect(() => win.writeU8(7, 7)).toThrow(efault);
-    p.clock.advance(X100_CARD_WINDOWS.GRACE_MS);
+    (p.clock as VirtualClock).advance(X100_CARD_WINDOWS.GRACE_MS);
     await flush();
     expect(p.cardState).toBe(X100_CARD_STATE.HALTED);
     expect(() => win.writeU8(7, 7)).toThrow(enodev);
