@@ -343,6 +343,29 @@ export class VopVring {
     return copied + data.length + (typeof rest === 'number' ? rest : await rest);
   }
 
+  /**
+   * Views of the next `n` bytes at the cursor of `iov` (fewer at its end) in card memory, straight
+   * through the aperture (no bounce buffer, no DMA), appended to `out`; the cursor moves past them.
+   * The segments were checked against the aperture when the chain was fetched (`Vringh.getDesc`
+   * reads each descriptor once) and `BufferMemory.bytes` checks each view again, so a view never
+   * reaches past the card's memory. Counted in `inBytes` (`card` = true: card → host) or
+   * `outBytes`, not in the DMA counters. @returns bytes mapped
+   */
+  map(iov: VringhIov, n: number, out: Uint8Array[], cardToHost: boolean): number {
+    const ctx = this.#ctx;
+    let mapped = 0;
+    while (mapped < n && iov.i < iov.count) {
+      const addr = iov.offsets[iov.i]! + iov.consumed;
+      const k = Math.min(iov.lengths[iov.i]! - iov.consumed, n - mapped);
+      out.push(ctx.aper.bytes(addr, k));
+      this.#vrh.skip(iov, k);
+      mapped += k;
+    }
+    if (cardToHost) ctx.stats.inBytes += mapped;
+    else ctx.stats.outBytes += mapped;
+    return mapped;
+  }
+
   /** True when the aligned range a DMA read of `[addr, +n)` covers stays inside card memory. */
   #dmaReadable(dma: DmaMemcpyChannel, addr: number, n: number): boolean {
     const align = 2 ** dma.copyAlign;
