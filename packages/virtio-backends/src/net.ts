@@ -49,6 +49,13 @@ export const NET_RECEIVEQ = 0;
 export const NET_TRANSMITQ = 1;
 /** Largest frame the card may send (64 KiB plus the Ethernet header, mpssd's MAX_NET_PKT_SIZE less its alignment). */
 export const NET_MAX_FRAME = 65536 + ETH_HLEN;
+/**
+ * Copies of up to this many bytes go by the CPU on a transport with a DMA engine (the device
+ * description's `cpuCopyBytes`): a 1514-byte frame behind the 12-byte header. On the worker
+ * platform a DMA copy of a frame costs tens of times its memcpy (the engine is a thread of its own
+ * that may be asleep); the kernel's VOP would use DMA for them.
+ */
+export const NET_CPU_COPY_BYTES = VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514;
 /** Frames from the link waiting for receive buffers at most, by default. */
 export const NET_DEFAULT_RX_QUEUE = 256;
 
@@ -289,6 +296,7 @@ export class NetBackend implements VirtioBackend {
         features,
         config,
         queueSizes: Object.freeze([queueSize, queueSize]),
+        cpuCopyBytes: NET_CPU_COPY_BYTES,
       }),
       link,
       ownsLink,
