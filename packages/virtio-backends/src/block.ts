@@ -46,6 +46,20 @@ export const BLOCK_MAX_DISCARD_SECTORS = 1 << 22;
 /** Requests in flight at most by default (the queue allows up to its size). */
 export const BLOCK_DEFAULT_QUEUE_DEPTH = 32;
 
+/** Most buffers in one merged `preadv` (below Linux's `IOV_MAX` of 1024). */
+const MERGE_MAX_SEGMENTS = 1024;
+/** Most bytes in one merged `preadv`. */
+const MERGE_MAX_BYTES = 1 << 20;
+
+/** A mapped read waiting to be merged with its neighbours. */
+interface PendingRead {
+  readonly views: readonly Uint8Array[];
+  readonly at: number;
+  readonly length: number;
+  readonly resolve: (got: number) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** Bytes moved per file operation of one request (bounds the memory one request takes). */
 const CHUNK = 1 << 20;
 /** What {@link BlockBackend} `#read` returns when the status byte went out with the data. */
@@ -134,6 +148,9 @@ export class BlockBackend implements VirtioBackend {
    * flight): no allocation, no zero-filling per request on the data path.
    */
   readonly #buffers: Uint8Array[] = [];
+  /** Mapped reads waiting for the end of this event-loop turn, to be merged (see {@link #queueRead}). */
+  #reads: PendingRead[] = [];
+  #readsQueued = false;
   readonly #stats: BlockBackendStats = {
     requests: 0,
     reads: 0,
@@ -454,7 +471,7 @@ export class BlockBackend implements VirtioBackend {
     const data = views.slice(0, -1);
     if (last.length > 1) data.push(last.subarray(0, last.length - 1));
     try {
-      const got = await this.#readv(data, at);
+      const got = await this.#queueRead(data, at, length);
       if (got < length) fillViews(data, got);
       status[0] = VIRTIO_BLK_S.OK;
       this.#stats.bytesRead += length;
@@ -466,6 +483,59 @@ export class BlockBackend implements VirtioBackend {
       this.#stats.ioErrors++;
     }
     return STATUS_SENT;
+  }
+
+  /**
+   * Queues a mapped read of `length` bytes at `at` into `views`; the reads queued in one event-loop
+   * turn run at its end, adjacent ones merged into one `preadv` (sorted by offset, at most
+   * {@link MERGE_MAX_SEGMENTS} segments and {@link MERGE_MAX_BYTES} bytes each), as QEMU's
+   * virtio-blk merges sequential requests (`virtio_blk_submit_multireq`, hw/block/virtio-blk.c).
+   * A driver's sequential requests in flight then cost one file call between them, not one each:
+   * each call is a hand-off to libuv's thread pool and back. @returns bytes read into `views`
+   * (fewer only at the end of the file)
+   */
+  #queueRead(views: readonly Uint8Array[], at: number, length: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#reads.push({ views, at, length, resolve, reject });
+      if (this.#readsQueued) return;
+      this.#readsQueued = true;
+      setImmediate(() => this.#runReads());
+    });
+  }
+
+  #runReads(): void {
+    this.#readsQueued = false;
+    const reads = this.#reads;
+    this.#reads = [];
+    reads.sort((a, b) => a.at - b.at);
+    for (let i = 0; i < reads.length;) {
+      const group = [reads[i]!];
+      let segments = reads[i]!.views.length;
+      let bytes = reads[i]!.length;
+      for (i++; i < reads.length; i++) {
+        const r = reads[i]!;
+        const prev = group[group.length - 1]!;
+        if (
+          r.at !== prev.at + prev.length ||
+          segments + r.views.length > MERGE_MAX_SEGMENTS ||
+          bytes + r.length > MERGE_MAX_BYTES
+        ) {
+          break;
+        }
+        group.push(r);
+        segments += r.views.length;
+        bytes += r.length;
+      }
+      const views = group.length === 1 ? group[0]!.views : group.flatMap((r) => r.views);
+      this.#readv(views, group[0]!.at).then(
+        (got) => {
+          for (const r of group) r.resolve(Math.max(0, Math.min(r.length, got - (r.at - group[0]!.at))));
+        },
+        (err: unknown) => {
+          for (const r of group) r.reject(err);
+        },
+      );
+    }
   }
 
   /** Reads into `bufs` in order from `at` (one `preadv` when the file has it). @returns bytes read */
