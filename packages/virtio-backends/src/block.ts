@@ -389,7 +389,17 @@ export class BlockBackend implements VirtioBackend {
       return VIRTIO_BLK_S.IOERR;
     }
     const raw = new Uint8Array(VIRTIO_BLK_OUTHDR_SIZE);
-    if ((await chain.read(raw)) !== raw.length) return VIRTIO_BLK_S.IOERR;
+    if (chain.mapReadable) {
+      // Copied out of the views at once: the driver may change its buffer, the copy is what counts.
+      let at = 0;
+      for (const v of chain.mapReadable(raw.length)) {
+        raw.set(v, at);
+        at += v.length;
+      }
+      if (at !== raw.length) return VIRTIO_BLK_S.IOERR;
+    } else if ((await chain.read(raw)) !== raw.length) {
+      return VIRTIO_BLK_S.IOERR;
+    }
     const hdr = decodeBlkOutHdr(raw);
     switch (hdr.type) {
       case VIRTIO_BLK_T.IN:
