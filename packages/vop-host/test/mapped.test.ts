@@ -8,6 +8,16 @@ import { VOP_MAPPED_DRAIN_TIMEOUT_MS } from '../src/index.js';
 import { until } from './card-double.js';
 import { blockBlock, netBlock, rig } from './helpers.js';
 
+/** The MicError code `fn` throws ('none' when it returns). */
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'none';
+  } catch (err) {
+    return (err as { code?: string }).code ?? 'no code';
+  }
+}
+
 describe('vop-host: mapped chains', () => {
   it('maps the readable and writable segments of a chain as views of card memory', async () => {
     const r = await rig({ dma: true, dmaMinBytes: 0 });
@@ -68,13 +78,13 @@ describe('vop-host: mapped chains', () => {
     for (const token of [1, 2])
       dev.vqs[0]!.vq.add([{ addr: data.addr, len: 16 }], [{ addr: data.addr + 16, len: 8 }], token);
     const c = (await h.takeChain(0))!;
-    expect(() => c.mapWritable(-1)).toThrow(expect.objectContaining({ code: 'EINVAL' }) as Error);
-    expect(() => c.mapWritable(1.5)).toThrow(expect.objectContaining({ code: 'EINVAL' }) as Error);
+    expect(codeOf(() => c.mapWritable(-1))).toBe('EINVAL');
+    expect(codeOf(() => c.mapWritable(1.5))).toBe('EINVAL');
     await c.complete();
-    expect(() => c.mapReadable(1)).toThrow(expect.objectContaining({ code: 'EINVAL' }) as Error);
+    expect(codeOf(() => c.mapReadable(1))).toBe('EINVAL');
     const d = (await h.takeChain(0))!;
     await r.card.reset(dev);
-    expect(() => d.mapWritable(8)).toThrow(expect.objectContaining({ code: 'ENODEV' }) as Error);
+    expect(codeOf(() => d.mapWritable(8))).toBe('ENODEV');
   });
 
   it('a card reset waits for the mapped chains to complete before it acks', async () => {
