@@ -300,12 +300,21 @@ export class BlockBackend implements VirtioBackend {
    * Fetches every available request while fewer than the depth are in flight; each runs on its
    * own. A finished request asks for another pump only when this one stopped at the depth: when
    * it stopped at an empty ring, the driver's next notification brings the next pump (no fetch
-   * that finds nothing after every completion).
+   * that finds nothing after every completion). When it stops, the mapped reads its requests
+   * queued run, adjacent ones merged (see {@link #queueRead}).
    */
   async #pump(t: BackendTransport): Promise<void> {
     this.#negotiated = t.negotiatedFeatures();
     const depth = Math.min(this.#depth, t.maxInFlight(0));
     this.#atDepth = false;
+    try {
+      await this.#fetch(t, depth);
+    } finally {
+      this.#runReads();
+    }
+  }
+
+  async #fetch(t: BackendTransport, depth: number): Promise<void> {
     while (this.#handlers.size < depth) {
       const chain = await t.nextChain(0);
       if (chain === null) return;
@@ -501,7 +510,10 @@ export class BlockBackend implements VirtioBackend {
    * {@link MERGE_MAX_SEGMENTS} segments and {@link MERGE_MAX_BYTES} bytes each), as QEMU's
    * virtio-blk merges sequential requests (`virtio_blk_submit_multireq`, hw/block/virtio-blk.c).
    * A driver's sequential requests in flight then cost one file call between them, not one each:
-   * each call is a hand-off to libuv's thread pool and back. @returns bytes read into `views`
+   * each call is a hand-off to libuv's thread pool and back. The pump runs the queued reads as
+   * soon as it stopped fetching (with direct access a request reaches its read without waiting:
+   * every request of the pump is queued by then); the end of the turn catches any other.
+   * @returns bytes read into `views`
    * (fewer only at the end of the file)
    */
   #queueRead(views: readonly Uint8Array[], at: number, length: number): Promise<number> {
@@ -509,12 +521,15 @@ export class BlockBackend implements VirtioBackend {
       this.#reads.push({ views, at, length, resolve, reject });
       if (this.#readsQueued) return;
       this.#readsQueued = true;
-      setImmediate(() => this.#runReads());
+      setImmediate(() => {
+        this.#readsQueued = false;
+        this.#runReads();
+      });
     });
   }
 
   #runReads(): void {
-    this.#readsQueued = false;
+    if (this.#reads.length === 0) return;
     const reads = this.#reads;
     this.#reads = [];
     reads.sort((a, b) => a.at - b.at);
