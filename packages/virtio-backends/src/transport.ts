@@ -73,7 +73,7 @@ export interface BackendChain {
    * (VOP through the aperture, the in-process transport), a backend uses it when present and
    * {@link read} / {@link write} otherwise. Views of the next `n` readable bytes (fewer at the end
    * of the readable part; none once it is consumed or the chain is done), one per descriptor
-   * segment, consumed as if read: a backend writes a file straight from the driver's buffers. The
+   * segment (adjacent segments may share one), consumed as if read: a backend writes a file straight from the driver's buffers. The
    * driver may change those bytes at any time: copy with {@link read} whatever is interpreted (a
    * header), never from a view. The views may be used until {@link complete} resolves and not
    * after; the transport may hold a device reset back until then.

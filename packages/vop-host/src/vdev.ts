@@ -1158,7 +1158,8 @@ export class VopChain {
 
   /**
    * Direct access, card → host: views of the next `n` readable bytes (fewer at the end of the
-   * readable part) in card memory, one per descriptor segment, consumed as if read. A backend
+   * readable part) in card memory, one per run of descriptor segments adjacent in card memory,
+   * consumed as if read. A backend
    * hands them to a file write (or reads them) without a copy into a buffer of its own: one copy
    * where {@link read} and a `write(2)` make two. No DMA and no vring lock: chains map at the same
    * time. The segments are those the chain was fetched with (each descriptor read once, checked

@@ -69,6 +69,35 @@ describe('vop-host: mapped chains', () => {
     expect(stats.txDstUnaligned).toBe(500);
   });
 
+  it('gives one view for descriptors adjacent in card memory', async () => {
+    const r = await rig();
+    const h = r.control.open();
+    await h.addDevice(blockBlock());
+    const dev = await r.card.bringUp(24);
+    const data = r.card.buffer(3 * 4096);
+    dev.vqs[0]!.vq.add(
+      [],
+      [
+        { addr: data.addr, len: 4096 },
+        { addr: data.addr + 4096, len: 4096 },
+        { addr: data.addr + 2 * 4096 + 64, len: 100 },
+      ],
+      1,
+    );
+    const c = (await h.takeChain(0))!;
+    const views = c.mapWritable(8192 + 100);
+    expect(views.map((v) => v.length)).toEqual([8192, 100]);
+    views[0]!.fill(1);
+    views[1]!.fill(2);
+    await c.complete();
+    const back = new Uint8Array(3 * 4096);
+    data.mem.read(0, back);
+    expect(back.subarray(0, 8192).every((b) => b === 1)).toBe(true);
+    expect(back.subarray(8192, 8192 + 64).every((b) => b === 0)).toBe(true);
+    expect(back.subarray(8192 + 64, 8192 + 164).every((b) => b === 2)).toBe(true);
+    expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 1, len: 8292 });
+  });
+
   it('refuses a bad count, a completed chain and a chain that died with a reset', async () => {
     const r = await rig();
     const h = r.control.open();
