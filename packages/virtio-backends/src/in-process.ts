@@ -306,7 +306,9 @@ class InProcessChain implements BackendChain {
 
 /**
  * A chain with direct access: views of the driver's memory (the `Vringh`'s data memory, which its
- * segments were checked against when the chain was fetched).
+ * segments were checked against when the chain was fetched). Unlike VOP, a reset here does not
+ * wait for mapped chains: this transport runs driver and device in one thread for tests, where a
+ * backend's late write into a reset driver's buffer is the test's to see.
  */
 class MappingInProcessChain extends InProcessChain {
   mapReadable(n: number): readonly Uint8Array[] {

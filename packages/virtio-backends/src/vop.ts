@@ -12,6 +12,12 @@
  * requests in flight, as it does in-process. After a card-initiated reset vop-host kills the old
  * chains (`ENODEV`): nothing of them reaches the new rings, and here they are simply done.
  *
+ * Chains offer direct access (`mapReadable`/`mapWritable`: vop-host's mapped chains, views of card
+ * memory through the aperture, no DMA): vop-host holds a reset back until the mapped chains are
+ * completed (bounded), and a chain that died with a reset gives its views up on `complete()`.
+ * Copies (`read`/`write`) use the device's DMA threshold: `cpuCopyBytes + 1` of the description
+ * when it has one, unless {@link VopBackendOptions.dmaMinBytes} says otherwise.
+ *
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_ioctl`, `vop_poll`
  * @see samples/mic/mpssd/mpssd.c `add_virtio_device`, `wait_for_card_driver`
  */
