@@ -148,7 +148,7 @@ export class BlockBackend implements VirtioBackend {
    * flight): no allocation, no zero-filling per request on the data path.
    */
   readonly #buffers: Uint8Array[] = [];
-  /** Mapped reads waiting for the end of this event-loop turn, to be merged (see {@link #queueRead}). */
+  /** Mapped reads waiting for the pump to stop fetching, to be merged (see {@link #queueRead}). */
   #reads: PendingRead[] = [];
   #readsQueued = false;
   readonly #stats: BlockBackendStats = {
@@ -505,16 +505,15 @@ export class BlockBackend implements VirtioBackend {
   }
 
   /**
-   * Queues a mapped read of `length` bytes at `at` into `views`; the reads queued in one event-loop
-   * turn run at its end, adjacent ones merged into one `preadv` (sorted by offset, at most
+   * Queues a mapped read of `length` bytes at `at` into `views`; the reads queued while the pump
+   * fetches run together, adjacent ones merged into one `preadv` (sorted by offset, at most
    * {@link MERGE_MAX_SEGMENTS} segments and {@link MERGE_MAX_BYTES} bytes each), as QEMU's
    * virtio-blk merges sequential requests (`virtio_blk_submit_multireq`, hw/block/virtio-blk.c).
    * A driver's sequential requests in flight then cost one file call between them, not one each:
    * each call is a hand-off to libuv's thread pool and back. The pump runs the queued reads as
    * soon as it stopped fetching (with direct access a request reaches its read without waiting:
    * every request of the pump is queued by then); the end of the turn catches any other.
-   * @returns bytes read into `views`
-   * (fewer only at the end of the file)
+   * @returns bytes read into `views` (fewer only at the end of the file)
    */
   #queueRead(views: readonly Uint8Array[], at: number, length: number): Promise<number> {
     return new Promise((resolve, reject) => {
