@@ -1,9 +1,16 @@
 /**
  * The image file under the block backend, as a small interface so that a test (or a tool) can
- * watch or wrap the file operations: positioned reads and writes (`fs.promises`, several at once),
- * `fsync`, and zeroing a range (a punched hole where the file system can, else written zeros).
+ * watch or wrap the file operations: positioned reads and writes (several at once, on libuv's
+ * thread pool), vectored ones into and from several buffers, `fsync`, and zeroing a range (a
+ * punched hole where the file system can, else written zeros).
+ *
+ * Reads and writes go through `node:fs`'s callback calls on the descriptor of a `FileHandle`
+ * rather than the `FileHandle` methods: the same `pread`/`pwrite`/`preadv`/`pwritev` on the pool,
+ * with less main-thread work per call (measured with 128 KiB reads, 8 at once, on the worker
+ * machine, 2 vCPUs: about 35 µs of CPU per call against 47 µs). The backend closes the file only
+ * once no request is in flight, so no call outlives the descriptor.
  */
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, read, readv, write as writeFd, writev } from 'node:fs';
 import { MicError } from '@mic/errors';
 import { punchHole } from './libc.js';
 
@@ -15,6 +22,13 @@ export interface BlockFile {
   read(buf: Uint8Array, position: number): Promise<number>;
   /** Writes all of `buf` at `position`. */
   write(buf: Uint8Array, position: number): Promise<void>;
+  /**
+   * Optional: reads into `bufs` in order from `position` in one call (`preadv`); @returns bytes
+   * read (fewer only at the end of the file). Without it the backend reads each buffer in turn.
+   */
+  readv?(bufs: readonly Uint8Array[], position: number): Promise<number>;
+  /** Optional: writes all of `bufs` in order at `position` (`pwritev`); without it, one by one. */
+  writev?(bufs: readonly Uint8Array[], position: number): Promise<void>;
   /** `fsync(2)`: everything written so far is on stable storage. */
   sync(): Promise<void>;
   /** Makes `[position, position + length)` read as zeros; `deallocate` allows punching a hole. */
@@ -49,12 +63,12 @@ export const openBlockFile: OpenBlockFile = async (path, readOnly) => {
     throw fsError(err, `block image ${path}${readOnly ? '' : ' (read-write)'}`);
   }
   const size = (await fh.stat()).size;
+  const fd = fh.fd;
   let closed = false;
   const write = async (buf: Uint8Array, position: number): Promise<void> => {
     let done = 0;
     while (done < buf.length) {
-      const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-      done += bytesWritten;
+      done += await writeOnce(fd, buf.subarray(done), position + done);
     }
   };
   return {
@@ -62,13 +76,33 @@ export const openBlockFile: OpenBlockFile = async (path, readOnly) => {
     async read(buf, position) {
       let done = 0;
       while (done < buf.length) {
-        const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
+        const n = await readOnce(fd, buf.subarray(done), position + done);
+        if (n === 0) break;
+        done += n;
       }
       return done;
     },
     write,
+    async readv(bufs, position) {
+      let rest = bufs.filter((b) => b.length > 0);
+      let done = 0;
+      while (rest.length > 0) {
+        const n = await readvOnce(fd, rest, position + done);
+        if (n === 0) break;
+        done += n;
+        rest = advance(rest, n);
+      }
+      return done;
+    },
+    async writev(bufs, position) {
+      let rest = bufs.filter((b) => b.length > 0);
+      let done = 0;
+      while (rest.length > 0) {
+        const n = await writevOnce(fd, rest, position + done);
+        done += n;
+        rest = advance(rest, n);
+      }
+    },
     sync: () => fh.sync(),
     async zero(position, length, deallocate) {
       if (length === 0) return;
@@ -86,6 +120,37 @@ export const openBlockFile: OpenBlockFile = async (path, readOnly) => {
     },
   };
 };
+
+const readOnce = (fd: number, buf: Uint8Array, position: number): Promise<number> =>
+  new Promise((resolve, reject) =>
+    read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+
+const writeOnce = (fd: number, buf: Uint8Array, position: number): Promise<number> =>
+  new Promise((resolve, reject) =>
+    writeFd(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+
+const readvOnce = (fd: number, bufs: readonly Uint8Array[], position: number): Promise<number> =>
+  new Promise((resolve, reject) => readv(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n))));
+
+const writevOnce = (fd: number, bufs: readonly Uint8Array[], position: number): Promise<number> =>
+  new Promise((resolve, reject) => writev(fd, bufs, position, (err, n) => (err ? reject(err) : resolve(n))));
+
+/** `bufs` without their first `n` bytes. */
+function advance(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = n;
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip === 0 ? b : b.subarray(skip));
+    skip = 0;
+  }
+  return out;
+}
 
 /** A MicError for a failed fs call on `what`, with the errno name Node gave. */
 export function fsError(err: unknown, what: string): MicError {

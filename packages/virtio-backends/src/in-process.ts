@@ -27,7 +27,14 @@ import { WakeFlag } from './waiter.js';
 export type InProcessBackendOptions = Omit<
   InProcessTransportOptions,
   'deviceId' | 'features' | 'config' | 'queueSizes'
->;
+> & {
+  /**
+   * Offer direct access (`BackendChain.mapReadable` / `mapWritable`: views of the driver's
+   * memory). Default true; false makes the backends use their copy path, as on a transport that
+   * cannot map.
+   */
+  readonly mapping?: boolean;
+};
 
 /**
  * A {@link BackendTransport} on an `InProcessTransport`. Register {@link inProcess}`.params()` on
@@ -51,10 +58,21 @@ export class InProcessBackendTransport implements BackendTransport {
   readonly #stats: BackendTransportStats = { chains: 0, badChains: 0, resets: 0 };
   #generation = 0;
   #closed = false;
+  /** Chains offer `mapReadable` / `mapWritable`. */
+  readonly mapping: boolean;
 
-  /** Wraps an existing in-process device; `queueSizes` are its queue sizes. */
-  constructor(inProcess: InProcessTransport, deviceType: number, queueSizes: readonly number[]) {
+  /**
+   * Wraps an existing in-process device; `queueSizes` are its queue sizes; `mapping` offers direct
+   * access (default true).
+   */
+  constructor(
+    inProcess: InProcessTransport,
+    deviceType: number,
+    queueSizes: readonly number[],
+    mapping = true,
+  ) {
     for (const n of queueSizes) checkQueueSize(n);
+    this.mapping = mapping;
     this.inProcess = inProcess;
     this.deviceType = deviceType;
     this.numQueues = queueSizes.length;
@@ -77,14 +95,20 @@ export class InProcessBackendTransport implements BackendTransport {
     options: InProcessBackendOptions = {},
   ): InProcessBackendTransport {
     checkDescription(description);
+    const { mapping, ...rest } = options;
     const inProcess = new InProcessTransport({
-      ...options,
+      ...rest,
       deviceId: description.deviceType,
       features: description.features,
       config: description.config,
       queueSizes: description.queueSizes,
     });
-    return new InProcessBackendTransport(inProcess, description.deviceType, description.queueSizes);
+    return new InProcessBackendTransport(
+      inProcess,
+      description.deviceType,
+      description.queueSizes,
+      mapping ?? true,
+    );
   }
 
   get generation(): number {
@@ -161,7 +185,9 @@ export class InProcessBackendTransport implements BackendTransport {
           continue;
         case 'chain': {
           this.#stats.chains++;
-          const chain = new InProcessChain(this, q, r.head, vrh, riov, wiov, this.#generation);
+          const chain = this.mapping
+            ? new MappingInProcessChain(this, q, r.head, vrh, riov, wiov, this.#generation)
+            : new InProcessChain(this, q, r.head, vrh, riov, wiov, this.#generation);
           open.add(chain);
           return chain;
         }
@@ -214,9 +240,9 @@ class InProcessChain implements BackendChain {
   readonly readable: number;
   readonly writable: number;
   readonly #t: InProcessBackendTransport;
-  readonly #vrh: Vringh;
-  readonly #riov: VringhIov;
-  readonly #wiov: VringhIov;
+  protected readonly vrh: Vringh;
+  protected readonly riov: VringhIov;
+  protected readonly wiov: VringhIov;
   readonly #generation: number;
   #done = false;
 
@@ -232,20 +258,20 @@ class InProcessChain implements BackendChain {
     this.#t = t;
     this.queue = queue;
     this.head = head;
-    this.#vrh = vrh;
-    this.#riov = riov;
-    this.#wiov = wiov;
+    this.vrh = vrh;
+    this.riov = riov;
+    this.wiov = wiov;
     this.readable = riov.total;
     this.writable = wiov.total;
     this.#generation = generation;
   }
 
   get bytesRead(): number {
-    return this.#riov.done;
+    return this.riov.done;
   }
 
   get bytesWritten(): number {
-    return this.#wiov.done;
+    return this.wiov.done;
   }
 
   get done(): boolean {
@@ -255,25 +281,60 @@ class InProcessChain implements BackendChain {
 
   read(dst: Uint8Array): Promise<number> {
     if (this.done) return Promise.resolve(0);
-    return Promise.resolve(this.#vrh.pull(this.#riov, dst));
+    return Promise.resolve(this.vrh.pull(this.riov, dst));
   }
 
   write(src: Uint8Array): Promise<number> {
     if (this.done) return Promise.resolve(0);
-    this.#vrh.skip(this.#riov, this.#riov.remaining);
-    return Promise.resolve(this.#vrh.push(this.#wiov, src));
+    this.vrh.skip(this.riov, this.riov.remaining);
+    return Promise.resolve(this.vrh.push(this.wiov, src));
   }
 
   complete(): Promise<void> {
     if (this.done) return Promise.resolve();
     this.#finish();
-    this.#vrh.complete(this.head, this.#wiov.done);
-    if (this.#vrh.needNotify()) this.#t.inProcess.interrupt(this.queue);
+    this.vrh.complete(this.head, this.wiov.done);
+    if (this.vrh.needNotify()) this.#t.inProcess.interrupt(this.queue);
     return Promise.resolve();
   }
 
   #finish(): void {
     this.#done = true;
     this.#t.release(this);
+  }
+}
+
+/**
+ * A chain with direct access: views of the driver's memory (the `Vringh`'s data memory, which its
+ * segments were checked against when the chain was fetched). Unlike VOP, a reset here does not
+ * wait for mapped chains: this transport runs driver and device in one thread for tests, where a
+ * backend's late write into a reset driver's buffer is the test's to see.
+ */
+class MappingInProcessChain extends InProcessChain {
+  mapReadable(n: number): readonly Uint8Array[] {
+    if (this.done) return [];
+    return this.#map(this.riov, n);
+  }
+
+  mapWritable(n: number): readonly Uint8Array[] {
+    if (this.done) return [];
+    this.vrh.skip(this.riov, this.riov.remaining);
+    return this.#map(this.wiov, n);
+  }
+
+  #map(iov: VringhIov, n: number): Uint8Array[] {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new MicError('EINVAL', `cannot map ${String(n)} bytes of chain ${this.head}`);
+    }
+    const mem = this.vrh.dataMem;
+    const out: Uint8Array[] = [];
+    let mapped = 0;
+    while (mapped < n && iov.i < iov.count) {
+      const k = Math.min(iov.lengths[iov.i]! - iov.consumed, n - mapped);
+      out.push(mem.bytes(iov.offsets[iov.i]! + iov.consumed, k));
+      this.vrh.skip(iov, k);
+      mapped += k;
+    }
+    return out;
   }
 }

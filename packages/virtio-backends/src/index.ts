@@ -39,6 +39,7 @@ export {
 } from './console.js';
 export { openPty, type Pty } from './pty.js';
 export {
+  NET_CPU_COPY_BYTES,
   NET_DEFAULT_RX_QUEUE,
   NET_MAX_FRAME,
   NET_RECEIVEQ,

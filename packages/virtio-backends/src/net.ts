@@ -49,6 +49,13 @@ export const NET_RECEIVEQ = 0;
 export const NET_TRANSMITQ = 1;
 /** Largest frame the card may send (64 KiB plus the Ethernet header, mpssd's MAX_NET_PKT_SIZE less its alignment). */
 export const NET_MAX_FRAME = 65536 + ETH_HLEN;
+/**
+ * Copies of up to this many bytes go by the CPU on a transport with a DMA engine (the device
+ * description's `cpuCopyBytes`): a 1514-byte frame behind the 12-byte header. On the worker
+ * platform a DMA copy of a frame costs tens of times its memcpy (the engine is a thread of its own
+ * that may be asleep); the kernel's VOP would use DMA for them.
+ */
+export const NET_CPU_COPY_BYTES = VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514;
 /** Frames from the link waiting for receive buffers at most, by default. */
 export const NET_DEFAULT_RX_QUEUE = 256;
 
@@ -289,6 +296,7 @@ export class NetBackend implements VirtioBackend {
         features,
         config,
         queueSizes: Object.freeze([queueSize, queueSize]),
+        cpuCopyBytes: NET_CPU_COPY_BYTES,
       }),
       link,
       ownsLink,
@@ -397,12 +405,45 @@ export class NetBackend implements VirtioBackend {
     }
   }
 
+  /**
+   * The reused packet buffer with `virtio_net_hdr` (virtio 1.2 §5.1.6: flags, no GSO, num_buffers
+   * in the 12-byte form) and `frame` after it.
+   */
+  #rxHeaderAndFrame(
+    frame: Uint8Array,
+    hdrSize: 10 | 12,
+    flags: number,
+    buffers: number,
+    need: number,
+  ): Uint8Array {
+    if (this.#rxPacket.length < need) this.#rxPacket = new Uint8Array(need);
+    const packet = this.#rxPacket;
+    packet.fill(0, 0, hdrSize);
+    packet[0] = flags;
+    if (hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) {
+      packet[10] = buffers & 0xff;
+      packet[11] = buffers >>> 8;
+    }
+    packet.set(frame, hdrSize);
+    return packet;
+  }
+
   /** Reads one transmitted frame and finishes its checksum; null when it must be dropped. */
   async #txFrame(chain: BackendChain, hdrSize: 10 | 12): Promise<Uint8Array | null> {
     const len = chain.readable;
     if (len < hdrSize + ETH_HLEN || len > hdrSize + NET_MAX_FRAME) return null;
     const buf = new Uint8Array(len);
-    if ((await chain.read(buf)) !== len) return null;
+    if (chain.mapReadable) {
+      // One copy out of the card's buffer (the link keeps the frame), no transport round trip.
+      let at = 0;
+      for (const v of chain.mapReadable(len)) {
+        buf.set(v, at);
+        at += v.length;
+      }
+      if (at !== len) return null;
+    } else if ((await chain.read(buf)) !== len) {
+      return null;
+    }
     const hdr = decodeNetHdr(buf, hdrSize);
     if ((hdr.gsoType & ~VIRTIO_NET_HDR_GSO.ECN) !== VIRTIO_NET_HDR_GSO.NONE) return null;
     const frame = buf.subarray(hdrSize);
@@ -420,6 +461,23 @@ export class NetBackend implements VirtioBackend {
     const merge = hasFeature(this.#negotiated, VIRTIO_NET_F.MRG_RXBUF);
     const maxChains = merge ? t.maxInFlight(NET_RECEIVEQ) : 1;
     const flags = hasFeature(this.#negotiated, VIRTIO_NET_F.GUEST_CSUM) ? VIRTIO_NET_HDR_F.DATA_VALID : 0;
+    // Completions of mapped chains, awaited together: their bytes are in place already, and the
+    // transport keeps completions in order, so the next frame need not wait for the last one's.
+    const completing: Promise<void>[] = [];
+    try {
+      await this.#receiveFrames(t, hdrSize, maxChains, flags, completing);
+    } finally {
+      await Promise.all(completing);
+    }
+  }
+
+  async #receiveFrames(
+    t: BackendTransport,
+    hdrSize: 10 | 12,
+    maxChains: number,
+    flags: number,
+    completing: Promise<void>[],
+  ): Promise<void> {
     while (this.#rxQueue.length > 0) {
       if (this.#rxChains.some((c) => c.done)) this.#rxChains = this.#rxChains.filter((c) => !c.done);
       const frame = this.#rxQueue[0]!;
@@ -441,20 +499,42 @@ export class NetBackend implements VirtioBackend {
       let k = 0;
       for (let sum = 0; sum < need; k++) sum += this.#rxChains[k]!.writable;
       const used = this.#rxChains.splice(0, k);
-      if (this.#rxPacket.length < need) this.#rxPacket = new Uint8Array(need);
-      const packet = this.#rxPacket;
-      // virtio_net_hdr (virtio 1.2 §5.1.6): flags, no GSO, num_buffers k in the 12-byte form.
-      packet.fill(0, 0, hdrSize);
-      packet[0] = flags;
-      if (hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) {
-        packet[10] = k & 0xff;
-        packet[11] = k >>> 8;
+      const only = used.length === 1 ? used[0]! : null;
+      if (only?.mapWritable) {
+        // One chain: header and frame straight into the card's buffer, one copy of the frame.
+        const views = only.mapWritable(need);
+        if (views.length === 1) {
+          const v = views[0]!;
+          v.fill(0, 0, hdrSize);
+          v[0] = flags;
+          if (hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) v[10] = 1;
+          v.set(frame, hdrSize);
+        } else {
+          const packet = this.#rxHeaderAndFrame(frame, hdrSize, flags, 1, need);
+          let at = 0;
+          for (const w of views) {
+            w.set(packet.subarray(at, at + w.length));
+            at += w.length;
+          }
+        }
+        completing.push(only.complete());
+        this.#stats.rxFrames++;
+        this.#stats.rxBytes += frame.length;
+        this.#pcap?.write(frame);
+        continue;
       }
-      packet.set(frame, hdrSize);
+      const packet = this.#rxHeaderAndFrame(frame, hdrSize, flags, k, need);
       let at = 0;
       for (const c of used) {
         const n = Math.min(c.writable, need - at);
-        at += await c.write(packet.subarray(at, at + n));
+        if (c.mapWritable) {
+          for (const v of c.mapWritable(n)) {
+            v.set(packet.subarray(at, at + v.length));
+            at += v.length;
+          }
+        } else {
+          at += await c.write(packet.subarray(at, at + n));
+        }
         await c.complete();
       }
       this.#stats.rxFrames++;

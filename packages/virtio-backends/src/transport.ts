@@ -27,6 +27,12 @@ export interface VirtioDeviceDescription {
   readonly config: Uint8Array;
   /** The size of each queue (powers of two), one entry per queue. */
   readonly queueSizes: readonly number[];
+  /**
+   * A hint for transports that move bytes with a DMA engine (VOP): copies of up to this many bytes
+   * are cheaper done by the CPU. A device whose copies are small and many (a NIC's frames) sets
+   * it to its frame size; unset, the transport's default applies.
+   */
+  readonly cpuCopyBytes?: number;
 }
 
 /**
@@ -62,6 +68,24 @@ export interface BackendChain {
    * a request's writes together): do not change it before. @returns bytes taken: `src.length`, or fewer when the writable part is full
    */
   write(src: Uint8Array): Promise<number>;
+  /**
+   * Direct access, optional: a transport that can reach the driver's buffers as memory offers it
+   * (VOP through the aperture, the in-process transport), a backend uses it when present and
+   * {@link read} / {@link write} otherwise. Views of the next `n` readable bytes (fewer at the end
+   * of the readable part; none once it is consumed or the chain is done), one per descriptor
+   * segment (adjacent segments may share one), consumed as if read: a backend writes a file straight from the driver's buffers. The
+   * driver may change those bytes at any time: copy with {@link read} whatever is interpreted (a
+   * header), never from a view. The views may be used until {@link complete} resolves and not
+   * after; the transport may hold a device reset back until then.
+   */
+  mapReadable?(n: number): readonly Uint8Array[];
+  /**
+   * Direct access, optional (as {@link mapReadable}): views of the next `n` writable bytes
+   * (skipping what of the readable part was not read), counted in {@link bytesWritten}: a backend
+   * reads a file straight into the driver's buffers. What they hold at {@link complete} is what
+   * the driver gets.
+   */
+  mapWritable?(n: number): readonly Uint8Array[];
   /**
    * Returns the chain to the driver with {@link bytesWritten} as its used length (virtio 1.2
    * §2.7.8.2), notifying the driver unless it suppressed notifications. Idempotent; a no-op on a
@@ -169,5 +193,8 @@ export function checkDescription(d: VirtioDeviceDescription): void {
   if (!(d.config instanceof Uint8Array)) throw new MicError('EINVAL', 'device config is not a Uint8Array');
   if (!Array.isArray(d.queueSizes) || d.queueSizes.length === 0) {
     throw new MicError('EINVAL', 'a device needs at least one queue');
+  }
+  if (d.cpuCopyBytes !== undefined && (!Number.isSafeInteger(d.cpuCopyBytes) || d.cpuCopyBytes < 0)) {
+    throw new MicError('EINVAL', `cpuCopyBytes ${String(d.cpuCopyBytes)} is not a non-negative integer`);
   }
 }

@@ -12,6 +12,12 @@
  * requests in flight, as it does in-process. After a card-initiated reset vop-host kills the old
  * chains (`ENODEV`): nothing of them reaches the new rings, and here they are simply done.
  *
+ * Chains offer direct access (`mapReadable`/`mapWritable`: vop-host's mapped chains, views of card
+ * memory through the aperture, no DMA): vop-host holds a reset back until the mapped chains are
+ * completed (bounded), and a chain that died with a reset gives its views up on `complete()`.
+ * Copies (`read`/`write`) use the device's DMA threshold: `cpuCopyBytes + 1` of the description
+ * when it has one, unless {@link VopBackendOptions.dmaMinBytes} says otherwise.
+ *
  * @see drivers/misc/mic/vop/vop_vringh.c `vop_ioctl`, `vop_poll`
  * @see samples/mic/mpssd/mpssd.c `add_virtio_device`, `wait_for_card_driver`
  */
@@ -36,6 +42,12 @@ export interface VopBackendOptions {
    * carry VERSION_1 and the other bits 32–63. Default: 4 when every offered bit is below 32, else 8.
    */
   readonly featureLen?: 4 | 8;
+  /**
+   * This device's DMA threshold on vop-host (`addDevice`'s `dmaMinBytes`): copies shorter than
+   * this go by memcpy. Default: one more than the description's `cpuCopyBytes` when it has one
+   * (the net backend asks for memcpy up to its frame size), else vop-host's default.
+   */
+  readonly dmaMinBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -116,7 +128,10 @@ export class VopBackendTransport implements BackendTransport {
       hostFeatures: featureBitsToBytes(description.features, featureLen),
       config: description.config,
     });
-    await handle.addDevice(block);
+    const dmaMinBytes =
+      options.dmaMinBytes ??
+      (description.cpuCopyBytes === undefined ? undefined : description.cpuCopyBytes + 1);
+    await handle.addDevice(block, dmaMinBytes === undefined ? {} : { dmaMinBytes });
     const log = options.logger ?? nullLogger;
     log.info('virtio-backends: device added over VOP', {
       type: description.deviceType,
@@ -306,8 +321,31 @@ class VopChain implements BackendChain {
     }
   }
 
+  mapReadable(n: number): readonly Uint8Array[] {
+    return this.#map(n, true);
+  }
+
+  mapWritable(n: number): readonly Uint8Array[] {
+    return this.#map(n, false);
+  }
+
+  #map(n: number, readable: boolean): readonly Uint8Array[] {
+    if (this.done) return [];
+    try {
+      return readable ? this.#c.mapReadable(n) : this.#c.mapWritable(n);
+    } catch (err) {
+      if (!isDown(err)) throw err;
+      this.#done = true;
+      return [];
+    }
+  }
+
   async complete(): Promise<void> {
-    if (this.done) return;
+    if (this.done) {
+      // Dead with a reset: its views are no longer used (a reset waits for that).
+      this.#c.unmap();
+      return;
+    }
     this.#done = true;
     try {
       await this.#c.complete();

@@ -138,9 +138,10 @@ export async function rig(
   backend: VirtioBackend,
   featureTable: number[],
   memorySize = 32 << 20,
+  options: { readonly mapping?: boolean } = {},
 ): Promise<Rig> {
   const d = backend.description;
-  const transport = InProcessBackendTransport.create(d, { memorySize });
+  const transport = InProcessBackendTransport.create(d, { memorySize, ...options });
   const bus = new VirtioBus();
   const driver = new DriverDouble(d.deviceType, featureTable, d.queueSizes.length);
   await bus.registerDriver(driver);

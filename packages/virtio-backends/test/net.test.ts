@@ -39,6 +39,9 @@ const HOST_MAC = Uint8Array.of(0x02, 0, 0, 0, 0, 0xfe);
 const LEGACY: number[] = [VIRTIO_NET_F.CSUM, VIRTIO_NET_F.GUEST_CSUM, VIRTIO_NET_F.MAC, VIRTIO_NET_F.STATUS];
 
 const dirs: string[] = [];
+/** Whether the in-process transport offers mapped views (the switch suite runs both ways). */
+let useMapping = true;
+
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -101,7 +104,7 @@ async function start(
   features = LEGACY,
 ): Promise<{ r: Rig; nic: NetBackend; port: ReturnType<VirtualSwitch['port']> | null }> {
   const nic = await NetBackend.open({ mac: CARD_MAC, ...options });
-  const r = await rig(nic, features);
+  const r = await rig(nic, features, undefined, { mapping: useMapping });
   cleanups.push(() => r.stop());
   const port = nic.switch?.port('host endpoint') ?? null;
   return { r, nic, port };
@@ -115,130 +118,136 @@ const frameTo = (dst: Uint8Array, src: Uint8Array, n: number, seed: number): Uin
     ? udpFrame(dst, src, ip4('10.0.0.1'), ip4('10.0.0.2'), payload(n, seed), false)
     : udpFrame(dst, src, ip4('10.0.0.2'), ip4('10.0.0.1'), payload(n, seed), false);
 
-describe('NetBackend on the userspace switch', () => {
-  it('describes the NIC: MAC, link up, CSUM and GUEST_CSUM, no GSO', async () => {
-    const { r } = await start();
-    const cfg = decodeNetConfig(r.transport.config());
-    expect(equal(cfg.mac, CARD_MAC)).toBe(true);
-    expect(cfg.status & 1).toBe(1);
-    const f = r.transport.offeredFeatures;
-    expect(hasFeature(f, VIRTIO_NET_F.CSUM) && hasFeature(f, VIRTIO_NET_F.GUEST_CSUM)).toBe(true);
-    expect(hasFeature(f, VIRTIO_NET_F.GSO) || hasFeature(f, VIRTIO_NET_F.HOST_TSO4)).toBe(false);
-  });
+for (const mapping of [true, false]) {
+  describe(`NetBackend on the userspace switch (${mapping ? 'mapped views' : 'copies'})`, () => {
+    beforeAll(() => {
+      useMapping = mapping;
+    });
 
-  it('carries frames intact both ways with the legacy 10-byte header, DATA_VALID towards the card', async () => {
-    const { r, nic, port } = await start();
-    const card = new CardNic(r, 10, 1526, 16);
-    const got: Uint8Array[] = [];
-    port!.setReceiver((f) => got.push(f));
-    const out = Array.from({ length: 20 }, (_, i) => frameTo(HOST_MAC, CARD_MAC, 40 + i * 70, i));
-    for (const f of out) await card.send(f);
-    await until(() => got.length === out.length, 'frames at the endpoint');
-    expect(got.every((f, i) => equal(f, out[i]!))).toBe(true);
-    const back = Array.from({ length: 20 }, (_, i) => frameTo(CARD_MAC, HOST_MAC, 1472 - i * 50, 100 + i));
-    for (const f of back) port!.send(f);
-    await until(() => card.received.length === back.length, 'frames at the card');
-    expect(card.received.every((x, i) => equal(x.frame, back[i]!))).toBe(true);
-    expect(
-      card.received.every((x) => x.hdr.flags === VIRTIO_NET_HDR_F.DATA_VALID && x.hdr.gsoType === 0),
-    ).toBe(true);
-    expect(nic.stats()).toMatchObject({ txFrames: 20, rxFrames: 20, txDropped: 0 });
-    expect(nic.switch!.lookup(CARD_MAC)).not.toBeNull();
-  });
+    it('describes the NIC: MAC, link up, CSUM and GUEST_CSUM, no GSO', async () => {
+      const { r } = await start();
+      const cfg = decodeNetConfig(r.transport.config());
+      expect(equal(cfg.mac, CARD_MAC)).toBe(true);
+      expect(cfg.status & 1).toBe(1);
+      const f = r.transport.offeredFeatures;
+      expect(hasFeature(f, VIRTIO_NET_F.CSUM) && hasFeature(f, VIRTIO_NET_F.GUEST_CSUM)).toBe(true);
+      expect(hasFeature(f, VIRTIO_NET_F.GSO) || hasFeature(f, VIRTIO_NET_F.HOST_TSO4)).toBe(false);
+    });
 
-  it('offers ANY_LAYOUT (unless told not to) and takes header and frame in one descriptor', async () => {
-    const plain = await NetBackend.open({ anyLayout: false });
-    expect(hasFeature(plain.description.features, VIRTIO_F.ANY_LAYOUT)).toBe(false);
-    await plain.close();
-    const { r, port } = await start({}, [...LEGACY, VIRTIO_F.ANY_LAYOUT]);
-    expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_F.ANY_LAYOUT)).toBe(true);
-    const got: Uint8Array[] = [];
-    port!.setReceiver((f) => got.push(f));
-    const frame = frameTo(HOST_MAC, CARD_MAC, 1000, 3);
-    const hdr = encodeNetHdr(
-      { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 },
-      10,
-    );
-    const one = new Uint8Array(hdr.length + frame.length);
-    one.set(hdr);
-    one.set(frame, hdr.length);
-    await r.driver.post(NET_TRANSMITQ, [one], []);
-    await until(() => got.length === 1, 'the frame at the endpoint');
-    expect(equal(got[0]!, frame)).toBe(true);
-  });
+    it('carries frames intact both ways with the legacy 10-byte header, DATA_VALID towards the card', async () => {
+      const { r, nic, port } = await start();
+      const card = new CardNic(r, 10, 1526, 16);
+      const got: Uint8Array[] = [];
+      port!.setReceiver((f) => got.push(f));
+      const out = Array.from({ length: 20 }, (_, i) => frameTo(HOST_MAC, CARD_MAC, 40 + i * 70, i));
+      for (const f of out) await card.send(f);
+      await until(() => got.length === out.length, 'frames at the endpoint');
+      expect(got.every((f, i) => equal(f, out[i]!))).toBe(true);
+      const back = Array.from({ length: 20 }, (_, i) => frameTo(CARD_MAC, HOST_MAC, 1472 - i * 50, 100 + i));
+      for (const f of back) port!.send(f);
+      await until(() => card.received.length === back.length, 'frames at the card');
+      expect(card.received.every((x, i) => equal(x.frame, back[i]!))).toBe(true);
+      expect(
+        card.received.every((x) => x.hdr.flags === VIRTIO_NET_HDR_F.DATA_VALID && x.hdr.gsoType === 0),
+      ).toBe(true);
+      expect(nic.stats()).toMatchObject({ txFrames: 20, rxFrames: 20, txDropped: 0 });
+      expect(nic.switch!.lookup(CARD_MAC)).not.toBeNull();
+    });
 
-  it('uses the 12-byte header with VERSION_1 and spreads a frame over mergeable buffers', async () => {
-    const { r, port } = await start({ version1: true, mergeableRxBuffers: true }, [
-      ...LEGACY,
-      VIRTIO_F.VERSION_1,
-      VIRTIO_NET_F.MRG_RXBUF,
-    ]);
-    expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_F.VERSION_1)).toBe(true);
-    const card = new CardNic(r, 12, 256, 32);
-    const got: Uint8Array[] = [];
-    port!.setReceiver((f) => got.push(f));
-    const f1 = frameTo(HOST_MAC, CARD_MAC, 500, 1);
-    await card.send(f1);
-    await until(() => got.length === 1, 'frame at the endpoint');
-    expect(equal(got[0]!, f1)).toBe(true);
-    const big = frameTo(CARD_MAC, HOST_MAC, 1400, 2); // 12 + 1442 bytes: six 256-byte buffers
-    port!.send(big);
-    port!.send(frameTo(CARD_MAC, HOST_MAC, 10, 3));
-    await until(() => card.received.length === 2, 'frames at the card');
-    expect(card.received[0]!.hdr.numBuffers).toBe(6);
-    expect(equal(card.received[0]!.frame, big)).toBe(true);
-    expect(card.received[1]!.hdr.numBuffers).toBe(1);
-  });
+    it('offers ANY_LAYOUT (unless told not to) and takes header and frame in one descriptor', async () => {
+      const plain = await NetBackend.open({ anyLayout: false });
+      expect(hasFeature(plain.description.features, VIRTIO_F.ANY_LAYOUT)).toBe(false);
+      await plain.close();
+      const { r, port } = await start({}, [...LEGACY, VIRTIO_F.ANY_LAYOUT]);
+      expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_F.ANY_LAYOUT)).toBe(true);
+      const got: Uint8Array[] = [];
+      port!.setReceiver((f) => got.push(f));
+      const frame = frameTo(HOST_MAC, CARD_MAC, 1000, 3);
+      const hdr = encodeNetHdr(
+        { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 },
+        10,
+      );
+      const one = new Uint8Array(hdr.length + frame.length);
+      one.set(hdr);
+      one.set(frame, hdr.length);
+      await r.driver.post(NET_TRANSMITQ, [one], []);
+      await until(() => got.length === 1, 'the frame at the endpoint');
+      expect(equal(got[0]!, frame)).toBe(true);
+    });
 
-  it('completes partial checksums the card left (NEEDS_CSUM) and drops frames it cannot send', async () => {
-    const { r, nic, port } = await start();
-    const got: Uint8Array[] = [];
-    port!.setReceiver((f) => got.push(f));
-    const card = new CardNic(r, 10, 1526, 4);
-    const partial = udpFrame(HOST_MAC, CARD_MAC, ip4('10.0.0.1'), ip4('10.0.0.2'), payload(333, 9), true);
-    expect(udpChecksumOk(partial)).toBe(false);
-    await card.send(partial, { flags: VIRTIO_NET_HDR_F.NEEDS_CSUM, csumStart: 34, csumOffset: 6 });
-    await until(() => got.length === 1, 'the frame');
-    expect(udpChecksumOk(got[0]!)).toBe(true);
-    expect(equal(got[0]!.subarray(0, 40), partial.subarray(0, 40))).toBe(true);
-    await card.send(partial, { gsoType: VIRTIO_NET_HDR_GSO.TCPV4, gsoSize: 1448 }); // GSO was not offered
-    await card.send(partial, { flags: VIRTIO_NET_HDR_F.NEEDS_CSUM, csumStart: 2000, csumOffset: 6 }); // outside
-    await r.driver.post(NET_TRANSMITQ, [new Uint8Array(6)], []); // shorter than a header
-    await until(() => nic.stats().txDropped === 3, 'three drops');
-    expect(got.length).toBe(1);
-    expect(nic.stats().txChecksums).toBe(1);
-  });
+    it('uses the 12-byte header with VERSION_1 and spreads a frame over mergeable buffers', async () => {
+      const { r, port } = await start({ version1: true, mergeableRxBuffers: true }, [
+        ...LEGACY,
+        VIRTIO_F.VERSION_1,
+        VIRTIO_NET_F.MRG_RXBUF,
+      ]);
+      expect(hasFeature(r.transport.negotiatedFeatures(), VIRTIO_F.VERSION_1)).toBe(true);
+      const card = new CardNic(r, 12, 256, 32);
+      const got: Uint8Array[] = [];
+      port!.setReceiver((f) => got.push(f));
+      const f1 = frameTo(HOST_MAC, CARD_MAC, 500, 1);
+      await card.send(f1);
+      await until(() => got.length === 1, 'frame at the endpoint');
+      expect(equal(got[0]!, f1)).toBe(true);
+      const big = frameTo(CARD_MAC, HOST_MAC, 1400, 2); // 12 + 1442 bytes: six 256-byte buffers
+      port!.send(big);
+      port!.send(frameTo(CARD_MAC, HOST_MAC, 10, 3));
+      await until(() => card.received.length === 2, 'frames at the card');
+      expect(card.received[0]!.hdr.numBuffers).toBe(6);
+      expect(equal(card.received[0]!.frame, big)).toBe(true);
+      expect(card.received[1]!.hdr.numBuffers).toBe(1);
+    });
 
-  it('drops frames larger than any receive buffer and goes on with the next', async () => {
-    const { r, nic, port } = await start();
-    const card = new CardNic(r, 10, 600, 4);
-    port!.send(frameTo(CARD_MAC, HOST_MAC, 1000, 1));
-    const small = frameTo(CARD_MAC, HOST_MAC, 100, 2);
-    port!.send(small);
-    await until(() => card.received.length === 1, 'the small frame');
-    expect(equal(card.received[0]!.frame, small)).toBe(true);
-    expect(nic.stats().rxTooBig).toBe(1);
-  });
+    it('completes partial checksums the card left (NEEDS_CSUM) and drops frames it cannot send', async () => {
+      const { r, nic, port } = await start();
+      const got: Uint8Array[] = [];
+      port!.setReceiver((f) => got.push(f));
+      const card = new CardNic(r, 10, 1526, 4);
+      const partial = udpFrame(HOST_MAC, CARD_MAC, ip4('10.0.0.1'), ip4('10.0.0.2'), payload(333, 9), true);
+      expect(udpChecksumOk(partial)).toBe(false);
+      await card.send(partial, { flags: VIRTIO_NET_HDR_F.NEEDS_CSUM, csumStart: 34, csumOffset: 6 });
+      await until(() => got.length === 1, 'the frame');
+      expect(udpChecksumOk(got[0]!)).toBe(true);
+      expect(equal(got[0]!.subarray(0, 40), partial.subarray(0, 40))).toBe(true);
+      await card.send(partial, { gsoType: VIRTIO_NET_HDR_GSO.TCPV4, gsoSize: 1448 }); // GSO was not offered
+      await card.send(partial, { flags: VIRTIO_NET_HDR_F.NEEDS_CSUM, csumStart: 2000, csumOffset: 6 }); // outside
+      await r.driver.post(NET_TRANSMITQ, [new Uint8Array(6)], []); // shorter than a header
+      await until(() => nic.stats().txDropped === 3, 'three drops');
+      expect(got.length).toBe(1);
+      expect(nic.stats().txChecksums).toBe(1);
+    });
 
-  it('floods broadcasts to every other port and forwards to learned MACs only', async () => {
-    const sw = new VirtualSwitch();
-    const a = sw.port('a');
-    const b = sw.port('b');
-    const c = sw.port('c');
-    const seen: Record<string, number> = { a: 0, b: 0, c: 0 };
-    a.setReceiver(() => seen.a!++);
-    b.setReceiver(() => seen.b!++);
-    c.setReceiver(() => seen.c!++);
-    const macA = Uint8Array.of(2, 0, 0, 0, 0, 0xa);
-    const macB = Uint8Array.of(2, 0, 0, 0, 0, 0xb);
-    a.send(frameTo(BROADCAST, macA, 10, 1));
-    await Promise.resolve();
-    b.send(frameTo(macA, macB, 10, 2)); // learned: only a
-    await new Promise((res) => setImmediate(res));
-    expect(seen).toEqual({ a: 1, b: 1, c: 1 });
-    expect(sw.stats()).toMatchObject({ flooded: 1, forwarded: 1 });
+    it('drops frames larger than any receive buffer and goes on with the next', async () => {
+      const { r, nic, port } = await start();
+      const card = new CardNic(r, 10, 600, 4);
+      port!.send(frameTo(CARD_MAC, HOST_MAC, 1000, 1));
+      const small = frameTo(CARD_MAC, HOST_MAC, 100, 2);
+      port!.send(small);
+      await until(() => card.received.length === 1, 'the small frame');
+      expect(equal(card.received[0]!.frame, small)).toBe(true);
+      expect(nic.stats().rxTooBig).toBe(1);
+    });
+
+    it('floods broadcasts to every other port and forwards to learned MACs only', async () => {
+      const sw = new VirtualSwitch();
+      const a = sw.port('a');
+      const b = sw.port('b');
+      const c = sw.port('c');
+      const seen: Record<string, number> = { a: 0, b: 0, c: 0 };
+      a.setReceiver(() => seen.a!++);
+      b.setReceiver(() => seen.b!++);
+      c.setReceiver(() => seen.c!++);
+      const macA = Uint8Array.of(2, 0, 0, 0, 0, 0xa);
+      const macB = Uint8Array.of(2, 0, 0, 0, 0, 0xb);
+      a.send(frameTo(BROADCAST, macA, 10, 1));
+      await Promise.resolve();
+      b.send(frameTo(macA, macB, 10, 2)); // learned: only a
+      await new Promise((res) => setImmediate(res));
+      expect(seen).toEqual({ a: 1, b: 1, c: 1 });
+      expect(sw.stats()).toMatchObject({ flooded: 1, forwarded: 1 });
+    });
   });
-});
+}
 
 describe('NetBackend on a QEMU stream socket (4-byte big-endian length prefix)', () => {
   /** A peer that speaks the stream protocol, as QEMU's `-netdev stream` does. */

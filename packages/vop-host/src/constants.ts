@@ -42,6 +42,15 @@ export const VOP_DMA_PIECE_MIN = 16384;
  */
 export const VOP_DMA_MIN_BYTES = 1024;
 
+/**
+ * How long a device reset (card-initiated, or at card stop) and a hot-unplug wait for the chains a
+ * backend mapped (`VopChain.mapWritable`) to be completed before they go on: a backend's file
+ * read into a mapped view may still land in card memory until then, and the card reuses its
+ * buffers once it sees `host_ack`. The kernel's reset waits the same way for a copy in progress
+ * (it holds `vr_mutex`); the bound is below the card's own wait for `host_ack` (10 s).
+ */
+export const VOP_MAPPED_DRAIN_TIMEOUT_MS = 5_000;
+
 /** `head` value meaning "no chain in progress" (`USHRT_MAX`). */
 export const VOP_NO_HEAD = 0xffff;
 

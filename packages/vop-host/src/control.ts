@@ -29,6 +29,7 @@ import {
 } from './debug.js';
 import { type DmaMemcpyChannel, memcpyChannel } from './dma.js';
 import {
+  type VopAddDeviceOptions,
   type VopChain,
   type VopChainInfo,
   type VopControlContext,
@@ -270,8 +271,9 @@ export class VopVirtioHandle {
    * (num_vq over 4), EINVAL (a vring size 0, over 128 or not a power of two), EOPNOTSUPP (not a
    * virtio device type), EBUSY (this handle has a device already), ENOSPC (no free slot in the
    * device page), ENODEV (the card stopped), ENOMEM (host memory), EIO (the page is corrupt).
+   * `options` are this device's own (its DMA threshold); a bad one is EINVAL.
    */
-  addDevice(block: Uint8Array): Promise<void> {
+  addDevice(block: Uint8Array, options: VopAddDeviceOptions = {}): Promise<void> {
     return this.#lock.run(async () => {
       this.#open();
       if (this.#vdev !== null) {
@@ -283,7 +285,7 @@ export class VopVirtioHandle {
         if (this.control.stopped)
           throw new MicError('ENODEV', `${this.control.name} is gone (the card stopped)`);
         for (const live of this.control.devices()) live.reassertEntry();
-        const vdev = VopVdev.add(this.#ctx, block);
+        const vdev = VopVdev.add(this.#ctx, block, options);
         this.#vdev = vdev;
         this.#hooks.add(vdev);
       });

@@ -42,7 +42,12 @@ import {
 } from '@mic/mic-common';
 import { VIRTIO_CONFIG_S, VIRTIO_F, VringhIov, isPowerOfTwo } from '@mic/virtio';
 import type { VopDevice, VopHwOps } from '@mic/vop-bus';
-import { VOP_KNOWN_VIRTIO_TYPES, VOP_NO_HEAD, VOP_NOTIFY_BATCH } from './constants.js';
+import {
+  VOP_KNOWN_VIRTIO_TYPES,
+  VOP_MAPPED_DRAIN_TIMEOUT_MS,
+  VOP_NO_HEAD,
+  VOP_NOTIFY_BATCH,
+} from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
 import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
 
@@ -73,6 +78,18 @@ export interface VopControlContext {
   /** The DMA channel while it works, else null. */
   dma(): DmaMemcpyChannel | null;
   dmaFailed(err: unknown): void;
+}
+
+/** Per-device options of {@link VopVdev.add} (the handle's `addDevice`). */
+export interface VopAddDeviceOptions {
+  /**
+   * Copies of this device shorter than this go by memcpy even with a DMA channel (default: the
+   * control's `dmaMinBytes`, 1024). A backend whose copies are small and many (a NIC's frames)
+   * asks for memcpy up to its frame size: on the worker platform a DMA copy of a frame costs
+   * tens of times its memcpy (the engine is a thread that may be asleep). The kernel's VOP
+   * always uses DMA when it has a channel.
+   */
+  readonly dmaMinBytes?: number;
 }
 
 /** What {@link VopVdev.poll} reports (`EPOLLIN | EPOLLOUT`, `EPOLLERR`). */
@@ -236,6 +253,10 @@ export class VopVdev {
   /** Used entries published since the last {@link #flushNotify}. */
   #batch = 0;
   #flushQueued = false;
+  /** Chains a backend mapped and has not completed (see {@link VopChain.mapWritable}). */
+  readonly #mapped = new Set<VopChain>();
+  /** Called once {@link #mapped} is empty. */
+  #mappedIdle: (() => void)[] = [];
 
   private constructor(
     ctx: VopControlContext,
@@ -264,7 +285,13 @@ export class VopVdev {
    * the entry (type last) and rings `h2c_config_db` if the card listens. On failure everything is
    * undone and the slot is given back.
    */
-  static add(ctx: VopControlContext, block: Uint8Array): VopVdev {
+  static add(ctx: VopControlContext, block: Uint8Array, options: VopAddDeviceOptions = {}): VopVdev {
+    const dmaMinBytes = options.dmaMinBytes ?? ctx.dmaMinBytes;
+    if (!Number.isSafeInteger(dmaMinBytes) || dmaMinBytes < 0) {
+      throw new MicError('EINVAL', `dmaMinBytes ${String(dmaMinBytes)} is not a non-negative integer`, {
+        details: { dmaMinBytes },
+      });
+    }
     const checked = checkAddDevice(block);
     const { dp, hw } = ctx;
     try {
@@ -294,7 +321,7 @@ export class VopVdev {
         aper: ctx.aper,
         dma: () => ctx.dma(),
         dmaFailed: (err) => ctx.dmaFailed(err),
-        dmaMinBytes: ctx.dmaMinBytes,
+        dmaMinBytes,
         stats,
         log: ctx.log,
       };
@@ -442,6 +469,7 @@ export class VopVdev {
   async deviceReset(): Promise<void> {
     const { dp } = this.#ctx;
     const c = this.entry.ctrlOffset;
+    await this.#drainMapped('reset');
     await this.#withAllVrings(() => {
       for (const vr of this.vrings) vr.resetState();
       dp.storeU8(this.entry.offset + MIC_DEVICE_DESC_OFFSETS.status, 0);
@@ -449,6 +477,42 @@ export class VopVdev {
       dp.storeU8(c + MIC_DEVICE_CTRL_OFFSETS.hostAck, 1);
     });
     this.#wake();
+  }
+
+  /** @internal a chain was mapped: resets and removal wait for its completion */
+  mapped(chain: VopChain): void {
+    this.#mapped.add(chain);
+  }
+
+  /** @internal a mapped chain was completed or given up */
+  unmapped(chain: VopChain): void {
+    if (!this.#mapped.delete(chain) || this.#mapped.size !== 0) return;
+    const idle = this.#mappedIdle;
+    this.#mappedIdle = [];
+    for (const f of idle) f();
+  }
+
+  /**
+   * Waits until no chain is mapped, at most {@link VOP_MAPPED_DRAIN_TIMEOUT_MS} on the control's
+   * clock (a backend's file operation into card memory may still be running: the card must not
+   * get its buffers back before it ended). Past the bound it logs and goes on.
+   */
+  async #drainMapped(why: string): Promise<void> {
+    if (this.#mapped.size === 0) return;
+    const { clock, log } = this.#ctx;
+    log.debug('vop: waiting for mapped chains', { type: this.type, why, chains: this.#mapped.size });
+    const idle = new Promise<boolean>((resolve) => this.#mappedIdle.push(() => resolve(true)));
+    const ok = await Promise.race([idle, clock.sleep(VOP_MAPPED_DRAIN_TIMEOUT_MS).then(() => false)]);
+    if (!ok) {
+      log.error('vop: mapped chains still in use; going on without them', {
+        type: this.type,
+        why,
+        chains: this.#mapped.size,
+        timeoutMs: VOP_MAPPED_DRAIN_TIMEOUT_MS,
+      });
+      this.#mapped.clear();
+      this.#mappedIdle = [];
+    }
   }
 
   /** Runs `fn` holding every vring lock, in index order (`mutex_lock_nested`). */
@@ -967,6 +1031,7 @@ export class VopVdev {
     this.#unsignalled.clear();
     hw.freeIrq(this.#cookie, this);
     await this.#bh;
+    await this.#drainMapped('remove');
     await this.#withAllVrings(() => {
       for (const vr of this.vrings) vr.free();
     });
@@ -1026,6 +1091,7 @@ export class VopChain {
   readonly #wiov: VringhIov;
   readonly #generation: number;
   #done = false;
+  #mapped = false;
 
   /** @internal made by {@link VopVdev.takeChain} */
   constructor(vdev: VopVdev, vr: VopVring, head: number, riov: VringhIov, wiov: VringhIov) {
@@ -1091,14 +1157,73 @@ export class VopChain {
   }
 
   /**
+   * Direct access, card → host: views of the next `n` readable bytes (fewer at the end of the
+   * readable part) in card memory, one per run of descriptor segments adjacent in card memory,
+   * consumed as if read. A backend
+   * hands them to a file write (or reads them) without a copy into a buffer of its own: one copy
+   * where {@link read} and a `write(2)` make two. No DMA and no vring lock: chains map at the same
+   * time. The segments are those the chain was fetched with (each descriptor read once, checked
+   * against the aperture); the card can still change the bytes under the views, so a backend
+   * copies what it interprets (a header) with {@link read}, never from a view.
+   *
+   * The views stay valid until {@link complete} (or {@link unmap}); a device reset or a
+   * hot-unplug waits for that, up to `VOP_MAPPED_DRAIN_TIMEOUT_MS`, before the card gets its
+   * buffers back. @returns the views (empty when nothing is left)
+   * @throws MicError ENODEV after a reset or removal, EINVAL when complete or `n` is no count
+   */
+  mapReadable(n: number): Uint8Array[] {
+    return this.#map(this.#riov, n, true);
+  }
+
+  /**
+   * Direct access, host → card: views of the next `n` writable bytes in card memory, counted as
+   * written (they are in the used length), for a file read straight into the card's buffers. As
+   * {@link mapReadable} otherwise: whatever the backend puts there before {@link complete} is
+   * what the card gets.
+   */
+  mapWritable(n: number): Uint8Array[] {
+    return this.#map(this.#wiov, n, false);
+  }
+
+  #map(iov: VringhIov, n: number, cardToHost: boolean): Uint8Array[] {
+    this.#check();
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new MicError('EINVAL', `cannot map ${String(n)} bytes of chain ${this.head}`, {
+        details: { head: this.head, n },
+      });
+    }
+    const out: Uint8Array[] = [];
+    if (this.#vr.map(iov, n, out, cardToHost) > 0 && !this.#mapped) {
+      this.#mapped = true;
+      this.#vdev.mapped(this);
+    }
+    return out;
+  }
+
+  /**
+   * Gives up the views of a chain that will not be completed (it died with a reset): a reset
+   * waiting for mapped chains need not wait for this one. Idempotent; {@link complete} does it.
+   */
+  unmap(): void {
+    if (!this.#mapped) return;
+    this.#mapped = false;
+    this.#vdev.unmapped(this);
+  }
+
+  /**
    * Returns the chain to the card: used entry `{head, bytes written}` (virtio 1.2 §2.7.8.2), a
-   * notification if the card wants one, `info.avail_idx` refreshed.
+   * notification if the card wants one, `info.avail_idx` refreshed. Ends the views of a mapped
+   * chain (whether it succeeds or not).
    */
   complete(): Promise<void> {
     return this.#vr.lock.run(() => {
-      this.#check();
-      this.#done = true;
-      this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
+      try {
+        this.#check();
+        this.#done = true;
+        this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
+      } finally {
+        this.unmap();
+      }
     });
   }
 }

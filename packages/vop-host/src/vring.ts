@@ -343,6 +343,41 @@ export class VopVring {
     return copied + data.length + (typeof rest === 'number' ? rest : await rest);
   }
 
+  /**
+   * Views of the next `n` bytes at the cursor of `iov` (fewer at its end) in card memory, straight
+   * through the aperture (no bounce buffer, no DMA), one per run of segments adjacent in card
+   * memory, appended to `out`; the cursor moves past them.
+   * The segments were checked against the aperture when the chain was fetched (`Vringh.getDesc`
+   * reads each descriptor once) and `BufferMemory.bytes` checks each view again, so a view never
+   * reaches past the card's memory. Counted in `inBytes` (`card` = true: card → host) or
+   * `outBytes`, not in the DMA counters. @returns bytes mapped
+   */
+  map(iov: VringhIov, n: number, out: Uint8Array[], cardToHost: boolean): number {
+    const ctx = this.#ctx;
+    let mapped = 0;
+    // A run of segments adjacent in card memory becomes one view (a driver's buffer split into
+    // descriptors of its segment size): fewer views, fewer buffers per file call.
+    let runAt = -1;
+    let runLen = 0;
+    while (mapped < n && iov.i < iov.count) {
+      const addr = iov.offsets[iov.i]! + iov.consumed;
+      const k = Math.min(iov.lengths[iov.i]! - iov.consumed, n - mapped);
+      if (runLen > 0 && addr === runAt + runLen) {
+        runLen += k;
+      } else {
+        if (runLen > 0) out.push(ctx.aper.bytes(runAt, runLen));
+        runAt = addr;
+        runLen = k;
+      }
+      this.#vrh.skip(iov, k);
+      mapped += k;
+    }
+    if (runLen > 0) out.push(ctx.aper.bytes(runAt, runLen));
+    if (cardToHost) ctx.stats.inBytes += mapped;
+    else ctx.stats.outBytes += mapped;
+    return mapped;
+  }
+
   /** True when the aligned range a DMA read of `[addr, +n)` covers stays inside card memory. */
   #dmaReadable(dma: DmaMemcpyChannel, addr: number, n: number): boolean {
     const align = 2 ** dma.copyAlign;
