@@ -502,7 +502,15 @@ export class VopVdev {
     const { clock, log } = this.#ctx;
     log.debug('vop: waiting for mapped chains', { type: this.type, why, chains: this.#mapped.size });
     const idle = new Promise<boolean>((resolve) => this.#mappedIdle.push(() => resolve(true)));
-    const ok = await Promise.race([idle, clock.sleep(VOP_MAPPED_DRAIN_TIMEOUT_MS).then(() => false)]);
+    const timer = new AbortController(); // no timer left behind once the chains are done
+    const ok = await Promise.race([
+      idle,
+      clock.sleep(VOP_MAPPED_DRAIN_TIMEOUT_MS, timer.signal).then(
+        () => false,
+        () => true,
+      ),
+    ]);
+    timer.abort();
     if (!ok) {
       log.error('vop: mapped chains still in use; going on without them', {
         type: this.type,
