@@ -535,7 +535,20 @@ export class IrqController {
         if (this.#asyncHandlers || performance.now() - sliceStart >= EVENT_LOOP_SLICE_MS) {
           setImmediate(turn);
         } else {
-          void SETTLED.then(poll);
+          void SETTLED.then(check);
+        }
+      };
+      // One look, no spin, in the microtask after the handlers: an interrupt raised meanwhile is
+      // delivered at once. Spinning here would hold the thread while the continuations the
+      // handlers queued (a woken `recv`'s caller, which is what produces the next doorbell)
+      // wait behind it: each of them is one more microtask, queued after this one. So the spin
+      // runs from `setImmediate`, once the microtask queue is empty.
+      const check = (): void => {
+        try {
+          if (this.#closed || ready()) deliver();
+          else setImmediate(turn);
+        } catch (err) {
+          reject(err);
         }
       };
       // Start after the constructor's caller has run, so constructing never spins.
