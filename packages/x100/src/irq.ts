@@ -541,21 +541,26 @@ export class IrqController {
       const sleepOptions = { spinNs: 0 };
       let sliceStart = 0;
       const backoff = new SpinBackoff();
-      // Polls inline (no promise when an interrupt is already there), else sleeps.
-      const poll = (): void => {
+      const sleep = (): void => {
+        line.word.waitAsync(ready, sleepOptions).then(woken, reject);
+      };
+      // Nothing is deliverable: polls first when the back-off says so (from `setImmediate`: see
+      // `check`), else sleeps at once.
+      const idle = (): void => {
+        if (spinNs > 0 && backoff.shouldPoll()) setImmediate(spin);
+        else sleep();
+      };
+      const spin = (): void => {
         try {
+          sliceStart = performance.now();
           if (this.#closed) {
             resolve();
-          } else if (ready()) {
-            deliver();
-          } else if (spinNs > 0 && backoff.shouldPoll()) {
-            const found = line.word.poll(ready, spinNs);
-            backoff.polled(found);
-            if (found) deliver();
-            else line.word.waitAsync(ready, sleepOptions).then(woken, reject);
-          } else {
-            line.word.waitAsync(ready, sleepOptions).then(woken, reject);
+            return;
           }
+          const found = line.word.poll(ready, spinNs);
+          backoff.polled(found);
+          if (found) deliver();
+          else sleep();
         } catch (err) {
           reject(err);
         }
@@ -568,9 +573,16 @@ export class IrqController {
           reject(err);
         }
       };
+      // A full turn of the event loop ends: deliver what is there, else go idle.
       const turn = (): void => {
-        sliceStart = performance.now();
-        poll();
+        try {
+          sliceStart = performance.now();
+          if (this.#closed) resolve();
+          else if (ready()) deliver();
+          else idle();
+        } catch (err) {
+          reject(err);
+        }
       };
       const deliver = (): void => {
         if (this.#closed || !alive()) {
@@ -594,11 +606,12 @@ export class IrqController {
       // delivered at once. Spinning here would hold the thread while the continuations the
       // handlers queued (a woken `recv`'s caller, which is what produces the next doorbell)
       // wait behind it: each of them is one more microtask, queued after this one. So the spin
-      // runs from `setImmediate`, once the microtask queue is empty.
+      // runs from `setImmediate`, once the microtask queue is empty; a loop that does not poll
+      // sleeps from here (`Atomics.waitAsync` does not block those continuations).
       const check = (): void => {
         try {
           if (this.#closed || ready()) deliver();
-          else setImmediate(turn);
+          else idle();
         } catch (err) {
           reject(err);
         }
