@@ -201,10 +201,14 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     };
     for (let t = 0; t < options.trials; t++) {
       rtt.scif.push(
-        await loop(trialMs, async () => {
-          await ep.send(ping, SCIF_SEND_BLOCK);
-          await ep.recv(pong, SCIF_RECV_BLOCK);
-        }, rttMedian.scif),
+        await loop(
+          trialMs,
+          async () => {
+            await ep.send(ping, SCIF_SEND_BLOCK);
+            await ep.recv(pong, SCIF_RECV_BLOCK);
+          },
+          rttMedian.scif,
+        ),
       );
       place.push(placement(mainTid, cardTid));
       rtt.unix.push(await loop(trialMs, pingUnix, rttMedian.unix));
