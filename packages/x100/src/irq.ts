@@ -328,7 +328,9 @@ export const MAX_SPIN_SKIP = 64;
  * poll plus the wake-up. A poll that ended without an interrupt therefore makes the next idle
  * waits sleep at once: 1, then 2, 4, ... up to {@link MAX_SPIN_SKIP} of them between two polls
  * that fail, so a loop whose polls never pay wastes at most one poll in 64 waits. A poll that
- * found an interrupt ends the back-off. The bound of each poll (`spinNs`) is unchanged.
+ * found an interrupt ends the back-off, unless it found it only after its bound (`spinNs`): the
+ * poller was descheduled meanwhile, most likely for the raiser, so that poll did not pay either.
+ * The bound of each poll is unchanged.
  */
 export class SpinBackoff {
   /** Idle waits left that sleep without polling. */
@@ -552,13 +554,16 @@ export class IrqController {
       };
       const spin = (): void => {
         try {
-          sliceStart = performance.now();
+          const t0 = performance.now();
+          sliceStart = t0;
           if (this.#closed) {
             resolve();
             return;
           }
           const found = line.word.poll(ready, spinNs);
-          backoff.polled(found);
+          // A poll that found the interrupt only after its bound was descheduled meanwhile: the
+          // raiser most likely needed this CPU, so it counts as a poll that did not pay.
+          backoff.polled(found && (performance.now() - t0) * 1e6 <= spinNs);
           if (found) deliver();
           else sleep();
         } catch (err) {
