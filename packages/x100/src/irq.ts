@@ -20,7 +20,10 @@
  * - `wait` (the `worker` platform): an async loop per side polls the status for a bounded time
  *   (`spinNs`, default 50 µs), then sleeps with `Atomics.waitAsync` on the line's event word.
  *   A kick bumps the word and calls `Atomics.notify` only when the receiver said it sleeps
- *   (see `@mic/notify`). The sleeping loop does not keep the process alive.
+ *   (see `@mic/notify`). The sleeping loop does not keep the process alive. The poll runs only
+ *   once the microtasks the handlers queued have run (a woken caller's code comes first), and
+ *   polls that keep finding nothing are skipped for a while ({@link SpinBackoff}): when the
+ *   raiser shares the poller's CPU, it cannot run while the poller spins.
  *
  * @see drivers/misc/mic/host/mic_intr.c
  * @see drivers/misc/mic/card/mic_device.c
@@ -313,6 +316,51 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 const EVENT_LOOP_SLICE_MS = 1;
 
+/** The most idle waits in a row {@link SpinBackoff} lets sleep at once before it polls again: 64. */
+export const MAX_SPIN_SKIP = 64;
+
+/**
+ * Whether the `wait` delivery loop polls before it sleeps, learnt from how its last polls went.
+ *
+ * A poll only pays when the raiser runs meanwhile on another CPU. When both threads share one
+ * (a 2-vCPU machine with other work on it, or a process pinned to one CPU), the raiser cannot
+ * run until the poller gives the CPU up, so every poll is lost whole and a doorbell leg costs the
+ * poll plus the wake-up. A poll that ended without an interrupt therefore makes the next idle
+ * waits sleep at once: 1, then 2, 4, ... up to {@link MAX_SPIN_SKIP} of them between two polls
+ * that fail, so a loop whose polls never pay wastes at most one poll in 64 waits. A poll that
+ * found an interrupt ends the back-off, unless it found it only after its bound (`spinNs`): the
+ * poller was descheduled meanwhile, most likely for the raiser, so that poll did not pay either.
+ * The bound of each poll is unchanged.
+ */
+export class SpinBackoff {
+  /** Idle waits left that sleep without polling. */
+  #skip = 0;
+  /** How many the next failed poll skips. */
+  #next = 1;
+
+  /** True when the next idle wait should poll first; counts a skipped wait otherwise. */
+  shouldPoll(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+
+  /** Records how a poll ended: with an interrupt (`true`) or by sleeping. */
+  polled(found: boolean): void {
+    if (found) {
+      this.#next = 1;
+      return;
+    }
+    this.#skip = this.#next;
+    this.#next = Math.min(MAX_SPIN_SKIP, this.#next * 2);
+  }
+
+  /** Idle waits left that sleep at once (for tests). */
+  get skipping(): number {
+    return this.#skip;
+  }
+}
+
 /**
  * The receiving end of an {@link InterruptLine}: the handler table (`request_irq` /
  * `free_irq`; several handlers may share a source, each is called) and the delivery loop.
@@ -494,16 +542,30 @@ export class IrqController {
       // Sleeping hands the thread to the event loop: a new time slice starts after it.
       const sleepOptions = { spinNs: 0 };
       let sliceStart = 0;
-      // Polls inline (no promise when an interrupt is already there), else sleeps.
-      const poll = (): void => {
+      const backoff = new SpinBackoff();
+      const sleep = (): void => {
+        line.word.waitAsync(ready, sleepOptions).then(woken, reject);
+      };
+      // Nothing is deliverable: polls first when the back-off says so (from `setImmediate`: see
+      // `check`), else sleeps at once.
+      const idle = (): void => {
+        if (spinNs > 0 && backoff.shouldPoll()) setImmediate(spin);
+        else sleep();
+      };
+      const spin = (): void => {
         try {
+          const t0 = performance.now();
+          sliceStart = t0;
           if (this.#closed) {
             resolve();
-          } else if (line.word.poll(ready, spinNs)) {
-            deliver();
-          } else {
-            line.word.waitAsync(ready, sleepOptions).then(woken, reject);
+            return;
           }
+          const found = line.word.poll(ready, spinNs);
+          // A poll that found the interrupt only after its bound was descheduled meanwhile: the
+          // raiser most likely needed this CPU, so it counts as a poll that did not pay.
+          backoff.polled(found && (performance.now() - t0) * 1e6 <= spinNs);
+          if (found) deliver();
+          else sleep();
         } catch (err) {
           reject(err);
         }
@@ -516,9 +578,16 @@ export class IrqController {
           reject(err);
         }
       };
+      // A full turn of the event loop ends: deliver what is there, else go idle.
       const turn = (): void => {
-        sliceStart = performance.now();
-        poll();
+        try {
+          sliceStart = performance.now();
+          if (this.#closed) resolve();
+          else if (ready()) deliver();
+          else idle();
+        } catch (err) {
+          reject(err);
+        }
       };
       const deliver = (): void => {
         if (this.#closed || !alive()) {
@@ -535,7 +604,21 @@ export class IrqController {
         if (this.#asyncHandlers || performance.now() - sliceStart >= EVENT_LOOP_SLICE_MS) {
           setImmediate(turn);
         } else {
-          void SETTLED.then(poll);
+          void SETTLED.then(check);
+        }
+      };
+      // One look, no spin, in the microtask after the handlers: an interrupt raised meanwhile is
+      // delivered at once. Spinning here would hold the thread while the continuations the
+      // handlers queued (a woken `recv`'s caller, which is what produces the next doorbell)
+      // wait behind it: each of them is one more microtask, queued after this one. So the spin
+      // runs from `setImmediate`, once the microtask queue is empty; a loop that does not poll
+      // sleeps from here (`Atomics.waitAsync` does not block those continuations).
+      const check = (): void => {
+        try {
+          if (this.#closed || ready()) deliver();
+          else idle();
+        } catch (err) {
+          reject(err);
         }
       };
       // Start after the constructor's caller has run, so constructing never spins.

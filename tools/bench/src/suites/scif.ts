@@ -53,15 +53,27 @@ const ACK_EVERY = MIB;
 const RMA_SIZES = [4096, 64 * 1024, MIB, 8 * MIB] as const;
 const now = (): number => performance.now();
 
-/** Mean µs of `fn` round trips over about `ms`. */
-async function loop(ms: number, fn: () => Promise<void>): Promise<number> {
+/**
+ * Mean µs of `fn` round trips over about `ms`; pushes the median round trip (µs) to `medians`
+ * when given (a diagnostic: on a shared machine a few descheduled round trips of milliseconds
+ * make most of the mean).
+ */
+async function loop(ms: number, fn: () => Promise<void>, medians?: number[]): Promise<number> {
   let n = 0;
   const t0 = now();
   const end = t0 + ms;
+  const each: number[] = [];
+  let last = t0;
   while (now() < end || n < 16) {
     await fn();
     n++;
+    if (medians) {
+      const t = now();
+      each.push((t - last) * 1e3);
+      last = t;
+    }
   }
+  if (medians) medians.push(median(each));
   return ((now() - t0) * 1e3) / n;
 }
 
@@ -158,6 +170,7 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     const ping = new Uint8Array(64);
     const pong = new Uint8Array(64);
     const rtt = { scif: [] as number[], unix: [] as number[], port: [] as number[] };
+    const rttMedian = { scif: [] as number[], unix: [] as number[], port: [] as number[] };
     const rate = { scif: [] as number[], unix: [] as number[] };
     const rma: Record<string, number[]> = {};
     const place: string[] = [];
@@ -188,14 +201,18 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     };
     for (let t = 0; t < options.trials; t++) {
       rtt.scif.push(
-        await loop(trialMs, async () => {
-          await ep.send(ping, SCIF_SEND_BLOCK);
-          await ep.recv(pong, SCIF_RECV_BLOCK);
-        }),
+        await loop(
+          trialMs,
+          async () => {
+            await ep.send(ping, SCIF_SEND_BLOCK);
+            await ep.recv(pong, SCIF_RECV_BLOCK);
+          },
+          rttMedian.scif,
+        ),
       );
       place.push(placement(mainTid, cardTid));
-      rtt.unix.push(await loop(trialMs, pingUnix));
-      rtt.port.push(await loop(trialMs, pingPort));
+      rtt.unix.push(await loop(trialMs, pingUnix, rttMedian.unix));
+      rtt.port.push(await loop(trialMs, pingPort, rttMedian.port));
       place.push(placement(mainTid, workerTid));
       rate.scif.push(
         await streamRate(
@@ -246,6 +263,25 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
         'µs',
         median(rtt.scif),
         { name: 'messageport-ping-pong', value: median(rtt.port) },
+        null,
+        regime,
+      ),
+      // Diagnostic: the median of each trial's round trips (the targets stay on the means).
+      recordTime(
+        'scif',
+        'send-recv-64B-round-trip-median',
+        'µs',
+        median(rttMedian.scif),
+        { name: 'unix-socket-ping-pong-median', value: median(rttMedian.unix) },
+        null,
+        regime,
+      ),
+      recordTime(
+        'scif',
+        'send-recv-64B-round-trip-median',
+        'µs',
+        median(rttMedian.scif),
+        { name: 'messageport-ping-pong-median', value: median(rttMedian.port) },
         null,
         regime,
       ),
