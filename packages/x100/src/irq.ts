@@ -22,7 +22,7 @@
  *   A kick bumps the word and calls `Atomics.notify` only when the receiver said it sleeps
  *   (see `@mic/notify`). The sleeping loop does not keep the process alive. The poll runs only
  *   once the microtasks the handlers queued have run (a woken caller's code comes first), and
- *   polls that keep finding nothing are skipped for a while ({@link SpinBackoff}): when the
+ *   polls that keep finding nothing are skipped for a while (`SpinBackoff`): when the
  *   raiser shares the poller's CPU, it cannot run while the poller spins.
  *
  * @see drivers/misc/mic/host/mic_intr.c
