@@ -93,3 +93,26 @@ export async function requestDmaChans(
 
 /** The DMA driver loader (`request_module("mic_x100_dma")`), called once at driver init. */
 export type DmaDriverLoader = () => void | Promise<void>;
+
+/**
+ * Runs a hardware driver's DMA driver loader at `mic_init` (once per driver, never per card);
+ * nothing to do when it is absent.
+ *
+ * @param loader - what the caller injected (`options.loadDmaDriver`)
+ * @param logger - the hardware driver's logger
+ * @throws MicError EINVAL when `loader` is neither a function nor absent; what the loader threw
+ *   (as ENODEV when it was not a MicError)
+ */
+export async function loadDmaDriver(loader: unknown, logger: Logger): Promise<void> {
+  if (loader === undefined) return;
+  if (typeof loader !== 'function') {
+    throw new MicError('EINVAL', 'loadDmaDriver is neither a function nor absent');
+  }
+  try {
+    await (loader as DmaDriverLoader)();
+  } catch (err) {
+    logger.error('loading the DMA driver failed', { error: errorMessage(err) });
+    throw toMicError(err, 'ENODEV', 'loading the DMA driver (mic_x100_dma) failed');
+  }
+  logger.debug('DMA driver loaded');
+}

@@ -7,7 +7,7 @@
 export { MBUS_DEV_ANY_ID, MBUS_DEV_DMA_HOST, MBUS_DEV_DMA_MIC } from './mbus.js';
 export type { MbusDevice, MbusDeviceParams, MbusDriver, MbusHwOps } from './mbus.js';
 export { MBUS_HW_OPS, MbusBus } from './bus.js';
-export { releaseChannels, requestDmaChans } from './dma-channels.js';
+export { loadDmaDriver, releaseChannels, requestDmaChans } from './dma-channels.js';
 export type { DmaChannelProvider, DmaDriverLoader } from './dma-channels.js';
 export { MOCK_MBUS_SOURCES, MockMbusHardware, MockMbusHwOps } from './mock.js';
 export type { MockMbusHardwareOptions, MockMbusHwOpsOptions } from './mock.js';

@@ -2,7 +2,13 @@ import { describe, expect, it } from '@jest/globals';
 import type { DmaChannel } from '@mic/bus-core';
 import { MicError } from '@mic/errors';
 import { createMemoryLogger } from '@mic/logger';
-import { type DmaChannelProvider, type MbusDevice, releaseChannels, requestDmaChans } from '../src/index.js';
+import {
+  type DmaChannelProvider,
+  type MbusDevice,
+  loadDmaDriver,
+  releaseChannels,
+  requestDmaChans,
+} from '../src/index.js';
 
 const chan = (chanId: number): DmaChannel => ({ chanId, name: `dma0chan${chanId}` });
 
@@ -101,5 +107,35 @@ describe('requestDmaChans', () => {
     expect(logger.records).toContainEqual(
       expect.objectContaining({ level: 'error', msg: 'giving back DMA channels failed' }),
     );
+  });
+});
+
+describe('loadDmaDriver (mic_init: request_module("mic_x100_dma"))', () => {
+  it('runs the loader once and logs it; an absent loader is nothing to do', async () => {
+    const logger = createMemoryLogger();
+    let loads = 0;
+    await loadDmaDriver(async () => void loads++, logger);
+    await loadDmaDriver(undefined, logger);
+    expect(loads).toBe(1);
+    expect(logger.records.map((r) => [r.level, r.msg])).toEqual([['debug', 'DMA driver loaded']]);
+  });
+
+  it('refuses a loader that is not a function, EINVAL', async () => {
+    await expect(loadDmaDriver('mic_x100_dma', createMemoryLogger())).rejects.toMatchObject({
+      code: 'EINVAL',
+    });
+  });
+
+  it('a failing loader: its MicError as thrown, anything else as ENODEV, and logged', async () => {
+    const logger = createMemoryLogger();
+    await expect(
+      loadDmaDriver(() => {
+        throw new MicError('EBUSY', 'engine held');
+      }, logger),
+    ).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(loadDmaDriver(() => Promise.reject(new Error('no module')), logger)).rejects.toMatchObject({
+      code: 'ENODEV',
+    });
+    expect(logger.records.filter((r) => r.level === 'error')).toHaveLength(2);
   });
 });

@@ -5,10 +5,10 @@
  *
  * @see drivers/misc/mic/card/mic_x100.c (`mic_init`, `mic_probe`, `mic_remove`)
  */
-import { MicError, toMicError, errorMessage } from '@mic/errors';
+import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MicCard, type MicCardOptions } from './card.js';
-import type { DmaDriverLoader } from '@mic/mic-bus';
+import { loadDmaDriver, type DmaDriverLoader } from '@mic/mic-bus';
 
 /** Options of {@link MicCardDriver.init}. */
 export interface MicCardDriverOptions {
@@ -43,20 +43,7 @@ export class MicCardDriver {
    */
   static async init(options: MicCardDriverOptions = {}): Promise<MicCardDriver> {
     const logger = (options.logger ?? nullLogger).child('mic_card');
-    if (options.loadDmaDriver !== undefined) {
-      if (typeof options.loadDmaDriver !== 'function') {
-        throw new MicError('EINVAL', 'loadDmaDriver is neither a function nor absent');
-      }
-      try {
-        await options.loadDmaDriver();
-      } catch (err) {
-        logger.error('loading the DMA driver failed', {
-          error: errorMessage(err),
-        });
-        throw toMicError(err, 'ENODEV', 'loading the DMA driver (mic_x100_dma) failed');
-      }
-      logger.debug('DMA driver loaded');
-    }
+    await loadDmaDriver(options.loadDmaDriver, logger);
     return new MicCardDriver(logger);
   }
 

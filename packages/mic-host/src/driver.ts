@@ -6,10 +6,10 @@
  *
  * @see drivers/misc/mic/host/mic_main.c (`mic_init`, `mic_exit`, `mic_probe`, `mic_remove`)
  */
-import { MicError, checkInt, toMicError, errorMessage } from '@mic/errors';
+import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
 import { MIC_MAX_NUM_DEVS } from './constants.js';
-import type { DmaDriverLoader } from '@mic/mic-bus';
+import { loadDmaDriver, type DmaDriverLoader } from '@mic/mic-bus';
 import { MicHost, type MicHostOptions } from './host.js';
 
 /** Options of {@link MicHostDriver.init}. */
@@ -45,20 +45,7 @@ export class MicHostDriver {
    */
   static async init(options: MicHostDriverOptions = {}): Promise<MicHostDriver> {
     const logger = (options.logger ?? nullLogger).child('mic_host');
-    if (options.loadDmaDriver !== undefined) {
-      if (typeof options.loadDmaDriver !== 'function') {
-        throw new MicError('EINVAL', 'loadDmaDriver is neither a function nor absent');
-      }
-      try {
-        await options.loadDmaDriver();
-      } catch (err) {
-        logger.error('loading the DMA driver failed', {
-          error: errorMessage(err),
-        });
-        throw toMicError(err, 'ENODEV', 'loading the DMA driver (mic_x100_dma) failed');
-      }
-      logger.debug('DMA driver loaded');
-    }
+    await loadDmaDriver(options.loadDmaDriver, logger);
     return new MicHostDriver(logger);
   }
 
