@@ -23,6 +23,7 @@ import {
   VIRTIO_BLK_S,
   VIRTIO_BLK_SECTOR_SIZE,
   VIRTIO_BLK_T,
+  VIRTIO_F,
   VIRTIO_ID,
   checkQueueSize,
   decodeBlkOutHdr,
@@ -94,6 +95,14 @@ export interface BlockBackendOptions {
   readonly writeZeroes?: boolean;
   /** Most requests in flight at once (default 32; a transport may allow fewer, VOP allows 1). */
   readonly queueDepth?: number;
+  /**
+   * Offer VIRTIO_RING_F_EVENT_IDX (default false, as mpssd; the card's virtio ring implements it,
+   * and `@mic/demo` turns it on): with it the driver says, in
+   * `used_event`, after which completion it wants its next interrupt, so a burst of completions
+   * rings its doorbell once instead of once each (each ring may wake a sleeping thread), and the
+   * device says in `avail_event` when it wants the next kick.
+   */
+  readonly eventIdx?: boolean;
   /** Opens the image (default {@link openBlockFile}); a wrapper can watch the file operations. */
   readonly openFile?: OpenBlockFile;
   readonly logger?: Logger;
@@ -237,6 +246,7 @@ export class BlockBackend implements VirtioBackend {
     const file = await (options.openFile ?? openBlockFile)(options.path, readOnly);
     const capacity = (BigInt(file.size) + SECTOR - 1n) / SECTOR;
     let features = featureBit(VIRTIO_BLK_F.SEG_MAX);
+    if (options.eventIdx ?? false) features |= featureBit(VIRTIO_F.RING_EVENT_IDX);
     if (readOnly) features |= featureBit(VIRTIO_BLK_F.RO);
     if (options.flush ?? true) features |= featureBit(VIRTIO_BLK_F.FLUSH);
     if (blkSize !== undefined) features |= featureBit(VIRTIO_BLK_F.BLK_SIZE);

@@ -11,6 +11,7 @@ import {
   VIRTIO_BLK_F,
   VIRTIO_BLK_S,
   VIRTIO_BLK_T,
+  VIRTIO_F,
   decodeBlkConfig,
   encodeBlkOutHdr,
   hasFeature,
@@ -489,6 +490,24 @@ for (const mapping of [true, false]) {
 
 describe('BlockBackend options', () => {
   const code = errorCode;
+
+  it('offers VIRTIO_RING_F_EVENT_IDX only when asked (mpssd does not)', async () => {
+    const file = join(tmp(), 'ev.img');
+    writeFileSync(file, new Uint8Array(4096));
+    const plain = await BlockBackend.open({ path: file });
+    const ev = await BlockBackend.open({ path: file, eventIdx: true });
+    try {
+      expect(hasFeature(plain.description.features, VIRTIO_F.RING_EVENT_IDX)).toBe(false);
+      expect(hasFeature(ev.description.features, VIRTIO_F.RING_EVENT_IDX)).toBe(true);
+      // Nothing else changes.
+      expect(ev.description.features & ~(1n << BigInt(VIRTIO_F.RING_EVENT_IDX))).toBe(
+        plain.description.features,
+      );
+    } finally {
+      await plain.close();
+      await ev.close();
+    }
+  });
 
   it('gives one clear error per bad option', async () => {
     const dir = tmp();

@@ -437,7 +437,8 @@ async function blkBurst(d: VirtioBlk, b: BlkBurst): Promise<BurstResult> {
   if (span < size)
     throw new MicError('EINVAL', `card: a burst of ${size}-byte requests does not fit in ${span} bytes`);
   const nextOffset = burstOffsets(size, span, b.random ?? false);
-  const bufs = Array.from({ length: depth }, () => new Uint8Array(size).fill(0x5a));
+  // The disk's own buffers (DMA memory): the device reads and writes them in place, no copy on the card.
+  const bufs = Array.from({ length: depth }, () => d.allocBuffer(size).fill(0x5a));
   let issued = 0;
   const lane = async (buf: Uint8Array): Promise<void> => {
     while (issued < count) {
@@ -448,6 +449,10 @@ async function blkBurst(d: VirtioBlk, b: BlkBurst): Promise<BurstResult> {
     }
   };
   const t0 = performance.now();
-  await Promise.all(bufs.map(lane));
-  return { ms: performance.now() - t0, bytes: count * size };
+  // Every lane settles before the buffers go back (a failed lane leaves the others running).
+  const lanes = await Promise.allSettled(bufs.map(lane));
+  const ms = performance.now() - t0;
+  for (const buf of bufs) d.freeBuffer(buf);
+  for (const l of lanes) if (l.status === 'rejected') throw l.reason;
+  return { ms, bytes: count * size };
 }

@@ -291,6 +291,7 @@ export class ServedDevice<B extends VirtioBackend> {
 export interface CardDevicesOptions {
   readonly console?: ConsoleBackendOptions;
   readonly net?: NetBackendOptions;
+  /** The block device (`eventIdx` defaults to true here: the card's ring implements it). */
   readonly block?: BlockBackendOptions;
   readonly logger?: Logger;
   /** Called after each device was added (for progress lines). */
@@ -342,7 +343,9 @@ export async function serveCard(control: VopHostControl, options: CardDevicesOpt
       ? await add('net', () => NetBackend.open({ logger: log.child('net'), ...options.net }))
       : null;
     const block = options.block
-      ? await add('block', () => BlockBackend.open({ logger: log.child('block'), ...options.block! }))
+      ? await add('block', () =>
+          BlockBackend.open({ logger: log.child('block'), eventIdx: true, ...options.block! }),
+        )
       : null;
     return { console: con, net, block, all, stop };
   } catch (err) {
