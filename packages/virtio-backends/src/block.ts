@@ -52,8 +52,8 @@ const MERGE_MAX_SEGMENTS = 1024;
 /** Most bytes in one merged `preadv`. */
 const MERGE_MAX_BYTES = 1 << 20;
 
-/** A mapped read waiting to be merged with its neighbours. */
-interface PendingRead {
+/** A mapped read or write waiting to be merged with its neighbours. */
+interface PendingIo {
   readonly views: readonly Uint8Array[];
   readonly at: number;
   readonly length: number;
@@ -158,8 +158,10 @@ export class BlockBackend implements VirtioBackend {
    */
   readonly #buffers: Uint8Array[] = [];
   /** Mapped reads waiting for the pump to stop fetching, to be merged (see {@link #queueRead}). */
-  #reads: PendingRead[] = [];
-  #readsQueued = false;
+  #reads: PendingIo[] = [];
+  /** Mapped writes, likewise (see {@link #queueWrite}). */
+  #writes: PendingIo[] = [];
+  #ioQueued = false;
   readonly #stats: BlockBackendStats = {
     requests: 0,
     reads: 0,
@@ -310,8 +312,8 @@ export class BlockBackend implements VirtioBackend {
    * Fetches every available request while fewer than the depth are in flight; each runs on its
    * own. A finished request asks for another pump only when this one stopped at the depth: when
    * it stopped at an empty ring, the driver's next notification brings the next pump (no fetch
-   * that finds nothing after every completion). When it stops, the mapped reads its requests
-   * queued run, adjacent ones merged (see {@link #queueRead}).
+   * that finds nothing after every completion). When it stops, the mapped reads and writes its
+   * requests queued run, adjacent ones merged (see {@link #queueRead}, {@link #queueWrite}).
    */
   async #pump(t: BackendTransport): Promise<void> {
     this.#negotiated = t.negotiatedFeatures();
@@ -320,7 +322,7 @@ export class BlockBackend implements VirtioBackend {
     try {
       await this.#fetch(t, depth);
     } finally {
-      this.#runReads();
+      this.#runQueued();
     }
   }
 
@@ -528,19 +530,52 @@ export class BlockBackend implements VirtioBackend {
   #queueRead(views: readonly Uint8Array[], at: number, length: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#reads.push({ views, at, length, resolve, reject });
-      if (this.#readsQueued) return;
-      this.#readsQueued = true;
-      setImmediate(() => {
-        this.#readsQueued = false;
-        this.#runReads();
-      });
+      this.#queueTurn();
     });
   }
 
-  #runReads(): void {
-    if (this.#reads.length === 0) return;
-    const reads = this.#reads;
-    this.#reads = [];
+  /**
+   * Queues a mapped write of `views` (`length` bytes) at `at`, merged with the adjacent writes
+   * queued with it into one `pwritev` as {@link #queueRead} merges reads (virtio gives requests in
+   * flight no order among themselves, and a FLUSH covers only writes completed before it).
+   * Resolves once the bytes are in the file; a failed merged write fails every request in it.
+   */
+  #queueWrite(views: readonly Uint8Array[], at: number, length: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#writes.push({ views, at, length, resolve: () => resolve(), reject });
+      this.#queueTurn();
+    });
+  }
+
+  /** Runs the queued reads and writes at the end of this turn unless the pump does it first. */
+  #queueTurn(): void {
+    if (this.#ioQueued) return;
+    this.#ioQueued = true;
+    setImmediate(() => {
+      this.#ioQueued = false;
+      this.#runQueued();
+    });
+  }
+
+  #runQueued(): void {
+    if (this.#reads.length > 0) {
+      const reads = this.#reads;
+      this.#reads = [];
+      this.#runMerged(reads, (views, at) => this.#readv(views, at));
+    }
+    if (this.#writes.length > 0) {
+      const writes = this.#writes;
+      this.#writes = [];
+      this.#runMerged(writes, async (views, at) => {
+        await this.#writev(views, at);
+        return totalLength(views);
+      });
+    }
+  }
+
+  /** Sorts `ios` by offset and runs each run of adjacent ones as one vectored call of `io`. */
+  #runMerged(ios: PendingIo[], io: (views: readonly Uint8Array[], at: number) => Promise<number>): void {
+    const reads = ios;
     reads.sort((a, b) => a.at - b.at);
     for (let i = 0; i < reads.length;) {
       const group = [reads[i]!];
@@ -561,7 +596,7 @@ export class BlockBackend implements VirtioBackend {
         bytes += r.length;
       }
       const views = group.length === 1 ? group[0]!.views : group.flatMap((r) => r.views);
-      this.#readv(views, group[0]!.at).then(
+      io(views, group[0]!.at).then(
         (got) => {
           for (const r of group) r.resolve(Math.max(0, Math.min(r.length, got - (r.at - group[0]!.at))));
         },
@@ -597,7 +632,7 @@ export class BlockBackend implements VirtioBackend {
       const views = chain.mapReadable(length);
       if (totalLength(views) !== length) return VIRTIO_BLK_S.IOERR;
       const keep = Math.max(0, Math.min(length, size - at));
-      if (keep > 0) await this.#writev(keep === length ? views : cutViews(views, keep), at);
+      if (keep > 0) await this.#queueWrite(keep === length ? views : cutViews(views, keep), at, keep);
       this.#stats.bytesWritten += length;
       return VIRTIO_BLK_S.OK;
     }

@@ -216,6 +216,54 @@ for (const mapping of [true, false]) {
       else expect(calls).toBe(n);
     });
 
+    it('merges adjacent writes in flight into fewer file writes, cut at the end of the file', async () => {
+      const path = join(tmp(), 'disk.img');
+      const size = (256 << 10) + 1000;
+      writeFileSync(path, new Uint8Array(size));
+      let calls = 0;
+      const blk = await BlockBackend.open({
+        path,
+        openFile: async (p, ro) => {
+          const f = await openBlockFile(p, ro);
+          return {
+            ...f,
+            size: f.size,
+            write: (b, at) => {
+              calls++;
+              return f.write(b, at);
+            },
+            writev: (bs, at) => {
+              calls++;
+              return f.writev!(bs, at);
+            },
+            close: () => f.close(),
+          };
+        },
+      });
+      const r = await rig(blk, ALL_FEATURES, undefined, { mapping: useMapping });
+      rigs.push(r);
+      // 33 writes of 8 KiB in two segments each, all in flight; the last one's partial sector is cut.
+      const chunk = 8192;
+      const n = Math.ceil(size / chunk);
+      const data = pattern(n * chunk, 41);
+      const statuses = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          write(
+            r,
+            BigInt((i * chunk) / 512),
+            data.subarray(i * chunk, i === n - 1 ? i * chunk + 1024 : (i + 1) * chunk),
+            2,
+          ),
+        ),
+      );
+      expect(statuses.every((st) => st === VIRTIO_BLK_S.OK)).toBe(true);
+      const back = readFileSync(path);
+      expect(back.length).toBe(size);
+      expect(sha(back)).toBe(sha(data.subarray(0, size)));
+      if (mapping) expect(calls).toBeLessThan(n);
+      else expect(calls).toBe(n);
+    });
+
     it('reads back what the host wrote into the image, several reads at once', async () => {
       const size = 2 << 20;
       const image = pattern(size, 99);
