@@ -2,7 +2,10 @@
  * Suite `blk`: virtio-blk from the card's driver to the host's file, on the x100 `worker`
  * platform. The card program of `@mic/demo` runs `@mic/virtio-drivers`' `VirtioBlk` in the card's
  * worker; the host serves the device over VOP with `@mic/virtio-backends`' `BlockBackend` on an
- * image file in a temporary directory (page-cached after the first pass). Each figure is a burst
+ * image file in a temporary directory (page-cached after the first pass), with EVENT_IDX (one
+ * doorbell per burst of completions). The card's requests use the disk's own buffers
+ * (`VirtioBlk.allocBuffer`, DMA memory: the host reads the image into them and writes it from
+ * them, no copy on the card), as Linux hands the device a request's pages. Each figure is a burst
  * of requests the card issues with a fixed number in flight: sequential reads and writes of
  * 128 KiB at queue depth 1, 8 and 32, random 4 KiB reads at depth 1 and 32.
  *
