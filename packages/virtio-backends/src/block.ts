@@ -93,7 +93,7 @@ export interface BlockBackendOptions {
   readonly discard?: boolean;
   /** Offer VIRTIO_BLK_F_WRITE_ZEROES (default: unless read-only). */
   readonly writeZeroes?: boolean;
-  /** Most requests in flight at once (default 32; a transport may allow fewer, VOP allows 1). */
+  /** Most requests in flight at once (default 32; the transport may allow fewer: VOP allows its queue size). */
   readonly queueDepth?: number;
   /**
    * Offer VIRTIO_RING_F_EVENT_IDX (default false, as mpssd; the card's virtio ring implements it,
