@@ -201,9 +201,9 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
       return (size * count) / ((now() - t) / 1e3) / 1e6;
     };
     // Untimed warm-up of every path before the first trial (a trial's length; half for the
-    // streams): the
-    // first trial would otherwise measure V8 compiling the SCIF, ring, DMA and socket code (and
-    // the engine and card threads' idle polls adapting), not the steady state the later ones see.
+    // streams): the first trial would otherwise measure V8 compiling the SCIF, ring, DMA and
+    // socket code (and the engine and card threads' idle polls adapting), not the steady state
+    // the later trials see.
     const scifRtt = async (): Promise<void> => {
       await ep.send(ping, SCIF_SEND_BLOCK);
       await ep.recv(pong, SCIF_RECV_BLOCK);
