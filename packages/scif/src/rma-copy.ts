@@ -247,7 +247,7 @@ const SYNC_POLL_BYTES_PER_MS = 2e6;
  * plus the copy at {@link SYNC_SPIN_BYTES_PER_MS} (when the engine thread runs on another CPU, a
  * copy is done within it and seen at once).
  */
-const SYNC_SPIN_MIN_MS = 0.02;
+const SYNC_SPIN_MIN_MS = 0.05;
 /** The copy rate the spin assumes (bytes per ms: 4 GB/s, the engine's on a hot cache). */
 const SYNC_SPIN_BYTES_PER_MS = 4e6;
 /** What the naps of {@link pollStatus} wait on (nothing ever wakes it: each nap times out). */

@@ -2,7 +2,7 @@
  * The DMA engine's thread on the `worker` platform (run as `dist/dma-engine-worker.js`, never
  * imported): attaches to the shared hardware and steps the engine while any channel has work;
  * when none has, it polls for `spinNs` (longer, up to 400 µs, while a driver streams: see
- * {@link IdleSpin}; with naps between the polls past the first 20 µs, see {@link napPoll}), then
+ * {@link IdleSpin}; with naps between the polls past the first 50 µs (the base poll), see {@link napPoll}), then
  * sleeps on the DMA event word, which every DMA register write that may
  * give it work signals (a notify only when it said it sleeps). It stops
  * when the platform asks (`DmaSharedState.requestStop`). The engine's warnings (a fault of the
@@ -73,7 +73,7 @@ function main(data: DmaEngineWorkerData): void {
   while (!state.stopRequested) {
     if (engine.step()) continue;
     const t0 = performance.now();
-    // Poll (with naps past the first 20 µs, see napPoll), then sleep until a register write.
+    // Poll (with naps past the first 50 µs, see napPoll), then sleep until a register write.
     if (!napPoll(workOrStop, idle.spinNs)) state.word.waitSync(workOrStop, options);
     idle.idled((performance.now() - t0) * 1e6);
   }

@@ -33,8 +33,8 @@ export const STREAM_NS = 1_000_000;
 /** The longest the idle engine polls before it sleeps (ns): 400 µs. */
 export const MAX_SPIN_NS = 400_000;
 
-/** How long {@link napPoll} spins before it naps between polls (ns): 20 µs. */
-export const NAP_SPIN_NS = 20_000;
+/** How long {@link napPoll} spins before it naps between polls (ns): 50 µs, the base poll. */
+export const NAP_SPIN_NS = 50_000;
 /** What the naps wait on: nothing ever wakes it, each nap times out. */
 const NAP = new Int32Array(new SharedArrayBuffer(4));
 /** One nap (ms; the kernel's timer slack makes it ~50 µs). */
