@@ -243,21 +243,44 @@ const SYNC_POLL_MAX_MS = 1;
 const SYNC_POLL_BYTES_PER_MS = 2e6;
 
 /**
+ * How long a synchronous RMA spins before it polls with naps in between: {@link SYNC_SPIN_MIN_MS}
+ * plus the copy at {@link SYNC_SPIN_BYTES_PER_MS} (when the engine thread runs on another CPU, a
+ * copy is done within it and seen at once).
+ */
+const SYNC_SPIN_MIN_MS = 0.05;
+/** The copy rate the spin assumes (bytes per ms: 4 GB/s, the engine's on a hot cache). */
+const SYNC_SPIN_BYTES_PER_MS = 4e6;
+/** What the naps of {@link pollStatus} wait on (nothing ever wakes it: each nap times out). */
+const NAP = new Int32Array(new SharedArrayBuffer(4));
+/** One nap between two polls (ms; the kernel's timer slack makes it ~50 µs). */
+const NAP_MS = 0.001;
+
+/**
  * `scif_drain_dma_poll`'s busy wait (`dma_sync_wait`), bounded (see {@link SYNC_POLL_MIN_MS}):
  * polls the channel's status of `cookie`, so a copy that completes soon is seen within
  * microseconds instead of after a sleep. Returns the final status, or undefined while the copy is
  * still in progress (or the channel has no status query): the caller then sleeps. The budget is
  * real time, not the injected clock's: a virtual clock stands still inside a synchronous loop.
+ *
+ * Past the time the copy should take ({@link SYNC_SPIN_MIN_MS}), the polls are spaced by short
+ * naps (`Atomics.wait` with a timeout): when the engine's thread shares this thread's CPU (a busy
+ * 2-vCPU machine), a plain spin keeps it from running until the scheduler preempts the spinner,
+ * and every copy then costs the whole budget, a sleep and the interrupt's wake-up (~0.8 ms for
+ * 64 KiB measured); a nap gives it the CPU.
  */
 function pollStatus(chan: ScifDmaChan, cookie: number, len: number): string | undefined {
   const status = chan.txStatus?.bind(chan);
   if (!status) return undefined;
   const budget = Math.min(SYNC_POLL_MAX_MS, SYNC_POLL_MIN_MS + len / SYNC_POLL_BYTES_PER_MS);
-  const end = performance.now() + budget;
+  const t0 = performance.now();
+  const end = t0 + budget;
+  const spinEnd = t0 + Math.min(budget, SYNC_SPIN_MIN_MS + len / SYNC_SPIN_BYTES_PER_MS);
   for (;;) {
     const st = status(cookie);
     if (st !== 'in-progress') return st;
-    if (performance.now() >= end) return undefined;
+    const t = performance.now();
+    if (t >= end) return undefined;
+    if (t >= spinEnd) Atomics.wait(NAP, 0, 0, NAP_MS);
   }
 }
 

@@ -2,7 +2,8 @@
  * The DMA engine's thread on the `worker` platform (run as `dist/dma-engine-worker.js`, never
  * imported): attaches to the shared hardware and steps the engine while any channel has work;
  * when none has, it polls for `spinNs` (longer, up to 400 µs, while a driver streams: see
- * {@link IdleSpin}), then sleeps on the DMA event word, which every DMA register write that may
+ * {@link IdleSpin}; with naps between the polls past the first 50 µs (the base poll), see {@link napPoll}), then
+ * sleeps on the DMA event word, which every DMA register write that may
  * give it work signals (a notify only when it said it sleeps). It stops
  * when the platform asks (`DmaSharedState.requestStop`). The engine's warnings (a fault of the
  * model on a channel) are posted to the platform, which logs them under `dma`.
@@ -13,7 +14,7 @@ import { createLogger } from '@mic/logger';
 import type { LogLevel, LogRecord } from '@mic/logger';
 import { DEFAULT_SPIN_NS } from '@mic/notify';
 import { X100DmaEngine } from './dma-engine.js';
-import { IdleSpin } from './dma-idle.js';
+import { IdleSpin, napPoll } from './dma-idle.js';
 import { X100Hardware } from './hardware.js';
 import type { X100Buffers, X100Config } from './hardware.js';
 
@@ -65,15 +66,15 @@ function main(data: DmaEngineWorkerData): void {
   });
   const state = engine.state;
   const idle = new IdleSpin(data.spinNs ?? DEFAULT_SPIN_NS);
-  const options = { spinNs: idle.spinNs };
+  const options = { spinNs: 0 };
   const workOrStop = (): boolean => state.stopRequested || engine.hasWork();
   const ready: DmaEngineMessage = { type: 'ready', tid: threadId() };
   parentPort?.postMessage(ready);
   while (!state.stopRequested) {
     if (engine.step()) continue;
-    options.spinNs = idle.spinNs;
     const t0 = performance.now();
-    state.word.waitSync(workOrStop, options);
+    // Poll (with naps past the first 50 µs, see napPoll), then sleep until a register write.
+    if (!napPoll(workOrStop, idle.spinNs)) state.word.waitSync(workOrStop, options);
     idle.idled((performance.now() - t0) * 1e6);
   }
 }
