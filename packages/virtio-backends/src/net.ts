@@ -31,7 +31,6 @@ import {
   VIRTIO_NET_HDR_MRG_RXBUF_SIZE,
   VIRTIO_NET_HDR_SIZE,
   VIRTIO_NET_S,
-  decodeNetHdr,
   encodeNetConfig,
   featureBit,
   hasFeature,
@@ -58,6 +57,37 @@ export const NET_MAX_FRAME = 65536 + ETH_HLEN;
 export const NET_CPU_COPY_BYTES = VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514;
 /** Frames from the link waiting for receive buffers at most, by default. */
 export const NET_DEFAULT_RX_QUEUE = 256;
+
+/** Transmit completions left pending at most before the backend waits for them. */
+const TX_COMPLETIONS_AWAITED = 64;
+
+/** Bytes of one {@link FrameArena} chunk. */
+export const FRAME_ARENA_BYTES = 64 * 1024;
+
+/**
+ * Frames of their own for the link (it keeps them), carved one after the other out of chunks of
+ * {@link FRAME_ARENA_BYTES}: one allocation per chunk instead of one per frame (an ArrayBuffer
+ * of its own costs microseconds; a view of a chunk a fraction of that). A chunk lives as long as
+ * any frame in it is referenced; each frame is a `Uint8Array` with its own `byteOffset` into the
+ * chunk, never shared with another frame. Frames larger than a quarter chunk get a buffer of
+ * their own.
+ */
+export class FrameArena {
+  #chunk: ArrayBuffer | null = null;
+  #at = 0;
+
+  /** A zeroed `n`-byte frame. */
+  take(n: number): Uint8Array {
+    if (n > FRAME_ARENA_BYTES / 4) return new Uint8Array(n);
+    if (this.#chunk === null || this.#at + n > FRAME_ARENA_BYTES) {
+      this.#chunk = new ArrayBuffer(FRAME_ARENA_BYTES);
+      this.#at = 0;
+    }
+    const v = new Uint8Array(this.#chunk, this.#at, n);
+    this.#at += (n + 7) & ~7;
+    return v;
+  }
+}
 
 /** Where the NIC is connected. */
 export type NetLinkOptions =
@@ -87,6 +117,16 @@ export interface NetBackendOptions {
    * frames in flight and half the descriptor walks). False offers mpssd's framing only.
    */
   readonly anyLayout?: boolean;
+  /**
+   * Offer VIRTIO_F_RING_EVENT_IDX (virtio 1.2 §2.7.7.2, §2.7.10; default false, as mpssd): the
+   * card asks for an interrupt at a given used index (`used_event`) and the backend for a kick at
+   * a given avail index (`avail_event`), so a driver that collects transmit buffers lazily is
+   * interrupted once per batch (`virtqueue_enable_cb_delayed`) instead of on the next completion,
+   * and `@mic/virtio-drivers`' net driver coalesces receive interrupts under load. VOP
+   * (`@mic/vop-host`) implements it; the in-process adapter's tests with the driver double stall
+   * with it (not yet understood), hence the default.
+   */
+  readonly eventIdx?: boolean;
   /** Entries of each queue (default 128). */
   readonly queueSize?: number;
   /** Frames from the link kept while the card has no receive buffer (default 256; more are dropped). */
@@ -193,6 +233,8 @@ export class NetBackend implements VirtioBackend {
    * before the next frame.
    */
   #rxPacket = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514);
+  /** Where transmitted frames are copied to. */
+  readonly #frames = new FrameArena();
   #negotiated = 0n;
   #linkUp = true;
   #transport: BackendTransport | null = null;
@@ -250,6 +292,7 @@ export class NetBackend implements VirtioBackend {
     if (options.version1) features |= featureBit(VIRTIO_F.VERSION_1);
     if (options.mergeableRxBuffers) features |= featureBit(VIRTIO_NET_F.MRG_RXBUF);
     if (options.anyLayout ?? true) features |= featureBit(VIRTIO_F.ANY_LAYOUT);
+    if (options.eventIdx ?? false) features |= featureBit(VIRTIO_F.RING_EVENT_IDX);
     const config = encodeNetConfig({
       mac: mac ?? new Uint8Array(6),
       status: VIRTIO_NET_S.LINK_UP,
@@ -379,14 +422,34 @@ export class NetBackend implements VirtioBackend {
     await this.#receive(t);
   }
 
-  /** Card → link: every chain of the transmit queue. */
+  /**
+   * Card → link: every chain of the transmit queue. Each frame is copied out and the chain
+   * completed at once, without waiting for the completion before taking the next chain (the
+   * transport keeps completions in order); the completions are awaited together.
+   */
   async #transmit(t: BackendTransport): Promise<void> {
     const hdrSize = this.#hdrSize();
-    for (;;) {
-      const chain = await t.nextChain(NET_TRANSMITQ);
-      if (chain === null) return;
-      try {
-        const frame = await this.#txFrame(chain, hdrSize);
+    const completing: Promise<void>[] = [];
+    // Chains whose completion is pending still count as open for the transport.
+    const pendingMax = Math.min(TX_COMPLETIONS_AWAITED, t.maxInFlight(NET_TRANSMITQ) - 1);
+    try {
+      for (;;) {
+        if (completing.length > 0 && completing.length >= pendingMax) {
+          await Promise.all(completing);
+          completing.length = 0;
+        }
+        const chain = await t.nextChain(NET_TRANSMITQ);
+        if (chain === null) return;
+        let frame: Uint8Array | null;
+        try {
+          frame = chain.mapReadable
+            ? this.#txFrameMapped(chain, hdrSize)
+            : await this.#txFrame(chain, hdrSize);
+        } finally {
+          const done = chain.complete();
+          done.catch(() => {}); // reported by the Promise.all below
+          completing.push(done);
+        }
         if (frame === null) {
           this.#stats.txDropped++;
           this.#log.debug('virtio-net: dropped a frame the card sent', {
@@ -399,9 +462,9 @@ export class NetBackend implements VirtioBackend {
         this.#stats.txBytes += frame.length;
         this.#pcap?.write(frame);
         this.link.send(frame);
-      } finally {
-        await chain.complete();
       }
+    } finally {
+      await Promise.all(completing);
     }
   }
 
@@ -428,28 +491,51 @@ export class NetBackend implements VirtioBackend {
     return packet;
   }
 
-  /** Reads one transmitted frame and finishes its checksum; null when it must be dropped. */
+  /**
+   * Reads one transmitted frame through {@link BackendChain.read} and finishes its checksum;
+   * null when it must be dropped.
+   */
   async #txFrame(chain: BackendChain, hdrSize: 10 | 12): Promise<Uint8Array | null> {
     const len = chain.readable;
     if (len < hdrSize + ETH_HLEN || len > hdrSize + NET_MAX_FRAME) return null;
-    const buf = new Uint8Array(len);
-    if (chain.mapReadable) {
-      // One copy out of the card's buffer (the link keeps the frame), no transport round trip.
-      let at = 0;
-      for (const v of chain.mapReadable(len)) {
-        buf.set(v, at);
-        at += v.length;
-      }
-      if (at !== len) return null;
-    } else if ((await chain.read(buf)) !== len) {
-      return null;
+    const buf = this.#frames.take(len);
+    if ((await chain.read(buf)) !== len) return null;
+    return this.#txFinish(buf, hdrSize);
+  }
+
+  /**
+   * As {@link #txFrame} with the chain's mapped views: one copy out of the card's buffer (the
+   * link keeps the frame), no transport round trip.
+   */
+  #txFrameMapped(chain: BackendChain, hdrSize: 10 | 12): Uint8Array | null {
+    const len = chain.readable;
+    if (len < hdrSize + ETH_HLEN || len > hdrSize + NET_MAX_FRAME) return null;
+    const buf = this.#frames.take(len);
+    let at = 0;
+    for (const v of chain.mapReadable!(len)) {
+      if (at + v.length > len) return null;
+      buf.set(v, at);
+      at += v.length;
     }
-    const hdr = decodeNetHdr(buf, hdrSize);
-    if ((hdr.gsoType & ~VIRTIO_NET_HDR_GSO.ECN) !== VIRTIO_NET_HDR_GSO.NONE) return null;
+    if (at !== len) return null;
+    return this.#txFinish(buf, hdrSize);
+  }
+
+  /**
+   * The frame behind the header in `buf` (the copy: read once), its partial checksum completed;
+   * null for a GSO frame or a checksum that was not negotiated or lies outside the frame.
+   */
+  #txFinish(buf: Uint8Array, hdrSize: 10 | 12): Uint8Array | null {
+    const flags = buf[0]!;
+    const gsoType = buf[1]!;
+    if ((gsoType & ~VIRTIO_NET_HDR_GSO.ECN) !== VIRTIO_NET_HDR_GSO.NONE) return null;
     const frame = buf.subarray(hdrSize);
-    if (hdr.flags & VIRTIO_NET_HDR_F.NEEDS_CSUM) {
+    if (flags & VIRTIO_NET_HDR_F.NEEDS_CSUM) {
       if (!hasFeature(this.#negotiated, VIRTIO_NET_F.CSUM)) return null;
-      if (!completeChecksum(frame, hdr.csumStart, hdr.csumOffset)) return null;
+      // csum_start and csum_offset, little-endian as decodeNetHdr reads them.
+      const start = buf[6]! | (buf[7]! << 8);
+      const offset = buf[8]! | (buf[9]! << 8);
+      if (!completeChecksum(frame, start, offset)) return null;
       this.#stats.txChecksums++;
     }
     return frame;
@@ -503,7 +589,10 @@ export class NetBackend implements VirtioBackend {
       if (only?.mapWritable) {
         // One chain: header and frame straight into the card's buffer, one copy of the frame.
         const views = only.mapWritable(need);
-        if (views.length === 1) {
+        // Straight in when the frame has the alignment its place in the buffer has; else by way
+        // of the packet buffer (a copy into shared memory at another alignment than its
+        // source's goes byte by byte, several times slower than the extra aligned copy).
+        if (views.length === 1 && ((views[0]!.byteOffset + hdrSize - frame.byteOffset) & 7) === 0) {
           const v = views[0]!;
           v.fill(0, 0, hdrSize);
           v[0] = flags;

@@ -385,3 +385,34 @@ describe('NetBackend options', () => {
     expect(await code(NetBackend.open({ link: { kind: 'qemu-stream', path: file } }))).toBe('EEXIST');
   });
 });
+
+describe('NetBackend: EVENT_IDX and frame chunks', () => {
+  it('offers RING_EVENT_IDX only when asked', async () => {
+    const plain = await NetBackend.open();
+    const eidx = await NetBackend.open({ eventIdx: true });
+    try {
+      expect(hasFeature(plain.description.features, VIRTIO_F.RING_EVENT_IDX)).toBe(false);
+      expect(hasFeature(eidx.description.features, VIRTIO_F.RING_EVENT_IDX)).toBe(true);
+    } finally {
+      await plain.close();
+      await eidx.close();
+    }
+  });
+
+  it('hands out zeroed frames of their own from shared chunks, large ones apart', async () => {
+    const { FrameArena, FRAME_ARENA_BYTES } = await import('../src/net.js');
+    const a = new FrameArena();
+    const frames = Array.from({ length: 100 }, (_, i) => a.take(60 + ((i * 37) % 1500)));
+    frames.forEach((f, i) => {
+      expect(f.length).toBe(60 + ((i * 37) % 1500));
+      expect(f.every((b) => b === 0)).toBe(true);
+      f.fill(i + 1);
+    });
+    frames.forEach((f, i) => expect(f.every((b) => b === i + 1)).toBe(true));
+    expect(new Set(frames.map((f) => f.buffer)).size).toBeLessThan(frames.length);
+    const big = a.take(FRAME_ARENA_BYTES);
+    expect(big.byteOffset).toBe(0);
+    expect(big.buffer.byteLength).toBe(FRAME_ARENA_BYTES);
+    expect(frames.some((f) => f.buffer === big.buffer)).toBe(false);
+  });
+});

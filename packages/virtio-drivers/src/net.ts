@@ -54,7 +54,7 @@ import {
   type VirtioDevice,
   type VirtioDriver,
 } from '@mic/virtio';
-import { QueuePair, VirtioDriverBase, cancelled, descriptorsFor, safeEmit } from './common.js';
+import { QueuePair, VirtioDriverBase, cancelled, descriptorsFor, drainUsed, safeEmit } from './common.js';
 
 /** `ETH_HLEN`: the Ethernet header. */
 export const ETH_HLEN = 14;
@@ -65,6 +65,49 @@ export const ETH_HLEN = 14;
 export const VIRTIO_NET_MAX_FRAME = 1518;
 /** Default bytes of a mergeable receive buffer. */
 export const VIRTIO_NET_MERGEABLE_BUF_SIZE = 2048;
+
+/**
+ * Frames one receive drain must bring for the next interrupt to be coalesced: with
+ * VIRTIO_RING_F_EVENT_IDX the driver then asks for it only once about three quarters of the
+ * posted buffers are used (`virtqueue_enable_cb_delayed`), as adaptive interrupt moderation does
+ * under load; a timer of {@link VIRTIO_NET_RX_COALESCE_MS} collects what came meanwhile if
+ * fewer arrive. A drain with fewer frames (a ping, sparse traffic) re-arms the interrupt for the
+ * next frame.
+ */
+export const VIRTIO_NET_RX_COALESCE_FRAMES = 4;
+/** Longest a received frame waits in coalesced mode (see {@link VIRTIO_NET_RX_COALESCE_FRAMES}). */
+export const VIRTIO_NET_RX_COALESCE_MS = 1;
+/** Bytes of one chunk received frames are carved from (see {@link FrameChunks}). */
+const FRAME_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Received frames of their own (the listeners keep them), carved one after the other out of
+ * chunks of {@link FRAME_CHUNK_BYTES}: one allocation per chunk instead of one per frame. Each
+ * frame is a `Uint8Array` with its own `byteOffset`, never overlapping another frame; a chunk
+ * lives as long as any frame in it is referenced.
+ */
+class FrameChunks {
+  #chunk: ArrayBuffer | null = null;
+  #at = 0;
+
+  /**
+   * A zeroed `n`-byte frame whose `byteOffset` is `phase` modulo 8: a copy between shared and
+   * plain memory runs word by word only when both ends have the same alignment (several times
+   * faster than byte by byte), so the frame takes the alignment of the bytes it is copied from.
+   */
+  take(n: number, phase = 0): Uint8Array {
+    if (n > FRAME_CHUNK_BYTES / 4) return new Uint8Array(n);
+    let at = (this.#at & ~7) + (phase & 7);
+    if (at < this.#at) at += 8;
+    if (this.#chunk === null || at + n > FRAME_CHUNK_BYTES) {
+      this.#chunk = new ArrayBuffer(FRAME_CHUNK_BYTES);
+      at = phase & 7;
+    }
+    const v = new Uint8Array(this.#chunk, at, n);
+    this.#at = at + n;
+    return v;
+  }
+}
 
 /** `VIRTIO_F_ANY_LAYOUT` (legacy devices: the header may share a descriptor with the frame). */
 const VIRTIO_F_ANY_LAYOUT = VIRTIO_F.ANY_LAYOUT;
@@ -188,6 +231,13 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   #removed = false;
   readonly #opts: VirtioNetDriverOptions;
   readonly #log: Logger;
+  readonly #frames = new FrameChunks();
+  /** Where a transmitted frame is put behind its header before it goes into a transmit buffer. */
+  #txStage = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + VIRTIO_NET_MAX_FRAME);
+  /** Frames received since the last drain ended. */
+  #drained = 0;
+  /** The coalescing timer (see {@link VIRTIO_NET_RX_COALESCE_FRAMES}), or null. */
+  #coalesceTimer: ReturnType<typeof setTimeout> | null = null;
 
   /** @internal built by {@link VirtioNetDriver} */
   constructor(vdev: VirtioDevice, options: VirtioNetDriverOptions, log: Logger) {
@@ -248,8 +298,8 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
         count: Math.max(1, Math.min(o.txBuffers ?? Math.floor(tx.num / txDescs), tx.num)),
         size: slot,
       }),
-      onRx: (s, len) => this.#receive(s, len),
-      afterRx: () => this.#refill(),
+      onRx: (s, len) => this.#onRx(s, len),
+      afterRx: () => this.#afterRx(),
       // Legacy devices report wrong lengths here (virtio 1.2 §5.1.6.3): the length is not used.
       onBroken: (err) => this.#break(err),
       // No interrupt per transmitted frame: buffers are collected when the next frames go out.
@@ -284,6 +334,59 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
     );
   }
 
+  #onRx(slot: number, len: number): void {
+    this.#drained++;
+    this.#receive(slot, len);
+  }
+
+  /**
+   * After a drain (interrupt or timer): buffers back to the device, then the next interrupt
+   * for the next frame, or coalesced after a busy drain (see
+   * {@link VIRTIO_NET_RX_COALESCE_FRAMES}).
+   */
+  #afterRx(): void {
+    const busy = this.#drained >= VIRTIO_NET_RX_COALESCE_FRAMES;
+    this.#drained = 0;
+    if (this.#coalesceTimer !== null) {
+      clearTimeout(this.#coalesceTimer);
+      this.#coalesceTimer = null;
+    }
+    this.#refill();
+    const q = this.#q;
+    if (!busy || !q || !q.rx.ring.eventIdx || this.#removed || this.#broken) return;
+    if (!q.rx.enableCbDelayed()) {
+      // That many came in meanwhile: collect them now.
+      this.#coalesceTimer = setTimeout(this.#rxTimer, 0);
+    } else {
+      this.#coalesceTimer = setTimeout(this.#rxTimer, VIRTIO_NET_RX_COALESCE_MS);
+    }
+    this.#coalesceTimer.unref?.();
+  }
+
+  /** The coalescing timer: drains as the interrupt would (`virtnet_poll`). */
+  readonly #rxTimer = (): void => {
+    this.#coalesceTimer = null;
+    const q = this.#q;
+    if (!q || this.#removed || this.#broken) return;
+    const rx = q.rx;
+    drainUsed(rx, (slot, len) => {
+      q.parked.push(slot);
+      this.#onRx(slot, len);
+    });
+    if (rx.broken) {
+      this.#break(
+        rx.ring.broken ?? new MicError('EIO', `virtio-net ${this.vdev.name}: the receive queue broke`),
+      );
+      return;
+    }
+    this.#afterRx();
+  };
+
+  #stopCoalescing(): void {
+    if (this.#coalesceTimer !== null) clearTimeout(this.#coalesceTimer);
+    this.#coalesceTimer = null;
+  }
+
   /** `receive_buf`: copies a frame out (its buffers are parked, to be posted again). */
   #receive(slot: number, len: number): void {
     const slab = this.#q!.rxSlab;
@@ -303,7 +406,11 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
       if (!parts) return;
       frame = parts;
     } else {
-      frame = new Uint8Array(len - this.hdrSize);
+      if (len - this.hdrSize > VIRTIO_NET_MAX_FRAME) {
+        this.counters.rxLengthErrors++;
+        return;
+      }
+      frame = this.#frames.take(len - this.hdrSize, at + this.hdrSize);
       va.read(at + this.hdrSize, frame);
     }
     if (frame.length < ETH_HLEN || frame.length > VIRTIO_NET_MAX_FRAME) {
@@ -352,7 +459,7 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
       this.counters.rxLengthErrors++;
       return null;
     }
-    const frame = new Uint8Array(total);
+    const frame = this.#frames.take(total, slab.offset(first) + this.hdrSize);
     let off = 0;
     for (const [slot, from, n] of pieces) {
       slab.va.read(slab.offset(slot) + from, frame.subarray(off, off + n));
@@ -419,16 +526,26 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   #postTx(q: QueuePair, frame: Uint8Array, csum: NetSendOptions['csum']): boolean {
     const slab = q.txSlab;
     const slot = q.postTx((s) => {
+      // Header and frame are put together here and written with one aligned copy (a copy into
+      // shared memory at another alignment than its source's goes byte by byte).
+      const need = this.hdrSize + frame.length;
+      if (this.#txStage.length < need) this.#txStage = new Uint8Array(need);
+      const stage = this.#txStage;
+      stage[0] = csum ? VIRTIO_NET_HDR_F.NEEDS_CSUM : 0;
+      stage[1] = VIRTIO_NET_HDR_GSO.NONE;
+      stage[2] = stage[3] = 0; // hdr_len
+      stage[4] = stage[5] = 0; // gso_size
+      const start = csum?.start ?? 0;
+      const offset = csum?.offset ?? 0;
+      stage[6] = start & 0xff; // little-endian, as the device reads it
+      stage[7] = start >>> 8;
+      stage[8] = offset & 0xff;
+      stage[9] = offset >>> 8;
+      if (this.hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) stage[10] = stage[11] = 0; // num_buffers: 0 on transmit
+      stage.set(frame, this.hdrSize);
       const va = slab.va;
       const at = slab.offset(s);
-      va.writeU8(at, csum ? VIRTIO_NET_HDR_F.NEEDS_CSUM : 0);
-      va.writeU8(at + 1, VIRTIO_NET_HDR_GSO.NONE);
-      va.writeU16(at + 2, 0); // hdr_len
-      va.writeU16(at + 4, 0); // gso_size
-      va.writeU16(at + 6, csum?.start ?? 0);
-      va.writeU16(at + 8, csum?.offset ?? 0);
-      if (this.hdrSize === VIRTIO_NET_HDR_MRG_RXBUF_SIZE) va.writeU16(at + 10, 0); // num_buffers: 0 on transmit
-      va.write(at + this.hdrSize, frame);
+      va.write(at, stage.subarray(0, need));
       return this.anyLayout
         ? [{ addr: slab.addr(s), len: this.hdrSize + frame.length }]
         : [
@@ -540,6 +657,7 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   #break(err: MicError): void {
     if (this.#broken) return;
     this.#broken = err;
+    this.#stopCoalescing();
     this.#log.error(`virtio-net ${this.vdev.name}: ${err.message}`);
     this.#q?.room.fail(err);
     for (const s of [...this.#sinks]) s.end(err);
@@ -549,6 +667,7 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   /** @internal `virtnet_remove`: reset, delete the queues, free every buffer, end iterators. */
   async shutdown(): Promise<void> {
     this.#removed = true;
+    this.#stopCoalescing();
     this.#q?.room.fail(this.#gone());
     try {
       await this.vdev.reset();
