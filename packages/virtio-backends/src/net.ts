@@ -70,7 +70,7 @@ export const FRAME_ARENA_BYTES = 64 * 1024;
  * of its own costs microseconds; a view of a chunk a fraction of that). A chunk lives as long as
  * any frame in it is referenced; each frame is a `Uint8Array` with its own `byteOffset` into the
  * chunk, never shared with another frame. Frames larger than a quarter chunk get a buffer of
- * their own.
+ * their own. Transferring a frame's `buffer` detaches the frames beside it: copy one first.
  */
 export class FrameArena {
   #chunk: ArrayBuffer | null = null;
@@ -79,7 +79,8 @@ export class FrameArena {
   /** A zeroed `n`-byte frame. */
   take(n: number): Uint8Array {
     if (n > FRAME_ARENA_BYTES / 4) return new Uint8Array(n);
-    if (this.#chunk === null || this.#at + n > FRAME_ARENA_BYTES) {
+    // A chunk the link detached (transferred a frame's buffer) is replaced, not written.
+    if (this.#chunk === null || this.#chunk.byteLength === 0 || this.#at + n > FRAME_ARENA_BYTES) {
       this.#chunk = new ArrayBuffer(FRAME_ARENA_BYTES);
       this.#at = 0;
     }

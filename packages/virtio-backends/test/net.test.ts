@@ -414,5 +414,13 @@ describe('NetBackend: EVENT_IDX and frame chunks', () => {
     expect(big.byteOffset).toBe(0);
     expect(big.buffer.byteLength).toBe(FRAME_ARENA_BYTES);
     expect(frames.some((f) => f.buffer === big.buffer)).toBe(false);
+    // A frame's buffer transferred away (detached): the next frame comes from a new chunk.
+    const last = a.take(100);
+    structuredClone(last.buffer, { transfer: [last.buffer] });
+    expect(last.buffer.byteLength).toBe(0);
+    const next = a.take(100);
+    expect(next.length).toBe(100);
+    next.fill(7);
+    expect(next.buffer).not.toBe(last.buffer);
   });
 });

@@ -84,7 +84,8 @@ const FRAME_CHUNK_BYTES = 64 * 1024;
  * Received frames of their own (the listeners keep them), carved one after the other out of
  * chunks of {@link FRAME_CHUNK_BYTES}: one allocation per chunk instead of one per frame. Each
  * frame is a `Uint8Array` with its own `byteOffset`, never overlapping another frame; a chunk
- * lives as long as any frame in it is referenced.
+ * lives as long as any frame in it is referenced. A listener that transfers a frame's `buffer`
+ * (`postMessage`) detaches the frames beside it too: copy a frame before transferring it.
  */
 class FrameChunks {
   #chunk: ArrayBuffer | null = null;
@@ -99,7 +100,8 @@ class FrameChunks {
     if (n > FRAME_CHUNK_BYTES / 4) return new Uint8Array(n);
     let at = (this.#at & ~7) + (phase & 7);
     if (at < this.#at) at += 8;
-    if (this.#chunk === null || at + n > FRAME_CHUNK_BYTES) {
+    // A chunk a listener detached (transferred a frame's buffer) is replaced, not written.
+    if (this.#chunk === null || this.#chunk.byteLength === 0 || at + n > FRAME_CHUNK_BYTES) {
       this.#chunk = new ArrayBuffer(FRAME_CHUNK_BYTES);
       at = phase & 7;
     }
