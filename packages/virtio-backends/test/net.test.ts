@@ -416,7 +416,7 @@ describe('NetBackend: EVENT_IDX and frame chunks', () => {
     expect(frames.some((f) => f.buffer === big.buffer)).toBe(false);
     // A frame's buffer transferred away (detached): the next frame comes from a new chunk.
     const last = a.take(100);
-    structuredClone(last.buffer, { transfer: [last.buffer] });
+    structuredClone(last.buffer, { transfer: [last.buffer as ArrayBuffer] });
     expect(last.buffer.byteLength).toBe(0);
     const next = a.take(100);
     expect(next.length).toBe(100);

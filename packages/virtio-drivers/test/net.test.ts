@@ -143,7 +143,7 @@ describe('virtio-net driver: frames', () => {
     nic.on('frame', (f) => {
       // Detaches the chunk the frame was carved from (and its neighbours); the driver's next
       // frame must not be written into it.
-      if (got.length === 0) structuredClone(f.buffer, { transfer: [f.buffer] });
+      if (got.length === 0) structuredClone(f.buffer, { transfer: [f.buffer as ArrayBuffer] });
       got.push(f.length === 0 ? f : f.slice());
     });
     dev.send(ethFrame(60, 1));
