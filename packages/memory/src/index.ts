@@ -13,3 +13,4 @@ export {
   type Memory,
 } from './memory.js';
 export { CheckedView } from './checked-view.js';
+export { CHUNK_ARENA_BYTES, ChunkArena } from './chunk-arena.js';

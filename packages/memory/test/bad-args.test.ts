@@ -13,6 +13,7 @@ import {
   asBufferMemory,
   checkRange,
   copyMemory,
+  ChunkArena,
   readBytes,
 } from '../src/index.js';
 
@@ -39,6 +40,21 @@ const offsetValue = (
 });
 
 const TABLE: BadArgEntry[] = [
+  {
+    name: 'new ChunkArena',
+    call: (a) => new ChunkArena(a[0] as never),
+    args: [4096],
+    params: [{ at: 0, names: /chunkBytes/, valid: [undefined] }],
+  },
+  {
+    name: 'ChunkArena#take',
+    call: (a) => new ChunkArena().take(a[0] as never, a[1] as never),
+    args: [100, 0],
+    params: [
+      { at: 0, names: /length/ },
+      { at: 1, names: /phase/, valid: [undefined] },
+    ],
+  },
   {
     name: 'new BufferMemory',
     call: (a) => new BufferMemory(a[0] as never, a[1] as never, a[2] as never),

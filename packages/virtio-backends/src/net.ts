@@ -20,6 +20,7 @@
  */
 import { MicError } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
+import { ChunkArena } from '@mic/memory';
 import { MIC_VRING_ENTRIES } from '@mic/mic-common';
 import {
   VIRTIO_F,
@@ -60,35 +61,6 @@ export const NET_DEFAULT_RX_QUEUE = 256;
 
 /** Transmit completions left pending at most before the backend waits for them. */
 const TX_COMPLETIONS_AWAITED = 64;
-
-/** Bytes of one {@link FrameArena} chunk. */
-export const FRAME_ARENA_BYTES = 64 * 1024;
-
-/**
- * Frames of their own for the link (it keeps them), carved one after the other out of chunks of
- * {@link FRAME_ARENA_BYTES}: one allocation per chunk instead of one per frame (an ArrayBuffer
- * of its own costs microseconds; a view of a chunk a fraction of that). A chunk lives as long as
- * any frame in it is referenced; each frame is a `Uint8Array` with its own `byteOffset` into the
- * chunk, never shared with another frame. Frames larger than a quarter chunk get a buffer of
- * their own. Transferring a frame's `buffer` detaches the frames beside it: copy one first.
- */
-export class FrameArena {
-  #chunk: ArrayBuffer | null = null;
-  #at = 0;
-
-  /** A zeroed `n`-byte frame. */
-  take(n: number): Uint8Array {
-    if (n > FRAME_ARENA_BYTES / 4) return new Uint8Array(n);
-    // A chunk the link detached (transferred a frame's buffer) is replaced, not written.
-    if (this.#chunk === null || this.#chunk.byteLength === 0 || this.#at + n > FRAME_ARENA_BYTES) {
-      this.#chunk = new ArrayBuffer(FRAME_ARENA_BYTES);
-      this.#at = 0;
-    }
-    const v = new Uint8Array(this.#chunk, this.#at, n);
-    this.#at += (n + 7) & ~7;
-    return v;
-  }
-}
 
 /** Where the NIC is connected. */
 export type NetLinkOptions =
@@ -235,7 +207,7 @@ export class NetBackend implements VirtioBackend {
    */
   #rxPacket = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + 1514);
   /** Where transmitted frames are copied to. */
-  readonly #frames = new FrameArena();
+  readonly #frames = new ChunkArena();
   #negotiated = 0n;
   #linkUp = true;
   #transport: BackendTransport | null = null;

@@ -40,6 +40,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MicError, checkInt } from '@mic/errors';
 import { type Logger, nullLogger } from '@mic/logger';
+import { ChunkArena } from '@mic/memory';
 import {
   VIRTIO_CONFIG_S,
   VIRTIO_DEV_ANY_ID,
@@ -77,40 +78,6 @@ export const VIRTIO_NET_MERGEABLE_BUF_SIZE = 2048;
 export const VIRTIO_NET_RX_COALESCE_FRAMES = 4;
 /** Longest a received frame waits in coalesced mode (see {@link VIRTIO_NET_RX_COALESCE_FRAMES}). */
 export const VIRTIO_NET_RX_COALESCE_MS = 1;
-/** Bytes of one chunk received frames are carved from (see {@link FrameChunks}). */
-const FRAME_CHUNK_BYTES = 64 * 1024;
-
-/**
- * Received frames of their own (the listeners keep them), carved one after the other out of
- * chunks of {@link FRAME_CHUNK_BYTES}: one allocation per chunk instead of one per frame. Each
- * frame is a `Uint8Array` with its own `byteOffset`, never overlapping another frame; a chunk
- * lives as long as any frame in it is referenced. A listener that transfers a frame's `buffer`
- * (`postMessage`) detaches the frames beside it too: copy a frame before transferring it.
- */
-class FrameChunks {
-  #chunk: ArrayBuffer | null = null;
-  #at = 0;
-
-  /**
-   * A zeroed `n`-byte frame whose `byteOffset` is `phase` modulo 8: a copy between shared and
-   * plain memory runs word by word only when both ends have the same alignment (several times
-   * faster than byte by byte), so the frame takes the alignment of the bytes it is copied from.
-   */
-  take(n: number, phase = 0): Uint8Array {
-    if (n > FRAME_CHUNK_BYTES / 4) return new Uint8Array(n);
-    let at = (this.#at & ~7) + (phase & 7);
-    if (at < this.#at) at += 8;
-    // A chunk a listener detached (transferred a frame's buffer) is replaced, not written.
-    if (this.#chunk === null || this.#chunk.byteLength === 0 || at + n > FRAME_CHUNK_BYTES) {
-      this.#chunk = new ArrayBuffer(FRAME_CHUNK_BYTES);
-      at = phase & 7;
-    }
-    const v = new Uint8Array(this.#chunk, at, n);
-    this.#at = at + n;
-    return v;
-  }
-}
-
 /** `VIRTIO_F_ANY_LAYOUT` (legacy devices: the header may share a descriptor with the frame). */
 const VIRTIO_F_ANY_LAYOUT = VIRTIO_F.ANY_LAYOUT;
 
@@ -233,7 +200,8 @@ export class VirtioNet extends EventEmitter<VirtioNetEvents> {
   #removed = false;
   readonly #opts: VirtioNetDriverOptions;
   readonly #log: Logger;
-  readonly #frames = new FrameChunks();
+  /** Received frames are carved from shared chunks, aligned as in their receive buffers. */
+  readonly #frames = new ChunkArena();
   /** Where a transmitted frame is put behind its header before it goes into a transmit buffer. */
   #txStage = new Uint8Array(VIRTIO_NET_HDR_MRG_RXBUF_SIZE + VIRTIO_NET_MAX_FRAME);
   /** Frames received since the last drain ended. */
