@@ -2,11 +2,11 @@
  * The DMA engine's thread on the `worker` platform (run as `dist/dma-engine-worker.js`, never
  * imported): attaches to the shared hardware and steps the engine while any channel has work;
  * when none has, it polls for `spinNs` (longer, up to 400 µs, while a driver streams: see
- * {@link IdleSpin}; with naps between the polls past the first 50 µs (the base poll), see {@link napPoll}), then
- * sleeps on the DMA event word, which every DMA register write that may
- * give it work signals (a notify only when it said it sleeps). It stops
- * when the platform asks (`DmaSharedState.requestStop`). The engine's warnings (a fault of the
- * model on a channel) are posted to the platform, which logs them under `dma`.
+ * {@link IdleSpin}), napping between the polls past the first 50 µs (see {@link napPoll}), then
+ * sleeps on the DMA event word, which every DMA register write that may give it work signals (a
+ * notify only when it said it sleeps). It stops when the platform asks
+ * (`DmaSharedState.requestStop`). The engine's warnings (a fault of the model on a channel) are
+ * posted to the platform, which logs them under `dma`.
  */
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
