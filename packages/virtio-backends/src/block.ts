@@ -575,14 +575,13 @@ export class BlockBackend implements VirtioBackend {
 
   /** Sorts `ios` by offset and runs each run of adjacent ones as one vectored call of `io`. */
   #runMerged(ios: PendingIo[], io: (views: readonly Uint8Array[], at: number) => Promise<number>): void {
-    const reads = ios;
-    reads.sort((a, b) => a.at - b.at);
-    for (let i = 0; i < reads.length;) {
-      const group = [reads[i]!];
-      let segments = reads[i]!.views.length;
-      let bytes = reads[i]!.length;
-      for (i++; i < reads.length; i++) {
-        const r = reads[i]!;
+    ios.sort((a, b) => a.at - b.at);
+    for (let i = 0; i < ios.length;) {
+      const group = [ios[i]!];
+      let segments = ios[i]!.views.length;
+      let bytes = ios[i]!.length;
+      for (i++; i < ios.length; i++) {
+        const r = ios[i]!;
         const prev = group[group.length - 1]!;
         if (
           r.at !== prev.at + prev.length ||

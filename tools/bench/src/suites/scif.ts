@@ -200,6 +200,25 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
       for (let i = 0; i < count; i++) await op();
       return (size * count) / ((now() - t) / 1e3) / 1e6;
     };
+    // The measured operations, the same in the warm-up and the trials.
+    const scifStream = (bytes: number): Promise<number> =>
+      streamRate(
+        bytes,
+        async (b) => {
+          if (!stream.write(b)) await once(stream, 'drain');
+        },
+        () => scifAcks(bytes / ACK_EVERY),
+      );
+    const unixStream = (bytes: number): Promise<number> =>
+      streamRate(
+        bytes,
+        async (b) => {
+          if (!unixSink.write(b)) await once(unixSink, 'drain');
+        },
+        () => unixAcks(bytes / ACK_EVERY),
+      );
+    const writeto = (size: number) => (): Promise<void> => ep.writeto(0, size, 0, SCIF_RMA_SYNC);
+    const readfrom = (size: number) => (): Promise<void> => ep.readfrom(0, size, 0, SCIF_RMA_SYNC);
     // Untimed warm-up of every path before the first trial (a trial's length; half for the
     // streams): the first trial would otherwise measure V8 compiling the SCIF, ring, DMA and
     // socket code (and the engine and card threads' idle polls adapting), not the steady state
@@ -212,23 +231,11 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
     await loop(trialMs, pingUnix);
     await loop(trialMs, pingPort);
     const warmBytes = Math.max(ACK_EVERY, Math.round(streamBytes / 2 / ACK_EVERY) * ACK_EVERY);
-    await streamRate(
-      warmBytes,
-      async (b) => {
-        if (!stream.write(b)) await once(stream, 'drain');
-      },
-      () => scifAcks(warmBytes / ACK_EVERY),
-    );
-    await streamRate(
-      warmBytes,
-      async (b) => {
-        if (!unixSink.write(b)) await once(unixSink, 'drain');
-      },
-      () => unixAcks(warmBytes / ACK_EVERY),
-    );
+    await scifStream(warmBytes);
+    await unixStream(warmBytes);
     for (const size of RMA_SIZES) {
-      await rmaRate(size, () => ep.writeto(0, size, 0, SCIF_RMA_SYNC));
-      await rmaRate(size, () => ep.readfrom(0, size, 0, SCIF_RMA_SYNC));
+      await rmaRate(size, writeto(size));
+      await rmaRate(size, readfrom(size));
     }
     for (let t = 0; t < options.trials; t++) {
       rtt.scif.push(await loop(trialMs, scifRtt, rttMedian.scif));
@@ -236,28 +243,12 @@ export async function scifSuite(options: SuiteOptions): Promise<BenchRecord[]> {
       rtt.unix.push(await loop(trialMs, pingUnix, rttMedian.unix));
       rtt.port.push(await loop(trialMs, pingPort, rttMedian.port));
       place.push(placement(mainTid, workerTid));
-      rate.scif.push(
-        await streamRate(
-          streamBytes,
-          async (b) => {
-            if (!stream.write(b)) await once(stream, 'drain');
-          },
-          () => scifAcks(streamBytes / ACK_EVERY),
-        ),
-      );
-      rate.unix.push(
-        await streamRate(
-          streamBytes,
-          async (b) => {
-            if (!unixSink.write(b)) await once(unixSink, 'drain');
-          },
-          () => unixAcks(streamBytes / ACK_EVERY),
-        ),
-      );
+      rate.scif.push(await scifStream(streamBytes));
+      rate.unix.push(await unixStream(streamBytes));
       for (const size of RMA_SIZES) {
         const k = sizeLabel(size);
-        (rma[`w${k}`] ??= []).push(await rmaRate(size, () => ep.writeto(0, size, 0, SCIF_RMA_SYNC)));
-        (rma[`r${k}`] ??= []).push(await rmaRate(size, () => ep.readfrom(0, size, 0, SCIF_RMA_SYNC)));
+        (rma[`w${k}`] ??= []).push(await rmaRate(size, writeto(size)));
+        (rma[`r${k}`] ??= []).push(await rmaRate(size, readfrom(size)));
         (rma[`s${k}`] ??= []).push(
           await rmaRate(size, async () => {
             cardBytes.subarray(0, size).set(hostBytes.subarray(0, size));
