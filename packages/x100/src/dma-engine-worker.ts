@@ -2,7 +2,7 @@
  * The DMA engine's thread on the `worker` platform (run as `dist/dma-engine-worker.js`, never
  * imported): attaches to the shared hardware and steps the engine while any channel has work;
  * when none has, it polls for `spinNs` (longer, up to 400 µs, while a driver streams: see
- * {@link IdleSpin}), napping between the polls past the first 50 µs (see {@link napPoll}), then
+ * {@link IdleSpin}), napping between the polls past the first 50 µs (`napPoll` of `@mic/notify`), then
  * sleeps on the DMA event word, which every DMA register write that may give it work signals (a
  * notify only when it said it sleeps). It stops when the platform asks
  * (`DmaSharedState.requestStop`). The engine's warnings (a fault of the model on a channel) are
@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '@mic/logger';
 import type { LogLevel, LogRecord } from '@mic/logger';
-import { DEFAULT_SPIN_NS } from '@mic/notify';
+import { DEFAULT_SPIN_NS, napPoll } from '@mic/notify';
 import { X100DmaEngine } from './dma-engine.js';
-import { IdleSpin, napPoll } from './dma-idle.js';
+import { IdleSpin } from './dma-idle.js';
 import { X100Hardware } from './hardware.js';
 import type { X100Buffers, X100Config } from './hardware.js';
 
@@ -73,7 +73,8 @@ function main(data: DmaEngineWorkerData): void {
   while (!state.stopRequested) {
     if (engine.step()) continue;
     const t0 = performance.now();
-    // Poll (with naps past the first 50 µs, see napPoll), then sleep until a register write.
+    // Poll (naps past the first 50 µs: a driver sharing this CPU gets it), then sleep until a
+    // register write.
     if (!napPoll(workOrStop, idle.spinNs)) state.word.waitSync(workOrStop, options);
     idle.idled((performance.now() - t0) * 1e6);
   }

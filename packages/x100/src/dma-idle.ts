@@ -1,6 +1,7 @@
 /**
  * The idle poll of the DMA engine's thread on the `worker` platform (`dma-engine-worker.ts`):
- * how long it polls for work before it sleeps on the DMA event word.
+ * how long it polls for work before it sleeps on the DMA event word. The poll itself is
+ * `napPoll` of `@mic/notify` (a 50 µs spin, then naps between the polls).
  */
 /**
  * How long the idle engine polls before it sleeps. It starts at `base` (50 µs by default). A
@@ -32,39 +33,3 @@ export class IdleSpin {
 export const STREAM_NS = 1_000_000;
 /** The longest the idle engine polls before it sleeps (ns): 400 µs. */
 export const MAX_SPIN_NS = 400_000;
-
-/** How long {@link napPoll} spins before it naps between polls (ns): 50 µs, the base poll. */
-export const NAP_SPIN_NS = 50_000;
-/** What the naps wait on: nothing ever wakes it, each nap times out. */
-const NAP = new Int32Array(new SharedArrayBuffer(4));
-/** One nap (ms; the kernel's timer slack makes it ~50 µs). */
-const NAP_MS = 0.001;
-
-/**
- * The idle engine's poll: `ready()` in a tight loop for up to {@link NAP_SPIN_NS}, then spaced by
- * short naps (`Atomics.wait` with a timeout) until `spinNs` have passed. On a busy 2-vCPU machine
- * the driver thread that is about to give the engine work may share the engine's CPU: a plain
- * spin keeps it from running until the scheduler preempts the spinner, so its next descriptor
- * waited out the whole poll (up to {@link MAX_SPIN_NS}); a nap gives it the CPU, and work that
- * comes while the engine naps still costs the driver no futex wake.
- * @returns true when `ready()` held, false once `spinNs` passed without it (sleep then)
- */
-export function napPoll(ready: () => boolean, spinNs: number): boolean {
-  if (ready()) return true;
-  if (spinNs <= 0) return false;
-  const t0 = performance.now();
-  const end = t0 + spinNs / 1e6;
-  const spinEnd = t0 + Math.min(spinNs, NAP_SPIN_NS) / 1e6;
-  let napping = false;
-  for (let n = 1; ; n++) {
-    if (ready()) return true;
-    // While spinning, the clock is read every 64 polls only (a read costs as much as several).
-    if (!napping && (n & 63) !== 0) continue;
-    const t = performance.now();
-    if (t >= end) return false;
-    if (t >= spinEnd) {
-      napping = true;
-      Atomics.wait(NAP, 0, 0, NAP_MS);
-    }
-  }
-}

@@ -167,6 +167,33 @@ describe('the DMA engine', () => {
     expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 64 * KIB), data)).toBe(0);
   });
 
+  it('by default takes a 512 KiB host copy and four of 64 KiB in one step, publishing each', () => {
+    const rig = makeRig();
+    const ring = cardRing(rig, 0x1000, 8);
+    setupChannel(rig, 4, ring, true);
+    const src = hostBuffer(rig, 512 * KIB);
+    const data = pattern(512 * KIB, 13);
+    src.mem.write(0, data);
+    writeDmaMemcpyDesc(ring.mem, 0, src.mic, 0x80000, 512 * KIB);
+    for (let i = 0; i < 4; i++) {
+      writeDmaMemcpyDesc(ring.mem, 16 * (i + 1), src.mic + i * 64 * KIB, 0x10000 + i * 64 * KIB, 64 * KIB);
+    }
+    const seen: number[] = [];
+    const resolve = rig.hw.smptResolve.bind(rig.hw);
+    rig.hw.smptResolve = (addr: number, length: number) => {
+      seen.push(completion(rig, 4));
+      return resolve(addr, length);
+    };
+    setHead(rig, 4, 5);
+    expect(rig.engine.step()).toBe(true);
+    // each copy was published as done before the next was taken (the ring is in card memory)
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    expect(completion(rig, 4)).toBe(5);
+    expect(rig.engine.step()).toBe(false);
+    expect(Buffer.compare(rig.hw.cardMemory.bytes(0x80000, 512 * KIB), data)).toBe(0);
+    expect(Buffer.compare(rig.hw.cardMemory.bytes(0x10000, 256 * KIB), data.subarray(0, 256 * KIB))).toBe(0);
+  });
+
   it('publishes the completion count within a step before each copy once 16 KiB were copied', () => {
     const { rig, src } = threeFencedCopies(9);
     // What the completion count is when the engine takes each copy (it resolves its host source).
