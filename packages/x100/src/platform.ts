@@ -64,7 +64,7 @@ export interface X100PlatformOptions extends X100HardwareOptions {
    * thread of its own. Without it the DMA registers only store.
    */
   readonly dmaEngine?: boolean;
-  /** Bytes a DMA channel moves per engine step (a multiple of 64; default 64 KiB). */
+  /** Bytes a DMA channel moves per engine step (a multiple of 64; default 1 MiB). */
   readonly dmaChunkBytes?: number;
 }
 
