@@ -49,6 +49,7 @@ import {
   VOP_NOTIFY_BATCH,
 } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
+import type { VopDmaPool } from './dma-buffers.js';
 import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
 
 /** Timeouts of the handshakes with the card, on the control's clock. */
@@ -221,6 +222,18 @@ function featureBits(bytes: Uint8Array): bigint {
   return bits;
 }
 
+/** A copy whose chain left the vring lock; `done` resolves `out_len` once it is published. */
+class Detached {
+  readonly done: Promise<number>;
+  constructor(done: Promise<number>) {
+    this.done = done;
+  }
+}
+
+type CopyResult = number | Detached;
+
+const settleCopy = (r: CopyResult): number | Promise<number> => (typeof r === 'number' ? r : r.done);
+
 /**
  * One device on the host side. Built by {@link VopVdev.add}; driven through a handle of the
  * control device.
@@ -285,7 +298,12 @@ export class VopVdev {
    * the entry (type last) and rings `h2c_config_db` if the card listens. On failure everything is
    * undone and the slot is given back.
    */
-  static add(ctx: VopControlContext, block: Uint8Array, options: VopAddDeviceOptions = {}): VopVdev {
+  static add(
+    ctx: VopControlContext,
+    block: Uint8Array,
+    options: VopAddDeviceOptions = {},
+    pool: VopDmaPool | null = null,
+  ): VopVdev {
     const dmaMinBytes = options.dmaMinBytes ?? ctx.dmaMinBytes;
     if (!Number.isSafeInteger(dmaMinBytes) || dmaMinBytes < 0) {
       throw new MicError('EINVAL', `dmaMinBytes ${String(dmaMinBytes)} is not a non-negative integer`, {
@@ -322,6 +340,7 @@ export class VopVdev {
         dma: () => ctx.dma(),
         dmaFailed: (err) => ctx.dmaFailed(err),
         dmaMinBytes,
+        pool,
         stats,
         log: ctx.log,
       };
@@ -525,7 +544,8 @@ export class VopVdev {
 
   /** Runs `fn` holding every vring lock, in index order (`mutex_lock_nested`). */
   #withAllVrings<T>(fn: () => T | Promise<T>, i = 0): Promise<T> {
-    if (i === this.vrings.length) return Promise.resolve().then(fn);
+    // With every lock held, the chains still in flight (zero-copy DMA, see #copy) end first.
+    if (i === this.vrings.length) return Promise.all(this.vrings.map((vr) => vr.settled())).then(fn);
     return this.vrings[i]!.lock.run(() => this.#withAllVrings(fn, i + 1));
   }
 
@@ -729,38 +749,62 @@ export class VopVdev {
         // the mutex's promises; whatever goes on asynchronously (a DMA piece) takes the lock in
         // this same call, before any other caller can run.
         const r = this.#copy(vr, iov, updateUsed);
-        return typeof r === 'number' ? Promise.resolve(r) : vr.lock.run(() => r);
+        if (typeof r === 'number') return Promise.resolve(r);
+        if (r instanceof Detached) return r.done;
+        return vr.lock.run(() => r).then(settleCopy);
       }
     } catch (err) {
       return Promise.reject(err);
     }
-    return vr.lock.run(() => this.#copy(vr, iov, updateUsed));
+    return vr.lock.run(() => this.#copy(vr, iov, updateUsed)).then(settleCopy);
   }
 
   /**
-   * The copy of `copyDesc`. It runs synchronously as long as every piece is a memcpy, and goes on
-   * asynchronously from the first piece that waits for the DMA engine.
+   * The copy of `copyDesc`, under the vring lock. It runs synchronously as long as every piece is
+   * a memcpy, and goes on asynchronously from the first piece that waits for the DMA engine
+   * (through the bounce buffer). Zero-copy DMA (a user buffer in the handle's DMA memory) is
+   * queued without waiting; a chain to be published then leaves the lock ({@link Detached}): the
+   * next copy on the vring runs while its DMA does, and its used entry is published in order
+   * once the DMA ended (see `VopVring.enqueue`).
    */
-  #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): number | Promise<number> {
+  #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): CopyResult | Promise<CopyResult> {
     if (!this.#ensureChain(vr)) return 0;
+    vr.beginDefer();
+    let r: number | Promise<number>;
+    try {
+      r = this.#copyBody(vr, iov);
+    } catch (err) {
+      this.#abandon(vr);
+      throw err;
+    }
+    if (typeof r === 'number') return this.#endCopy(vr, r, updateUsed);
+    return r.then(
+      (n) => this.#endCopy(vr, n, updateUsed),
+      (err: unknown) => {
+        this.#abandon(vr);
+        throw err;
+      },
+    );
+  }
+
+  #copyBody(vr: VopVring, iov: readonly Uint8Array[]): number | Promise<number> {
     let outLen = 0;
     for (let k = 0; k < iov.length; k++) {
       const buf = iov[k]!;
       const r = vr.readInto(buf, 0);
-      if (typeof r !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen, r, true);
+      if (typeof r !== 'number') return this.#copyAsync(vr, iov, k, outLen, r, true);
       const w = vr.writeFrom(buf, r);
-      if (typeof w !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen + r, w, false);
+      if (typeof w !== 'number') return this.#copyAsync(vr, iov, k, outLen + r, w, false);
       outLen += r + w;
       if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
     }
-    return this.#finishCopy(vr, outLen, updateUsed);
+    return outLen;
   }
 
-  /** The rest of {@link #copy} from buffer `k`, once a piece went to the DMA engine. */
+  /** The rest of {@link #copyBody} from buffer `k`, once a piece went to the DMA engine. */
   async #copyAsync(
     vr: VopVring,
     iov: readonly Uint8Array[],
-    updateUsed: boolean,
     k: number,
     outLen: number,
     pending: Promise<number>,
@@ -779,7 +823,47 @@ export class VopVdev {
         if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
       }
     }
-    return this.#finishCopy(vr, total, updateUsed);
+    return total;
+  }
+
+  /**
+   * The end of a copy: publish as before when nothing is in flight on the vring; else the chain
+   * is detached (a used entry due) or the copy waits for its zero-copy DMA under the lock.
+   */
+  #endCopy(vr: VopVring, outLen: number, updateUsed: boolean): CopyResult | Promise<number> {
+    const batches = vr.endDefer();
+    if (batches.length === 0 && vr.pendingCompletions === 0) return this.#finishCopy(vr, outLen, updateUsed);
+    if (vr.head !== VOP_NO_HEAD && outLen !== 0 && updateUsed) {
+      return new Detached(this.#detachComplete(vr, batches).then(() => outLen));
+    }
+    // The chain stays in progress: its bytes must be in place before the call returns.
+    return vr.enqueue(batches, () => {}).then(() => outLen);
+  }
+
+  /**
+   * Takes the chain in progress off `vr` and queues its publish behind its DMA and the chains
+   * queued before it. The publish is skipped if the vring was reset meanwhile (a reset waits for
+   * the queue, so this is only a guard: a stale head never reaches a new ring).
+   */
+  #detachComplete(vr: VopVring, batches: Parameters<VopVring['enqueue']>[0]): Promise<void> {
+    const head = vr.head;
+    const written = vr.wiov.done;
+    const generation = vr.generation;
+    vr.head = VOP_NO_HEAD;
+    vr.riov.reset();
+    vr.wiov.reset();
+    return vr.enqueue(batches, () => {
+      if (vr.generation !== generation) return;
+      vr.vringh.complete(head, written);
+      vr.publishAvailIdx();
+      this.#completed(vr);
+    });
+  }
+
+  /** A copy failed while deferring: its queued DMA is still waited for (a reset waits for it). */
+  #abandon(vr: VopVring): void {
+    const batches = vr.endDefer();
+    if (batches.length > 0) void vr.enqueue(batches, () => {});
   }
 
   #finishCopy(vr: VopVring, outLen: number, updateUsed: boolean): number {
@@ -795,8 +879,15 @@ export class VopVdev {
     if (!this.#fetchable()) return false;
     if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
     // A chain consumed by earlier calls without update_used is completed before the next one
-    // (the kernel overwrote its head and leaked the card's buffers).
-    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+    // (the kernel overwrote its head and leaked the card's buffers), in order behind the chains
+    // whose DMA is in flight.
+    if (vr.head !== VOP_NO_HEAD) {
+      if (vr.pendingCompletions === 0) this.#complete(vr);
+      else
+        this.#detachComplete(vr, []).catch((err: unknown) =>
+          this.#ctx.log.warn('vop: publishing a used entry failed', { vring: vr.index, err }),
+        );
+    }
     const head = this.#fetch(vr, vr.riov, vr.wiov);
     if (head === null) return false;
     vr.head = head;
