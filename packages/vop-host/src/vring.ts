@@ -81,6 +81,8 @@ export interface VopCopyContext {
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
+const NO_BATCHES: readonly ZeroCopyBatch[] = Object.freeze([]);
+
 /**
  * Zero-copy DMA copies queued on the engine by one `readInto`/`writeFrom` call and not yet waited
  * for: the aligned middles of segments whose user buffer lies in a DMA buffer of the handle.
@@ -153,8 +155,9 @@ export class VopVring {
   readonly #ctx: VopCopyContext;
   #eventIdx = false;
   #indirect = false;
-  /** Zero-copy batches kept for the caller while deferring ({@link beginDefer}), else null. */
-  #defer: ZeroCopyBatch[] | null = null;
+  /** Between {@link beginDefer} and {@link endDefer}: zero-copy batches are kept in {@link #deferred}. */
+  #deferring = false;
+  #deferred: ZeroCopyBatch[] = [];
   /** Detached chains waiting for their DMA and their publish ({@link enqueue}). */
   readonly #queue: {
     readonly batches: readonly ZeroCopyBatch[];
@@ -437,7 +440,7 @@ export class VopVring {
     // Issued at once when the copy waits for it (the engine starts while the CPU copies the head
     // and tail); while deferring, by the wait in #pump, one head write for every chain queued in
     // this turn (a sleeping engine is woken once, not per chain).
-    if (this.#defer === null) dma.issuePending();
+    if (!this.#deferring) dma.issuePending();
     if (toHost) {
       if (head > 0) ctx.aper.read(addr, view.subarray(0, head));
       if (head + mid < n) ctx.aper.read(addr + head + mid, view.subarray(head + mid));
@@ -453,8 +456,8 @@ export class VopVring {
    * batch is kept for the caller and the result returned as it is, else it is waited for first.
    */
   #settle(batch: ZeroCopyBatch, result: number | Promise<number>): number | Promise<number> {
-    if (this.#defer !== null) {
-      this.#defer.push(batch);
+    if (this.#deferring) {
+      this.#deferred.push(batch);
       return result;
     }
     return this.#finishBatch(batch).then(() => result);
@@ -466,13 +469,15 @@ export class VopVring {
    * vring lock over the whole span).
    */
   beginDefer(): void {
-    this.#defer = [];
+    this.#deferring = true;
   }
 
   /** Ends {@link beginDefer}: the zero-copy batches queued since, for {@link enqueue}. */
-  endDefer(): ZeroCopyBatch[] {
-    const d = this.#defer ?? [];
-    this.#defer = null;
+  endDefer(): readonly ZeroCopyBatch[] {
+    this.#deferring = false;
+    const d = this.#deferred;
+    if (d.length === 0) return NO_BATCHES;
+    this.#deferred = [];
     return d;
   }
 
@@ -502,17 +507,17 @@ export class VopVring {
   }
 
   /**
-   * Works the queue in order. Before each wait it lets the event loop turn once, so the backend
-   * can queue its next chains (their DMA goes on the engine behind this one) before this thread
-   * polls for a completion. Every wait is bounded (`waitDma`, 5 s, then memcpy).
+   * Works the queue in order. It starts after the event loop turned once, so the backend can
+   * queue its next chains (their DMA goes on the engine behind this one) before this thread polls
+   * for a completion; from then on a backend that queues a chain when one completes keeps the
+   * queue filled while the pump waits for the oldest. Every wait is bounded (`waitDma`, 5 s, then
+   * memcpy).
    */
   async #pump(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length > 0) {
       const e = this.#queue[0]!;
-      if (e.batches.length > 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        for (const b of e.batches) await this.#finishBatch(b);
-      }
+      for (const b of e.batches) await this.#finishBatch(b);
       this.#queue.shift();
       try {
         e.publish();

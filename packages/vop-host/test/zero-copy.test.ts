@@ -130,6 +130,27 @@ describe('vop-host: zero-copy DMA between card memory and host DMA buffers', () 
     expect(h.device!.vrings[1]!.pendingCompletions).toBe(0);
   });
 
+  it('a hot-unplug while chains are in flight publishes them first, then frees the rings', async () => {
+    const { r, h, dev } = await setup();
+    const size = 4096;
+    const bufs = [h.allocDmaBuffer(size), h.allocDmaBuffer(size)];
+    for (let i = 0; i < 2; i++) {
+      const b = r.card.buffer(size);
+      b.mem.write(0, pattern(size, 20 + i));
+      dev.vqs[1]!.vq.add([{ addr: b.addr, len: size }], [], 30 + i);
+    }
+    const calls = bufs.map((buf) => h.copyDesc({ iov: [buf], vrIdx: 1, updateUsed: true }));
+    const removing = h.remove();
+    expect(await Promise.all(calls)).toEqual([size, size]);
+    await removing;
+    bufs.forEach((buf, i) => expect(Buffer.compare(buf, pattern(size, 20 + i))).toBe(0));
+    expect([dev.vqs[1]!.vq.getBuf()?.token, dev.vqs[1]!.vq.getBuf()?.token]).toEqual([30, 31]);
+    await expect(h.copyDesc({ iov: [bufs[0]!], vrIdx: 1, updateUsed: true })).rejects.toMatchObject({
+      code: 'ENODEV',
+    });
+    for (const buf of bufs) h.freeDmaBuffer(buf);
+  });
+
   it('falls back to memcpy when the engine fails, and plain arrays keep the bounce path', async () => {
     const { r, h, dev } = await setup();
     const size = 4096;
