@@ -18,6 +18,7 @@ export {
   VOP_MAPPED_DRAIN_TIMEOUT_MS,
   VOP_NO_HEAD,
   VOP_NOTIFY_BATCH,
+  VOP_NOTIFY_BATCH_PIPELINED,
   VOP_REMOVE_TIMEOUT_MS,
 } from './constants.js';
 export { VopHostControl, VopVirtioHandle } from './control.js';

@@ -47,6 +47,7 @@ import {
   VOP_MAPPED_DRAIN_TIMEOUT_MS,
   VOP_NO_HEAD,
   VOP_NOTIFY_BATCH,
+  VOP_NOTIFY_BATCH_PIPELINED,
 } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
 import type { VopDmaPool } from './dma-buffers.js';
@@ -666,7 +667,11 @@ export class VopVdev {
    */
   #completed(vr: VopVring): void {
     this.#unsignalled.add(vr);
-    if (++this.#batch >= VOP_NOTIFY_BATCH || vr.vringh.pending() === 0) {
+    // Chains still in flight on the vring (zero-copy DMA, see #copy) are work left to do even
+    // when no head is left to fetch, and their completions come in bursts: a larger batch.
+    const inFlight = vr.pendingCompletions;
+    const cap = inFlight > 0 ? VOP_NOTIFY_BATCH_PIPELINED : VOP_NOTIFY_BATCH;
+    if (++this.#batch >= cap || (inFlight === 0 && vr.vringh.pending() === 0)) {
       this.#flushNotify();
       return;
     }

@@ -517,8 +517,21 @@ export class VopVring {
     await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length > 0) {
       const e = this.#queue[0]!;
-      for (const b of e.batches) await this.#finishBatch(b);
+      // A failed DMA was redone by memcpy; only when that failed too (the card's memory is gone)
+      // does the chain end in an error, unpublished, and the queue goes on.
+      let failed: { err: unknown } | null = null;
+      for (const b of e.batches) {
+        try {
+          await this.#finishBatch(b);
+        } catch (err) {
+          failed ??= { err };
+        }
+      }
       this.#queue.shift();
+      if (failed !== null) {
+        e.reject(failed.err);
+        continue;
+      }
       try {
         e.publish();
         e.resolve();
