@@ -1179,7 +1179,8 @@ export class VopVdev {
  * One chain taken with {@link VopVdev.takeChain}: its readable part (card → host) and writable
  * part (host → card), each with a cursor, and its completion. Copies take the vring's lock, so
  * chains of one vring move their bytes one at a time (they share the bounce buffer) while any
- * number of them may be outstanding. After a reset or removal of the device the chain is dead:
+ * number of them may be outstanding; a zero-copy copy (a DMA buffer of the handle) gives the lock
+ * back while the engine runs it. After a reset or removal of the device the chain is dead:
  * every call throws `ENODEV` and nothing reaches the new rings.
  */
 export class VopChain {
@@ -1196,6 +1197,8 @@ export class VopChain {
   readonly #generation: number;
   #done = false;
   #mapped = false;
+  /** The last zero-copy DMA of a read or write not known to be done (settles, never rejects). */
+  #inFlight: Promise<void> | null = null;
 
   /** @internal made by {@link VopVdev.takeChain} */
   constructor(vdev: VopVdev, vr: VopVring, head: number, riov: VringhIov, wiov: VringhIov) {
@@ -1236,12 +1239,48 @@ export class VopChain {
     }
   }
 
-  /** Copies the next readable bytes into `dst` (card → host). @returns bytes copied */
+  /**
+   * Copies the next readable bytes into `dst` (card → host). When `dst` lies in a DMA buffer of
+   * the handle (`allocDmaBuffer`) the engine moves them straight, and the vring lock is given back
+   * while it does (other chains of the vring copy meanwhile); the promise resolves once the bytes
+   * are in place. @returns bytes copied
+   */
   read(dst: Uint8Array): Promise<number> {
-    return this.#vr.lock.run(() => {
-      this.#check();
-      return this.#vr.readInto(dst, 0, this.#riov);
-    });
+    return this.#move(dst, true);
+  }
+
+  #move(buf: Uint8Array, reading: boolean): Promise<number> {
+    const vr = this.#vr;
+    return vr.lock
+      .run(() => {
+        this.#check();
+        vr.beginDefer();
+        let r: number | Promise<number>;
+        try {
+          r = reading ? vr.readInto(buf, 0, this.#riov) : vr.writeFrom(buf, 0, this.#wiov);
+        } catch (err) {
+          this.#endMove(0);
+          throw err;
+        }
+        if (typeof r === 'number') return this.#endMove(r);
+        return r.then(
+          (n) => this.#endMove(n),
+          (err: unknown) => {
+            this.#endMove(0);
+            throw err;
+          },
+        );
+      })
+      .then(settleCopy);
+  }
+
+  /** The end of a read or write under the lock: its zero-copy DMA, if any, waited for outside it. */
+  #endMove(n: number): CopyResult {
+    const batches = this.#vr.endDefer();
+    if (batches.length === 0) return n;
+    const done = this.#vr.enqueue(batches, () => {});
+    this.#inFlight = done.catch(() => {});
+    return new Detached(done.then(() => n));
   }
 
   /** Skips `n` readable bytes without copying them. @returns bytes skipped */
@@ -1252,12 +1291,12 @@ export class VopChain {
     });
   }
 
-  /** Copies `src` into the next writable bytes (host → card). @returns bytes copied */
+  /**
+   * Copies `src` into the next writable bytes (host → card); from a DMA buffer of the handle by
+   * the engine straight, without the vring lock while it runs, as {@link read}. @returns bytes copied
+   */
   write(src: Uint8Array): Promise<number> {
-    return this.#vr.lock.run(() => {
-      this.#check();
-      return this.#vr.writeFrom(src, 0, this.#wiov);
-    });
+    return this.#move(src, false);
   }
 
   /**
@@ -1321,13 +1360,20 @@ export class VopChain {
    */
   complete(): Promise<void> {
     return this.#vr.lock.run(() => {
-      try {
-        this.#check();
-        this.#done = true;
-        this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
-      } finally {
-        this.unmap();
-      }
+      // Never before the bytes of a read or write still on the engine are in place (the wait is
+      // bounded: each DMA by `vop_sync_dma`'s 5 s, then memcpy).
+      const inFlight = this.#inFlight;
+      return inFlight === null ? this.#completeLocked() : inFlight.then(() => this.#completeLocked());
     });
+  }
+
+  #completeLocked(): void {
+    try {
+      this.#check();
+      this.#done = true;
+      this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
+    } finally {
+      this.unmap();
+    }
   }
 }

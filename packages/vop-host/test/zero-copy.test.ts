@@ -151,6 +151,35 @@ describe('vop-host: zero-copy DMA between card memory and host DMA buffers', () 
     for (const buf of bufs) h.freeDmaBuffer(buf);
   });
 
+  it('takeChain chains read and write zero-copy without holding the vring lock over the DMA', async () => {
+    const { r, h, dev } = await setup();
+    const size = 8192;
+    const bufs = [h.allocDmaBuffer(size), h.allocDmaBuffer(size)];
+    const dsts = bufs.map((_, i) => {
+      const b = r.card.buffer(size);
+      dev.vqs[0]!.vq.add([], [{ addr: b.addr, len: size }], 40 + i);
+      bufs[i]!.set(pattern(size, 40 + i));
+      return b;
+    });
+    const chains = [(await h.takeChain(0))!, (await h.takeChain(0))!];
+    r.dma!.maxInFlight = 0;
+    const writes = chains.map((c, i) => c.write(bufs[i]!));
+    // Completing before the bytes are in place waits for them.
+    const completes = chains.map((c) => c.complete());
+    expect(await Promise.all(writes)).toEqual([size, size]);
+    await Promise.all(completes);
+    expect(r.dma!.maxInFlight).toBe(2);
+    dsts.forEach((d, i) => {
+      const back = new Uint8Array(size);
+      d.mem.read(0, back);
+      expect(Buffer.compare(back, pattern(size, 40 + i))).toBe(0);
+    });
+    expect([dev.vqs[0]!.vq.getBuf(), dev.vqs[0]!.vq.getBuf()]).toEqual([
+      { token: 40, len: size },
+      { token: 41, len: size },
+    ]);
+  });
+
   it('falls back to memcpy when the engine fails, and plain arrays keep the bounce path', async () => {
     const { r, h, dev } = await setup();
     const size = 4096;
