@@ -20,7 +20,7 @@ import { asBufferMemory, type BufferMemory, type Memory } from '@mic/memory';
 import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMagic } from '@mic/mic-common';
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
-import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_NO_HEAD } from './constants.js';
+import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_DMA_PIPELINE_POLL_NS, VOP_NO_HEAD } from './constants.js';
 import type { VopDmaPool, VopDmaRegion } from './dma-buffers.js';
 import { type DmaMemcpyChannel, startDma, submitDma, waitDma } from './dma.js';
 
@@ -522,7 +522,7 @@ export class VopVring {
       let failed: { err: unknown } | null = null;
       for (const b of e.batches) {
         try {
-          await this.#finishBatch(b);
+          await this.#finishBatch(b, VOP_DMA_PIPELINE_POLL_NS);
         } catch (err) {
           failed ??= { err };
         }
@@ -549,12 +549,12 @@ export class VopVring {
    * after the last the others return at once). A copy that fails is redone, with every other of
    * the batch, by memcpy (moving the same bytes twice is harmless), and the caller stops using DMA.
    */
-  async #finishBatch(b: ZeroCopyBatch): Promise<void> {
+  async #finishBatch(b: ZeroCopyBatch, pollNs?: number): Promise<void> {
     const ctx = this.#ctx;
     if (b.cookies.length === 0) return;
     try {
-      await waitDma(b.dma, b.cookies[b.cookies.length - 1]!);
-      for (let k = 0; k < b.cookies.length - 1; k++) await waitDma(b.dma, b.cookies[k]!);
+      await waitDma(b.dma, b.cookies[b.cookies.length - 1]!, pollNs);
+      for (let k = 0; k < b.cookies.length - 1; k++) await waitDma(b.dma, b.cookies[k]!, pollNs);
       let bytes = 0;
       for (const v of b.views) bytes += v.length;
       if (b.toHost) ctx.stats.inBytesDma += bytes;
