@@ -28,6 +28,7 @@ import {
   vdevInfo,
 } from './debug.js';
 import { type DmaMemcpyChannel, memcpyChannel } from './dma.js';
+import { VopDmaPool } from './dma-buffers.js';
 import {
   type VopAddDeviceOptions,
   type VopChain,
@@ -235,6 +236,7 @@ export class VopVirtioHandle {
   readonly #ctx: VopControlContext;
   readonly #hooks: ControlHooks;
   readonly #lock = new AsyncMutex();
+  readonly #pool: VopDmaPool;
   #vdev: VopVdev | null = null;
   #closed = false;
 
@@ -243,6 +245,7 @@ export class VopVirtioHandle {
     this.control = control;
     this.#ctx = ctx;
     this.#hooks = hooks;
+    this.#pool = new VopDmaPool(ctx.vpdev.dmaOps);
   }
 
   /** The device, or null before `addDevice`. */
@@ -285,7 +288,7 @@ export class VopVirtioHandle {
         if (this.control.stopped)
           throw new MicError('ENODEV', `${this.control.name} is gone (the card stopped)`);
         for (const live of this.control.devices()) live.reassertEntry();
-        const vdev = VopVdev.add(this.#ctx, block, options);
+        const vdev = VopVdev.add(this.#ctx, block, options, this.#pool);
         this.#vdev = vdev;
         this.#hooks.add(vdev);
       });
@@ -301,6 +304,32 @@ export class VopVirtioHandle {
       return Promise.reject(err);
     }
     return vdev.copyDesc(desc);
+  }
+
+  /**
+   * Allocates `size` zeroed bytes of host memory the card's DMA engine reaches (the device's
+   * `dmaOps.alloc`, 64-byte aligned, page aligned from 4 KiB), for zero-copy copies: an iov
+   * entry of {@link copyDesc} (or a `VopChain` read or write) that lies in such a buffer (the
+   * array itself or any subarray of it) is moved by the engine straight between card memory and
+   * it, with no bounce buffer and no CPU copy. Bytes that cannot go so (an unaligned head or tail,
+   * a user address whose offset from the 64-byte alignment differs from the card's, a copy below
+   * the DMA threshold) are copied by memcpy or through the bounce buffer, as for any
+   * `Uint8Array`. The buffer stays allocated until {@link freeDmaBuffer} or {@link close}.
+   * @throws MicError EBADF closed, EINVAL `size` not a positive integer, ENOMEM host DMA memory
+   *   runs out, EOPNOTSUPP the device's DMA memory has no byte view
+   */
+  allocDmaBuffer(size: number): Uint8Array {
+    this.#open();
+    return this.#pool.alloc(size);
+  }
+
+  /**
+   * Frees a buffer from {@link allocDmaBuffer} (the very array it returned).
+   * @throws MicError EINVAL `buf` is not a live buffer of this handle, EBUSY a copy in flight
+   *   uses it
+   */
+  freeDmaBuffer(buf: Uint8Array): void {
+    this.#pool.free(buf);
   }
 
   /** The chain in progress on a vring (fetching the next one); see `VopVdev.chainInfo`. */
@@ -347,6 +376,7 @@ export class VopVirtioHandle {
     if (this.#closed) return;
     await this.remove();
     this.#closed = true;
+    this.#pool.clear();
     this.#hooks.close(this);
   }
 

@@ -64,10 +64,16 @@ export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: nu
 
 /**
  * Waits for a copy from {@link startDma} or {@link submitDma} (`dma_sync_wait`, 5 s, which issues
- * what is pending first). Throws `EIO` unless it completed.
+ * what is pending first). `pollNs`, when given, bounds the busy-poll before the wait sleeps
+ * (`@mic/mic-dma`'s `syncWait` option; a channel without it ignores it). Throws `EIO` unless it
+ * completed.
  */
-export async function waitDma(ch: DmaMemcpyChannel, cookie: number): Promise<void> {
-  const status = await ch.syncWait(cookie, { timeoutMs: VOP_DMA_TIMEOUT_MS });
+export async function waitDma(ch: DmaMemcpyChannel, cookie: number, pollNs?: number): Promise<void> {
+  // `pollNs` is not in bus-core's `DmaMemcpyChannel` options type: passed through an object of
+  // its own (mic-dma channels take it, others ignore it).
+  const options =
+    pollNs === undefined ? { timeoutMs: VOP_DMA_TIMEOUT_MS } : { timeoutMs: VOP_DMA_TIMEOUT_MS, pollNs };
+  const status = await ch.syncWait(cookie, options);
   if (status !== 'complete') {
     throw new MicError('EIO', `DMA ${cookie} on ${ch.name} ended ${status}`, {
       details: { cookie, status },

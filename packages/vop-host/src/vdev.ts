@@ -47,8 +47,10 @@ import {
   VOP_MAPPED_DRAIN_TIMEOUT_MS,
   VOP_NO_HEAD,
   VOP_NOTIFY_BATCH,
+  VOP_NOTIFY_BATCH_PIPELINED,
 } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
+import type { VopDmaPool } from './dma-buffers.js';
 import { type VopCopyContext, VopVring, type VopVdevStats, emptyStats } from './vring.js';
 
 /** Timeouts of the handshakes with the card, on the control's clock. */
@@ -221,6 +223,18 @@ function featureBits(bytes: Uint8Array): bigint {
   return bits;
 }
 
+/** A copy whose chain left the vring lock; `done` resolves `out_len` once it is published. */
+class Detached {
+  readonly done: Promise<number>;
+  constructor(done: Promise<number>) {
+    this.done = done;
+  }
+}
+
+type CopyResult = number | Detached;
+
+const settleCopy = (r: CopyResult): number | Promise<number> => (typeof r === 'number' ? r : r.done);
+
 /**
  * One device on the host side. Built by {@link VopVdev.add}; driven through a handle of the
  * control device.
@@ -285,7 +299,12 @@ export class VopVdev {
    * the entry (type last) and rings `h2c_config_db` if the card listens. On failure everything is
    * undone and the slot is given back.
    */
-  static add(ctx: VopControlContext, block: Uint8Array, options: VopAddDeviceOptions = {}): VopVdev {
+  static add(
+    ctx: VopControlContext,
+    block: Uint8Array,
+    options: VopAddDeviceOptions = {},
+    pool: VopDmaPool | null = null,
+  ): VopVdev {
     const dmaMinBytes = options.dmaMinBytes ?? ctx.dmaMinBytes;
     if (!Number.isSafeInteger(dmaMinBytes) || dmaMinBytes < 0) {
       throw new MicError('EINVAL', `dmaMinBytes ${String(dmaMinBytes)} is not a non-negative integer`, {
@@ -322,6 +341,7 @@ export class VopVdev {
         dma: () => ctx.dma(),
         dmaFailed: (err) => ctx.dmaFailed(err),
         dmaMinBytes,
+        pool,
         stats,
         log: ctx.log,
       };
@@ -525,7 +545,8 @@ export class VopVdev {
 
   /** Runs `fn` holding every vring lock, in index order (`mutex_lock_nested`). */
   #withAllVrings<T>(fn: () => T | Promise<T>, i = 0): Promise<T> {
-    if (i === this.vrings.length) return Promise.resolve().then(fn);
+    // With every lock held, the chains still in flight (zero-copy DMA, see #copy) end first.
+    if (i === this.vrings.length) return Promise.all(this.vrings.map((vr) => vr.settled())).then(fn);
     return this.vrings[i]!.lock.run(() => this.#withAllVrings(fn, i + 1));
   }
 
@@ -646,7 +667,11 @@ export class VopVdev {
    */
   #completed(vr: VopVring): void {
     this.#unsignalled.add(vr);
-    if (++this.#batch >= VOP_NOTIFY_BATCH || vr.vringh.pending() === 0) {
+    // Chains still in flight on the vring (zero-copy DMA, see #copy) are work left to do even
+    // when no head is left to fetch, and their completions come in bursts: a larger batch.
+    const inFlight = vr.pendingCompletions;
+    const cap = inFlight > 0 ? VOP_NOTIFY_BATCH_PIPELINED : VOP_NOTIFY_BATCH;
+    if (++this.#batch >= cap || (inFlight === 0 && vr.vringh.pending() === 0)) {
       this.#flushNotify();
       return;
     }
@@ -729,38 +754,62 @@ export class VopVdev {
         // the mutex's promises; whatever goes on asynchronously (a DMA piece) takes the lock in
         // this same call, before any other caller can run.
         const r = this.#copy(vr, iov, updateUsed);
-        return typeof r === 'number' ? Promise.resolve(r) : vr.lock.run(() => r);
+        if (typeof r === 'number') return Promise.resolve(r);
+        if (r instanceof Detached) return r.done;
+        return vr.lock.run(() => r).then(settleCopy);
       }
     } catch (err) {
       return Promise.reject(err);
     }
-    return vr.lock.run(() => this.#copy(vr, iov, updateUsed));
+    return vr.lock.run(() => this.#copy(vr, iov, updateUsed)).then(settleCopy);
   }
 
   /**
-   * The copy of `copyDesc`. It runs synchronously as long as every piece is a memcpy, and goes on
-   * asynchronously from the first piece that waits for the DMA engine.
+   * The copy of `copyDesc`, under the vring lock. It runs synchronously as long as every piece is
+   * a memcpy, and goes on asynchronously from the first piece that waits for the DMA engine
+   * (through the bounce buffer). Zero-copy DMA (a user buffer in the handle's DMA memory) is
+   * queued without waiting; a chain to be published then leaves the lock ({@link Detached}): the
+   * next copy on the vring runs while its DMA does, and its used entry is published in order
+   * once the DMA ended (see `VopVring.enqueue`).
    */
-  #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): number | Promise<number> {
+  #copy(vr: VopVring, iov: readonly Uint8Array[], updateUsed: boolean): CopyResult | Promise<CopyResult> {
     if (!this.#ensureChain(vr)) return 0;
+    vr.beginDefer();
+    let r: number | Promise<number>;
+    try {
+      r = this.#copyBody(vr, iov);
+    } catch (err) {
+      this.#abandon(vr);
+      throw err;
+    }
+    if (typeof r === 'number') return this.#endCopy(vr, r, updateUsed);
+    return r.then(
+      (n) => this.#endCopy(vr, n, updateUsed),
+      (err: unknown) => {
+        this.#abandon(vr);
+        throw err;
+      },
+    );
+  }
+
+  #copyBody(vr: VopVring, iov: readonly Uint8Array[]): number | Promise<number> {
     let outLen = 0;
     for (let k = 0; k < iov.length; k++) {
       const buf = iov[k]!;
       const r = vr.readInto(buf, 0);
-      if (typeof r !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen, r, true);
+      if (typeof r !== 'number') return this.#copyAsync(vr, iov, k, outLen, r, true);
       const w = vr.writeFrom(buf, r);
-      if (typeof w !== 'number') return this.#copyAsync(vr, iov, updateUsed, k, outLen + r, w, false);
+      if (typeof w !== 'number') return this.#copyAsync(vr, iov, k, outLen + r, w, false);
       outLen += r + w;
       if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
     }
-    return this.#finishCopy(vr, outLen, updateUsed);
+    return outLen;
   }
 
-  /** The rest of {@link #copy} from buffer `k`, once a piece went to the DMA engine. */
+  /** The rest of {@link #copyBody} from buffer `k`, once a piece went to the DMA engine. */
   async #copyAsync(
     vr: VopVring,
     iov: readonly Uint8Array[],
-    updateUsed: boolean,
     k: number,
     outLen: number,
     pending: Promise<number>,
@@ -779,7 +828,47 @@ export class VopVdev {
         if (vr.riov.remaining === 0 && vr.wiov.remaining === 0) break;
       }
     }
-    return this.#finishCopy(vr, total, updateUsed);
+    return total;
+  }
+
+  /**
+   * The end of a copy: publish as before when nothing is in flight on the vring; else the chain
+   * is detached (a used entry due) or the copy waits for its zero-copy DMA under the lock.
+   */
+  #endCopy(vr: VopVring, outLen: number, updateUsed: boolean): CopyResult | Promise<number> {
+    const batches = vr.endDefer();
+    if (batches.length === 0 && vr.pendingCompletions === 0) return this.#finishCopy(vr, outLen, updateUsed);
+    if (vr.head !== VOP_NO_HEAD && outLen !== 0 && updateUsed) {
+      return new Detached(this.#detachComplete(vr, batches).then(() => outLen));
+    }
+    // The chain stays in progress: its bytes must be in place before the call returns.
+    return vr.enqueue(batches, () => {}).then(() => outLen);
+  }
+
+  /**
+   * Takes the chain in progress off `vr` and queues its publish behind its DMA and the chains
+   * queued before it. The publish is skipped if the vring was reset meanwhile (a reset waits for
+   * the queue, so this is only a guard: a stale head never reaches a new ring).
+   */
+  #detachComplete(vr: VopVring, batches: Parameters<VopVring['enqueue']>[0]): Promise<void> {
+    const head = vr.head;
+    const written = vr.wiov.done;
+    const generation = vr.generation;
+    vr.head = VOP_NO_HEAD;
+    vr.riov.reset();
+    vr.wiov.reset();
+    return vr.enqueue(batches, () => {
+      if (vr.generation !== generation) return;
+      vr.vringh.complete(head, written);
+      vr.publishAvailIdx();
+      this.#completed(vr);
+    });
+  }
+
+  /** A copy failed while deferring: its queued DMA is still waited for (a reset waits for it). */
+  #abandon(vr: VopVring): void {
+    const batches = vr.endDefer();
+    if (batches.length > 0) void vr.enqueue(batches, () => {});
   }
 
   #finishCopy(vr: VopVring, outLen: number, updateUsed: boolean): number {
@@ -795,8 +884,15 @@ export class VopVdev {
     if (!this.#fetchable()) return false;
     if (vr.riov.remaining !== 0 || vr.wiov.remaining !== 0) return true;
     // A chain consumed by earlier calls without update_used is completed before the next one
-    // (the kernel overwrote its head and leaked the card's buffers).
-    if (vr.head !== VOP_NO_HEAD) this.#complete(vr);
+    // (the kernel overwrote its head and leaked the card's buffers), in order behind the chains
+    // whose DMA is in flight.
+    if (vr.head !== VOP_NO_HEAD) {
+      if (vr.pendingCompletions === 0) this.#complete(vr);
+      else
+        this.#detachComplete(vr, []).catch((err: unknown) =>
+          this.#ctx.log.warn('vop: publishing a used entry failed', { vring: vr.index, err }),
+        );
+    }
     const head = this.#fetch(vr, vr.riov, vr.wiov);
     if (head === null) return false;
     vr.head = head;
@@ -1083,7 +1179,8 @@ export class VopVdev {
  * One chain taken with {@link VopVdev.takeChain}: its readable part (card → host) and writable
  * part (host → card), each with a cursor, and its completion. Copies take the vring's lock, so
  * chains of one vring move their bytes one at a time (they share the bounce buffer) while any
- * number of them may be outstanding. After a reset or removal of the device the chain is dead:
+ * number of them may be outstanding; a zero-copy copy (a DMA buffer of the handle) gives the lock
+ * back while the engine runs it. After a reset or removal of the device the chain is dead:
  * every call throws `ENODEV` and nothing reaches the new rings.
  */
 export class VopChain {
@@ -1100,6 +1197,8 @@ export class VopChain {
   readonly #generation: number;
   #done = false;
   #mapped = false;
+  /** The last zero-copy DMA of a read or write not known to be done (settles, never rejects). */
+  #inFlight: Promise<void> | null = null;
 
   /** @internal made by {@link VopVdev.takeChain} */
   constructor(vdev: VopVdev, vr: VopVring, head: number, riov: VringhIov, wiov: VringhIov) {
@@ -1140,12 +1239,48 @@ export class VopChain {
     }
   }
 
-  /** Copies the next readable bytes into `dst` (card → host). @returns bytes copied */
+  /**
+   * Copies the next readable bytes into `dst` (card → host). When `dst` lies in a DMA buffer of
+   * the handle (`allocDmaBuffer`) the engine moves them straight, and the vring lock is given back
+   * while it does (other chains of the vring copy meanwhile); the promise resolves once the bytes
+   * are in place. @returns bytes copied
+   */
   read(dst: Uint8Array): Promise<number> {
-    return this.#vr.lock.run(() => {
-      this.#check();
-      return this.#vr.readInto(dst, 0, this.#riov);
-    });
+    return this.#move(dst, true);
+  }
+
+  #move(buf: Uint8Array, reading: boolean): Promise<number> {
+    const vr = this.#vr;
+    return vr.lock
+      .run(() => {
+        this.#check();
+        vr.beginDefer();
+        let r: number | Promise<number>;
+        try {
+          r = reading ? vr.readInto(buf, 0, this.#riov) : vr.writeFrom(buf, 0, this.#wiov);
+        } catch (err) {
+          this.#endMove(0);
+          throw err;
+        }
+        if (typeof r === 'number') return this.#endMove(r);
+        return r.then(
+          (n) => this.#endMove(n),
+          (err: unknown) => {
+            this.#endMove(0);
+            throw err;
+          },
+        );
+      })
+      .then(settleCopy);
+  }
+
+  /** The end of a read or write under the lock: its zero-copy DMA, if any, waited for outside it. */
+  #endMove(n: number): CopyResult {
+    const batches = this.#vr.endDefer();
+    if (batches.length === 0) return n;
+    const done = this.#vr.enqueue(batches, () => {});
+    this.#inFlight = done.catch(() => {});
+    return new Detached(done.then(() => n));
   }
 
   /** Skips `n` readable bytes without copying them. @returns bytes skipped */
@@ -1156,12 +1291,12 @@ export class VopChain {
     });
   }
 
-  /** Copies `src` into the next writable bytes (host → card). @returns bytes copied */
+  /**
+   * Copies `src` into the next writable bytes (host → card); from a DMA buffer of the handle by
+   * the engine straight, without the vring lock while it runs, as {@link read}. @returns bytes copied
+   */
   write(src: Uint8Array): Promise<number> {
-    return this.#vr.lock.run(() => {
-      this.#check();
-      return this.#vr.writeFrom(src, 0, this.#wiov);
-    });
+    return this.#move(src, false);
   }
 
   /**
@@ -1225,13 +1360,20 @@ export class VopChain {
    */
   complete(): Promise<void> {
     return this.#vr.lock.run(() => {
-      try {
-        this.#check();
-        this.#done = true;
-        this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
-      } finally {
-        this.unmap();
-      }
+      // Never before the bytes of a read or write still on the engine are in place (the wait is
+      // bounded: each DMA by `vop_sync_dma`'s 5 s, then memcpy).
+      const inFlight = this.#inFlight;
+      return inFlight === null ? this.#completeLocked() : inFlight.then(() => this.#completeLocked());
     });
+  }
+
+  #completeLocked(): void {
+    try {
+      this.#check();
+      this.#done = true;
+      this.#vdev.completeChain(this.#vr, this.head, this.#wiov.done);
+    } finally {
+      this.unmap();
+    }
   }
 }

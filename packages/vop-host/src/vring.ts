@@ -20,7 +20,8 @@ import { asBufferMemory, type BufferMemory, type Memory } from '@mic/memory';
 import { MIC_VRING_INFO_OFFSETS, type MicVringLayout, micVringLayout, micVringMagic } from '@mic/mic-common';
 import { Vringh, VringhIov, usedRingSize } from '@mic/virtio';
 import type { DmaBuffer, DmaMapOps, VopHwOps } from '@mic/vop-bus';
-import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_NO_HEAD } from './constants.js';
+import { VOP_BOUNCE_SIZE, VOP_DMA_PIECE_MIN, VOP_DMA_PIPELINE_POLL_NS, VOP_NO_HEAD } from './constants.js';
+import type { VopDmaPool, VopDmaRegion } from './dma-buffers.js';
 import { type DmaMemcpyChannel, startDma, submitDma, waitDma } from './dma.js';
 
 /** Counters of one device (`struct vop_vdev` stats), all in bytes except where said. */
@@ -69,11 +70,33 @@ export interface VopCopyContext {
   dmaFailed(err: unknown): void;
   /** Copies shorter than this go by memcpy. */
   readonly dmaMinBytes: number;
+  /**
+   * The handle's DMA buffers ({@link VopDmaPool}): a user buffer in one of them is moved by the
+   * engine straight, without the bounce buffer. Null: none.
+   */
+  readonly pool: VopDmaPool | null;
   readonly stats: VopVdevStats;
   readonly log: Logger;
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+const NO_BATCHES: readonly ZeroCopyBatch[] = Object.freeze([]);
+
+/**
+ * Zero-copy DMA copies queued on the engine by one `readInto`/`writeFrom` call and not yet waited
+ * for: the aligned middles of segments whose user buffer lies in a DMA buffer of the handle.
+ */
+export interface ZeroCopyBatch {
+  readonly dma: DmaMemcpyChannel;
+  /** Card → host (true) or host → card. */
+  readonly toHost: boolean;
+  readonly cookies: number[];
+  /** Card address and user view of each copy (for the memcpy fallback). */
+  readonly addrs: number[];
+  readonly views: Uint8Array[];
+  readonly regions: VopDmaRegion[];
+}
 
 /** Bytes of a vring's bounce buffer: two of the largest DMA piece. */
 const BOUNCE_BYTES = 2 * VOP_BOUNCE_SIZE;
@@ -132,6 +155,17 @@ export class VopVring {
   readonly #ctx: VopCopyContext;
   #eventIdx = false;
   #indirect = false;
+  /** Between {@link beginDefer} and {@link endDefer}: zero-copy batches are kept in {@link #deferred}. */
+  #deferring = false;
+  #deferred: ZeroCopyBatch[] = [];
+  /** Detached chains waiting for their DMA and their publish ({@link enqueue}). */
+  readonly #queue: {
+    readonly batches: readonly ZeroCopyBatch[];
+    readonly publish: () => void;
+    readonly resolve: () => void;
+    readonly reject: (err: unknown) => void;
+  }[] = [];
+  #idle: (() => void)[] = [];
 
   /**
    * Allocates the vring block and, when the control has a DMA channel, the bounce buffer; writes
@@ -268,20 +302,34 @@ export class VopVring {
   readInto(dst: Uint8Array, pos: number, iov: VringhIov = this.riov): number | Promise<number> {
     const ctx = this.#ctx;
     let copied = 0;
+    let batch: ZeroCopyBatch | null = null;
     while (pos + copied < dst.length && iov.i < iov.count) {
       const addr = iov.offsets[iov.i]! + iov.consumed;
       const n = Math.min(iov.lengths[iov.i]! - iov.consumed, dst.length - pos - copied);
       const out = dst.subarray(pos + copied, pos + copied + n);
-      const dma = n >= ctx.dmaMinBytes && this.bounce !== null ? ctx.dma() : null;
-      if (dma !== null && this.#dmaReadable(dma, addr, n)) {
-        return this.#readAsync(dma, iov, dst, pos, copied, addr, out);
+      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
+      if (dma !== null) {
+        if (ctx.pool !== null) {
+          const b = this.#zeroCopy(dma, batch, true, addr, out);
+          if (b !== null) {
+            batch = b;
+            ctx.stats.inBytes += n;
+            this.#vrh.skip(iov, n);
+            copied += n;
+            continue;
+          }
+        }
+        if (this.bounce !== null && this.#dmaReadable(dma, addr, n)) {
+          const r = this.#readAsync(dma, iov, dst, pos, copied, addr, out);
+          return batch === null ? r : this.#settle(batch, r);
+        }
       }
       ctx.aper.read(addr, out);
       ctx.stats.inBytes += n;
       this.#vrh.skip(iov, n);
       copied += n;
     }
-    return copied;
+    return batch === null ? copied : this.#settle(batch, copied);
   }
 
   async #readAsync(
@@ -307,24 +355,220 @@ export class VopVring {
   writeFrom(src: Uint8Array, pos: number, iov: VringhIov = this.wiov): number | Promise<number> {
     const ctx = this.#ctx;
     let copied = 0;
+    let batch: ZeroCopyBatch | null = null;
     while (pos + copied < src.length && iov.i < iov.count) {
       const addr = iov.offsets[iov.i]! + iov.consumed;
       const segLeft = iov.lengths[iov.i]! - iov.consumed;
       const n = Math.min(segLeft, src.length - pos - copied);
       const data = src.subarray(pos + copied, pos + copied + n);
-      const dma = n >= ctx.dmaMinBytes && this.bounce !== null ? ctx.dma() : null;
+      const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
       if (dma !== null) {
-        const align = 2 ** dma.copyAlign;
-        if (addr % align !== 0) ctx.stats.txDstUnaligned += n;
-        else if (alignUp(n, align) > segLeft) ctx.stats.txLenUnaligned += n;
-        else return this.#writeAsync(dma, iov, src, pos, copied, addr, data);
+        if (ctx.pool !== null) {
+          const b = this.#zeroCopy(dma, batch, false, addr, data);
+          if (b !== null) {
+            batch = b;
+            ctx.stats.outBytes += n;
+            this.#vrh.skip(iov, n);
+            copied += n;
+            continue;
+          }
+        }
+        if (this.bounce !== null) {
+          const align = 2 ** dma.copyAlign;
+          if (addr % align !== 0) ctx.stats.txDstUnaligned += n;
+          else if (alignUp(n, align) > segLeft) ctx.stats.txLenUnaligned += n;
+          else {
+            const w = this.#writeAsync(dma, iov, src, pos, copied, addr, data);
+            return batch === null ? w : this.#settle(batch, w);
+          }
+        }
       }
       ctx.aper.write(addr, data);
       ctx.stats.outBytes += n;
       this.#vrh.skip(iov, n);
       copied += n;
     }
-    return copied;
+    return batch === null ? copied : this.#settle(batch, copied);
+  }
+
+  /**
+   * Zero-copy DMA of one segment piece: `view` (user bytes) ↔ card address `addr`, when `view`
+   * lies in a DMA buffer of the handle and both sides have the same offset from the engine's
+   * alignment. The aligned middle goes to the engine (queued, not waited for: see
+   * {@link #finishBatch}); the unaligned head and tail, if any, are copied by memcpy at once, as
+   * they would overrun the view or the card's segment (the engine moves whole 64-byte units).
+   * @returns the batch (created when `batch` is null), or null when this piece cannot go so
+   *   (the caller takes the bounce or memcpy path)
+   */
+  #zeroCopy(
+    dma: DmaMemcpyChannel,
+    batch: ZeroCopyBatch | null,
+    toHost: boolean,
+    addr: number,
+    view: Uint8Array,
+  ): ZeroCopyBatch | null {
+    const ctx = this.#ctx;
+    const region = ctx.pool!.find(view);
+    if (region === null) return null;
+    const align = 2 ** dma.copyAlign;
+    const hostAddr = region.buf.dmaAddr + (view.byteOffset - region.start);
+    if ((addr - hostAddr) % align !== 0) return null;
+    const n = view.length;
+    const head = Math.min(n, (align - (addr % align)) % align);
+    const mid = Math.floor((n - head) / align) * align;
+    if (mid === 0 || mid < ctx.dmaMinBytes) return null;
+    const b: ZeroCopyBatch = batch ?? { dma, toHost, cookies: [], addrs: [], views: [], regions: [] };
+    const middle = view.subarray(head, head + mid);
+    let cookie: number;
+    try {
+      cookie = toHost
+        ? submitDma(dma, hostAddr + head, addr + head, mid)
+        : submitDma(dma, addr + head, hostAddr + head, mid);
+    } catch (err) {
+      // The channel refused it: this piece by memcpy, and no more DMA.
+      ctx.stats.dmaErrors++;
+      ctx.dmaFailed(err);
+      if (toHost) ctx.aper.read(addr, view);
+      else ctx.aper.write(addr, view);
+      return b;
+    }
+    ctx.pool!.pin(region);
+    b.cookies.push(cookie);
+    b.addrs.push(addr + head);
+    b.views.push(middle);
+    b.regions.push(region);
+    // Issued at once when the copy waits for it (the engine starts while the CPU copies the head
+    // and tail); while deferring, by the wait in #pump, one head write for every chain queued in
+    // this turn (a sleeping engine is woken once, not per chain).
+    if (!this.#deferring) dma.issuePending();
+    if (toHost) {
+      if (head > 0) ctx.aper.read(addr, view.subarray(0, head));
+      if (head + mid < n) ctx.aper.read(addr + head + mid, view.subarray(head + mid));
+    } else {
+      if (head > 0) ctx.aper.write(addr, view.subarray(0, head));
+      if (head + mid < n) ctx.aper.write(addr + head + mid, view.subarray(head + mid));
+    }
+    return b;
+  }
+
+  /**
+   * The result of a copy that queued a zero-copy batch: while deferring ({@link beginDefer}) the
+   * batch is kept for the caller and the result returned as it is, else it is waited for first.
+   */
+  #settle(batch: ZeroCopyBatch, result: number | Promise<number>): number | Promise<number> {
+    if (this.#deferring) {
+      this.#deferred.push(batch);
+      return result;
+    }
+    return this.#finishBatch(batch).then(() => result);
+  }
+
+  /**
+   * From now until {@link endDefer}, zero-copy DMA copies are not waited for by `readInto` and
+   * `writeFrom`: they return once the copies are queued on the engine (the caller holds the
+   * vring lock over the whole span).
+   */
+  beginDefer(): void {
+    this.#deferring = true;
+  }
+
+  /** Ends {@link beginDefer}: the zero-copy batches queued since, for {@link enqueue}. */
+  endDefer(): readonly ZeroCopyBatch[] {
+    this.#deferring = false;
+    const d = this.#deferred;
+    if (d.length === 0) return NO_BATCHES;
+    this.#deferred = [];
+    return d;
+  }
+
+  /** Chains detached from the vring lock, in fetch order, whose used entries are not published yet. */
+  get pendingCompletions(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Queues the end of a chain whose copy went on without the vring lock: once every batch
+   * completed (or was redone by memcpy) and every chain queued before it was published,
+   * `publish` runs (outside the lock; it checks for itself that the vring was not reset). So the
+   * engine moves the next chain while this one's DMA runs, and used entries keep the fetch order.
+   * @returns settles after `publish`, rejecting with what it threw
+   */
+  enqueue(batches: readonly ZeroCopyBatch[], publish: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ batches, publish, resolve, reject });
+      if (this.#queue.length === 1) void this.#pump();
+    });
+  }
+
+  /** Resolves once no chain is queued ({@link enqueue}): every DMA ended and every publish ran. */
+  settled(): Promise<void> {
+    if (this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /**
+   * Works the queue in order. It starts after the event loop turned once, so the backend can
+   * queue its next chains (their DMA goes on the engine behind this one) before this thread polls
+   * for a completion; from then on a backend that queues a chain when one completes keeps the
+   * queue filled while the pump waits for the oldest. Every wait is bounded (`waitDma`, 5 s, then
+   * memcpy).
+   */
+  async #pump(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
+    while (this.#queue.length > 0) {
+      const e = this.#queue[0]!;
+      // A failed DMA was redone by memcpy; only when that failed too (the card's memory is gone)
+      // does the chain end in an error, unpublished, and the queue goes on.
+      let failed: { err: unknown } | null = null;
+      for (const b of e.batches) {
+        try {
+          await this.#finishBatch(b, VOP_DMA_PIPELINE_POLL_NS);
+        } catch (err) {
+          failed ??= { err };
+        }
+      }
+      this.#queue.shift();
+      if (failed !== null) {
+        e.reject(failed.err);
+        continue;
+      }
+      try {
+        e.publish();
+        e.resolve();
+      } catch (err) {
+        e.reject(err);
+      }
+    }
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const f of idle) f();
+  }
+
+  /**
+   * Waits for every copy of a zero-copy batch (in order: the engine completes them in order, so
+   * after the last the others return at once). A copy that fails is redone, with every other of
+   * the batch, by memcpy (moving the same bytes twice is harmless), and the caller stops using DMA.
+   */
+  async #finishBatch(b: ZeroCopyBatch, pollNs?: number): Promise<void> {
+    const ctx = this.#ctx;
+    if (b.cookies.length === 0) return;
+    try {
+      await waitDma(b.dma, b.cookies[b.cookies.length - 1]!, pollNs);
+      for (let k = 0; k < b.cookies.length - 1; k++) await waitDma(b.dma, b.cookies[k]!, pollNs);
+      let bytes = 0;
+      for (const v of b.views) bytes += v.length;
+      if (b.toHost) ctx.stats.inBytesDma += bytes;
+      else ctx.stats.outBytesDma += bytes;
+    } catch (err) {
+      ctx.stats.dmaErrors++;
+      ctx.dmaFailed(err);
+      for (let k = 0; k < b.views.length; k++) {
+        if (b.toHost) ctx.aper.read(b.addrs[k]!, b.views[k]!);
+        else ctx.aper.write(b.addrs[k]!, b.views[k]!);
+      }
+    } finally {
+      for (const r of b.regions) ctx.pool!.unpin(r);
+    }
   }
 
   async #writeAsync(
