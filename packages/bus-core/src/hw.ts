@@ -139,6 +139,12 @@ export interface DmaMemcpyChannel extends DmaChannel {
   prepMemcpy(dst: number, src: number, len: number, flags?: number): { submit(): number };
   /** Hands prepared transfers to the engine (`dma_async_issue_pending`). */
   issuePending(): void;
-  /** Waits for a transfer (`dma_sync_wait`): `'complete'`, `'error'` or `'in-progress'` (timed out). */
-  syncWait(cookie: number, options?: { readonly timeoutMs?: number }): Promise<string>;
+  /**
+   * Waits for a transfer (`dma_sync_wait`): `'complete'`, `'error'` or `'in-progress'` (timed out).
+   * `pollNs` bounds a busy poll before the wait sleeps (a hint: a channel may ignore it).
+   */
+  syncWait(
+    cookie: number,
+    options?: { readonly timeoutMs?: number; readonly pollNs?: number },
+  ): Promise<string>;
 }

@@ -69,8 +69,6 @@ export function startDma(ch: DmaMemcpyChannel, dst: number, src: number, len: nu
  * completed.
  */
 export async function waitDma(ch: DmaMemcpyChannel, cookie: number, pollNs?: number): Promise<void> {
-  // `pollNs` is not in bus-core's `DmaMemcpyChannel` options type: passed through an object of
-  // its own (mic-dma channels take it, others ignore it).
   const options =
     pollNs === undefined ? { timeoutMs: VOP_DMA_TIMEOUT_MS } : { timeoutMs: VOP_DMA_TIMEOUT_MS, pollNs };
   const status = await ch.syncWait(cookie, options);
