@@ -18,7 +18,7 @@ import { type NodeLink, labelOf } from './nodeqp.js';
 import { HandleTable, ScifPorts } from './ports.js';
 import type { ScifQp } from './qp.js';
 import type { PendingRemote } from './rma-state.js';
-import { WaitQueue } from './wait.js';
+import { BusyPoller, WaitQueue } from './wait.js';
 
 /** Tunables of a SCIF node (the kernel's constants, as options so tests can shorten them). */
 export interface ScifTunables {
@@ -36,6 +36,15 @@ export interface ScifTunables {
   readonly p2pEnable: boolean;
   /** Write ring pointers twice (the card silicon workaround; default false, no effect here). */
   readonly doubleWrite: boolean;
+  /**
+   * Bounded busy poll, in µs of real time, as Linux's `SO_BUSY_POLL` (not a kernel SCIF
+   * tunable): a blocking `send`/`recv` that has to wait, and a `poll` with a timeout, first poll
+   * the endpoint rings' pointers in shared memory this long (the thread does nothing else
+   * meanwhile) before they sleep until the peer's `CLIENT_SENT` / `CLIENT_RCVD` interrupt.
+   * Saves the interrupt's wake-up on a round trip when the peer answers fast; costs a CPU while
+   * it spins. 0 turns it off. Default {@link SCIF_BUSY_POLL_US}.
+   */
+  readonly busyPollUs: number;
 }
 
 /** One node of the node table (`struct scif_dev`). */
@@ -100,6 +109,8 @@ export class ScifCore {
   readonly disconnected = new Set<Endpt>();
   readonly zombies = new Set<Endpt>();
   readonly exitwq = new WaitQueue();
+  /** The busy poll of `scif_poll` (`ScifTunables.busyPollUs`). */
+  readonly pollPoller = new BusyPoller();
   /** Woken by `SCIF_GET_NODE_INFO` replies. */
   readonly nodeInfoWq = new WaitQueue();
   nodeInfoSeq = 0;
