@@ -19,6 +19,9 @@ import { VopBus } from '@mic/vop-bus';
 import type { CardDebugMethods, X100CardView } from '@mic/x100';
 import { currentTid } from '../common.js';
 
+/** Endpoint rings of 4 MiB, as the host side of the suite (see `RING` in scif.ts). */
+const RING = 1 << 22;
+
 /** Accepts connections on `port` forever, handing each to `serve`. */
 function listen(scif: Scif, port: number, serve: (ep: ScifEndpoint) => Promise<void>): void {
   const lep = scif.open();
@@ -37,7 +40,7 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
   const scif = new Scif({
     clock: card.clock,
     logger: card.logger,
-    tunables: { qpPollMs: 5, endpointQpSize: 1 << 18 },
+    tunables: { qpPollMs: 5, endpointQpSize: RING },
   });
   await buses.scif.registerDriver(scif.driver);
   const driver = await MicCardDriver.init({ logger: card.logger });
@@ -51,24 +54,26 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
       listen(scif, port, async (ep) => {
         echoEps.push(ep);
         const buf = new Uint8Array(65536);
+        const entries = [{ ep, events: EPOLLIN, revents: 0 }];
         for (;;) {
-          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n > 0) await ep.send(buf.subarray(0, n), SCIF_SEND_BLOCK);
-          else await changed;
+          // scif_poll (with the node's busy poll) until there is more to read.
+          else await scif.poll(entries, -1);
         }
       });
     },
     /** Reads and drops bytes on connections to `port`; one byte back after each `chunk` bytes. */
     sink: (port: number, chunk: number) => {
       listen(scif, port, async (ep) => {
-        const buf = new Uint8Array(65536);
+        // As large as the ring: one read (and one CLIENT_RCVD) takes all that is there.
+        const buf = new Uint8Array(RING);
+        const entries = [{ ep, events: EPOLLIN, revents: 0 }];
         let got = 0;
         for (;;) {
-          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n === 0) {
-            await changed;
+            await scif.poll(entries, -1);
             continue;
           }
           got += n;

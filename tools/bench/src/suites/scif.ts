@@ -48,8 +48,12 @@ import {
 
 const MIB = 1 << 20;
 const CHUNK = 64 * 1024;
-/** Endpoint rings of 256 KiB on both sides (the kernel default is 4 KiB), so a 64 KiB write fits. */
-const RING = 1 << 18;
+/**
+ * Endpoint rings of 4 MiB on both sides (the kernel default is 4 KiB; Linux's largest default TCP
+ * send buffer, `tcp_wmem`, is 4 MiB): the stream's sender and the sink hand the ring over less
+ * often (measured on 2 vCPUs: 256 KiB 3.7 ms of CPU per MB, 1 MiB 2.7, 4 MiB 1.9).
+ */
+const RING = 1 << 22;
 const ACK_EVERY = MIB;
 const RMA_SIZES = [4096, 64 * 1024, MIB, 8 * MIB] as const;
 const now = (): number => performance.now();
