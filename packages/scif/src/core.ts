@@ -41,8 +41,8 @@ export interface ScifTunables {
    * tunable): a blocking `send`/`recv` that has to wait, and a `poll` with a timeout, first poll
    * the endpoint rings' pointers in shared memory this long (the thread does nothing else
    * meanwhile) before they sleep until the peer's `CLIENT_SENT` / `CLIENT_RCVD` interrupt.
-   * Saves the interrupt's wake-up on a round trip when the peer answers fast; costs a CPU while
-   * it spins. 0 turns it off. Default {@link SCIF_BUSY_POLL_US}.
+   * Saves the interrupt's wake-up on a round trip when the peer answers fast on another CPU;
+   * costs a CPU while it spins. 0 turns it off. Default `SCIF_BUSY_POLL_US` (0, as Linux).
    */
   readonly busyPollUs: number;
 }

@@ -54,12 +54,11 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
       listen(scif, port, async (ep) => {
         echoEps.push(ep);
         const buf = new Uint8Array(65536);
-        const entries = [{ ep, events: EPOLLIN, revents: 0 }];
         for (;;) {
+          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n > 0) await ep.send(buf.subarray(0, n), SCIF_SEND_BLOCK);
-          // scif_poll (with the node's busy poll) until there is more to read.
-          else await scif.poll(entries, -1);
+          else await changed;
         }
       });
     },
@@ -68,12 +67,12 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
       listen(scif, port, async (ep) => {
         // As large as the ring: one read (and one CLIENT_RCVD) takes all that is there.
         const buf = new Uint8Array(RING);
-        const entries = [{ ep, events: EPOLLIN, revents: 0 }];
         let got = 0;
         for (;;) {
+          const changed = ep.changed(undefined, EPOLLIN);
           const n = await ep.recv(buf, 0);
           if (n === 0) {
-            await scif.poll(entries, -1);
+            await changed;
             continue;
           }
           got += n;
