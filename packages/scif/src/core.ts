@@ -187,8 +187,11 @@ export class ScifCore {
     return this.sendRaw(dev, msg);
   }
 
-  /** `_scif_nodeqp_send`, without the gating. */
-  sendRaw(dev: ScifDev, msg: ScifMsg): Promise<void> {
+  /**
+   * `_scif_nodeqp_send`, without the gating. `lazyRing`: the doorbell may wait for the next
+   * message's, at most until the end of this event-loop turn (see `NodeLink.send`).
+   */
+  sendRaw(dev: ScifDev, msg: ScifMsg, lazyRing = false): Promise<void> {
     msg.dstNode = dev.node;
     const link = dev.link;
     if (!link) {
@@ -196,7 +199,7 @@ export class ScifCore {
         new MicError('ENODEV', `scif node ${dev.node} has no queue pair`, { details: { node: dev.node } }),
       );
     }
-    return link.send(msg);
+    return link.send(msg, lazyRing);
   }
 
   /** Sends and only logs a failure (replies and notifications the kernel does not check either). */

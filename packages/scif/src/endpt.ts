@@ -822,7 +822,10 @@ function notify(ep: Endpt, uop: number): Promise<void> {
   m.srcNode = Math.max(ep.core.nodeid, 0);
   m.srcPort = ep.port.port;
   m.payload[0] = ep.remoteEp;
-  return ep.core.sendRaw(ep.remoteDev!, m);
+  // CLIENT_RCVD only wakes a sender waiting for room: its doorbell rides on the next message's
+  // (a send that follows the recv) or rings at the end of this turn, which saves the peer a
+  // wake-up for nothing on a request/response exchange. CLIENT_SENT rings at once.
+  return ep.core.sendRaw(ep.remoteDev!, m, uop === SCIF_MSG.CLIENT_RCVD);
 }
 
 // ---------------------------------------------------------------------------------------------

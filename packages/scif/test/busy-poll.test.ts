@@ -1,8 +1,11 @@
-/** The bounded busy poll of blocking calls (`ScifTunables.busyPollUs`, Linux's `SO_BUSY_POLL`). */
-import { describe, expect, it } from '@jest/globals';
+/**
+ * The bounded busy poll of blocking calls (`ScifTunables.busyPollUs`, Linux's `SO_BUSY_POLL`), and
+ * the deferred doorbell of `CLIENT_RCVD`.
+ */
+import { describe, expect, it, jest } from '@jest/globals';
 import { EPOLLIN, SCIF_BUSY_POLL_US, SCIF_RECV_BLOCK, SCIF_SEND_BLOCK, Scif } from '../src/index.js';
 import { BusyPoller, MAX_BUSY_POLL_SKIP } from '../src/wait.js';
-import { code, pair, rig } from './harness.js';
+import { code, pair, rig, until } from './harness.js';
 
 describe('busyPollUs tunable', () => {
   it('defaults to SCIF_BUSY_POLL_US (off) and accepts 0 to 10 000', () => {
@@ -103,5 +106,33 @@ describe.each([0, 50])('messaging with busyPollUs %d', (busyPollUs) => {
     await a.close();
     expect(await pending).toBe(3);
     expect(await code(b.recv(rest, SCIF_RECV_BLOCK))).toBe('ECONNRESET');
+  });
+});
+
+describe('CLIENT_RCVD doorbell', () => {
+  it('rides on the next message of the same turn, else rings at the end of the turn', async () => {
+    const r = await rig();
+    // a on the card, b on the host: b's doorbells ring the card.
+    const { a, b } = await pair(r.host, r.cards[0]!, 2000);
+    const ops = r.hostDevs[0]!.hwOps;
+    const rings = jest.spyOn(ops, 'sendIntr');
+    const buf = new Uint8Array(64);
+    await a.send(buf, SCIF_SEND_BLOCK);
+    await until(r.clock, () => (b.pollEvents() & EPOLLIN) !== 0, 'data');
+    // An echo: recv (CLIENT_RCVD) then send (CLIENT_SENT) in one turn rings the peer once.
+    rings.mockClear();
+    expect(await b.recv(buf, 0)).toBe(64);
+    expect(await b.send(buf, SCIF_SEND_BLOCK)).toBe(64);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(rings).toHaveBeenCalledTimes(1);
+    expect(await a.recv(buf, SCIF_RECV_BLOCK)).toBe(64);
+    // A recv alone still rings, by the end of the turn.
+    await a.send(buf, SCIF_SEND_BLOCK);
+    await until(r.clock, () => (b.pollEvents() & EPOLLIN) !== 0, 'data');
+    rings.mockClear();
+    expect(await b.recv(buf, 0)).toBe(64);
+    expect(rings).toHaveBeenCalledTimes(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(rings).toHaveBeenCalledTimes(1);
   });
 });
