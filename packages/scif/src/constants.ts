@@ -75,6 +75,11 @@ export const SCIF_NODE_QP_RETRY = 100;
 export const SCIF_NODE_QP_TIMEOUT_MS = 100;
 /** Period of the device-page poll for the peer's queue pair (`qp_dwork`). */
 export const SCIF_QP_POLL_MS = 1_000;
+/**
+ * Default bounded busy poll of blocking calls, µs (`ScifTunables.busyPollUs`): off, as Linux's
+ * `SO_BUSY_POLL`. 50 (Linux's suggested value) pays only while both ends run on CPUs of their own.
+ */
+export const SCIF_BUSY_POLL_US = 0;
 /** Interrupt-based DMA drain timeout (`SCIF_DMA_TO`). */
 export const SCIF_DMA_TO_MS = 3_000;
 /** Fence waits give up after this (`SCIF_FENCE_WAIT` in `_scif_fence_wait`: `SCIF_NODE_ALIVE_TIMEOUT`). */

@@ -18,7 +18,7 @@ import { type NodeLink, labelOf } from './nodeqp.js';
 import { HandleTable, ScifPorts } from './ports.js';
 import type { ScifQp } from './qp.js';
 import type { PendingRemote } from './rma-state.js';
-import { WaitQueue } from './wait.js';
+import { BusyPoller, WaitQueue } from './wait.js';
 
 /** Tunables of a SCIF node (the kernel's constants, as options so tests can shorten them). */
 export interface ScifTunables {
@@ -36,6 +36,15 @@ export interface ScifTunables {
   readonly p2pEnable: boolean;
   /** Write ring pointers twice (the card silicon workaround; default false, no effect here). */
   readonly doubleWrite: boolean;
+  /**
+   * Bounded busy poll, in µs of real time, as Linux's `SO_BUSY_POLL` (not a kernel SCIF
+   * tunable): a blocking `send`/`recv` that has to wait, and a `poll` with a timeout, first poll
+   * the endpoint rings' pointers in shared memory this long (the thread does nothing else
+   * meanwhile) before they sleep until the peer's `CLIENT_SENT` / `CLIENT_RCVD` interrupt.
+   * Saves the interrupt's wake-up on a round trip when the peer answers fast on another CPU;
+   * costs a CPU while it spins. 0 turns it off. Default `SCIF_BUSY_POLL_US` (0, as Linux).
+   */
+  readonly busyPollUs: number;
 }
 
 /** One node of the node table (`struct scif_dev`). */
@@ -100,6 +109,8 @@ export class ScifCore {
   readonly disconnected = new Set<Endpt>();
   readonly zombies = new Set<Endpt>();
   readonly exitwq = new WaitQueue();
+  /** The busy poll of `scif_poll` (`ScifTunables.busyPollUs`). */
+  readonly pollPoller = new BusyPoller();
   /** Woken by `SCIF_GET_NODE_INFO` replies. */
   readonly nodeInfoWq = new WaitQueue();
   nodeInfoSeq = 0;
@@ -176,8 +187,11 @@ export class ScifCore {
     return this.sendRaw(dev, msg);
   }
 
-  /** `_scif_nodeqp_send`, without the gating. */
-  sendRaw(dev: ScifDev, msg: ScifMsg): Promise<void> {
+  /**
+   * `_scif_nodeqp_send`, without the gating. `lazyRing`: the doorbell may wait for the next
+   * message's, at most until the end of this event-loop turn (see `NodeLink.send`).
+   */
+  sendRaw(dev: ScifDev, msg: ScifMsg, lazyRing = false): Promise<void> {
     msg.dstNode = dev.node;
     const link = dev.link;
     if (!link) {
@@ -185,7 +199,7 @@ export class ScifCore {
         new MicError('ENODEV', `scif node ${dev.node} has no queue pair`, { details: { node: dev.node } }),
       );
     }
-    return link.send(msg);
+    return link.send(msg, lazyRing);
   }
 
   /** Sends and only logs a failure (replies and notifications the kernel does not check either). */

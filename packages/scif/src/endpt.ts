@@ -27,7 +27,7 @@ import { ScifMsg, type ScifPortId } from './msg.js';
 import { SENT } from './nodeqp.js';
 import { ScifQp } from './qp.js';
 import { EpRma } from './rma-state.js';
-import { CallLock, WaitQueue, interrupted, waitWhileAlive } from './wait.js';
+import { BusyPoller, CallLock, WaitQueue, interrupted, waitWhileAlive } from './wait.js';
 
 /** Options of the blocking calls. */
 export interface ScifCallOptions {
@@ -77,6 +77,9 @@ export class Endpt {
   /** Blocking sends and receives hold these (`sendlock`, `recvlock`). */
   readonly sendLock = new CallLock();
   readonly recvLock = new CallLock();
+  /** Busy polls of blocking sends and receives (`ScifTunables.busyPollUs`), one per direction. */
+  readonly sendPoll = new BusyPoller();
+  readonly recvPoll = new BusyPoller();
   /** The notification message this endpoint's sends and receives reuse. */
   readonly note = new ScifMsg();
   readonly rma: EpRma;
@@ -644,6 +647,7 @@ interface MsgDir {
   readonly what: 'send' | 'recv';
   readonly lock: (ep: Endpt) => CallLock;
   readonly wq: (ep: Endpt) => WaitQueue;
+  readonly poller: (ep: Endpt) => BusyPoller;
   /** States the call moves bytes in. */
   readonly moves: (ep: Endpt) => boolean;
   /** Moves all of `part` (no more than {@link ready} said) and returns its length. */
@@ -662,6 +666,7 @@ const SEND: MsgDir = {
   what: 'send',
   lock: (ep) => ep.sendLock,
   wq: (ep) => ep.sendwq,
+  poller: (ep) => ep.sendPoll,
   moves: (ep) => ep.state === SCIFEP.CONNECTED && ep.qp?.outbound !== undefined,
   ready: (ep) => ep.qp?.outbound?.space() ?? 0,
   move: (ep, part) => {
@@ -683,6 +688,7 @@ const RECV: MsgDir = {
   what: 'recv',
   lock: (ep) => ep.recvLock,
   wq: (ep) => ep.recvwq,
+  poller: (ep) => ep.recvPoll,
   moves: (ep) => (ep.state === SCIFEP.CONNECTED || ep.state === SCIFEP.DISCONNECTED) && ep.qp !== undefined,
   ready: (ep, wanted) => ep.qp?.inbound.count(wanted) ?? 0,
   move: (ep, part) => {
@@ -792,6 +798,8 @@ function msgCall(
         // Only a paused notification keeps a non-blocking call open.
         return;
       }
+      // SO_BUSY_POLL: watch the ring's pointer a bounded time before sleeping on the queue.
+      if (!paused && dir.poller(ep).poll(ep.core.t.busyPollUs, () => step() || paused) && finished) return;
       wq.wait(ep.core.clock, step, `scif ${dir.what}`, { signal }).then(undefined, (e: unknown) => {
         if (finished) return;
         failure = toMicError(e, 'EINTR', `scif ${dir.what} interrupted`);
@@ -814,7 +822,10 @@ function notify(ep: Endpt, uop: number): Promise<void> {
   m.srcNode = Math.max(ep.core.nodeid, 0);
   m.srcPort = ep.port.port;
   m.payload[0] = ep.remoteEp;
-  return ep.core.sendRaw(ep.remoteDev!, m);
+  // CLIENT_RCVD only wakes a sender waiting for room: its doorbell rides on the next message's
+  // (a send that follows the recv) or rings at the end of this turn, which saves the peer a
+  // wake-up for nothing on a request/response exchange. CLIENT_SENT rings at once.
+  return ep.core.sendRaw(ep.remoteDev!, m, uop === SCIF_MSG.CLIENT_RCVD);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -834,6 +845,12 @@ export function pollMask(ep: Endpt): number {
     return mask;
   }
   return EPOLLERR;
+}
+
+/** True when an entry of {@link poll} has one of its events (or `EPOLLERR` / `EPOLLHUP`). */
+function anyEvents(entries: readonly PollEntry[]): boolean {
+  for (const e of entries) if ((pollMask(e.ep) & (e.events | EPOLLERR | EPOLLHUP)) !== 0) return true;
+  return false;
 }
 
 /** One entry of {@link poll} (`struct scif_pollepd`). */
@@ -866,12 +883,15 @@ export async function poll(
     if (signal?.aborted) throw interrupted('scif poll', signal);
     const left = deadline - core.clock.now();
     if (left <= 0) return 0;
+    // SO_BUSY_POLL for poll (net.core.busy_poll): a bounded spin on the masks before sleeping.
+    if (core.pollPoller.poll(Math.min(core.t.busyPollUs, left * 1000), () => anyEvents(entries))) continue;
     await new Promise<void>((resolve, reject) => {
       const cancels: (() => void)[] = [];
-      const timer = new AbortController();
+      // Only a finite wait has a timer to cancel (an abort costs a DOMException, ~10 µs).
+      const timer = Number.isFinite(left) ? new AbortController() : undefined;
       const done = (): void => {
         for (const c of cancels) c();
-        timer.abort();
+        timer?.abort();
         signal?.removeEventListener('abort', onAbort);
       };
       const onAbort = (): void => {
@@ -880,7 +900,7 @@ export async function poll(
       };
       for (const e of entries) cancels.push(e.ep.pollwq.once(() => (done(), resolve())));
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (Number.isFinite(left)) {
+      if (timer) {
         core.clock.sleep(left, timer.signal).then(
           () => (done(), resolve()),
           () => undefined,

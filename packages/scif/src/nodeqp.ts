@@ -51,6 +51,9 @@ export class NodeLink {
   #again = false;
   #closed = false;
   #closedForRead = false;
+  /** A committed message's doorbell was left for later ({@link send}'s `lazyRing`). */
+  #ringPending = false;
+  #ringScheduled = false;
 
   constructor(inbound: ScifRb, outbound: ScifRb | undefined, hooks: NodeLinkHooks) {
     this.inbound = inbound;
@@ -65,11 +68,12 @@ export class NodeLink {
 
   /**
    * `_scif_nodeqp_send`. Resolves once the message is in the peer's ring and the doorbell rang
-   * ({@link SENT} when that happened within the call); the message is encoded within the call, so
+   * ({@link SENT} when that happened within the call; with `lazyRing` the doorbell rings with the
+   * next message's, or at the end of this event-loop turn); the message is encoded within the call, so
    * the caller may reuse `msg` at once. Rejects with `ENODEV` when the ring stayed full for the send timeout, the link has no outbound
    * ring, or it was closed.
    */
-  send(msg: ScifMsg): Promise<void> {
+  send(msg: ScifMsg, lazyRing = false): Promise<void> {
     const out = this.outbound;
     if (!out || this.#closed) {
       return Promise.reject(
@@ -82,7 +86,8 @@ export class NodeLink {
       msg.encode(this.#scratch);
       out.write(this.#scratch);
       out.commit();
-      this.#hooks.ring();
+      if (lazyRing) this.#ringLater();
+      else this.#ringNow();
       return SENT;
     }
     const bytes = new Uint8Array(SCIF_MSG_SIZE);
@@ -92,6 +97,29 @@ export class NodeLink {
       if (!this.#retrying) void this.#retry();
     });
   }
+
+  /** Rings the doorbell for every message committed so far. */
+  #ringNow(): void {
+    this.#ringPending = false;
+    this.#hooks.ring();
+  }
+
+  /**
+   * Leaves the doorbell of a committed message to the next message's ring, or to the end of
+   * this turn of the event loop at the latest (`setImmediate`), so a `CLIENT_RCVD` followed by
+   * a `CLIENT_SENT` (a `recv` then a `send`, as an echo does) rings the peer once.
+   */
+  #ringLater(): void {
+    this.#ringPending = true;
+    if (this.#ringScheduled) return;
+    this.#ringScheduled = true;
+    setImmediate(this.#flushRing);
+  }
+
+  readonly #flushRing = (): void => {
+    this.#ringScheduled = false;
+    if (this.#ringPending && !this.#closed && this.outbound) this.#ringNow();
+  };
 
   /** Writes queued messages as room appears, 1 ms apart, for at most the send timeout each. */
   async #retry(): Promise<void> {
@@ -113,7 +141,7 @@ export class NodeLink {
           wrote = true;
         }
         if (wrote) {
-          this.#hooks.ring();
+          this.#ringNow();
           since = clock.now();
           continue;
         }

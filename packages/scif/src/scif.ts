@@ -19,6 +19,7 @@ import {
 import {
   EPOLLERR,
   EPOLLHUP,
+  SCIF_BUSY_POLL_US,
   SCIF_ENDPT_QP_SIZE,
   SCIF_EP_STATE_NAMES,
   SCIF_NODEQP_SEND_TO_MS,
@@ -87,7 +88,11 @@ export const SCIF_DEFAULT_TUNABLES: ScifTunables = Object.freeze({
   endpointQpSize: SCIF_ENDPT_QP_SIZE,
   p2pEnable: false,
   doubleWrite: false,
+  busyPollUs: SCIF_BUSY_POLL_US,
 });
+
+/** Largest `busyPollUs` accepted: 10 ms (a longer spin only starves the thread's other work). */
+const MAX_BUSY_POLL_US = 10_000;
 
 const facades = new WeakMap<E.Endpt, ScifEndpoint>();
 const endpts = new WeakMap<ScifEndpoint, E.Endpt>();
@@ -403,6 +408,13 @@ export class Scif {
       throw new MicError(
         'EINVAL',
         `scif endpoint ring size ${String(size)} is not a power of two in [64, 16 MiB]`,
+      );
+    }
+    const bp = t.busyPollUs;
+    if (typeof bp !== 'number' || !Number.isInteger(bp) || bp < 0 || bp > MAX_BUSY_POLL_US) {
+      throw new MicError(
+        'EINVAL',
+        `scif tunables.busyPollUs ${String(bp)} is not an integer in [0, ${MAX_BUSY_POLL_US}]`,
       );
     }
     const core = new ScifCore(options.clock ?? realClock, log, this.peerBus, t);

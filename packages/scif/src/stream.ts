@@ -57,6 +57,32 @@ export class ScifStream extends Duplex {
     );
   }
 
+  /**
+   * Several buffered writes at once: their blocking sends are issued together, so they run one
+   * after the other within this call while the ring has room (the endpoint's send lock keeps
+   * them in order), and the callback comes once.
+   */
+  override _writev(
+    chunks: readonly { chunk: Buffer; encoding: BufferEncoding }[],
+    cb: (err?: Error | null) => void,
+  ): void {
+    const signal = this.#abort.signal;
+    let total = 0;
+    const sends: Promise<number>[] = [];
+    for (const { chunk } of chunks) {
+      total += chunk.length;
+      sends.push(this.endpoint.send(chunk, SCIF_SEND_BLOCK, { signal }));
+    }
+    Promise.all(sends).then(
+      (ns) => {
+        let n = 0;
+        for (const k of ns) n += k;
+        cb(n === total ? null : new MicError('ECONNRESET', `scif stream sent ${n} of ${total} bytes`));
+      },
+      (err: unknown) => cb(err as Error),
+    );
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     this.#close().then(
       () => cb(),

@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ScifStream } from '../src/index.js';
@@ -29,6 +29,33 @@ describe('ScifStream', () => {
     expect(Buffer.concat(got).equals(data)).toBe(true);
     // Backpressure: the reader never buffered much more than its high-water mark.
     expect(maxBuffered).toBeLessThanOrEqual(8192 + 16 * 1024);
+  });
+
+  it('sends writes buffered behind a blocked send together (_writev), in order', async () => {
+    const r = await rig({ tunables: { endpointQpSize: 4096 } });
+    const { a, b } = await pair(r.host, r.cards[0]!, 2002);
+    const tx = new ScifStream(a, { highWaterMark: 1 << 20 });
+    const rx = new ScifStream(b);
+    const writev = jest.spyOn(tx, '_writev');
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 64; i++) parts.push(Buffer.alloc(1000 + i, i));
+    const data = Buffer.concat(parts);
+    const got: Buffer[] = [];
+    let length = 0;
+    const all = new Promise<void>((resolve) =>
+      rx.on('data', (d: Buffer) => {
+        got.push(d);
+        length += d.length;
+        if (length >= data.length) resolve();
+      }),
+    );
+    // The first write fills the 4 KiB ring and blocks; the others queue behind it.
+    for (const p of parts) tx.write(p);
+    await all;
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    expect(writev).toHaveBeenCalled();
+    tx.destroy();
+    rx.destroy();
   });
 
   it('refuses an endpoint that is not connected', async () => {

@@ -19,6 +19,9 @@ import { VopBus } from '@mic/vop-bus';
 import type { CardDebugMethods, X100CardView } from '@mic/x100';
 import { currentTid } from '../common.js';
 
+/** Endpoint rings of 4 MiB, as the host side of the suite (see `RING` in scif.ts). */
+const RING = 1 << 22;
+
 /** Accepts connections on `port` forever, handing each to `serve`. */
 function listen(scif: Scif, port: number, serve: (ep: ScifEndpoint) => Promise<void>): void {
   const lep = scif.open();
@@ -37,7 +40,7 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
   const scif = new Scif({
     clock: card.clock,
     logger: card.logger,
-    tunables: { qpPollMs: 5, endpointQpSize: 1 << 18 },
+    tunables: { qpPollMs: 5, endpointQpSize: RING },
   });
   await buses.scif.registerDriver(scif.driver);
   const driver = await MicCardDriver.init({ logger: card.logger });
@@ -62,7 +65,8 @@ export async function cardMain(card: X100CardView): Promise<CardDebugMethods> {
     /** Reads and drops bytes on connections to `port`; one byte back after each `chunk` bytes. */
     sink: (port: number, chunk: number) => {
       listen(scif, port, async (ep) => {
-        const buf = new Uint8Array(65536);
+        // As large as the ring: one read (and one CLIENT_RCVD) takes all that is there.
+        const buf = new Uint8Array(RING);
         let got = 0;
         for (;;) {
           const changed = ep.changed(undefined, EPOLLIN);
