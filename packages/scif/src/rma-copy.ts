@@ -18,6 +18,7 @@
  */
 import { MicError, toMicError } from '@mic/errors';
 import { asBufferMemory, type Memory } from '@mic/memory';
+import { napPoll } from '@mic/notify';
 import {
   DMA_PREP_INTERRUPT,
   L1_CACHE_BYTES,
@@ -250,10 +251,6 @@ const SYNC_POLL_BYTES_PER_MS = 2e6;
 const SYNC_SPIN_MIN_MS = 0.05;
 /** The copy rate the spin assumes (bytes per ms: 4 GB/s, the engine's on a hot cache). */
 const SYNC_SPIN_BYTES_PER_MS = 4e6;
-/** What the naps of {@link pollStatus} wait on (nothing ever wakes it: each nap times out). */
-const NAP = new Int32Array(new SharedArrayBuffer(4));
-/** One nap between two polls (ms; the kernel's timer slack makes it ~50 µs). */
-const NAP_MS = 0.001;
 
 /**
  * `scif_drain_dma_poll`'s busy wait (`dma_sync_wait`), bounded (see {@link SYNC_POLL_MIN_MS}):
@@ -263,7 +260,7 @@ const NAP_MS = 0.001;
  * real time, not the injected clock's: a virtual clock stands still inside a synchronous loop.
  *
  * Past the time the copy should take ({@link SYNC_SPIN_MIN_MS}), the polls are spaced by short
- * naps (`Atomics.wait` with a timeout): when the engine's thread shares this thread's CPU (a busy
+ * naps (`@mic/notify`'s `napPoll`): when the engine's thread shares this thread's CPU (a busy
  * 2-vCPU machine), a plain spin keeps it from running until the scheduler preempts the spinner,
  * and every copy then costs the whole budget, a sleep and the interrupt's wake-up (~0.8 ms for
  * 64 KiB measured); a nap gives it the CPU.
@@ -271,17 +268,13 @@ const NAP_MS = 0.001;
 function pollStatus(chan: ScifDmaChan, cookie: number, len: number): string | undefined {
   const status = chan.txStatus?.bind(chan);
   if (!status) return undefined;
-  const budget = Math.min(SYNC_POLL_MAX_MS, SYNC_POLL_MIN_MS + len / SYNC_POLL_BYTES_PER_MS);
-  const t0 = performance.now();
-  const end = t0 + budget;
-  const spinEnd = t0 + Math.min(budget, SYNC_SPIN_MIN_MS + len / SYNC_SPIN_BYTES_PER_MS);
-  for (;;) {
-    const st = status(cookie);
-    if (st !== 'in-progress') return st;
-    const t = performance.now();
-    if (t >= end) return undefined;
-    if (t >= spinEnd) Atomics.wait(NAP, 0, 0, NAP_MS);
-  }
+  const budgetMs = Math.min(SYNC_POLL_MAX_MS, SYNC_POLL_MIN_MS + len / SYNC_POLL_BYTES_PER_MS);
+  const spinMs = Math.min(budgetMs, SYNC_SPIN_MIN_MS + len / SYNC_SPIN_BYTES_PER_MS);
+  let st = 'in-progress';
+  const done = napPoll(() => (st = status(cookie)) !== 'in-progress', budgetMs * 1e6, {
+    spinNs: spinMs * 1e6,
+  });
+  return done ? st : undefined;
 }
 
 /**
