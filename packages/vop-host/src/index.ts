@@ -49,4 +49,5 @@ export type {
 } from './vdev.js';
 export { VopMapping } from './view.js';
 export { VopVring, emptyStats } from './vring.js';
-export type { VopCopyContext, VopVdevStats } from './vring.js';
+export type { VopCopyContext, VopVdevStats, ZeroCopyBatch } from './vring.js';
+export type { VopDmaPool, VopDmaRegion } from './dma-buffers.js';
