@@ -187,48 +187,62 @@ async function pipelined(
   slots: readonly Uint8Array[],
 ): Promise<void> {
   const free = [...slots];
-  const pending = new Set<Promise<void>>();
+  let inFlight = 0;
   let empty = false;
   let failure: unknown = null;
-  let kicked: Promise<void> | null = null;
-  while (!signal.aborted) {
-    while (free.length > 0 && !empty && failure === null) {
-      const buf = free.pop()!;
-      const p: Promise<void> = h.copyDesc({ iov: [buf], vrIdx, updateUsed: true }).then(
+  let polling = false;
+  // One waiter, woken by any completion or the end of a poll: no Promise.race over every copy in
+  // flight (with 64 of them that cost more than the copy's own host work).
+  let wake: (() => void) | null = null;
+  const woken = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const waitWake = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  const start = (buf: Uint8Array): void => {
+    inFlight++;
+    void h
+      .copyDesc({ iov: [buf], vrIdx, updateUsed: true })
+      .then(
         (n) => {
           if (n === 0) empty = true;
         },
         (err: unknown) => {
           failure ??= err;
         },
-      );
-      pending.add(p);
-      void p.finally(() => {
-        pending.delete(p);
+      )
+      .finally(() => {
+        inFlight--;
         free.push(buf);
+        woken();
       });
-    }
-    if (pending.size > 0) {
+  };
+  while (!signal.aborted) {
+    while (free.length > 0 && !empty && failure === null) start(free.pop()!);
+    if (inFlight > 0 || polling) {
       // The ring ran empty with copies still in flight: the card's next buffers come with a kick
       // (its kicks are on again since the empty fetch), and a backend takes them at once instead
       // of letting the engine run dry first (vhost goes on with its queue on each kick).
-      if (empty && kicked === null) {
-        kicked = h.poll({ signal, timeoutMs: 50 }).then(
-          () => {
-            kicked = null;
-            empty = false;
-          },
-          () => {
-            kicked = null;
-          },
-        );
+      if (empty && failure === null && !polling) {
+        polling = true;
+        void h
+          .poll({ signal, timeoutMs: 50 })
+          .then(
+            () => {
+              empty = false;
+            },
+            () => {},
+          )
+          .finally(() => {
+            polling = false;
+            woken();
+          });
       }
-      await (empty && kicked !== null ? Promise.race([...pending, kicked]) : Promise.race(pending));
-      continue;
-    }
-    if (kicked !== null) {
-      // Its wake-up consumed the device's poll edge: copy again before polling anew.
-      await kicked;
+      await waitWake();
       continue;
     }
     const err = failure;
@@ -236,18 +250,18 @@ async function pipelined(
     empty = false;
     try {
       if (err !== null) {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
         // Between runs the card resets the device (status 0): wait for it to come back.
         if (!isMicError(err, 'ENODEV')) throw err;
       }
       await h.poll({ signal, timeoutMs: 50 });
     } catch (e) {
-      if (signal.aborted) return;
+      if (signal.aborted) break;
       if (!isMicError(e, 'ENODEV')) throw e;
       await h.poll({ signal, timeoutMs: 50 }).catch(() => {});
     }
   }
-  await Promise.allSettled(pending);
+  while (inFlight > 0 || polling) await waitWake();
 }
 
 /**
