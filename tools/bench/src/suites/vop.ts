@@ -169,10 +169,14 @@ function echo(h: VopVirtioHandle, signal: AbortSignal): Promise<void> {
 const PIPELINE = 64;
 
 /**
- * Buffers the card's driver keeps posted at 4 KiB and 64 KiB: the whole ring (128 entries), as
- * virtio-net fills its receive ring and lets its transmit ring fill up. At 1 MiB: 8.
+ * Buffers the card's driver keeps posted at 4 KiB and 64 KiB on the DMA path: the whole ring (128
+ * entries), as virtio-net fills its receive ring and lets its transmit ring fill up, so that the
+ * host's {@link PIPELINE} chains in flight leave the card as many to refill while its thread
+ * waits to run. The memcpy path copies synchronously, one chain at a time: it keeps 32 (a
+ * working set of 2 MiB at 64 KiB; the whole ring's 8 MiB measured slower there). At 1 MiB: 8.
  */
 const RING_DEPTH = 128;
+const MEMCPY_DEPTH = 32;
 
 /**
  * Copies chains of vring `vrIdx` with up to one `copyDesc` per slot in flight, as a backend with a
@@ -374,7 +378,7 @@ export async function vopSuite(options: SuiteOptions): Promise<BenchRecord[]> {
         }
         for (const size of SIZES) {
           const count = Math.max(16, Math.round(((size === MIB ? 256 : 128) * MIB * options.scale) / size));
-          const depth = size === MIB ? 8 : RING_DEPTH;
+          const depth = size === MIB ? 8 : path === 'dma' ? RING_DEPTH : MEMCPY_DEPTH;
           const c2hMs = (await withBackend(
             side,
             (h, s) => drain(h, s, size, Math.min(slots, depth)),
