@@ -20,6 +20,7 @@ export {
   VOP_NO_HEAD,
   VOP_NOTIFY_BATCH,
   VOP_NOTIFY_BATCH_PIPELINED,
+  VOP_NOTIFY_BATCH_PIPELINED_MAX,
   VOP_REMOVE_TIMEOUT_MS,
 } from './constants.js';
 export { VopHostControl, VopVirtioHandle } from './control.js';

@@ -48,6 +48,7 @@ import {
   VOP_NO_HEAD,
   VOP_NOTIFY_BATCH,
   VOP_NOTIFY_BATCH_PIPELINED,
+  VOP_NOTIFY_BATCH_PIPELINED_MAX,
 } from './constants.js';
 import type { DmaMemcpyChannel } from './dma.js';
 import type { VopDmaPool } from './dma-buffers.js';
@@ -670,7 +671,10 @@ export class VopVdev {
     // Chains still in flight on the vring (zero-copy DMA, see #copy) are work left to do even
     // when no head is left to fetch, and their completions come in bursts: a larger batch.
     const inFlight = vr.pendingCompletions;
-    const cap = inFlight > 0 ? VOP_NOTIFY_BATCH_PIPELINED : VOP_NOTIFY_BATCH;
+    const cap =
+      inFlight > 0
+        ? Math.min(VOP_NOTIFY_BATCH_PIPELINED_MAX, Math.max(VOP_NOTIFY_BATCH_PIPELINED, inFlight >> 1))
+        : VOP_NOTIFY_BATCH;
     if (++this.#batch >= cap || (inFlight === 0 && vr.vringh.pending() === 0)) {
       this.#flushNotify();
       return;

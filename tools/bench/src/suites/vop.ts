@@ -158,8 +158,25 @@ function echo(h: VopVirtioHandle, signal: AbortSignal): Promise<void> {
   );
 }
 
-/** Chains a one-way backend keeps in flight on its vring (one buffer slot each). */
-const PIPELINE = 16;
+/**
+ * Chains a one-way backend keeps in flight on its vring (one buffer slot each): half the ring
+ * ({@link RING_DEPTH}), as vhost keeps up to `VHOST_MAX_PEND` (128) zero-copy transmits in flight.
+ * On a busy 2-vCPU machine a thread that sleeps may wait a millisecond or more to run again; 64
+ * chains of 64 KiB are ~0.5 ms of engine work, so the engine still has some when this thread
+ * comes back, and the ring still has 64 chains for this thread while the card's thread waits
+ * to refill it.
+ */
+const PIPELINE = 64;
+
+/**
+ * Buffers the card's driver keeps posted at 4 KiB and 64 KiB on the DMA path: the whole ring (128
+ * entries), as virtio-net fills its receive ring and lets its transmit ring fill up, so that the
+ * host's {@link PIPELINE} chains in flight leave the card as many to refill while its thread
+ * waits to run. The memcpy path copies synchronously, one chain at a time: it keeps 32 (a
+ * working set of 2 MiB at 64 KiB; the whole ring's 8 MiB measured slower there). At 1 MiB: 8.
+ */
+const RING_DEPTH = 128;
+const MEMCPY_DEPTH = 32;
 
 /**
  * Copies chains of vring `vrIdx` with up to one `copyDesc` per slot in flight, as a backend with a
@@ -174,28 +191,62 @@ async function pipelined(
   slots: readonly Uint8Array[],
 ): Promise<void> {
   const free = [...slots];
-  const pending = new Set<Promise<void>>();
+  let inFlight = 0;
   let empty = false;
   let failure: unknown = null;
-  while (!signal.aborted) {
-    while (free.length > 0 && !empty && failure === null) {
-      const buf = free.pop()!;
-      const p: Promise<void> = h.copyDesc({ iov: [buf], vrIdx, updateUsed: true }).then(
+  let polling = false;
+  // One waiter, woken by any completion or the end of a poll: no Promise.race over every copy in
+  // flight (with 64 of them that cost more than the copy's own host work).
+  let wake: (() => void) | null = null;
+  const woken = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const waitWake = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+  const start = (buf: Uint8Array): void => {
+    inFlight++;
+    void h
+      .copyDesc({ iov: [buf], vrIdx, updateUsed: true })
+      .then(
         (n) => {
           if (n === 0) empty = true;
         },
         (err: unknown) => {
           failure ??= err;
         },
-      );
-      pending.add(p);
-      void p.finally(() => {
-        pending.delete(p);
+      )
+      .finally(() => {
+        inFlight--;
         free.push(buf);
+        woken();
       });
-    }
-    if (pending.size > 0) {
-      await Promise.race(pending);
+  };
+  while (!signal.aborted) {
+    while (free.length > 0 && !empty && failure === null) start(free.pop()!);
+    if (inFlight > 0 || polling) {
+      // The ring ran empty with copies still in flight: the card's next buffers come with a kick
+      // (its kicks are on again since the empty fetch), and a backend takes them at once instead
+      // of letting the engine run dry first (vhost goes on with its queue on each kick).
+      if (empty && failure === null && !polling) {
+        polling = true;
+        void h
+          .poll({ signal, timeoutMs: 50 })
+          .then(
+            () => {
+              empty = false;
+            },
+            () => {},
+          )
+          .finally(() => {
+            polling = false;
+            woken();
+          });
+      }
+      await waitWake();
       continue;
     }
     const err = failure;
@@ -203,32 +254,32 @@ async function pipelined(
     empty = false;
     try {
       if (err !== null) {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
         // Between runs the card resets the device (status 0): wait for it to come back.
         if (!isMicError(err, 'ENODEV')) throw err;
       }
       await h.poll({ signal, timeoutMs: 50 });
     } catch (e) {
-      if (signal.aborted) return;
+      if (signal.aborted) break;
       if (!isMicError(e, 'ENODEV')) throw e;
       await h.poll({ signal, timeoutMs: 50 }).catch(() => {});
     }
   }
-  await Promise.allSettled(pending);
+  while (inFlight > 0 || polling) await waitWake();
 }
 
 /**
- * Card → host: drains vring 1 into `slots` scratch buffers of 1 MiB, one `copyDesc` each in
- * flight (one for the memcpy path, where copies are synchronous: its figure stays that of one
+ * Card → host: drains vring 1 into `slots` scratch buffers of `size` bytes, one `copyDesc` each
+ * in flight (one for the memcpy path, where copies are synchronous: its figure stays that of one
  * buffer hot in the cache).
  */
-function drain(h: VopVirtioHandle, signal: AbortSignal, slots: number): Promise<void> {
-  return withDmaBuffer(h, slots * MIB, (buf) =>
+function drain(h: VopVirtioHandle, signal: AbortSignal, size: number, slots: number): Promise<void> {
+  return withDmaBuffer(h, slots * size, (buf) =>
     pipelined(
       h,
       signal,
       1,
-      Array.from({ length: slots }, (_, i) => buf.subarray(i * MIB, (i + 1) * MIB)),
+      Array.from({ length: slots }, (_, i) => buf.subarray(i * size, (i + 1) * size)),
     ),
   );
 }
@@ -327,15 +378,15 @@ export async function vopSuite(options: SuiteOptions): Promise<BenchRecord[]> {
         }
         for (const size of SIZES) {
           const count = Math.max(16, Math.round(((size === MIB ? 256 : 128) * MIB * options.scale) / size));
-          const depth = size === MIB ? 8 : 32;
+          const depth = size === MIB ? 8 : path === 'dma' ? RING_DEPTH : MEMCPY_DEPTH;
           const c2hMs = (await withBackend(
             side,
-            (h, s) => drain(h, s, slots),
+            (h, s) => drain(h, s, size, Math.min(slots, depth)),
             () => side.card.call('stream', count, size, depth),
           )) as number;
           const h2c = (await withBackend(
             side,
-            (h, s) => source(h, s, size, slots),
+            (h, s) => source(h, s, size, Math.min(slots, depth)),
             () => side.card.call('sink', count, size, depth),
           )) as { ms: number; bytes: number };
           const c2h = (count * size) / (c2hMs / 1000);
