@@ -216,13 +216,17 @@ export class Virtqueue<T> {
       this.#freeHead = this.#next[head]!;
       this.#chainLen[head] = 1;
     } else {
+      // Out buffers then in buffers, each descriptor linked to the next free one (the shadow
+      // free list); the last one ends the chain.
+      const links = this.#next;
+      const nOut = out.length;
       let i = head;
       for (let k = 0; k < total; k++) {
-        const b = k < out.length ? out[k]! : inBufs[k - out.length]!;
-        const last = k + 1 === total;
-        const next = this.#next[i]!;
-        const flags = (k < out.length ? 0 : VRING_DESC_F.WRITE) | (last ? 0 : VRING_DESC_F.NEXT);
-        writeDesc(desc, i * VRING_DESC_SIZE, b, flags, last ? 0 : next);
+        const b = k < nOut ? out[k]! : inBufs[k - nOut]!;
+        const next = links[i]!;
+        const flags = k < nOut ? 0 : VRING_DESC_F.WRITE;
+        if (k + 1 === total) writeDesc(desc, i * VRING_DESC_SIZE, b, flags, 0);
+        else writeDesc(desc, i * VRING_DESC_SIZE, b, flags | VRING_DESC_F.NEXT, next);
         i = next;
       }
       this.#freeHead = i;
