@@ -225,8 +225,11 @@ export class Virtqueue<T> {
         const b = k < nOut ? out[k]! : inBufs[k - nOut]!;
         const next = links[i]!;
         const flags = k < nOut ? 0 : VRING_DESC_F.WRITE;
-        if (k + 1 === total) writeDesc(desc, i * VRING_DESC_SIZE, b, flags, 0);
-        else writeDesc(desc, i * VRING_DESC_SIZE, b, flags | VRING_DESC_F.NEXT, next);
+        const at = i * VRING_DESC_SIZE;
+        desc.writeU64(at + DESC.ADDR, b.addr);
+        desc.writeU32(at + DESC.LEN, b.len);
+        // le16 flags, le16 next: one write
+        desc.writeU32(at + DESC.FLAGS, k + 1 === total ? flags : (flags | VRING_DESC_F.NEXT | (next << 16)) >>> 0);
         i = next;
       }
       this.#freeHead = i;
