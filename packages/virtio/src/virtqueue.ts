@@ -229,7 +229,10 @@ export class Virtqueue<T> {
         desc.writeU64(at + DESC.ADDR, b.addr);
         desc.writeU32(at + DESC.LEN, b.len);
         // le16 flags, le16 next: one write
-        desc.writeU32(at + DESC.FLAGS, k + 1 === total ? flags : (flags | VRING_DESC_F.NEXT | (next << 16)) >>> 0);
+        desc.writeU32(
+          at + DESC.FLAGS,
+          k + 1 === total ? flags : (flags | VRING_DESC_F.NEXT | (next << 16)) >>> 0,
+        );
         i = next;
       }
       this.#freeHead = i;
