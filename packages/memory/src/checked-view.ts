@@ -5,7 +5,7 @@
  * its checked `_user` ones (drivers/vhost/vringh.c).
  */
 import { MicError, formatValue } from '@mic/errors';
-import { BufferMemory, LITTLE_ENDIAN_HOST, SMALL_COPY, checkRange, readSmall } from './memory.js';
+import { BufferMemory, LITTLE_ENDIAN_HOST, SMALL_COPY, SmallCopy, checkRange } from './memory.js';
 
 const TWO32 = 4294967296;
 const swap16 = (v: number): number => ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
@@ -40,10 +40,9 @@ export class CheckedView {
   readonly shared: boolean;
   readonly #dv: DataView;
   readonly #u8: Uint8Array;
-  /** The buffer, where the view starts in it, and the buffer as words: for small copies, which check their range first. */
-  readonly #buffer: ArrayBufferLike;
+  /** Where the view starts in its buffer, and small reads of that buffer (which check their range first). */
   readonly #start: number;
-  readonly #words: Uint32Array;
+  readonly #copy: SmallCopy;
   /** For atomics: set only when shared and the view starts 2-byte (4-byte) aligned. */
   readonly #a16: Uint16Array | null;
   readonly #a32: Uint32Array | null;
@@ -68,9 +67,8 @@ export class CheckedView {
     this.shared = mem.shared;
     this.#dv = new DataView(buffer, start, length);
     this.#u8 = new Uint8Array(buffer, start, length);
-    this.#buffer = buffer;
     this.#start = start;
-    this.#words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.#copy = new SmallCopy(buffer);
     this.#a16 = mem.shared && start % 2 === 0 ? new Uint16Array(buffer, start, length >>> 1) : null;
     this.#a32 = mem.shared && start % 4 === 0 ? new Uint32Array(buffer, start, length >>> 2) : null;
   }
@@ -158,7 +156,7 @@ export class CheckedView {
   read(off: number, dst: Uint8Array): void {
     const n = dst.length;
     if (!(off >= 0 && off <= this.byteLength - n)) checkRange('checked view read', off, n, this.byteLength);
-    if (n <= SMALL_COPY) readSmall(this.#buffer, this.#u8, this.#words, off, this.#start + off, dst);
+    if (n <= SMALL_COPY) this.#copy.read(this.#start + off, dst);
     else dst.set(this.#u8.subarray(off, off + n));
   }
   /** Copies `src` to `off`. */

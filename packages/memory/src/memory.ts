@@ -30,69 +30,69 @@ const swap32 = (v: number): number =>
 /** Copies up to this many bytes with a loop instead of a temporary view. */
 export const SMALL_COPY = 64;
 
-/** The destination of the last small word-aligned read, and a word view of it once it came twice. */
-let lastDst: Uint8Array | null = null;
-let lastDstWords: Uint32Array | null = null;
-let lastDstBuffer: ArrayBufferLike | null = null;
-
 /**
- * A Uint32Array of `nw` words over `dst` when `dst` was the destination of the previous small read
- * too (a request buffer reused for every request, the common case: the view is made once and
- * kept), is word-aligned and is not in `memory`, the buffer read from (a word loop is no memmove);
- * else null.
- */
-function repeatedDstWords(dst: Uint8Array, nw: number, memory: ArrayBufferLike): Uint32Array | null {
-  if (dst !== lastDst) {
-    lastDst = dst;
-    lastDstWords = null;
-    return null;
-  }
-  let w = lastDstWords;
-  if (w === null || w.length !== nw) {
-    if ((dst.byteOffset & 3) !== 0) return null;
-    w = lastDstWords = new Uint32Array(dst.buffer, dst.byteOffset, nw);
-    lastDstBuffer = dst.buffer;
-  }
-  return lastDstBuffer === memory ? null : w;
-}
-
-/**
- * Copies `dst.length` (at most {@link SMALL_COPY}) bytes into `dst` from byte `off` of `u8`,
- * which is byte `abs` of its buffer `buffer`; `words` is a Uint32Array over that whole buffer.
- * The caller checked the range. A loop, because below ~100 bytes `subarray()` + `set()` costs
- * more than the copy (a view allocation, and V8 copies out of shared memory with a relaxed-atomic
- * loop). On a little-endian host a word-aligned copy moves words into `dst`'s word view (see
- * repeatedDstWords), or loads words and stores bytes.
+ * Small reads (at most {@link SMALL_COPY} bytes) from one buffer into a caller's byte array,
+ * without a temporary view: below ~100 bytes `subarray()` + `set()` costs more than the copy (a
+ * view allocation, and V8 copies out of shared memory with a relaxed-atomic loop). On a
+ * little-endian host a word-aligned read moves words into a word view of the caller's array,
+ * made once that array came back a second time in a row (a request buffer reused for every
+ * request, the common case), else loads words and stores bytes. The view is kept per memory (not
+ * per process), so two memories read into two arrays in turn keep both. Arrays in the buffer
+ * itself never take the word path (a forward word loop is no memmove). The caller checked the
+ * range; offsets are absolute in the buffer. (Small writes stay one `set()`: a word loop was not
+ * faster.)
  * @internal
  */
-export function readSmall(
-  buffer: ArrayBufferLike,
-  u8: Uint8Array,
-  words: Uint32Array,
-  off: number,
-  abs: number,
-  dst: Uint8Array,
-): void {
-  const n = dst.length;
-  if (n === 0) return;
-  if (LITTLE_ENDIAN_HOST && ((abs | n) & 3) === 0) {
-    const w0 = abs >>> 2;
-    const nw = n >>> 2;
-    const d = repeatedDstWords(dst, nw, buffer);
-    if (d !== null) {
-      for (let k = 0; k < nw; k++) d[k] = words[w0 + k]!;
+export class SmallCopy {
+  readonly #buffer: ArrayBufferLike;
+  readonly #u8: Uint8Array;
+  readonly #words: Uint32Array;
+  #readBytes: Uint8Array | null = null;
+  #readWords: Uint32Array | null = null;
+
+  constructor(buffer: ArrayBufferLike) {
+    this.#buffer = buffer;
+    this.#u8 = new Uint8Array(buffer);
+    this.#words = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+  }
+
+  /** Copies `dst.length` bytes from byte `abs` of the buffer into `dst`. */
+  read(abs: number, dst: Uint8Array): void {
+    const n = dst.length;
+    if (LITTLE_ENDIAN_HOST && ((abs | n) & 3) === 0) {
+      const words = this.#words;
+      const w0 = abs >>> 2;
+      const nw = n >>> 2;
+      let d = this.#readWords;
+      if (dst !== this.#readBytes || d === null || d.length !== nw) {
+        d = this.#readWords = this.#wordsOf(dst, this.#readBytes, nw);
+        this.#readBytes = dst;
+      }
+      if (d !== null) {
+        for (let k = 0; k < nw; k++) d[k] = words[w0 + k]!;
+        return;
+      }
+      for (let k = 0, i = 0; k < nw; k++, i += 4) {
+        const w = words[w0 + k]!;
+        dst[i] = w;
+        dst[i + 1] = w >>> 8;
+        dst[i + 2] = w >>> 16;
+        dst[i + 3] = w >>> 24;
+      }
       return;
     }
-    for (let k = 0, i = 0; k < nw; k++, i += 4) {
-      const w = words[w0 + k]!;
-      dst[i] = w;
-      dst[i + 1] = w >>> 8;
-      dst[i + 2] = w >>> 16;
-      dst[i + 3] = w >>> 24;
-    }
-    return;
+    const u8 = this.#u8;
+    for (let i = 0; i < n; i++) dst[i] = u8[abs + i]!;
   }
-  for (let i = 0; i < n; i++) dst[i] = u8[off + i]!;
+
+  /**
+   * A word view of `bytes` when it is the array of the previous copy too, word-aligned and not in
+   * this buffer; else null.
+   */
+  #wordsOf(bytes: Uint8Array, previous: Uint8Array | null, nw: number): Uint32Array | null {
+    if (bytes !== previous || (bytes.byteOffset & 3) !== 0 || bytes.buffer === this.#buffer) return null;
+    return new Uint32Array(bytes.buffer, bytes.byteOffset, nw);
+  }
 }
 
 /** 2^32, for splitting 64-bit values held in a `number`. */
@@ -191,6 +191,7 @@ export class BufferMemory implements Memory {
   readonly #u8: Uint8Array;
   readonly #u16: Uint16Array;
   readonly #u32: Uint32Array;
+  readonly #copy: SmallCopy;
 
   /**
    * @param buffer - the bytes
@@ -219,6 +220,7 @@ export class BufferMemory implements Memory {
     // Whole-buffer views for atomics, indexed by absolute offset.
     this.#u16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
     this.#u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.#copy = new SmallCopy(buffer);
   }
 
   /** Allocates a zeroed buffer of `size` bytes (shared when `shared` is true). */
@@ -327,7 +329,7 @@ export class BufferMemory implements Memory {
     const n = dst.length;
     this.#check(offset, n);
     if (n <= SMALL_COPY) {
-      readSmall(this.buffer, this.#u8, this.#u32, offset, this.byteOffset + offset, dst);
+      this.#copy.read(this.byteOffset + offset, dst);
     } else {
       dst.set(this.#u8.subarray(offset, offset + n));
     }

@@ -216,13 +216,23 @@ export class Virtqueue<T> {
       this.#freeHead = this.#next[head]!;
       this.#chainLen[head] = 1;
     } else {
+      // Out buffers then in buffers, each descriptor linked to the next free one (the shadow
+      // free list); the last one ends the chain.
+      const links = this.#next;
+      const nOut = out.length;
       let i = head;
       for (let k = 0; k < total; k++) {
-        const b = k < out.length ? out[k]! : inBufs[k - out.length]!;
-        const last = k + 1 === total;
-        const next = this.#next[i]!;
-        const flags = (k < out.length ? 0 : VRING_DESC_F.WRITE) | (last ? 0 : VRING_DESC_F.NEXT);
-        writeDesc(desc, i * VRING_DESC_SIZE, b, flags, last ? 0 : next);
+        const b = k < nOut ? out[k]! : inBufs[k - nOut]!;
+        const next = links[i]!;
+        const flags = k < nOut ? 0 : VRING_DESC_F.WRITE;
+        const at = i * VRING_DESC_SIZE;
+        desc.writeU64(at + DESC.ADDR, b.addr);
+        desc.writeU32(at + DESC.LEN, b.len);
+        // le16 flags, le16 next: one write
+        desc.writeU32(
+          at + DESC.FLAGS,
+          k + 1 === total ? flags : (flags | VRING_DESC_F.NEXT | (next << 16)) >>> 0,
+        );
         i = next;
       }
       this.#freeHead = i;

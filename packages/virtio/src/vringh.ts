@@ -405,14 +405,29 @@ export class Vringh {
       if (total > 0xffffffff) {
         return bad('EOVERFLOW', `chain from head ${head} is longer than 2^32 - 1 bytes`, { head });
       }
+      let iov = riov;
       if (flags & VRING_DESC_F.WRITE) {
         sawWritable = true;
-        if (len > 0 && !this.#addSegments(wiov, addr, len)) return this.#rangeError(head, addr, len);
-      } else {
-        if (sawWritable) {
-          return bad('EINVAL', `readable descriptor ${i} follows a writable one in chain ${head}`, { head });
+        iov = wiov;
+      } else if (sawWritable) {
+        return bad('EINVAL', `readable descriptor ${i} follows a writable one in chain ${head}`, { head });
+      }
+      if (len > 0) {
+        // The common case first: the whole buffer inside the range that answered last (checked
+        // against the data memory when it was cached), room for a segment. Else look it up and
+        // split it at range boundaries.
+        const r = this.#range;
+        if (
+          r !== null &&
+          addr >= r.start &&
+          addr <= Number.MAX_SAFE_INTEGER &&
+          len <= r.end - addr &&
+          iov.count < this.#maxSegments
+        ) {
+          iov.add(addr + r.offset, len);
+        } else if (!this.#addSegments(iov, addr, len)) {
+          return this.#rangeError(head, addr, len);
         }
-        if (len > 0 && !this.#addSegments(riov, addr, len)) return this.#rangeError(head, addr, len);
       }
       if (!(flags & VRING_DESC_F.NEXT)) return null;
       if (next >= tableSize) {
@@ -477,6 +492,14 @@ export class Vringh {
    * `vringh_iov_pull_kern`). @returns bytes copied (less than `dst.length` at the end of the chain)
    */
   pull(riov: VringhIov, dst: Uint8Array): number {
+    const i = riov.i;
+    if (i < riov.count && riov.lengths[i]! - riov.consumed >= dst.length) {
+      // All of it from the segment at the cursor (a request in one buffer, the common case).
+      const n = dst.length;
+      this.#dataView.read(riov.offsets[i]! + riov.consumed, dst);
+      this.#advance(riov, n, riov.lengths[i]!);
+      return n;
+    }
     let copied = 0;
     while (copied < dst.length && riov.i < riov.count) {
       const segLen = riov.lengths[riov.i]!;
@@ -494,6 +517,14 @@ export class Vringh {
    * `vringh_iov_push_kern`). @returns bytes copied (less than `src.length` when the chain is full)
    */
   push(wiov: VringhIov, src: Uint8Array): number {
+    const i = wiov.i;
+    if (i < wiov.count && wiov.lengths[i]! - wiov.consumed >= src.length) {
+      // All of it into the segment at the cursor (a response in one buffer, the common case).
+      const n = src.length;
+      this.#dataView.write(wiov.offsets[i]! + wiov.consumed, src);
+      this.#advance(wiov, n, wiov.lengths[i]!);
+      return n;
+    }
     let copied = 0;
     while (copied < src.length && wiov.i < wiov.count) {
       const segLen = wiov.lengths[wiov.i]!;

@@ -16,7 +16,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { MicError } from '@mic/errors';
-import { BufferMemory } from '@mic/memory';
+import { BufferMemory, CheckedView } from '@mic/memory';
 import { EventWord, EVENT_WORD_BYTES, DEFAULT_SPIN_NS } from '@mic/notify';
 import {
   Virtqueue,
@@ -150,6 +150,9 @@ export function runLoopbackDriver(
   const back = new Uint32Array(payload / 4);
   const backBytes = new Uint8Array(back.buffer);
   const seqOf = new Float64Array(layout.slots);
+  // The request and response slots, checked once: the per-request copies compare their range
+  // against this view only.
+  const data = new CheckedView(mem, layout.dataBase, layout.slots * layout.slotSize);
   // One fixed request/response buffer pair per slot, described once.
   const chains: VirtqChain<number>[] = [];
   for (let slot = 0; slot < layout.slots; slot++) {
@@ -184,7 +187,7 @@ export function runLoopbackDriver(
     while (sent < end && posted < batch && free.length > 0) {
       const slot = free.pop()!;
       if (options.verify) loopbackPattern(sent, out);
-      mem.write(layout.dataBase + slot * layout.slotSize, outBytes);
+      data.write(slot * layout.slotSize, outBytes);
       group.push(chains[slot]!);
       seqOf[slot] = sent++;
       posted++;
@@ -215,7 +218,7 @@ export function runLoopbackDriver(
         continue;
       }
       const slot = u.token;
-      mem.read(layout.dataBase + slot * layout.slotSize + payload, backBytes);
+      data.read(slot * layout.slotSize + payload, backBytes);
       if (options.verify) {
         loopbackPattern(seqOf[slot]!, out);
         let ok = u.len === payload;
