@@ -261,3 +261,60 @@ export function napPoll(ready: () => boolean, budgetNs: number, options: NapPoll
     }
   }
 }
+
+/** The most waits in a row a {@link PollBackoff} lets sleep at once after failed polls: 64. */
+export const MAX_POLL_SKIP = 64;
+
+/**
+ * Whether a waiter should poll before it sleeps, learnt from how its last polls went.
+ *
+ * A poll only pays while the thread that makes the condition true runs meanwhile on another CPU.
+ * When both share one (a 2-vCPU machine with other work, or threads pinned together), that thread
+ * cannot run until the poller gives the CPU up, so every poll is lost whole and delays it by the
+ * poll's length. So a poll that did not pay makes the next waits sleep at once: 1, then 2, 4, ...
+ * up to {@link MAX_POLL_SKIP} of them between two polls that fail, so a waiter whose polls never
+ * pay loses at most one poll in 64 waits. A poll that paid ends the back-off. What "paid" means is
+ * the caller's (found its event within the bound, and was not descheduled meanwhile). Used by the
+ * x100 interrupt loop and by SCIF's busy poll.
+ *
+ * @example
+ * const backoff = new PollBackoff();
+ * // before each sleep:
+ * if (backoff.shouldPoll()) backoff.polled(word.poll(ready, 50_000));
+ */
+export class PollBackoff {
+  /** Waits left that sleep without polling. */
+  #skip = 0;
+  /** How many the next failed poll skips. */
+  #next = 1;
+
+  /** True when the next wait should poll first; counts a skipped wait otherwise. */
+  shouldPoll(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+
+  /**
+   * Records how a poll ended: it paid (`true`) or not.
+   * @throws MicError EINVAL when `paid` is not a boolean
+   */
+  polled(paid: boolean): void {
+    if (typeof paid !== 'boolean') {
+      throw new MicError('EINVAL', `PollBackoff.polled paid ${formatValue(paid)} is not a boolean`, {
+        details: { paid: formatValue(paid) },
+      });
+    }
+    if (paid) {
+      this.#next = 1;
+      return;
+    }
+    this.#skip = this.#next;
+    this.#next = Math.min(MAX_POLL_SKIP, this.#next * 2);
+  }
+
+  /** Waits left that will sleep at once. */
+  get skipping(): number {
+    return this.#skip;
+  }
+}

@@ -2,7 +2,7 @@
 // shows the value, never a TypeError or a silent default.
 import { describe, expect, it } from '@jest/globals';
 import { BAD_VALUES, badArg, sweepBadArguments, type BadArgEntry } from '@mic/errors';
-import { napPoll } from '../src/index.js';
+import { PollBackoff, napPoll } from '../src/index.js';
 
 const e = badArg;
 const yes = (): boolean => true;
@@ -26,10 +26,11 @@ const TABLE: BadArgEntry[] = [
     [0],
     [0, /spinNs/, [undefined, ...NS]],
   ),
+  e('PollBackoff.polled', (a) => new PollBackoff().polled(a[0] as never), [true], [0, /paid/, [false]]),
 ];
 
 describe('bad arguments', () => {
-  it('napPoll refuses each bad argument with a MicError naming it', async () => {
+  it('napPoll and PollBackoff refuse each bad argument with a MicError naming it', async () => {
     expect(await sweepBadArguments(TABLE)).toEqual([]);
   });
 });

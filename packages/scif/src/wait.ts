@@ -5,6 +5,7 @@
  */
 import type { Clock } from '@mic/clock';
 import { MicError } from '@mic/errors';
+import { PollBackoff } from '@mic/notify';
 
 /** How long and how interruptibly to wait. */
 export interface WaitOptions {
@@ -181,9 +182,6 @@ export class CallLock {
  */
 const PREEMPTED_MS = 0.01;
 
-/** The most waits in a row a {@link BusyPoller} lets sleep at once after failed polls: 64. */
-export const MAX_BUSY_POLL_SKIP = 64;
-
 /**
  * A bounded busy poll (the kernel's `SO_BUSY_POLL` / `sk_busy_loop`) that learns when polling does
  * not pay. {@link poll} calls `ready()` until it is true or `us` µs of real time have passed,
@@ -194,24 +192,18 @@ export const MAX_BUSY_POLL_SKIP = 64;
  * machine with other work, or threads pinned together), the peer cannot run until the poller
  * gives the CPU up, so every poll is lost whole and delays the peer by its length. So a poll that
  * ended without `ready()` makes the next waits sleep at once: 1, then 2, 4, ... up to
- * {@link MAX_BUSY_POLL_SKIP} of them between two polls that fail, at most one lost poll in 64
+ * `MAX_POLL_SKIP` of them between two polls that fail (`@mic/notify`'s `PollBackoff`), at most one lost poll in 64
  * waits. A poll that found `ready()` ends the back-off, unless the poller was descheduled
  * meanwhile (its clock reads lie far apart, or it found it only after its bound): then the peer
  * most likely ran on the poller's CPU, and the poll only kept it waiting.
  */
 export class BusyPoller {
-  /** Waits left that sleep without polling. */
-  #skip = 0;
-  /** How many the next failed poll skips. */
-  #next = 1;
+  readonly #backoff = new PollBackoff();
 
   /** Polls `ready` for at most `us` µs (none while backing off); true when it held. */
   poll(us: number, ready: () => boolean): boolean {
     if (us <= 0) return false;
-    if (this.#skip > 0) {
-      this.#skip--;
-      return false;
-    }
+    if (!this.#backoff.shouldPoll()) return false;
     let last = performance.now();
     const end = last + us / 1000;
     // Set when two clock reads lie far apart: the thread was descheduled meanwhile.
@@ -221,7 +213,7 @@ export class BusyPoller {
       for (let i = 0; i < 16; i++) {
         if (ready()) {
           const t = performance.now();
-          this.#polled(!preempted && t - last < PREEMPTED_MS && t <= end);
+          this.#backoff.polled(!preempted && t - last < PREEMPTED_MS && t <= end);
           return true;
         }
       }
@@ -229,23 +221,14 @@ export class BusyPoller {
       if (t - last >= PREEMPTED_MS) preempted = true;
       last = t;
       if (t >= end) {
-        this.#polled(false);
+        this.#backoff.polled(false);
         return ready();
       }
     }
   }
 
-  #polled(paid: boolean): void {
-    if (paid) {
-      this.#next = 1;
-      return;
-    }
-    this.#skip = this.#next;
-    this.#next = Math.min(MAX_BUSY_POLL_SKIP, this.#next * 2);
-  }
-
   /** Waits left that sleep at once (for tests). */
   get skipping(): number {
-    return this.#skip;
+    return this.#backoff.skipping;
   }
 }

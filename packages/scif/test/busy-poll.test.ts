@@ -4,7 +4,8 @@
  */
 import { describe, expect, it, jest } from '@jest/globals';
 import { EPOLLIN, SCIF_BUSY_POLL_US, SCIF_RECV_BLOCK, SCIF_SEND_BLOCK, Scif } from '../src/index.js';
-import { BusyPoller, MAX_BUSY_POLL_SKIP } from '../src/wait.js';
+import { MAX_POLL_SKIP } from '@mic/notify';
+import { BusyPoller } from '../src/wait.js';
 import { code, pair, rig, until } from './harness.js';
 
 describe('busyPollUs tunable', () => {
@@ -50,7 +51,7 @@ describe('BusyPoller', () => {
     expect(calls).toBe(0);
   });
 
-  it('gives up after its bound and then skips 1, 2, 4, ... waits, at most MAX_BUSY_POLL_SKIP', () => {
+  it('gives up after its bound and then skips 1, 2, 4, ... waits, at most MAX_POLL_SKIP', () => {
     const p = new BusyPoller();
     const never = (): boolean => false;
     const skips: number[] = [];
@@ -62,7 +63,7 @@ describe('BusyPoller', () => {
       while (p.skipping > 0) expect(p.poll(20, () => (calls++, true))).toBe(false);
       expect(calls).toBe(0);
     }
-    expect(skips).toEqual([1, 2, 4, 8, 16, 32, MAX_BUSY_POLL_SKIP, MAX_BUSY_POLL_SKIP, MAX_BUSY_POLL_SKIP]);
+    expect(skips).toEqual([1, 2, 4, 8, 16, 32, MAX_POLL_SKIP, MAX_POLL_SKIP, MAX_POLL_SKIP]);
     // A poll that pays ends the back-off. (One that found its condition after the thread was
     // descheduled does not count, which a busy machine may do to any poll: so try a few.)
     const yes = (): boolean => true;

@@ -22,7 +22,7 @@
  *   A kick bumps the word and calls `Atomics.notify` only when the receiver said it sleeps
  *   (see `@mic/notify`). The sleeping loop does not keep the process alive. The poll runs only
  *   once the microtasks the handlers queued have run (a woken caller's code comes first), and
- *   polls that keep finding nothing are skipped for a while (`SpinBackoff`): when the
+ *   polls that keep finding nothing are skipped for a while (`PollBackoff` of `@mic/notify`): when the
  *   raiser shares the poller's CPU, it cannot run while the poller spins.
  *
  * @see drivers/misc/mic/host/mic_intr.c
@@ -31,7 +31,7 @@
 import { MicError, checkInt, checkObject, errorMessage, formatValue } from '@mic/errors';
 import { u32Value } from './mmio.js';
 import type { Logger } from '@mic/logger';
-import { DEFAULT_SPIN_NS, EventWord } from '@mic/notify';
+import { DEFAULT_SPIN_NS, EventWord, PollBackoff } from '@mic/notify';
 
 /** Which side of the link. */
 export type X100Side = 'host' | 'card';
@@ -316,51 +316,6 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 const EVENT_LOOP_SLICE_MS = 1;
 
-/** The most idle waits in a row {@link SpinBackoff} lets sleep at once before it polls again: 64. */
-export const MAX_SPIN_SKIP = 64;
-
-/**
- * Whether the `wait` delivery loop polls before it sleeps, learnt from how its last polls went.
- *
- * A poll only pays when the raiser runs meanwhile on another CPU. When both threads share one
- * (a 2-vCPU machine with other work on it, or a process pinned to one CPU), the raiser cannot
- * run until the poller gives the CPU up, so every poll is lost whole and a doorbell leg costs the
- * poll plus the wake-up. A poll that ended without an interrupt therefore makes the next idle
- * waits sleep at once: 1, then 2, 4, ... up to {@link MAX_SPIN_SKIP} of them between two polls
- * that fail, so a loop whose polls never pay wastes at most one poll in 64 waits. A poll that
- * found an interrupt ends the back-off, unless it found it only after its bound (`spinNs`): the
- * poller was descheduled meanwhile, most likely for the raiser, so that poll did not pay either.
- * The bound of each poll is unchanged.
- */
-export class SpinBackoff {
-  /** Idle waits left that sleep without polling. */
-  #skip = 0;
-  /** How many the next failed poll skips. */
-  #next = 1;
-
-  /** True when the next idle wait should poll first; counts a skipped wait otherwise. */
-  shouldPoll(): boolean {
-    if (this.#skip === 0) return true;
-    this.#skip--;
-    return false;
-  }
-
-  /** Records how a poll ended: with an interrupt (`true`) or by sleeping. */
-  polled(found: boolean): void {
-    if (found) {
-      this.#next = 1;
-      return;
-    }
-    this.#skip = this.#next;
-    this.#next = Math.min(MAX_SPIN_SKIP, this.#next * 2);
-  }
-
-  /** Idle waits left that sleep at once (for tests). */
-  get skipping(): number {
-    return this.#skip;
-  }
-}
-
 /**
  * The receiving end of an {@link InterruptLine}: the handler table (`request_irq` /
  * `free_irq`; several handlers may share a source, each is called) and the delivery loop.
@@ -542,7 +497,7 @@ export class IrqController {
       // Sleeping hands the thread to the event loop: a new time slice starts after it.
       const sleepOptions = { spinNs: 0 };
       let sliceStart = 0;
-      const backoff = new SpinBackoff();
+      const backoff = new PollBackoff();
       const sleep = (): void => {
         line.word.waitAsync(ready, sleepOptions).then(woken, reject);
       };
