@@ -151,6 +151,12 @@ export class VopVring {
    */
   kicksOff = false;
   #vrh: Vringh;
+  #readView: Uint8Array | null = null;
+  #readOf: Uint8Array | null = null;
+  #readStart = 0;
+  #writeView: Uint8Array | null = null;
+  #writeOf: Uint8Array | null = null;
+  #writeStart = 0;
   #notify: () => void = () => {};
   readonly #ctx: VopCopyContext;
   #eventIdx = false;
@@ -271,6 +277,7 @@ export class VopVring {
     this.kicksOff = false;
     this.riov.reset();
     this.wiov.reset();
+    this.#dropPieces();
     this.head = VOP_NO_HEAD;
     this.block.va.writeU16(this.layout.infoOffset + MIC_VRING_INFO_OFFSETS.availIdx, 0);
   }
@@ -290,6 +297,7 @@ export class VopVring {
     this.riov.reset();
     this.wiov.reset();
     this.head = VOP_NO_HEAD;
+    this.#dropPieces();
     if (this.bounce !== null) this.#ctx.dmaOps.free(this.bounce);
     this.#ctx.dmaOps.free(this.block);
   }
@@ -306,7 +314,7 @@ export class VopVring {
     while (pos + copied < dst.length && iov.i < iov.count) {
       const addr = iov.offsets[iov.i]! + iov.consumed;
       const n = Math.min(iov.lengths[iov.i]! - iov.consumed, dst.length - pos - copied);
-      const out = dst.subarray(pos + copied, pos + copied + n);
+      const out = this.#readPiece(dst, pos + copied, n);
       const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
       if (dma !== null) {
         if (ctx.pool !== null) {
@@ -349,6 +357,41 @@ export class VopVring {
   }
 
   /**
+   * `dst.subarray(start, start + n)` for {@link readInto}: `dst` itself when it is that, else the
+   * view made by the previous call when it was of the same place in the same array (a backend
+   * that reads each chain into the start of one buffer makes no view, and the aperture's small
+   * copy keeps its word view of it). A view never changes its place, and one whose buffer shrank
+   * or went away has a different length: a stale one is never returned.
+   */
+  #readPiece(dst: Uint8Array, start: number, n: number): Uint8Array {
+    if (start === 0 && n === dst.length) return dst;
+    const v = this.#readView;
+    if (v !== null && this.#readOf === dst && this.#readStart === start && v.length === n) return v;
+    const w = dst.subarray(start, start + n);
+    this.#readView = w;
+    this.#readOf = dst;
+    this.#readStart = start;
+    return w;
+  }
+
+  /** As {@link #readPiece}, for {@link writeFrom}. */
+  #writePiece(src: Uint8Array, start: number, n: number): Uint8Array {
+    if (start === 0 && n === src.length) return src;
+    const v = this.#writeView;
+    if (v !== null && this.#writeOf === src && this.#writeStart === start && v.length === n) return v;
+    const w = src.subarray(start, start + n);
+    this.#writeView = w;
+    this.#writeOf = src;
+    this.#writeStart = start;
+    return w;
+  }
+
+  /** Drops the views {@link #readPiece} and {@link #writePiece} keep (they hold a user buffer). */
+  #dropPieces(): void {
+    this.#readView = this.#readOf = this.#writeView = this.#writeOf = null;
+  }
+
+  /**
    * Copies host → card: `src[pos..]` to the cursor of `wiov` (the write phase of
    * `_vop_virtio_copy`). Synchronous while every piece is a memcpy. @returns bytes copied
    */
@@ -360,7 +403,7 @@ export class VopVring {
       const addr = iov.offsets[iov.i]! + iov.consumed;
       const segLeft = iov.lengths[iov.i]! - iov.consumed;
       const n = Math.min(segLeft, src.length - pos - copied);
-      const data = src.subarray(pos + copied, pos + copied + n);
+      const data = this.#writePiece(src, pos + copied, n);
       const dma = n >= ctx.dmaMinBytes ? ctx.dma() : null;
       if (dma !== null) {
         if (ctx.pool !== null) {

@@ -203,6 +203,38 @@ describe('vop-host: the data path (COPY_DESC)', () => {
     expect(h.device!.vrings[0]!.block.va.readU16(5128)).toBe(1);
   });
 
+  it('copies each chain into the same place of one large buffer, and into other places, exactly', async () => {
+    const r = await rig();
+    const h = r.control.open();
+    await h.addDevice(consoleBlock());
+    const dev = await r.card.bringUp(24);
+    const big = new Uint8Array(1 << 16);
+    const tx = r.card.buffer(4096);
+    const rx = r.card.buffer(4096);
+    const cases: Array<[number, string]> = [
+      [0, 'first chain'],
+      [0, 'second!'],
+      [0, 'third chain, longer'],
+      [100, 'at 100'],
+      [100, 'at 100 again'],
+    ];
+    for (const [at, s] of cases) {
+      tx.mem.write(0, text(s));
+      dev.vqs[1]!.vq.add([{ addr: tx.addr, len: s.length }], [], 1);
+      expect(await h.copyDesc({ iov: [big.subarray(at)], vrIdx: 1, updateUsed: true })).toBe(s.length);
+      expect(str(big.subarray(at, at + s.length))).toBe(s);
+      dev.vqs[0]!.vq.add([], [{ addr: rx.addr, len: 4096 }], 2);
+      expect(await h.copyDesc({ iov: [big.subarray(at, at + s.length)], vrIdx: 0, updateUsed: true })).toBe(
+        s.length,
+      );
+      const back = new Uint8Array(s.length);
+      rx.mem.read(0, back);
+      expect(str(back)).toBe(s);
+      expect(dev.vqs[1]!.vq.getBuf()).toEqual({ token: 1, len: 0 });
+      expect(dev.vqs[0]!.vq.getBuf()).toEqual({ token: 2, len: s.length });
+    }
+  });
+
   it('keeps partial progress across calls: header, data and status of one block request', async () => {
     const r = await rig();
     const h = r.control.open();
